@@ -1,0 +1,50 @@
+"""Provides the headless engine: one owner thread for every MLX call, requests in, events out.
+
+This package never imports Textual; `tests/test_import_hygiene.py` proves it.
+"""
+
+from .engine import Engine, EngineState
+from .errors import EngineClosed
+from .events import (
+    Busy,
+    Draining,
+    Event,
+    Finished,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ModelUnloaded,
+    PrefillProgress,
+    Started,
+    Stats,
+    TextDelta,
+    Usage,
+)
+from .requests import ChatRequest, LoadModel, Message, SamplingParams, UnloadModel, new_request_id
+
+__all__ = [
+    "Busy",
+    "ChatRequest",
+    "Draining",
+    "Engine",
+    "EngineClosed",
+    "EngineState",
+    "Event",
+    "Finished",
+    "LoadModel",
+    "Message",
+    "ModelInfo",
+    "ModelLoaded",
+    "ModelLoadFailed",
+    "ModelLoading",
+    "ModelUnloaded",
+    "PrefillProgress",
+    "SamplingParams",
+    "Started",
+    "Stats",
+    "TextDelta",
+    "UnloadModel",
+    "Usage",
+    "new_request_id",
+]

@@ -1,0 +1,148 @@
+"""Provides the events the engine emits.
+
+Every accepted request produces some of these, always in order and always ending with exactly one `Finished`.
+Events are created on the engine's owner thread and handed to the consumer's sink, which must not block (a
+Textual app's `post_message`, a `queue.SimpleQueue.put`). They hold only plain Python values, never MLX arrays,
+so the UI never touches MLX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]
+Phase = Literal["idle", "loading", "prefill", "generating", "draining", "closed"]
+ModelKind = Literal["text", "vision"]
+
+
+@dataclass(frozen=True)
+class Event:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the UI shows about the loaded model."""
+
+    name: str
+    path: str
+    kind: ModelKind
+    quantization: str
+    size_bytes: int
+    context_size: int
+
+
+@dataclass(frozen=True)
+class ModelLoading(Event):
+    """A load is under way. `fraction` is None while the step has no measurable progress."""
+
+    model: str
+    step: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelLoaded(Event):
+    info: ModelInfo
+    load_s: float
+
+
+@dataclass(frozen=True)
+class ModelLoadFailed(Event):
+    """The load failed. `still_loaded` names the model that is loaded now (the previous one when the problem
+    was found before it was dropped), or None."""
+
+    model: str
+    message: str
+    still_loaded: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelUnloaded(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    """Generation began. `cached_tokens` of `prompt_tokens` were reused from the previous turn."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    route: Literal["text", "vision"]
+
+
+@dataclass(frozen=True)
+class PrefillProgress(Event):
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class TextDelta(Event):
+    """New answer text, batched by time so a fast model cannot flood the consumer."""
+
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Stats(Event):
+    """Measured on the owner thread. Emitted while generating (latest value wins) and once at the end."""
+
+    ttft_s: float | None
+    prompt_tokens: int
+    cached_tokens: int
+    prompt_tps: float
+    generation_tokens: int
+    decode_tps: float
+    peak_memory_bytes: int
+    context_used: int
+    context_size: int
+
+
+@dataclass(frozen=True)
+class Draining(Event):
+    """Cancel was asked; the owner thread is finishing its current step. Not idle until `Finished`."""
+
+    reason: Literal["cancel", "shutdown"] = "cancel"
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    generation_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    """The one terminal event of every accepted request. After it the engine is idle (or closed)."""
+
+    reason: FinishReason
+    text: str = ""
+    usage: Usage = Usage()
+    error: str | None = None
+    stats: Stats | None = None
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Why a request was refused: the engine is working on `active_request_id`. Returned by `submit`, never
+    queued. The refused request gets no events."""
+
+    refused_request_id: str
+    active_request_id: str
+    active_kind: Literal["chat", "load", "unload"]
+    phase: Phase
+    elapsed_s: float
+
+    @property
+    def message(self) -> str:
+        verb = {"chat": "answering", "load": "loading a model for", "unload": "unloading a model for"}[
+            self.active_kind
+        ]
+        return (
+            f"Engine busy: {verb} {self.active_request_id} ({self.phase}, {self.elapsed_s:.1f}s). "
+            "Wait for it to finish or cancel it."
+        )

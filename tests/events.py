@@ -1,0 +1,58 @@
+"""An event sink for tests: a thread-safe queue plus bounded waits on the events we need."""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import TypeVar
+
+from mlxchat.engine import Event, Finished
+
+E = TypeVar("E", bound=Event)
+
+
+class EventLog:
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.queue.put(event)
+
+    def drain(self) -> list[Event]:
+        while True:
+            try:
+                self.events.append(self.queue.get_nowait())
+            except queue.Empty:
+                return self.events
+
+    def wait_for(self, kind: type[E], request_id: str | None = None, timeout_s: float = 60.0) -> E:
+        """The first event of `kind` (for `request_id`), already seen or arriving within `timeout_s`."""
+        for event in self.drain():
+            if isinstance(event, kind) and (request_id is None or event.request_id == request_id):
+                return event
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {kind.__name__} for {request_id} within {timeout_s}s; saw {self.events[-5:]}")
+            try:
+                event = self.queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.events.append(event)
+            if isinstance(event, kind) and (request_id is None or event.request_id == request_id):
+                return event
+
+    def finished(self, request_id: str, timeout_s: float = 60.0) -> Finished:
+        return self.wait_for(Finished, request_id, timeout_s)
+
+    def of(self, request_id: str) -> list[Event]:
+        return [e for e in self.drain() if e.request_id == request_id]
+
+    def terminal_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for event in self.drain():
+            if isinstance(event, Finished):
+                counts[event.request_id] = counts.get(event.request_id, 0) + 1
+        return counts

@@ -1,0 +1,255 @@
+"""Provides mlxchat's settings: per-conversation `ChatSettings` and the user's `AppConfig` from `config.toml`.
+
+Precedence is always **flag > config file > built-in default**, per field: `load_config()` lays the file's
+`[chat]` table over `ChatSettings()`, and `ChatSettings.merged(...)` lays command-line flags (those given, i.e.
+not None) over that. A conversation stores its own `ChatSettings` (see `mlxchat.store`); a new conversation starts
+from `AppConfig.chat`.
+
+The file lives at `<config_dir>/config.toml` (`mlxchat.paths.config_dir()`), is never created by mlxchat, and
+looks like this::
+
+    theme = "textual-dark"
+
+    [chat]
+    system_prompt = "You are a concise assistant."
+    temperature = 0.7
+    top_p = 1.0
+    max_tokens = 1024
+    seed = 42                  # leave out for a random seed
+    model = "~/models/Qwen2.5-0.5B-Instruct-4bit"
+
+    [keymap]                   # binding id = keys, as Textual's App.set_keymap takes them
+    send = "ctrl+j"
+    new_conversation = "ctrl+n,f2"
+
+A file that is not valid TOML, or a value of the wrong type, never stops mlxchat: `AppConfig.problems` carries one
+readable line per problem (naming the file, line and column for a syntax error) and the defaults are used for
+what could not be read. Loading reads one small file and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from mlxchat import paths
+
+CONFIG_FILE_NAME = "config.toml"
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """How one conversation is answered. Stored with each conversation; defaults come from `config.toml`."""
+
+    system_prompt: str = ""
+    """Sent as the system message before the conversation. Empty: no system message (the model's own default)."""
+
+    temperature: float = 0.7
+    """Sampling temperature, 0 or more. 0 is greedy: the same prompt and model give the same answer."""
+
+    top_p: float = 1.0
+    """Nucleus sampling: only the most likely tokens whose probabilities add up to `top_p` are kept (0 < p <= 1).
+    1.0 keeps them all."""
+
+    max_tokens: int = 1024
+    """The most tokens one answer may have; a longer answer stops with finish reason `length`."""
+
+    seed: int | None = None
+    """Random seed for sampling. None: a fresh seed each answer. With a fixed seed, answers are reproducible."""
+
+    model: str | None = None
+    """The model to answer with: a folder, a cached Hugging Face repo id or an imported model's name. None: the
+    bundled demo model."""
+
+    def __post_init__(self) -> None:
+        for name in _CHAT_FIELDS:
+            why = _check_chat_value(name, getattr(self, name))
+            if why:
+                raise ValueError(why)
+
+    def merged(self, **overrides: Any) -> "ChatSettings":
+        """These settings with every override that is not None laid over them (how flags beat the config).
+
+        Unknown names raise `TypeError`, so a typo in a caller cannot silently do nothing.
+        """
+        unknown = set(overrides) - set(_CHAT_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown chat settings: {', '.join(sorted(unknown))}")
+        given = {name: _coerce(name, value) for name, value in overrides.items() if value is not None}
+        return replace(self, **given) if given else self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (how the store keeps them)."""
+        return {name: getattr(self, name) for name in _CHAT_FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base: "ChatSettings | None" = None) -> "ChatSettings":
+        """Settings from a stored dict, over `base` (defaults when None). Unknown keys and values that do not fit
+        are skipped, so settings written by another mlxchat version still open."""
+        settings = base or cls()
+        usable = {}
+        for name in _CHAT_FIELDS:
+            if name in data and _check_chat_value(name, data[name]) is None:
+                usable[name] = _coerce(name, data[name])
+        return replace(settings, **usable) if usable else settings
+
+    def sampling(self):
+        """The engine's `SamplingParams` for these settings."""
+        from mlxchat.engine.requests import SamplingParams
+
+        return SamplingParams(
+            temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed
+        )
+
+
+_CHAT_FIELDS = ("system_prompt", "temperature", "top_p", "max_tokens", "seed", "model")
+
+
+def _check_chat_value(name: str, value: Any) -> str | None:
+    """Why `value` cannot be `name`, in words, or None when it can."""
+    if name in ("system_prompt",):
+        return None if isinstance(value, str) else f"{name} must be a string"
+    if name == "model":
+        return None if value is None or (isinstance(value, str) and value.strip()) else f"{name} must be a name or path"
+    if name == "seed":
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+        return None if ok else "seed must be a whole number, 0 or more"
+    if name == "max_tokens":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return None if ok else "max_tokens must be a whole number above 0"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{name} must be a number"
+    if name == "temperature" and value < 0:
+        return "temperature must be 0 or more"
+    if name == "top_p" and not 0 < value <= 1:
+        return "top_p must be above 0 and at most 1"
+    return None
+
+
+def _coerce(name: str, value: Any) -> Any:
+    ok_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if name in ("temperature", "top_p") and ok_number else value
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What `config.toml` says, over the defaults. Build it with `load_config()`."""
+
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    """Defaults for new conversations and for `mlxchat ask`."""
+
+    theme: str | None = None
+    """Name of the Textual theme to start with. None: the app's default theme."""
+
+    keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Binding id → keys (comma-separated, Textual's syntax), passed to `App.set_keymap`."""
+
+    path: Path | None = None
+    """The file these values came from, or None when there was none."""
+
+    problems: tuple[str, ...] = ()
+    """One readable line per thing in the file that could not be used. Show them; the defaults stand in."""
+
+
+def config_path() -> Path:
+    """Where `config.toml` is looked for (it need not exist)."""
+    return paths.config_dir() / CONFIG_FILE_NAME
+
+
+def load_config(path: Path | None = None) -> AppConfig:
+    """Read `path` (default: `config_path()`). Never raises for a bad or missing file; see `AppConfig.problems`."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return AppConfig()
+    except (OSError, UnicodeDecodeError) as exc:
+        return AppConfig(path=path, problems=(f"{path}: cannot be read ({exc}); using the defaults.",))
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return AppConfig(path=path, problems=(describe_toml_error(path, exc, text),))
+    return _config_from_data(data, path)
+
+
+def describe_toml_error(path: Path, exc: tomllib.TOMLDecodeError, text: str = "") -> str:
+    """'…/config.toml, line 3, column 7: Expected '=' after a key in a key/value pair. …using the defaults.'
+
+    Python 3.11–3.13 put the position only in the message text; 3.14 adds `lineno`/`colno`. An error "at end of
+    document" is placed on the last line of `text`.
+    """
+    message = str(exc)
+    line = getattr(exc, "lineno", None)
+    column = getattr(exc, "colno", None)
+    found = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
+    if found:
+        message = message[: found.start()]
+        line, column = line or int(found.group(1)), column or int(found.group(2))
+    elif "(at end of document)" in message:
+        message = message.replace("(at end of document)", "").strip()
+        lines = text.split("\n")
+        line, column = len(lines), len(lines[-1]) + 1
+    where = f"line {line}, column {column}" if line else "at the end of the file"
+    return f"{path}, {where}: {message.rstrip('.')}. The file was not used; using the defaults."
+
+
+def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
+    problems: list[str] = []
+    known_top = {"chat", "theme", "keymap"}
+    for key in data:
+        if key not in known_top:
+            problems.append(f"{path}: unknown setting {key!r} ignored (known: chat, theme, keymap).")
+
+    chat = ChatSettings()
+    chat_table = data.get("chat", {})
+    if not isinstance(chat_table, dict):
+        problems.append(f"{path}: [chat] must be a table; using the default chat settings.")
+        chat_table = {}
+    usable: dict[str, Any] = {}
+    for key, value in chat_table.items():
+        if key not in _CHAT_FIELDS:
+            problems.append(f"{path}: unknown setting chat.{key} ignored (known: {', '.join(_CHAT_FIELDS)}).")
+            continue
+        why = _check_chat_value(key, value)
+        if why:
+            problems.append(f"{path}: chat.{key} = {value!r} ignored: {why}.")
+            continue
+        usable[key] = _coerce(key, value)
+    if usable:
+        chat = replace(chat, **usable)
+
+    theme = data.get("theme")
+    if theme is not None and not (isinstance(theme, str) and theme.strip()):
+        problems.append(f"{path}: theme = {theme!r} ignored: theme must be a theme name.")
+        theme = None
+
+    keymap: dict[str, str] = {}
+    keymap_table = data.get("keymap", {})
+    if not isinstance(keymap_table, dict):
+        problems.append(f"{path}: [keymap] must be a table of binding id = \"keys\"; ignored.")
+        keymap_table = {}
+    for binding_id, keys in keymap_table.items():
+        if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
+            keys = ",".join(keys)
+        if not isinstance(keys, str) or not keys.strip():
+            problems.append(f"{path}: keymap.{binding_id} = {keys!r} ignored: keys must be a string like \"ctrl+n\".")
+            continue
+        keymap[binding_id] = keys.replace(" ", "")
+
+    return AppConfig(
+        chat=chat,
+        theme=theme,
+        keymap=MappingProxyType(keymap),
+        path=path,
+        problems=tuple(problems),
+    )
+
+
+__all__ = ["AppConfig", "ChatSettings", "config_path", "describe_toml_error", "load_config"]
+
+# Keep the list of fields in one place: a field added to ChatSettings must be added to _CHAT_FIELDS too.
+assert _CHAT_FIELDS == tuple(f.name for f in fields(ChatSettings)), "update _CHAT_FIELDS"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import time
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from mlxchat.engine import Event, Finished
 
@@ -28,20 +28,28 @@ class EventLog:
 
     def wait_for(self, kind: type[E], request_id: str | None = None, timeout_s: float = 60.0) -> E:
         """The first event of `kind` (for `request_id`), already seen or arriving within `timeout_s`."""
+        return self.wait_until(
+            lambda e: isinstance(e, kind) and (request_id is None or e.request_id == request_id),
+            timeout_s,
+            f"{kind.__name__} for {request_id}",
+        )
+
+    def wait_until(self, predicate: Callable[[Event], bool], timeout_s: float = 60.0, what: str = "event") -> Event:
+        """The first event, already seen or arriving within `timeout_s`, for which `predicate` holds."""
         for event in self.drain():
-            if isinstance(event, kind) and (request_id is None or event.request_id == request_id):
+            if predicate(event):
                 return event
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no {kind.__name__} for {request_id} within {timeout_s}s; saw {self.events[-5:]}")
+                raise TimeoutError(f"no {what} within {timeout_s}s; last events: {self.events[-5:]}")
             try:
                 event = self.queue.get(timeout=remaining)
             except queue.Empty:
                 continue
             self.events.append(event)
-            if isinstance(event, kind) and (request_id is None or event.request_id == request_id):
+            if predicate(event):
                 return event
 
     def finished(self, request_id: str, timeout_s: float = 60.0) -> Finished:

@@ -20,7 +20,7 @@ ENGINE_MLX_MODULES = (
     "mlxchat.engine.prompt_cache",
     "mlxchat.engine.loader",
 )
-WRAPPED_CORE_FUNCTIONS = ("eval", "async_eval", "synchronize", "clear_cache", "array", "load", "get_peak_memory")
+WRAPPED_CORE_FUNCTIONS = ("eval", "async_eval", "synchronize", "clear_cache", "load", "get_peak_memory")
 
 
 class MLXProbe:

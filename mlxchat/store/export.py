@@ -1,0 +1,117 @@
+"""Provides conversation export to Markdown (to read or share) and JSON (to process), images referenced by file.
+
+Images are not embedded: both formats point at the content-addressed copy in the data folder, which stays put
+when the original moves. Exports are pure functions of a `Conversation`; `export_conversation` writes one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from .records import Conversation, StoredMessage
+
+ExportFormat = Literal["markdown", "json"]
+JSON_FORMAT_NAME = "mlxchat-conversation"
+JSON_FORMAT_VERSION = 1
+
+_HEADINGS = {"system": "System", "user": "You", "assistant": "Assistant"}
+_STATUS_NOTES = {"stopped": "*(stopped before the end)*", "error": "*(failed; partial answer)*"}
+
+
+def to_markdown(conversation: Conversation) -> str:
+    """The conversation as Markdown: a title, its settings, then one `##` section per message."""
+    settings = conversation.settings
+    lines = [f"# {_one_line(conversation.title)}", ""]
+    facts = [
+        f"Model: {settings.model or 'demo model'}",
+        f"temperature {settings.temperature:g}",
+        f"top-p {settings.top_p:g}",
+        f"max tokens {settings.max_tokens}",
+    ]
+    if settings.seed is not None:
+        facts.append(f"seed {settings.seed}")
+    lines += [f"*{conversation.created_at:%Y-%m-%d %H:%M} UTC · " + " · ".join(facts) + "*", ""]
+    if settings.system_prompt and not any(m.role == "system" for m in conversation.messages):
+        lines += ["## System", "", settings.system_prompt.rstrip(), ""]
+    for message in conversation.messages:
+        lines += _message_markdown(message)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _message_markdown(message: StoredMessage) -> list[str]:
+    lines = [f"## {_HEADINGS.get(message.role, message.role.title())}", ""]
+    if message.text.strip():
+        lines += [message.text.rstrip(), ""]
+    for attachment in message.attachments:
+        lines += [f"![{_escape_alt(attachment.name)}](<{attachment.path.as_posix()}>)", ""]
+    if message.status in _STATUS_NOTES:
+        lines += [_STATUS_NOTES[message.status], ""]
+    return lines
+
+
+def to_json(conversation: Conversation) -> str:
+    """The conversation as one JSON document (format `mlxchat-conversation`, version 1)."""
+    document = {
+        "format": JSON_FORMAT_NAME,
+        "version": JSON_FORMAT_VERSION,
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "settings": conversation.settings.to_dict(),
+        "messages": [
+            {
+                "id": message.id,
+                "role": message.role,
+                "text": message.text,
+                "status": message.status,
+                "created_at": message.created_at.isoformat(),
+                "stats": dict(message.stats) if message.stats is not None else None,
+                "attachments": [
+                    {
+                        "name": attachment.name,
+                        "sha256": attachment.sha256,
+                        "size_bytes": attachment.size_bytes,
+                        "path": str(attachment.path),
+                    }
+                    for attachment in message.attachments
+                ],
+            }
+            for message in conversation.messages
+        ],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def export_conversation(conversation: Conversation, target: Path, fmt: ExportFormat | None = None) -> Path:
+    """Write the export to `target` (format from `fmt`, else from the suffix: `.json` is JSON, anything else
+    Markdown). Written to a temporary name and renamed, so a reader never sees half a file. Raises OSError."""
+    target = Path(target).expanduser()
+    fmt = fmt or ("json" if target.suffix.lower() == ".json" else "markdown")
+    text = to_json(conversation) if fmt == "json" else to_markdown(conversation)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def suggested_file_name(conversation: Conversation, fmt: ExportFormat = "markdown") -> str:
+    """A safe file name from the title, e.g. 'capital-of-france.md'."""
+    stem = re.sub(r"[^\w]+", "-", conversation.title.lower()).strip("-")[:60] or "conversation"
+    return f"{stem}.{'json' if fmt == 'json' else 'md'}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _escape_alt(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")

@@ -1,0 +1,398 @@
+"""Provides `History`: conversations and messages in SQLite (stdlib `sqlite3`, WAL), attachments beside it.
+
+The database is `<data_dir>/history.sqlite3`. Nothing is created until the first write: reading a history that
+does not exist yet gives empty answers. Each write is one transaction committed with `synchronous=FULL`, so once
+a call returns its data survives a `kill -9` (and a power cut); nothing is written per token.
+
+One `History` may be shared by threads (calls are serialised by a lock). Every failure to read or write comes
+out as `StoreError` with a one-line message; a failed write changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from mlxchat import paths
+from mlxchat.settings import ChatSettings
+
+from .attachments import AttachmentFolder
+from .errors import StoreError, store_error
+from .records import Conversation, ConversationSummary, MessageStatus, Role, StoredAttachment, StoredMessage
+from .rows import (
+    SUMMARY_SQL,
+    auto_title,
+    check,
+    settings_from_json,
+    settings_json,
+    snippet,
+    stats_dict,
+    stats_json,
+    summary,
+    time_of,
+)
+from .schema import SCHEMA_VERSION, NewerSchema, migrate
+
+DATABASE_NAME = "history.sqlite3"
+ATTACHMENTS_FOLDER = "attachments"
+
+
+class History:
+    """The conversation history. Cheap to build: it opens the database on first use.
+
+    `data_dir` defaults to `mlxchat.paths.data_dir()`, read when the history is first used (so tests can point
+    `MLXCHAT_DATA_DIR` elsewhere).
+    """
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self._data_dir = data_dir
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+
+    # ---- where --------------------------------------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        return (self._data_dir or paths.data_dir()).expanduser().absolute()
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / DATABASE_NAME
+
+    @property
+    def attachments(self) -> AttachmentFolder:
+        return AttachmentFolder(self.data_dir / ATTACHMENTS_FOLDER)
+
+    # ---- conversations ------------------------------------------------------------------------------------
+
+    def create_conversation(self, title: str | None = None, settings: ChatSettings | None = None) -> Conversation:
+        """A new, empty conversation. With no `title` it is named after its first user message."""
+        now = time.time()
+        conversation_id = uuid.uuid4().hex
+        settings = settings or ChatSettings()
+        with self._writing("create a conversation") as db:
+            db.execute(
+                "INSERT INTO conversations (id, title, created_at, updated_at, settings_json, auto_title)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, title or "New chat", now, now, settings_json(settings), title is None),
+            )
+        return Conversation(conversation_id, title or "New chat", time_of(now), time_of(now), settings, ())
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        """The conversation with all its messages. Raises `StoreError(kind="not-found")` for an unknown id."""
+        with self._reading("read the conversation") as db:
+            row = db and db.execute(
+                "SELECT id, title, created_at, updated_at, settings_json FROM conversations WHERE id = ?",
+                (conversation_id,),
+            ).fetchone()
+            if not row:
+                raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
+            messages = self._messages(db, conversation_id)
+        return Conversation(
+            id=row[0],
+            title=row[1],
+            created_at=time_of(row[2]),
+            updated_at=time_of(row[3]),
+            settings=settings_from_json(row[4]),
+            messages=messages,
+        )
+
+    def last_conversation(self) -> Conversation | None:
+        """The most recently updated conversation (what `mlxchat --resume` reopens), or None."""
+        with self._reading("find the last conversation") as db:
+            row = db and db.execute(
+                "SELECT id FROM conversations ORDER BY updated_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        return self.get_conversation(row[0]) if row else None
+
+    def list_conversations(self, limit: int | None = None) -> list[ConversationSummary]:
+        """Every conversation, most recently updated first."""
+        with self._reading("list conversations") as db:
+            if db is None:
+                return []
+            rows = db.execute(SUMMARY_SQL + " ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?", (limit or -1,))
+            return [summary(row, preview=row[6]) for row in rows]
+
+    def search(self, text: str, limit: int = 50) -> list[ConversationSummary]:
+        """Conversations whose title or any message contains `text` (case-insensitive for ASCII), most recent
+        first; each `preview` shows the text around the first matching message."""
+        needle = text.strip()
+        if not needle:
+            return self.list_conversations(limit)
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._reading("search the history") as db:
+            if db is None:
+                return []
+            rows = db.execute(
+                SUMMARY_SQL.replace(
+                    "FROM conversations c",
+                    ", (SELECT m2.text FROM messages m2 WHERE m2.conversation_id = c.id AND m2.text LIKE :p"
+                    " ESCAPE '\\' ORDER BY m2.id LIMIT 1) AS hit FROM conversations c",
+                )
+                + " WHERE c.title LIKE :p ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m3"
+                " WHERE m3.conversation_id = c.id AND m3.text LIKE :p ESCAPE '\\')"
+                " ORDER BY c.updated_at DESC, c.rowid DESC LIMIT :limit",
+                {"p": pattern, "limit": limit},
+            )
+            return [summary(row, preview=snippet(row[7], needle) if row[7] else row[6]) for row in rows]
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        title = " ".join(title.split())
+        if not title:
+            raise StoreError("A conversation title cannot be empty.", "other")
+        with self._writing("rename the conversation") as db:
+            self._touch(db, conversation_id, "title = ?, auto_title = 0", (title,))
+
+    def update_settings(self, conversation_id: str, settings: ChatSettings) -> None:
+        with self._writing("save the conversation settings") as db:
+            self._touch(db, conversation_id, "settings_json = ?", (settings_json(settings),))
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete the conversation, its messages, and stored images no other message uses."""
+        with self._writing("delete the conversation") as db:
+            blobs = db.execute(
+                "SELECT DISTINCT a.sha256, a.suffix FROM attachments a JOIN messages m ON m.id = a.message_id"
+                " WHERE m.conversation_id = ?",
+                (conversation_id,),
+            ).fetchall()
+            if db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount == 0:
+                raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
+        self._remove_unused(blobs)
+
+    # ---- messages -----------------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: str,
+        role: Role,
+        text: str,
+        *,
+        status: MessageStatus = "complete",
+        stats: Mapping[str, Any] | Any | None = None,
+        images: Sequence[Path] = (),
+    ) -> StoredMessage:
+        """Save one finished turn. `stats` may be the engine's `Stats` or a dict. `images` are copied into the
+        data folder first, so the message keeps them when the originals move."""
+        check(role, status)
+        blobs = []
+        for image in images:
+            try:
+                blobs.append((Path(image).name, self.attachments.put(Path(image))))
+            except FileNotFoundError as exc:
+                raise StoreError(f"Cannot attach {image}: the file does not exist.", "not-found") from exc
+            except OSError as exc:
+                raise store_error(exc, f"store the image {Path(image).name}", self.attachments.root) from exc
+        now = time.time()
+        with self._writing("save the message") as db:
+            cursor = db.execute(
+                "INSERT INTO messages (conversation_id, role, text, created_at, status, stats_json)"
+                " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)",
+                (conversation_id, role, text, now, status, stats_json(stats), conversation_id),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
+            message_id = cursor.lastrowid
+            db.executemany(
+                "INSERT INTO attachments (message_id, position, sha256, name, suffix, size_bytes)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(message_id, i, b.sha256, name, b.suffix, b.size_bytes) for i, (name, b) in enumerate(blobs)],
+            )
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
+            if role == "user":
+                db.execute(
+                    "UPDATE conversations SET title = ?, auto_title = 0 WHERE id = ? AND auto_title = 1",
+                    (auto_title(text), conversation_id),
+                )
+        attachments = tuple(
+            StoredAttachment(b.sha256, name, self.attachments.path_for(b.sha256, b.suffix), b.size_bytes)
+            for name, b in blobs
+        )
+        return StoredMessage(
+            message_id, conversation_id, role, text, status, time_of(now), stats_dict(stats), attachments
+        )
+
+    def update_message(
+        self,
+        message_id: int,
+        *,
+        text: str | None = None,
+        status: MessageStatus | None = None,
+        stats: Mapping[str, Any] | Any | None = None,
+    ) -> StoredMessage:
+        """Change a saved message: the edited last user message, or a stopped answer that was continued."""
+        if status is not None:
+            check("user", status)
+        with self._writing("update the message") as db:
+            row = db.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"No message with id {message_id} in the history.", "not-found")
+            db.execute(
+                "UPDATE messages SET text = COALESCE(?, text), status = COALESCE(?, status),"
+                " stats_json = COALESCE(?, stats_json) WHERE id = ?",
+                (text, status, stats_json(stats), message_id),
+            )
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), row[0]))
+            (message,) = [m for m in self._messages(db, row[0]) if m.id == message_id]
+        return message
+
+    def delete_messages_from(self, message_id: int) -> int:
+        """Delete this message and every later one of its conversation (to regenerate or resend); returns how
+        many were deleted."""
+        with self._writing("delete messages") as db:
+            row = db.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"No message with id {message_id} in the history.", "not-found")
+            blobs = db.execute(
+                "SELECT DISTINCT a.sha256, a.suffix FROM attachments a JOIN messages m ON m.id = a.message_id"
+                " WHERE m.conversation_id = ? AND m.id >= ?",
+                row + (message_id,),
+            ).fetchall()
+            deleted = db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", row + (message_id,)
+            ).rowcount
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), row[0]))
+        self._remove_unused(blobs)
+        return deleted
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # ---- internals ----------------------------------------------------------------------------------------
+
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._connection is not None:
+            return self._connection
+        path = self.database_path
+        if not create and not path.exists():
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise store_error(exc, "open the history", path) from exc
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            migrate(connection)
+        except NewerSchema as exc:
+            connection.close()
+            raise StoreError(
+                f"{path} was written by a newer mlxchat (history schema {exc.found}; this version reads up to "
+                f"{SCHEMA_VERSION}). Upgrade mlxchat, or point MLXCHAT_DATA_DIR elsewhere.",
+                "newer-schema",
+            ) from exc
+        except (OSError, sqlite3.Error) as exc:
+            connection.close()
+            raise store_error(exc, "open the history", path) from exc
+        self._connection = connection
+        return connection
+
+    def _reading(self, action: str):
+        return _Transaction(self, action, write=False)
+
+    def _writing(self, action: str):
+        return _Transaction(self, action, write=True)
+
+    def _touch(self, db: sqlite3.Connection, conversation_id: str, assignments: str, values: tuple) -> None:
+        cursor = db.execute(
+            f"UPDATE conversations SET {assignments}, updated_at = ? WHERE id = ?",
+            values + (time.time(), conversation_id),
+        )
+        if cursor.rowcount == 0:
+            raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
+
+    def _messages(self, db: sqlite3.Connection, conversation_id: str) -> tuple[StoredMessage, ...]:
+        attachments: dict[int, list[StoredAttachment]] = {}
+        folder = self.attachments
+        for message_id, sha256, name, suffix, size in db.execute(
+            "SELECT a.message_id, a.sha256, a.name, a.suffix, a.size_bytes FROM attachments a"
+            " JOIN messages m ON m.id = a.message_id WHERE m.conversation_id = ? ORDER BY a.message_id, a.position",
+            (conversation_id,),
+        ):
+            attachments.setdefault(message_id, []).append(
+                StoredAttachment(sha256, name, folder.path_for(sha256, suffix), size)
+            )
+        return tuple(
+            StoredMessage(
+                id=row[0],
+                conversation_id=conversation_id,
+                role=row[1],
+                text=row[2],
+                status=row[3],
+                created_at=time_of(row[4]),
+                stats=json.loads(row[5]) if row[5] else None,
+                attachments=tuple(attachments.get(row[0], ())),
+            )
+            for row in db.execute(
+                "SELECT id, role, text, status, created_at, stats_json FROM messages"
+                " WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            )
+        )
+
+    def _remove_unused(self, blobs: Iterable[tuple[str, str]]) -> None:
+        blobs = list(blobs)
+        if not blobs:
+            return
+        with self._reading("clean up attachments") as db:
+            for sha256, suffix in blobs:
+                used = db.execute(
+                    "SELECT 1 FROM attachments WHERE sha256 = ? AND suffix = ? LIMIT 1", (sha256, suffix)
+                ).fetchone()
+                if not used:
+                    self.attachments.remove(sha256, suffix)
+
+
+class _Transaction:
+    """`with` block holding the lock and, for writes, one IMMEDIATE transaction committed on success."""
+
+    def __init__(self, history: History, action: str, write: bool) -> None:
+        self.history, self.action, self.write = history, action, write
+
+    def __enter__(self) -> sqlite3.Connection | None:
+        self.history._lock.acquire()
+        try:
+            self.db = self.history._connect(create=self.write)
+            if self.write:
+                self.db.execute("BEGIN IMMEDIATE")
+        except StoreError:
+            self.history._lock.release()
+            raise
+        except sqlite3.Error as exc:
+            self.history._lock.release()
+            raise store_error(exc, self.action, self.history.database_path) from exc
+        return self.db
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        try:
+            if self.write:
+                if exc_type is None:
+                    try:
+                        self.db.execute("COMMIT")
+                        return False
+                    except sqlite3.Error as commit_error:
+                        exc = commit_error
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise store_error(exc, self.action, self.history.database_path) from exc
+            return False
+        finally:
+            self.history._lock.release()

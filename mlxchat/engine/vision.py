@@ -1,0 +1,285 @@
+"""Provides the vision route: loading an mlx-vlm model, and answering a turn that carries images.
+
+A vision model serves two routes from one set of weights. Turns with images run here, through mlx-vlm's own
+`generate_step` (vision tower → image features merged into the prompt → language model), because only mlx-vlm
+knows each architecture's image plumbing (tiles, pixel masks, multimodal rotary positions). Text-only turns go
+to mlx-lm's route (`generation.run_text_turn`) through `LanguageModelAdapter`, which makes the VLM's language
+model look like an mlx-lm model without copying a weight. Both routes end in `generation.decode`, so batching,
+stats, cancel between tokens and stop/length behave the same.
+
+Everything here runs on the engine's owner thread (see `engine.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_lm import tokenizer_utils
+
+from .control import CancelledByRequest, RequestControl
+from .errors import RequestError
+from .events import Finished, PrefillProgress, Started, Usage
+from .generation import Emit, TurnClock, decode
+from .prompt_cache import ConversationCache
+from .requests import ChatRequest
+from .vision_inputs import image_paths, load_image, template_messages
+
+
+class LanguageModelAdapter(nn.Module):
+    """The VLM's language model seen as an mlx-lm model: called with tokens and a cache, returns logits.
+
+    mlx-vlm language models return an output object (`.logits`, and more), and some keep rotary-position state
+    from the last image prompt (Qwen2-VL's `_position_ids`/`_rope_deltas`). The adapter unwraps the logits and
+    clears that state when a new prompt starts (cache offset 0), so text turns after an image turn get plain
+    positions. The language model is a child module, so the parameters are the VLM's own arrays, not copies.
+    """
+
+    def __init__(self, language_model: nn.Module) -> None:
+        super().__init__()
+        self.language_model = language_model
+
+    @property
+    def layers(self) -> list:
+        model = self.language_model
+        return model.layers if hasattr(model, "layers") else model.model.layers
+
+    def make_cache(self) -> list:
+        """The language model's own cache layout where it has one (sliding windows), else one KV cache a layer."""
+        if hasattr(self.language_model, "make_cache"):
+            return self.language_model.make_cache()
+        from mlx_lm.models.cache import KVCache
+
+        return [KVCache() for _ in self.layers]
+
+    def __call__(self, inputs: mx.array, cache: list | None = None, input_embeddings: mx.array | None = None):
+        if not cache or _cache_offset(cache[0]) == 0:
+            for state in ("_position_ids", "_rope_deltas"):
+                if getattr(self.language_model, state, None) is not None:
+                    setattr(self.language_model, state, None)
+        extra = {} if input_embeddings is None else {"inputs_embeds": input_embeddings}
+        output = self.language_model(inputs, cache=cache, **extra)
+        return getattr(output, "logits", output)
+
+
+class VisionTokenizer(tokenizer_utils.TokenizerWrapper):
+    """mlx-lm's wrapper over a VLM's tokenizer, for the text route.
+
+    VLM chat templates are written for list content (`[{"type": "text", "text": ...}]`); some (SmolVLM's)
+    cannot read a plain string and silently render an empty turn. Plain-string messages are passed as one text
+    item, which every VLM template reads.
+    """
+
+    def apply_chat_template(self, conversation, *args, **kwargs):
+        return super().apply_chat_template([_as_parts(m) for m in conversation], *args, **kwargs)
+
+
+def _as_parts(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": [{"type": "text", "text": content}]}
+    return message
+
+
+@dataclass
+class VisionParts:
+    """A loaded vision model: the mlx-vlm `model` and `processor`, and the mlx-lm view of the same weights
+    (`text_model`, `tokenizer`) for text-only turns."""
+
+    model: nn.Module
+    processor: Any
+    text_model: LanguageModelAdapter
+    tokenizer: VisionTokenizer
+
+
+def load_vision_model(path: Path | str) -> VisionParts:
+    """Load an mlx-vlm model folder (weights evaluated now, on this thread) and build its text-route view.
+
+    The tokenizer is the processor's own (image tokens included) wrapped for mlx-lm, with every end-of-turn id
+    the checkpoint names (config `eos_token_id`, the processor's extra ones such as `<end_of_utterance>`).
+    """
+    from mlx_vlm.utils import load
+
+    path = Path(path)
+    model, processor = load(str(path))
+    hf_tokenizer = getattr(processor, "tokenizer", processor)
+    eos = _eos_token_ids(path, processor, hf_tokenizer)
+    tokenizer = VisionTokenizer(hf_tokenizer, _detokenizer_class(processor), eos_token_ids=eos)
+    return VisionParts(model, processor, LanguageModelAdapter(model.language_model), tokenizer)
+
+
+def _detokenizer_class(processor: Any):
+    """mlx-lm's streaming detokenizer of the kind mlx-vlm picked for this tokenizer (BPE, SPM or naive).
+
+    mlx-lm's versions emit each word as soon as its bytes are complete; mlx-vlm's BPE one holds the last word
+    until the next space, which `generation.decode` would drop at a stop. Same kind, same output on both routes.
+    """
+    chosen = getattr(processor, "detokenizer", None)
+    kind = getattr(tokenizer_utils, type(chosen).__name__, None)
+    if not (isinstance(kind, type) and issubclass(kind, tokenizer_utils.StreamingDetokenizer)):
+        return tokenizer_utils.NaiveStreamingDetokenizer
+    if kind is tokenizer_utils.SPMStreamingDetokenizer and not getattr(chosen, "trim_space", True):
+        return partial(kind, trim_space=False)
+    return kind
+
+
+def _eos_token_ids(path: Path, processor: Any, hf_tokenizer: Any) -> list[int]:
+    """Every id that ends a turn: checkpoints spread them over config.json, generation_config.json (merged in
+    by `load_config`), the text config and the processor (Idefics3's `<end_of_utterance>`)."""
+    from mlx_vlm.utils import load_config
+
+    config = load_config(path)
+    ids: list[int] = []
+    for source in (
+        config.get("eos_token_id"),
+        (config.get("generation_config") or {}).get("eos_token_id"),
+        (config.get("text_config") or {}).get("eos_token_id"),
+        getattr(processor, "additional_eos_token_ids", None),
+        hf_tokenizer.eos_token_id,
+    ):
+        for token_id in source if isinstance(source, (list, tuple)) else [source]:
+            if isinstance(token_id, int) and token_id not in ids:
+                ids.append(token_id)
+    return ids
+
+
+def run_vision_turn(
+    loaded, request: ChatRequest, control: RequestControl, emit: Emit, cache: ConversationCache
+) -> Finished:
+    """Answer `request` (whose messages carry images) with the loaded vision model.
+
+    Every image is checked first; a bad one raises `RequestError` naming the file before any MLX work. The
+    whole conversation is re-read each turn (image features are not cached), and the text route's prompt
+    cache is invalidated because it does not hold this turn.
+
+    Cancel: between decode steps it lands within one token, as on the text route. During prefill it lands
+    only between prefill chunks, and the first chunk also runs the vision tower over every image, which
+    cannot be stopped inside: on a slow device a cancel there waits until the images are encoded. Models
+    whose mlx-vlm implementation disables chunked prefill cannot be stopped before their first token.
+    """
+    from mlx_vlm.generate import generate_step, generation_stream, wired_limit
+    from mlx_lm.sample_utils import make_sampler
+
+    parts: VisionParts = loaded.vision
+    request_id = request.request_id
+    cache.invalidate()
+    images = [load_image(path) for path in image_paths(request.messages)]
+    prompt = _render_prompt(parts, request)
+    inputs = _prepare_inputs(parts, prompt, images)
+    input_ids = inputs.pop("input_ids")
+    pixel_values = inputs.pop("pixel_values", None)
+    mask = inputs.pop("attention_mask", None)
+    prompt_tokens = int(input_ids.shape[1])
+    context_size = loaded.info.context_size
+    if prompt_tokens >= context_size:
+        raise RequestError(
+            f"The conversation and its images are {prompt_tokens} tokens; {loaded.info.name} reads at most "
+            f"{context_size}. Start a new conversation or attach fewer images."
+        )
+    sampling = request.sampling
+    if sampling.seed is not None:
+        mx.random.seed(sampling.seed)
+
+    clock = TurnClock(time.perf_counter(), prompt_tokens, 0, context_size)
+    emit(Started(request_id, prompt_tokens, 0, "vision"))
+    emit(PrefillProgress(request_id, 0, prompt_tokens))
+    chunk = loaded.chunker.size
+
+    def after_chunk(done: int, _cache) -> None:
+        emit(PrefillProgress(request_id, done, prompt_tokens))
+        if control.cancelled:
+            raise CancelledByRequest
+
+    generator = generate_step(
+        input_ids,
+        parts.model,
+        pixel_values,
+        mask,
+        max_tokens=sampling.max_tokens,
+        sampler=make_sampler(temp=sampling.temperature, top_p=sampling.top_p),
+        prefill_step_size=chunk,
+        prompt_cache_checkpoint=after_chunk,
+        prompt_cache_checkpoint_lengths=list(range(chunk, prompt_tokens - 1, chunk)),
+        **inputs,
+    )
+    try:
+        with wired_limit(parts.model, [generation_stream]):
+            try:
+                reason, text, _tokens = decode(
+                    _segments(generator, loaded.tokenizer),
+                    request=request,
+                    control=control,
+                    clock=clock,
+                    emit=emit,
+                    eos_token_ids=loaded.tokenizer.eos_token_ids,
+                    on_first_token=lambda: control.enter("generating"),
+                )
+            except CancelledByRequest:
+                reason, text = "cancelled", ""
+            mx.synchronize(generation_stream)
+    finally:
+        generator.close()
+        mx.clear_cache()
+    stats = clock.stats(request_id)
+    emit(stats)
+    usage = Usage(prompt_tokens, 0, clock.generated)
+    return Finished(request_id, reason, text, usage, stats=stats)
+
+
+def _segments(generator, tokenizer) -> Iterator[tuple[str, int]]:
+    """(text segment, token) pairs from mlx-vlm's token stream, decoded with the streaming detokenizer."""
+    detokenizer = tokenizer.detokenizer
+    detokenizer.reset()
+    for token, _logprobs in generator:
+        token = int(token)
+        detokenizer.add_token(token)
+        yield detokenizer.last_segment, token
+    detokenizer.finalize()
+
+
+def _render_prompt(parts: VisionParts, request: ChatRequest) -> str:
+    """The conversation through the model's chat template, one image placeholder per attached image."""
+    hf_tokenizer = getattr(parts.processor, "tokenizer", parts.processor)
+    template = getattr(parts.processor, "chat_template", None) or getattr(hf_tokenizer, "chat_template", None)
+    if not template:
+        raise RequestError(
+            "This vision model has no chat template (chat_template.json or tokenizer_config.json), so mlxchat "
+            "cannot tell where its images go."
+        )
+    options = (
+        {"add_generation_prompt": False, "continue_final_message": True}
+        if request.continue_last
+        else {"add_generation_prompt": True}
+    )
+    return hf_tokenizer.apply_chat_template(
+        template_messages(request.messages), chat_template=template, tokenize=False, **options
+    )
+
+
+def _prepare_inputs(parts: VisionParts, prompt: str, images: list) -> dict[str, Any]:
+    """Token ids, pixel values and the model's extra inputs (pixel masks, image grids), as mlx-vlm makes them."""
+    from mlx_vlm.utils import prepare_inputs, should_add_special_tokens
+
+    config = parts.model.config
+    try:
+        return dict(
+            prepare_inputs(
+                parts.processor,
+                images=images,
+                prompts=prompt,
+                image_token_index=getattr(config, "image_token_index", None),
+                add_special_tokens=should_add_special_tokens(config.model_type, parts.processor),
+            )
+        )
+    except ValueError as exc:
+        raise RequestError(f"The images could not be prepared for this model: {exc}") from exc
+
+
+def _cache_offset(entry) -> int:
+    offset = getattr(entry, "offset", 0)
+    return int(offset) if isinstance(offset, int) else int(mx.max(offset).item())

@@ -1,0 +1,100 @@
+"""Provides the checked inputs of a vision turn: images read safely from disk, and messages in the shape VLM chat
+templates expect.
+
+Images come from paths a person typed or dropped, so each one is checked before any MLX work: it must exist,
+be readable and really be an image. A failure raises `RequestError` naming the file, which the engine reports as
+`Finished(reason="error")` and stays usable. Very large images are decoded at reduced size where the format
+allows (JPEG) and shrunk to `MAX_IMAGE_EDGE`: every VLM processor resizes far below that anyway, so nothing is
+lost except memory and time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import RequestError
+from .requests import Message
+
+MAX_IMAGE_EDGE = 2048
+"""Longest side, in pixels, of an image handed to a processor. Processors resize to ~1-2k pixels at most."""
+
+
+def load_image(path: Path | str):
+    """Open `path` as an RGB `PIL.Image`, oriented and at most `MAX_IMAGE_EDGE` on its longest side.
+
+    Raises `RequestError` (message names the file) when it is missing, unreadable, not an image, damaged, or
+    so large that decoding it would exhaust memory.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise RequestError(f"Image not found: {path}")
+    if path.is_dir():
+        raise RequestError(f"{path} is a folder, not an image.")
+    try:
+        with warnings.catch_warnings():  # large but allowed images warn on stderr, which would garble a TUI
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _read(path)
+    except UnidentifiedImageError:
+        raise RequestError(f"{path} is not an image (or not in a format Pillow can read).") from None
+    except Image.DecompressionBombError:
+        limit = 2 * Image.MAX_IMAGE_PIXELS
+        raise RequestError(f"{path} is too large to read safely (more than {limit:,} pixels).") from None
+    except PermissionError:
+        raise RequestError(f"{path} cannot be read: permission denied.") from None
+    except MemoryError:
+        raise RequestError(f"{path} is too large to decode in the memory that is free.") from None
+    except Exception as exc:  # truncated data, bad chunks, broken headers: Pillow raises many kinds
+        detail = str(exc).strip() or exc.__class__.__name__
+        raise RequestError(f"{path} is damaged and cannot be read as an image ({detail}).") from None
+
+
+def _read(path: Path):
+    """Verify, then decode (reduced where the format allows), orient and shrink."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as probe:
+        probe.verify()  # checks the file's structure without decoding the pixels
+    with Image.open(path) as image:
+        image.draft("RGB", (MAX_IMAGE_EDGE, MAX_IMAGE_EDGE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if max(image.size) > MAX_IMAGE_EDGE:
+            image.thumbnail((MAX_IMAGE_EDGE, MAX_IMAGE_EDGE), Image.Resampling.BICUBIC, reducing_gap=2.0)
+        return _to_rgb(image)
+
+
+def _to_rgb(image):
+    """RGB with transparent areas shown on white, as a person sees them in a viewer (not black)."""
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image.copy()
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def image_paths(messages: tuple[Message, ...]) -> list[Path]:
+    """Every attached image, in the order its placeholder appears in the rendered prompt."""
+    return [Path(path) for message in messages for path in message.images]
+
+
+def template_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Messages with list content (`{"type": "image"}` items, then the text), the form VLM templates read.
+
+    Each image stays in its own turn, so a follow-up about the second picture still sees the first one where it
+    was shown. Every message uses list content, because some templates (SmolVLM's) cannot read plain strings.
+    """
+    rendered = []
+    for message in messages:
+        content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
+        content.append({"type": "text", "text": message.content})
+        rendered.append({"role": message.role, "content": content})
+    return rendered

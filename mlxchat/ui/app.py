@@ -1,0 +1,197 @@
+"""Provides the app factory `make_app` and `run_tui`, the entry point the CLI calls.
+
+The app paints first and only then starts the engine and asks it to load the model, so the window is up before
+`import mlx_lm` (about 1.3 s) happens on the engine's owner thread. Engine events come in through
+`post_message` (thread-safe, never blocks the engine) and are handed to the chat screen in order. Quitting while
+the engine works cancels, waits for the request's `Finished` (the drain is shown), then exits.
+
+`make_app` takes its collaborators — engine factory, theme, keymap, chat settings, history, a clock — so the CLI,
+the tests and the screenshot script build the same app.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from mlxchat import paths
+from mlxchat.engine import Engine, Event
+from mlxchat.settings import ChatSettings
+
+from .chat_model import ChatSession
+from .keys import ACTIONS, bindings, keys_for
+from .messages import EngineEvent
+from .screens.chat import ChatScreen
+from .screens.help import HelpScreen
+from .themes import DEFAULT_THEME, all_themes
+
+EngineFactory = Callable[[Callable[[Event], None]], object]
+
+
+class MlxChatApp(App[int]):
+    """mlxchat's Textual app. Build it with `make_app`."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mlxchat"
+    BINDINGS = bindings("app")
+
+    def __init__(
+        self,
+        *,
+        engine_factory: EngineFactory = Engine,
+        model: str | None = None,
+        load_model: bool = True,
+        theme: str | None = None,
+        keymap: Mapping[str, str] | None = None,
+        chat_settings: ChatSettings | None = None,
+        history=None,
+        on_theme_change: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        animate: bool = True,
+        startup_notices: Iterable[str] = (),
+    ) -> None:
+        super().__init__()
+        self._startup_notices = tuple(startup_notices)
+        self.keymap = dict(keymap or {})
+        self.history = history
+        self.model_spec = model
+        self._load_model = load_model
+        self._on_theme_change = on_theme_change
+        self._quitting = False
+        self.engine = engine_factory(self._engine_sink)
+        self.session = ChatSession(settings=chat_settings or ChatSettings(model=model))
+        self.chat = ChatScreen(self.engine, self.session, keymap=self.keymap, clock=clock, animate=animate)
+        files = all_themes()
+        for registered in files.themes:
+            self.register_theme(registered)
+        self.theme_problems = files.problems
+        self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self._unknown_theme = theme if theme and theme not in self.available_themes else None
+        if self.keymap:
+            self.set_keymap(self.keymap)
+
+    def _engine_sink(self, event: Event) -> None:
+        """Called on the engine's owner thread: enqueue and return at once."""
+        self.post_message(EngineEvent(event))
+
+    def get_default_screen(self) -> Screen:
+        return self.chat
+
+    def on_mount(self) -> None:
+        for notice in self._startup_notices:
+            self.notify(notice, title="config.toml", severity="warning", timeout=8)
+        for problem in self.theme_problems:
+            self.notify(problem, title="Theme file skipped", severity="warning", timeout=8)
+        if self._unknown_theme:
+            self.notify(f"Theme {self._unknown_theme!r} is not installed; using {self.theme}.", severity="warning")
+        self.call_after_refresh(self._start_engine)
+
+    def _start_engine(self) -> None:
+        self.engine.start()
+        if self._load_model:
+            self.chat.load_model(self.model_spec)
+
+    async def on_engine_event(self, message: EngineEvent) -> None:
+        await self.chat.handle_engine_event(message.event)
+        if self._quitting and not self.chat.busy:
+            self.exit(0)
+
+    def watch_theme(self, theme: str) -> None:
+        if self._on_theme_change is not None and self.is_mounted:
+            self._on_theme_change(theme)
+
+    # ---- actions --------------------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit; a running request is cancelled and drained first so MLX is idle when the process exits."""
+        if not self.chat.busy:
+            self.exit(0)
+            return
+        if self._quitting:
+            self.notify(f"Still waiting for the engine to stop ({self.engine.waiting_on() or 'finishing'}).")
+            return
+        self._quitting = True
+        self.chat.cancel(reason="shutdown")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.keymap))
+
+    def action_change_theme(self) -> None:
+        self.search_themes()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action from the one action table, with its keys, then Textual's own commands we keep."""
+        for spec in ACTIONS:
+            if spec.id in ("command_palette", "history"):
+                continue
+            target = {"app": self, "chat": self.chat, "prompt": None}[spec.scope]
+            help_text = f"{spec.help} ({keys_for(spec, self.keymap)})"
+            yield SystemCommand(spec.title, help_text, self._runner(spec.action, target))
+        yield SystemCommand("Screenshot", "Save an SVG screenshot of the screen", lambda: self.deliver_screenshot())
+
+    def _runner(self, action: str, target) -> Callable[[], object]:
+        async def run() -> None:
+            namespace = target if target is not None else self.chat.prompt
+            await self.run_action(action, namespace)
+
+        return run
+
+    def on_unmount(self) -> None:
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close(timeout_s=10.0)
+
+
+def make_app(**options) -> MlxChatApp:
+    """Build the app. Options are `MlxChatApp`'s keyword arguments; see its `__init__`."""
+    return MlxChatApp(**options)
+
+
+def _remembered_theme_file() -> Path:
+    return paths.data_dir() / "ui-state.json"
+
+
+def remembered_theme() -> str | None:
+    """The theme last chosen in the app (kept in `<data_dir>/ui-state.json`), or None."""
+    try:
+        value = json.loads(_remembered_theme_file().read_text(encoding="utf-8")).get("theme")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def remember_theme(name: str) -> None:
+    """Keep the chosen theme for the next start. Failing to write it must never disturb the chat."""
+    target = _remembered_theme_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({"theme": name}), encoding="utf-8")
+    except OSError:
+        pass
+
+
+def run_tui(model: str | None = None, theme: str | None = None, resume: bool = False) -> int:
+    """Run the chat in this terminal; returns the exit code.
+
+    Theme precedence: `theme` (a flag) > the theme last chosen in the app > `config.toml` > the default.
+    """
+    from mlxchat.settings import load_config
+
+    config = load_config()
+    chat_settings = config.chat.merged(model=model)
+    app = make_app(
+        model=chat_settings.model,
+        theme=theme or remembered_theme() or config.theme,
+        keymap=config.keymap,
+        chat_settings=chat_settings,
+        on_theme_change=remember_theme,
+        startup_notices=config.problems,
+    )
+    return_code = app.run()
+    return int(return_code or 0)

@@ -1,0 +1,96 @@
+"""Provides the in-memory conversation the chat screen shows and sends: turns, their status, and the requests
+they become.
+
+The screen keeps one `ChatSession` per conversation; a history store (when one is given to the app) loads and
+saves them, but nothing here depends on it. The rules about what the model sees live here, in one place:
+a stopped answer stays in the context (the user saw it, the next question may refer to it), a failed answer
+does not, and the system prompt from the conversation's settings goes first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlxchat.engine import ChatRequest, Message, Stats
+from mlxchat.settings import ChatSettings
+
+TurnStatus = Literal["streaming", "complete", "stopped", "error"]
+_session_ids = itertools.count(1)
+
+
+@dataclass
+class Turn:
+    """One message on screen. Assistant turns change while they stream; user turns never change."""
+
+    role: Literal["user", "assistant"]
+    text: str = ""
+    images: tuple[Path, ...] = ()
+    status: TurnStatus = "complete"
+    stats: Stats | None = None
+    error: str | None = None
+    tokens: int = 0
+    stored_id: int | None = None
+    """The history store's id once saved; None while it exists only in memory."""
+
+    def as_message(self) -> Message:
+        return Message(self.role, self.text, self.images)
+
+
+@dataclass
+class ChatSession:
+    """A conversation: its settings and turns, oldest first."""
+
+    id: str = field(default_factory=lambda: f"chat-session-{next(_session_ids)}")
+    title: str = "New conversation"
+    settings: ChatSettings = field(default_factory=ChatSettings)
+    turns: list[Turn] = field(default_factory=list)
+
+    def context(self, turns: list[Turn] | None = None) -> tuple[Message, ...]:
+        """What the model reads: the system prompt, then every turn except failed or empty answers."""
+        messages = []
+        if self.settings.system_prompt:
+            messages.append(Message("system", self.settings.system_prompt))
+        for turn in self.turns if turns is None else turns:
+            if turn.role == "assistant" and (turn.status in ("error", "streaming") or not turn.text):
+                continue
+            messages.append(turn.as_message())
+        return tuple(messages)
+
+    def request_for(self, user_turn: Turn) -> ChatRequest:
+        """A request that answers `user_turn`, appended after the conversation so far."""
+        return ChatRequest(
+            messages=self.context() + (user_turn.as_message(),),
+            conversation_id=self.id,
+            sampling=self.settings.sampling(),
+        )
+
+    def continue_request(self) -> ChatRequest | None:
+        """A request that extends the last answer, when it was stopped and has text to extend."""
+        last = self.last_assistant()
+        if last is None or last is not self.turns[-1] or last.status != "stopped" or not last.text:
+            return None
+        return ChatRequest(
+            messages=self.context(), conversation_id=self.id, sampling=self.settings.sampling(), continue_last=True
+        )
+
+    def retry_request(self) -> ChatRequest | None:
+        """A request that answers the last user turn again (the last answer, if any, is to be replaced)."""
+        turns = list(self.turns)
+        if turns and turns[-1].role == "assistant":
+            turns.pop()
+        if not turns or turns[-1].role != "user":
+            return None
+        return ChatRequest(messages=self.context(turns), conversation_id=self.id, sampling=self.settings.sampling())
+
+    def last_assistant(self) -> Turn | None:
+        return next((turn for turn in reversed(self.turns) if turn.role == "assistant"), None)
+
+    def last_user(self) -> Turn | None:
+        return next((turn for turn in reversed(self.turns) if turn.role == "user"), None)
+
+    @property
+    def has_images(self) -> bool:
+        return any(turn.images for turn in self.turns)

@@ -1,0 +1,83 @@
+"""Provides the one table of user actions: its key bindings, command palette entries and help screen rows.
+
+Every action is declared once here, so a binding, its palette command and its help line cannot drift apart.
+Each binding has an id (the `[keymap]` table of `config.toml` remaps keys by id through `App.set_keymap`).
+`scope` says where the action runs: "app" (anywhere), "chat" (the chat screen) or "prompt" (the prompt box;
+listed for help and the palette, bound in `PromptInput`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal, Mapping
+
+from textual.binding import Binding
+
+Scope = Literal["app", "chat", "prompt"]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    """Binding id, the name used in a keymap."""
+    keys: str
+    action: str
+    title: str
+    help: str
+    scope: Scope = "chat"
+    footer: bool = False
+    priority: bool = False
+    key_display: str | None = None
+
+    def binding(self) -> Binding:
+        return Binding(
+            self.keys,
+            self.action,
+            self.title,
+            show=self.footer,
+            priority=self.priority,
+            id=self.id,
+            key_display=self.key_display,
+            tooltip=self.help,
+        )
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("send", "enter", "submit", "Send", "Send the prompt (with the attached images)", "prompt"),
+    ActionSpec("newline", "ctrl+j,shift+enter,alt+enter", "newline", "New line", "Insert a line break", "prompt"),
+    ActionSpec(
+        "history", "up,down", "cursor_up", "Earlier prompts", "Up on the first line / Down on the last recall prompts",
+        "prompt",
+    ),
+    ActionSpec("cancel", "escape", "cancel", "Stop", "Stop the answer (or model load); the partial answer stays", footer=True),
+    ActionSpec(
+        "cancel_generation", "ctrl+c", "cancel_generation", "Stop (Ctrl+C)",
+        "While an answer is generating, Ctrl+C stops it too; otherwise it copies as usual", priority=True,
+    ),
+    ActionSpec("continue_answer", "ctrl+r", "continue_answer", "Continue", "Continue the stopped answer", footer=True),
+    ActionSpec("retry_answer", "f5", "retry_answer", "Retry", "Answer the last message again, replacing the answer"),
+    ActionSpec("attach_file", "ctrl+o", "attach_file", "Attach", "Pick an image file to attach", footer=True),
+    ActionSpec("remove_attachment", "f8", "remove_attachment", "Remove image", "Remove the focused or last attached image"),
+    ActionSpec("copy_message", "f6", "copy_message", "Copy message", "Copy the focused message, or the last answer"),
+    ActionSpec("copy_code", "f7", "copy_code", "Copy code", "Copy the last code block of the focused message or answer"),
+    ActionSpec("focus_prompt", "ctrl+l", "focus_prompt", "Prompt", "Put the cursor back in the prompt"),
+    ActionSpec("help", "f1", "help", "Help", "Show every key", "app", footer=True),
+    ActionSpec("change_theme", "f4", "change_theme", "Theme", "Choose a theme (remembered)", "app"),
+    ActionSpec("command_palette", "ctrl+p", "command_palette", "Commands", "Search every action", "app"),
+    ActionSpec("quit", "ctrl+q", "quit", "Quit", "Quit; a running answer is stopped and drained first", "app", footer=True, priority=True),
+)
+
+
+def bindings(scope: Scope, actions: Iterable[ActionSpec] = ACTIONS) -> list[Binding]:
+    return [spec.binding() for spec in actions if spec.scope == scope]
+
+
+def keys_for(spec: ActionSpec, keymap: Mapping[str, str]) -> str:
+    """The keys that run `spec` now, as a person reads them ("ctrl+r", "f5")."""
+    keys = keymap.get(spec.id, spec.keys)
+    return ", ".join(key.strip() for key in keys.split(",") if key.strip())
+
+
+def first_key(action_id: str, keymap: Mapping[str, str]) -> str:
+    spec = next(spec for spec in ACTIONS if spec.id == action_id)
+    return keys_for(spec, keymap).split(",")[0].strip()

@@ -1,0 +1,180 @@
+"""Provides `StagedEngine`: the engine's API with no thread and no MLX, for snapshots and screenshots.
+
+Snapshot tests and `scripts/screenshots.py` need every visible state drawn the same way on every run, which a
+real model on a shared CPU cannot give (timings, memory, token counts). The staged engine accepts or refuses
+requests like the real one and plays *real engine event types* into the app through the same sink, so what is
+drawn is what the real event sequence draws. The scenes below are shared by the tests and the script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mlxchat.engine import (
+    Busy,
+    Draining,
+    EngineState,
+    Event,
+    Finished,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoading,
+    PrefillProgress,
+    Started,
+    Stats,
+    TextDelta,
+    Usage,
+)
+
+TINY_INFO = ModelInfo(
+    name="SmolLM2-135M-Instruct",
+    path="/models/SmolLM2-135M-Instruct",
+    kind="text",
+    quantization="4-bit",
+    size_bytes=114_000_000,
+    context_size=8192,
+)
+VISION_INFO = ModelInfo(
+    name="SmolVLM-256M-Instruct",
+    path="/models/SmolVLM-256M-Instruct",
+    kind="vision",
+    quantization="4-bit",
+    size_bytes=180_000_000,
+    context_size=8192,
+)
+
+ANSWER = (
+    "Paris is the capital of France. Here is how you could look it up in Python:\n\n"
+    "```python\ncapitals = {\"France\": \"Paris\", \"Italy\": \"Rome\"}\nprint(capitals[\"France\"])\n```\n\n"
+    "It has been the capital since the 10th century, apart from a few short periods."
+)
+
+
+@dataclass
+class StagedEngine:
+    """Accepts requests (or refuses them while `active` is set) and lets the caller emit events."""
+
+    sink: Callable[[Event], None]
+    submitted: list = field(default_factory=list)
+    active: object | None = None
+    phase: str = "idle"
+    busy_elapsed_s: float = 1.4
+
+    def start(self) -> "StagedEngine":
+        return self
+
+    def submit(self, request) -> Busy | None:
+        if self.active is not None:
+            active_kind = kind_of(self.active)
+            return Busy(request.request_id, self.active.request_id, active_kind, self.phase, self.busy_elapsed_s)
+        self.submitted.append(request)
+        self.active = request
+        self.phase = "loading" if kind_of(request) == "load" else "prefill"
+        return None
+
+    def cancel(self, request_id: str | None = None, *, reason: str = "cancel") -> bool:
+        if self.active is None:
+            return False
+        if self.phase != "draining":
+            self.phase = "draining"
+            self.sink(Draining(self.active.request_id, "shutdown" if reason == "shutdown" else "cancel"))
+        return True
+
+    def finish(self, reason: str = "stop", **fields) -> None:
+        """End the active request with its one `Finished`."""
+        request, self.active, self.phase = self.active, None, "idle"
+        self.sink(Finished(request.request_id, reason, **fields))
+
+    def emit(self, event: Event) -> None:
+        self.sink(event)
+
+    def state(self) -> EngineState:
+        rid = getattr(self.active, "request_id", None)
+        return EngineState(self.phase if rid else "idle", rid, None, 0.0, None)
+
+    def waiting_on(self) -> str | None:
+        return None if self.active is None else f"{self.active.request_id} ({self.phase})"
+
+    def close(self, timeout_s: float = 30.0) -> bool:
+        return True
+
+    @property
+    def last_request_id(self) -> str:
+        return self.submitted[-1].request_id
+
+
+def kind_of(request) -> str:
+    return "chat" if type(request).__name__ == "ChatRequest" else "load"
+
+
+def stats_for(request_id: str, tokens: int, prompt_tokens: int = 42) -> Stats:
+    """Fixed, plausible numbers (a 135M model on a laptop), so snapshots never see real timings."""
+    return Stats(
+        request_id=request_id,
+        ttft_s=0.31,
+        prompt_tokens=prompt_tokens,
+        cached_tokens=0,
+        prompt_tps=135.0,
+        generation_tokens=tokens,
+        decode_tps=48.2,
+        peak_memory_bytes=162_000_000,
+        context_used=prompt_tokens + tokens,
+        context_size=8192,
+    )
+
+
+# ---- scenes: each drives an app built with a StagedEngine to one visible state -------------------------------
+
+
+def play_loading(engine: StagedEngine) -> None:
+    rid = engine.last_request_id
+    engine.emit(ModelLoading(rid, "demo model", "Reading weights of SmolLM2-135M-Instruct", 0.4))
+
+
+def play_loaded(engine: StagedEngine, info: ModelInfo = TINY_INFO) -> None:
+    rid = engine.last_request_id
+    engine.emit(ModelLoading(rid, "demo model", "Fitting weights to the device", 0.8))
+    engine.emit(ModelLoaded(rid, info, 0.5))
+    engine.finish("stop")
+
+
+def play_answer_start(engine: StagedEngine, text: str, tokens: int) -> None:
+    """Started, prefill done, and `text` streamed: the state of an answer in the middle of generating."""
+    rid = engine.last_request_id
+    engine.phase = "generating"
+    engine.emit(Started(rid, 42, 0, "text"))
+    engine.emit(PrefillProgress(rid, 42, 42))
+    engine.emit(TextDelta(rid, text, tokens))
+    engine.emit(stats_for(rid, tokens))
+
+
+def play_answer_end(engine: StagedEngine, text: str, tokens: int, reason: str = "stop") -> None:
+    rid = engine.last_request_id
+    stats = stats_for(rid, tokens)
+    engine.emit(stats)
+    engine.finish(reason, text=text, usage=Usage(42, 0, tokens), stats=stats)
+
+
+def half_of(text: str) -> str:
+    return text[: len(text) // 2]
+
+
+def sample_images(folder: Path) -> list[Path]:
+    """Two small, recognisable images (a gradient and a flag), written with Pillow."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sunset = Image.new("RGB", (640, 480))
+    draw = ImageDraw.Draw(sunset)
+    for y in range(480):
+        draw.line([(0, y), (640, y)], fill=(255 - y // 3, 90 + y // 4, 60 + y // 3))
+    draw.ellipse([240, 260, 400, 420], fill=(255, 210, 80))
+    flag = Image.new("RGB", (300, 200), (255, 255, 255))
+    ImageDraw.Draw(flag).rectangle([0, 0, 100, 200], fill=(0, 85, 164))
+    ImageDraw.Draw(flag).rectangle([200, 0, 300, 200], fill=(239, 65, 53))
+    paths = [folder / "sunset.png", folder / "flag.png"]
+    sunset.save(paths[0])
+    flag.save(paths[1])
+    return paths

@@ -1,0 +1,1 @@
+"""Provides the chat screen's panes: conversation, messages, attachments, status and prompt."""

@@ -1,0 +1,94 @@
+"""Provides `PromptInput`: the multi-line prompt that turns keys into messages for the screen.
+
+Enter sends and a newline key inserts a line break. Terminals disagree about newline keys: Ctrl+J sends a line
+feed everywhere, Shift+Enter and Alt+Enter reach the app only in terminals with the kitty keyboard protocol or
+similar, so all three are bound. Both are bindings with ids, so a keymap can swap them. Up on the first line
+and Down on the last line recall earlier prompts, like a shell. A paste that starts with image paths (what a
+terminal pastes when a file is dropped on it) becomes a `PathsDropped` message instead of text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+from ..keys import ACTIONS
+from ..paths_in_text import FoundPaths, find_paths
+
+
+class PromptInput(TextArea):
+    """The prompt. The screen listens for `Submitted` and `PathsDropped`; it sets `prompt_history` down."""
+
+    BINDINGS = [spec.binding() for spec in ACTIONS if spec.id in ("send", "newline")]
+
+    @dataclass
+    class Submitted(Message):
+        """The user sent `text` (exactly as typed; the screen decides what to do with it)."""
+
+        prompt: "PromptInput"
+        text: str
+
+    @dataclass
+    class PathsDropped(Message):
+        """A paste started with paths. `found.rest` is the text that followed them."""
+
+        prompt: "PromptInput"
+        found: FoundPaths
+
+    def __init__(self, *, prompt_history: list[str] | None = None, **kwargs) -> None:
+        kwargs.setdefault("soft_wrap", True)
+        kwargs.setdefault("show_line_numbers", False)
+        kwargs.setdefault("tab_behavior", "focus")
+        super().__init__(**kwargs)
+        self.prompt_history: list[str] = prompt_history if prompt_history is not None else []
+        """Earlier prompts, oldest first. Shared with the screen, which appends each sent prompt."""
+        self._recall_index: int | None = None
+        self._draft = ""
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Let a bound Enter (send, or whatever the keymap made it) reach its binding instead of inserting "\n";
+        # when a keymap leaves Enter unbound, it inserts a line break as in any editor.
+        if event.key == "enter" and "enter" in self.screen.active_bindings:
+            event.prevent_default()
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        found = find_paths(event.text)
+        if found:
+            event.prevent_default()
+            event.stop()
+            self.post_message(self.PathsDropped(self, found))
+
+    def action_submit(self) -> None:
+        self._recall_index = None
+        self.post_message(self.Submitted(self, self.text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+    def set_text(self, text: str) -> None:
+        """Replace the prompt and put the cursor at its end."""
+        self.load_text(text)
+        self.move_cursor(self.document.end)
+
+    def action_cursor_up(self, select: bool = False) -> None:
+        if select or not self.cursor_at_first_line or not self.prompt_history:
+            return super().action_cursor_up(select)
+        if self._recall_index is None:
+            self._draft = self.text
+            self._recall_index = len(self.prompt_history)
+        if self._recall_index > 0:
+            self._recall_index -= 1
+            self.set_text(self.prompt_history[self._recall_index])
+
+    def action_cursor_down(self, select: bool = False) -> None:
+        if select or not self.cursor_at_last_line or self._recall_index is None:
+            return super().action_cursor_down(select)
+        self._recall_index += 1
+        if self._recall_index >= len(self.prompt_history):
+            self._recall_index = None
+            self.set_text(self._draft)
+        else:
+            self.set_text(self.prompt_history[self._recall_index])

@@ -1,0 +1,155 @@
+"""Provides the status pane: one line that always says what the engine is doing.
+
+The app turns engine events into an `EngineStatus` and sets it here (attributes down); the pane only draws it.
+Draining has its own colour and a spinner with the time since the cancel key, because "I pressed Esc and it is
+still going" is the moment a user most needs to see the truth. The clock is injected so snapshot tests show a
+fixed elapsed time, and animation can be switched off for them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Literal
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Label
+
+from ..attachment_files import human_size
+
+StatusPhase = Literal[
+    "starting", "loading", "ready", "prefill", "generating", "draining", "stopped", "busy", "error", "no-model"
+]
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+_ANIMATED = {"starting", "loading", "prefill", "generating", "draining"}
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Everything the status pane shows. Built by the app from engine events; never read back from widgets."""
+
+    phase: StatusPhase = "starting"
+    detail: str = ""
+    """A short sentence for the phase: the load step, why it stopped, the error, the busy refusal."""
+    progress: float | None = None
+    """Load progress from 0 to 1, or None while the step has no measurable progress."""
+    prefill_done: int = 0
+    prefill_total: int = 0
+    tokens: int = 0
+    tokens_per_s: float | None = None
+    since: float | None = None
+    """Clock time the phase began (draining shows the time since the cancel key)."""
+    model_name: str | None = None
+    memory_bytes: int | None = None
+    context_used: int | None = None
+    context_size: int | None = None
+
+    def with_phase(self, phase: StatusPhase, **changes) -> "EngineStatus":
+        return replace(self, phase=phase, **changes)
+
+
+class StatusBar(Horizontal):
+    """The engine's state on the left, the model and its resources on the right."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; }
+    StatusBar > #status-detail { width: 1fr; }
+    """
+
+    status: reactive[EngineStatus] = reactive(EngineStatus, always_update=True)
+    """What to show. The app replaces it whenever an engine event changes something."""
+
+    frame: reactive[int] = reactive(0)
+    """Spinner frame, advanced by a timer while the engine works (frozen when animation is off)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, animate: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._clock = clock
+        self._animate = animate
+
+    def compose(self) -> ComposeResult:
+        yield Label(id="status-phase")
+        yield Label(id="status-detail", markup=False)
+        yield Label(id="status-model", markup=False)
+
+    def on_mount(self) -> None:
+        if self._animate:
+            self.set_interval(0.1, self._tick)
+        self._draw()
+
+    def _tick(self) -> None:
+        if self.status.phase in _ANIMATED:
+            self.frame += 1
+
+    def watch_status(self, status: EngineStatus) -> None:
+        self.set_class(True, f"-{status.phase}")
+        for phase in StatusPhase.__args__:
+            if phase != status.phase:
+                self.remove_class(f"-{phase}")
+        self._draw()
+
+    def watch_frame(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one("#status-phase", Label).update(self.phase_text())
+        self.query_one("#status-detail", Label).update(self.detail_text())
+        self.query_one("#status-model", Label).update(self.model_text())
+
+    def phase_text(self) -> str:
+        status = self.status
+        spin = SPINNER[self.frame % len(SPINNER)]
+        match status.phase:
+            case "loading":
+                return f" {spin} loading {_percent(status.progress)}"
+            case "prefill":
+                return f" {spin} prefill {status.prefill_done}/{status.prefill_total} "
+            case "generating":
+                return f" {spin} generating "
+            case "draining":
+                return f" {spin} draining {self._elapsed():.1f}s "
+            case "ready":
+                return " ● ready "
+            case "stopped":
+                return " ■ stopped "
+            case "busy":
+                return " ⊘ busy "
+            case "error":
+                return " ✖ error "
+            case "no-model":
+                return " ○ no model "
+        return f" {spin} starting "
+
+    def detail_text(self) -> str:
+        status = self.status
+        if status.phase == "generating" and not status.detail:
+            rate = f" · {status.tokens_per_s:.1f} tok/s" if status.tokens_per_s else ""
+            return f" {status.tokens} tokens{rate}"
+        if status.phase == "loading" and status.progress is not None:
+            return f" {_bar(status.progress)} {status.detail}"
+        return f" {status.detail}" if status.detail else ""
+
+    def model_text(self) -> str:
+        status = self.status
+        parts = [status.model_name or "no model"]
+        if status.memory_bytes:
+            parts.append(f"mem {human_size(status.memory_bytes)}")
+        if status.context_size:
+            parts.append(f"ctx {status.context_used or 0}/{status.context_size}")
+        return " · ".join(parts) + " "
+
+    def _elapsed(self) -> float:
+        return max(0.0, self._clock() - self.status.since) if self.status.since is not None else 0.0
+
+
+def _percent(progress: float | None) -> str:
+    return "" if progress is None else f"{progress:.0%} "
+
+
+def _bar(progress: float, width: int = 10) -> str:
+    filled = round(max(0.0, min(1.0, progress)) * width)
+    return "▰" * filled + "▱" * (width - filled)

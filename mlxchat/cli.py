@@ -80,12 +80,13 @@ def chat(
                 "its name (mlxchat ask --model M …)."
             )
         return
-    config = _config()
     try:
         from mlxchat.ui.app import run_tui
     except ImportError as exc:
         raise _error(f"the chat screen is not available in this installation ({exc}).", EXIT_FAILURE) from None
-    raise typer.Exit(run_tui(model=model or config.chat.model, theme=theme or config.theme, resume=resume))
+    # The flags go as given (None when absent): run_tui lays them over config.toml and what the app remembers,
+    # and shows problems in config.toml inside the app, where they can be read.
+    raise typer.Exit(run_tui(model=model, theme=theme, resume=resume))
 
 
 @app.command(epilog=EXIT_CODES_HELP)

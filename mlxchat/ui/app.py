@@ -70,7 +70,8 @@ class MlxChatApp(App[int]):
         for registered in files.themes:
             self.register_theme(registered)
         self.theme_problems = files.problems
-        self.theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self._last_theme = theme if theme in self.available_themes else DEFAULT_THEME
+        self.theme = self._last_theme
         self._unknown_theme = theme if theme and theme not in self.available_themes else None
         if self.keymap:
             self.set_keymap(self.keymap)
@@ -102,8 +103,10 @@ class MlxChatApp(App[int]):
             self.exit(0)
 
     def watch_theme(self, theme: str) -> None:
-        if self._on_theme_change is not None and self.is_mounted:
+        """Report a theme the user chose (not the one we started with) so the caller can remember it."""
+        if theme != self._last_theme and self._on_theme_change is not None:
             self._on_theme_change(theme)
+        self._last_theme = theme
 
     # ---- actions --------------------------------------------------------------------------------------------
 

@@ -162,3 +162,12 @@ def images(tmp_path_factory) -> dict[str, Path]:
         "missing": folder / "missing.png",
         "folder": folder,
     }
+
+
+async def staged_loaded(pilot, engine: StagedEngine, info=None) -> None:
+    """Play a finished model load into an app on the staged engine (once the app has asked for it)."""
+    from mlxchat.ui.staged import TINY_INFO, play_loaded
+
+    await until(pilot, lambda: bool(engine.submitted), what="the load request")
+    play_loaded(engine, info or TINY_INFO)
+    await until(pilot, lambda: pilot.app.chat.model is not None and not pilot.app.chat.busy, what="the staged load")

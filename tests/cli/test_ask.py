@@ -128,3 +128,31 @@ def test_ask_never_imports_textual(run_mlxchat, tiny_model):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "mlxchat.engine" in imported
     assert not {name for name in imported if name.split(".")[0] == "textual"}
+
+
+def test_loading_progress_shows_on_stderr_only_when_it_is_a_terminal(tiny_model):
+    """With stderr on a pseudo-terminal the load steps show (then are wiped); piped, stderr stays empty (above)."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        mlxchat_command("ask", "Hi", "--model", str(tiny_model), "--max-tokens", "3"),
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    assert process.wait(60) == 0
+    assert process.stdout.read().strip()
+    text = seen.decode(errors="replace")
+    assert "Reading weights" in text
+    assert text.endswith("\r\x1b[2K"), "the progress line is wiped before the answer"

@@ -68,7 +68,9 @@ class StagedEngine:
     def submit(self, request) -> Busy | None:
         if self.active is not None:
             active_kind = kind_of(self.active)
-            return Busy(request.request_id, self.active.request_id, active_kind, self.phase, self.busy_elapsed_s)
+            # Numbered per engine, not per process, so a snapshot does not depend on which tests ran before it.
+            active_name = f"{active_kind}-{len(self.submitted)}"
+            return Busy(request.request_id, active_name, active_kind, self.phase, self.busy_elapsed_s)
         self.submitted.append(request)
         self.active = request
         self.phase = "loading" if kind_of(request) == "load" else "prefill"

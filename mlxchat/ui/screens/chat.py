@@ -224,8 +224,7 @@ class ChatScreen(EngineEventsMixin, Screen):
             return False
         if self.engine.cancel(self.active.request_id, reason=reason):
             if self.status.phase != "draining":
-                what = "answer" if self.active.kind == "chat" else "model load"
-                detail = f"stopping the {what} ({self.active.request_id}) after the current step…"
+                detail = "stopping after the current step…"
                 if reason == "shutdown":
                     detail = "quitting when the engine has stopped…"
                 self.set_status(self.status.with_phase("draining", detail=detail, since=self.clock()))

@@ -135,6 +135,8 @@ class StatusBar(Horizontal):
 
     def model_text(self) -> str:
         status = self.status
+        if status.model_name is None and status.phase in ("starting", "loading"):
+            return ""
         parts = [status.model_name or "no model"]
         if status.memory_bytes:
             parts.append(f"mem {human_size(status.memory_bytes)}")

@@ -127,7 +127,7 @@ class _Session:
         self.job, self.engine, self.events, self.interrupts = job, engine, events, interrupts
         self.out = out
         self.progress = _Progress(err)
-        self.streamed = ""
+        self.line_open = False  # streamed text that does not end with a newline yet
 
     def run(self) -> AskResult:
         load = LoadModel(self.job.settings.model)
@@ -150,7 +150,7 @@ class _Session:
         )
         self.engine.submit(request)
         finished = self._wait(request.request_id)
-        if self.streamed and not self.streamed.endswith("\n") and not self.job.json_output:
+        if self.line_open:
             _write(self.out, "\n")
         if self.interrupts.pipe_closed:
             return AskResult(EXIT_BROKEN_PIPE, finished, model)
@@ -182,9 +182,11 @@ class _Session:
             if event.request_id != request_id:
                 continue
             if isinstance(event, TextDelta):
-                self.streamed += event.text
-                if not self.job.json_output and not _write(self.out, event.text):
-                    self.interrupts.broken_pipe()
+                if not self.job.json_output and event.text:
+                    if _write(self.out, event.text):
+                        self.line_open = not event.text.endswith("\n")
+                    else:
+                        self.interrupts.broken_pipe()
             elif isinstance(event, ModelLoading):
                 self.progress.show(f"{event.step}…", event.fraction)
             elif isinstance(event, (ModelLoaded, ModelLoadFailed)):

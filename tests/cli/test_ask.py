@@ -13,6 +13,9 @@ import pytest
 
 from conftest import TRACEBACK_MARKERS, demo_wheel_installed, mlxchat_command
 
+# Greedy decoding on the tiny random model never picks the end token; sampling sometimes does and ends early.
+NEVER_ENDING = ("--temp", "0", "--max-tokens", "1000000")
+
 
 def test_ask_streams_the_answer_and_exits_cleanly_every_time(run_mlxchat, tiny_model):
     """Five runs in a row: each exits 0 with an answer and nothing on stderr (no exit abort)."""
@@ -48,7 +51,7 @@ def test_ask_reads_the_prompt_from_stdin_and_prints_stats_on_stderr(run_mlxchat,
 
 def test_ctrl_c_drains_the_engine_and_exits_130_keeping_partial_output(tiny_model):
     process = subprocess.Popen(
-        mlxchat_command("ask", "Go on forever", "--model", str(tiny_model), "--max-tokens", "1000000"),
+        mlxchat_command("ask", "Go on forever", *NEVER_ENDING, "--model", str(tiny_model)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -86,7 +89,7 @@ def test_ctrl_c_drains_the_engine_and_exits_130_keeping_partial_output(tiny_mode
 def test_a_closed_pipe_stops_the_answer(tiny_model):
     """`mlxchat ask … | head -c 100`: the reader leaves, generation stops, the exit is quiet (141)."""
     process = subprocess.Popen(
-        mlxchat_command("ask", "Go on forever", "--model", str(tiny_model), "--max-tokens", "1000000"),
+        mlxchat_command("ask", "Go on forever", *NEVER_ENDING, "--model", str(tiny_model)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

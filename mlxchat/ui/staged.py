@@ -8,6 +8,7 @@ drawn is what the real event sequence draws. The scenes below are shared by the 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -180,3 +181,81 @@ def sample_images(folder: Path) -> list[Path]:
     sunset.save(paths[0])
     flag.save(paths[1])
     return paths
+
+
+# ---- scenes as a user sees them: coroutines that take a Textual pilot and the app's staged engine -------------
+
+QUESTION = "What is the capital of France?"
+
+
+async def until(pilot, condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Let the app run until `condition()` holds (it changes only as the app handles messages)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def loading_scene(pilot, engine: StagedEngine) -> None:
+    await until(pilot, lambda: bool(engine.submitted), what="the load request")
+    play_loading(engine)
+    await until(pilot, lambda: pilot.app.chat.status.progress == 0.4, what="the progress")
+
+
+async def loaded_scene(pilot, engine: StagedEngine, info: ModelInfo = TINY_INFO) -> None:
+    await until(pilot, lambda: bool(engine.submitted), what="the load request")
+    play_loaded(engine, info)
+    await until(pilot, lambda: pilot.app.chat.model is not None and not pilot.app.chat.busy, what="the load")
+
+
+async def ask(pilot, text: str = QUESTION) -> None:
+    await pilot.press(*text, "enter")
+    await until(pilot, lambda: pilot.app.chat.busy and pilot.app.chat.active.kind == "chat", what="the send")
+
+
+async def streaming_scene(pilot, engine: StagedEngine) -> None:
+    await loaded_scene(pilot, engine)
+    await ask(pilot)
+    play_answer_start(engine, half_of(ANSWER), 24)
+    await until(pilot, lambda: pilot.app.chat.status.phase == "generating", what="generating")
+
+
+async def draining_scene(pilot, engine: StagedEngine) -> None:
+    """Esc pressed mid-answer; the app's injected clock (a one-item list) is moved 1.2 s on."""
+    await streaming_scene(pilot, engine)
+    await pilot.press("escape")
+    pilot.app.test_clock[0] += 1.2
+    pilot.app.chat.set_status(pilot.app.chat.status)
+
+
+async def stopped_scene(pilot, engine: StagedEngine) -> None:
+    await draining_scene(pilot, engine)
+    play_answer_end(engine, half_of(ANSWER), 24, reason="cancelled")
+    await until(pilot, lambda: not pilot.app.chat.busy, what="the finish")
+
+
+async def busy_scene(pilot, engine: StagedEngine) -> None:
+    await draining_scene(pilot, engine)
+    await pilot.press(*"And Italy?", "enter")
+
+
+async def answered_scene(pilot, engine: StagedEngine) -> None:
+    await loaded_scene(pilot, engine)
+    await ask(pilot)
+    play_answer_start(engine, ANSWER, 61)
+    play_answer_end(engine, ANSWER, 61)
+    await until(pilot, lambda: not pilot.app.chat.busy, what="the finish")
+
+
+async def attachments_scene(pilot, engine: StagedEngine, images: list[Path]) -> None:
+    from textual import events
+
+    await loaded_scene(pilot, engine, VISION_INFO)
+    pilot.app.post_message(events.Paste(" ".join(str(path) for path in images) + " compare these"))
+    await until(pilot, lambda: len(pilot.app.chat.attachments) == len(images), what="the attachments")
+
+
+async def help_scene(pilot, engine: StagedEngine) -> None:
+    await loaded_scene(pilot, engine)
+    await pilot.press("f1")

@@ -7,27 +7,16 @@ Waiting is always for a condition the app reaches by handling engine events (bou
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from mlxchat.engine import Engine, Event
 from mlxchat.settings import ChatSettings
 from mlxchat.ui.app import MlxChatApp, make_app
-from mlxchat.ui.staged import StagedEngine, sample_images
+from mlxchat.ui.staged import StagedEngine, loaded_scene, sample_images, until  # noqa: F401 (re-exported)
 
 SIZE = (100, 32)
-
-
-async def until(pilot, condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
-    """Let the app run until `condition()` holds (it changes only as the app handles messages)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-        await pilot.pause(0.02)
 
 
 class Gate:
@@ -166,8 +155,6 @@ def images(tmp_path_factory) -> dict[str, Path]:
 
 async def staged_loaded(pilot, engine: StagedEngine, info=None) -> None:
     """Play a finished model load into an app on the staged engine (once the app has asked for it)."""
-    from mlxchat.ui.staged import TINY_INFO, play_loaded
+    from mlxchat.ui.staged import TINY_INFO
 
-    await until(pilot, lambda: bool(engine.submitted), what="the load request")
-    play_loaded(engine, info or TINY_INFO)
-    await until(pilot, lambda: pilot.app.chat.model is not None and not pilot.app.chat.busy, what="the staged load")
+    await loaded_scene(pilot, engine, info or TINY_INFO)

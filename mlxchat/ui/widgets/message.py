@@ -88,6 +88,10 @@ class MessageView(Vertical, can_focus=True):
             stream, self._stream = self._stream, None
             await stream.stop()
 
+    async def on_unmount(self) -> None:
+        # An answer still streaming when the view goes away (app closing) must not leave its task pending.
+        await self.end_stream()
+
     def set_footer(self, text: str) -> None:
         footer = self.query_one(".message-footer", Label)
         footer.update(text)

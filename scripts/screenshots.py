@@ -1,0 +1,71 @@
+"""Draw the SVG screenshots in `screenshots/`: the main states of the chat screen.
+
+Run from the repository root:  .venv/bin/python scripts/screenshots.py [--out screenshots] [--size 110x34]
+
+The states are the staged scenes the snapshot tests use (`mlxchat.ui.staged`): real engine event types with
+fixed numbers, so the pictures are the same on every machine and rerunning the script changes nothing unless
+the UI changed. No model is loaded and MLX is never imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from mlxchat.ui import staged
+from mlxchat.ui.app import make_app
+
+SCENES = [
+    ("01-loading", staged.loading_scene, {}),
+    ("02-ready", staged.loaded_scene, {}),
+    ("03-streaming", staged.streaming_scene, {}),
+    ("04-draining", staged.draining_scene, {}),
+    ("05-stopped", staged.stopped_scene, {}),
+    ("06-busy", staged.busy_scene, {}),
+    ("07-answer", staged.answered_scene, {}),
+    ("08-attachments", staged.attachments_scene, {}),
+    ("09-help", staged.help_scene, {}),
+    ("10-theme-paper", staged.answered_scene, {"theme": "mlxchat-paper"}),
+    ("11-theme-phosphor", staged.answered_scene, {"theme": "mlxchat-phosphor"}),
+    ("12-theme-ember", staged.answered_scene, {"theme": "mlxchat-ember"}),
+]
+
+
+async def draw(name: str, scene, options: dict, out: Path, size: tuple[int, int], images: list[Path]) -> Path:
+    holder = {}
+    clock = [100.0]
+
+    def engine_factory(sink):
+        holder["engine"] = staged.StagedEngine(sink)
+        return holder["engine"]
+
+    app = make_app(engine_factory=engine_factory, animate=False, clock=lambda: clock[0], **options)
+    app.test_clock = clock
+    async with app.run_test(size=size) as pilot:
+        args = (images,) if scene is staged.attachments_scene else ()
+        await scene(pilot, holder["engine"], *args)
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        target = out / f"{name}.svg"
+        target.write_text(app.export_screenshot(title=f"mlxchat — {name[3:]}"), encoding="utf-8")
+    return target
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "screenshots")
+    parser.add_argument("--size", default="110x34", help="terminal size, COLUMNSxROWS")
+    args = parser.parse_args()
+    columns, rows = (int(n) for n in args.size.split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        images = staged.sample_images(Path(folder))
+        for name, scene, options in SCENES:
+            path = await draw(name, scene, options, args.out, (columns, rows), images)
+            print(path)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

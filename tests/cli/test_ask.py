@@ -20,7 +20,7 @@ NEVER_ENDING = ("--temp", "0", "--max-tokens", "1000000")
 def test_ask_streams_the_answer_and_exits_cleanly_every_time(run_mlxchat, tiny_model):
     """Five runs in a row: each exits 0 with an answer and nothing on stderr (no exit abort)."""
     for attempt in range(5):
-        result = run_mlxchat("ask", "Tell me a story", "--model", str(tiny_model), "--max-tokens", "20")
+        result = run_mlxchat("ask", "Tell me a story", "--model", str(tiny_model), "--max-tokens", "20", "--temp", "0")
         assert result.returncode == 0, (attempt, result.returncode, result.stderr)
         assert result.stdout.strip(), "no answer on stdout"
         assert result.stdout.endswith("\n")
@@ -139,7 +139,7 @@ def test_loading_progress_shows_on_stderr_only_when_it_is_a_terminal(tiny_model)
 
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        mlxchat_command("ask", "Hi", "--model", str(tiny_model), "--max-tokens", "3"),
+        mlxchat_command("ask", "Hi", "--model", str(tiny_model), "--max-tokens", "3", "--temp", "0"),
         stdout=subprocess.PIPE,
         stderr=terminal,
     )

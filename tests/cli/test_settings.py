@@ -117,7 +117,7 @@ def test_ask_uses_flag_over_config_over_default(run_mlxchat, write_config, tiny_
 
 def test_ask_with_a_malformed_config_warns_with_the_line_and_answers(run_mlxchat, write_config, tiny_model):
     write_config("[chat\nmax_tokens = 3\n")
-    result = run_mlxchat("ask", "Hello", "--model", str(tiny_model), "--max-tokens", "4")
+    result = run_mlxchat("ask", "Hello", "--model", str(tiny_model), "--max-tokens", "4", "--temp", "0")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     (warning,) = result.stderr.strip().splitlines()

@@ -28,9 +28,9 @@ class TextBatcher:
             self.flush()
 
     def flush(self) -> None:
-        """Hand on whatever is pending (nothing if there is no text)."""
+        """Hand on whatever is pending. Tokens that made no text yet (half a UTF-8 character) still count."""
         self._last_flush = time.perf_counter()
-        if not self._pending:
+        if not self._pending and not self._pending_tokens:
             return
         text = "".join(self._pending)
         tokens = self._pending_tokens

@@ -40,7 +40,7 @@ class PrefillChunker:
     size: int
     minimum: int = 16
     maximum: int = 2048
-    target_s: float = 0.25
+    target_s: float = 0.15
 
     @classmethod
     def for_device(cls) -> "PrefillChunker":

@@ -61,6 +61,7 @@ def load(ref, progress: Progress) -> LoadedModel:
         context_size=context_size(config),
     )
     progress(f"Reading weights of {ref.name}", 0.1)
+    _quiet_transformers()
     if ref.kind == "vision":
         from .vision import load_vision_model
 
@@ -74,6 +75,15 @@ def load(ref, progress: Progress) -> LoadedModel:
     progress("Fitting weights to the device", 0.8)
     fit_to_device(vision.model if vision is not None else text_model)
     return LoadedModel(info=info, text_model=text_model, tokenizer=tokenizer, vision=vision)
+
+
+def _quiet_transformers() -> None:
+    """Tokenizer and processor loading warns on stderr (deprecated options); in a TUI that garbles the screen."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.set_verbosity_error()
 
 
 def context_size(config: dict) -> int:

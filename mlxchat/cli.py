@@ -191,6 +191,8 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
+    from mlxchat.ui.attachment_files import human_size  # plain Python; the chat screen shows sizes the same way
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("name", "kind", "quantization", "size", "location"):
         table.add_column(column, justify="right" if column == "size" else "left", no_wrap=column != "location")
@@ -218,6 +220,7 @@ def import_(
     """
     from mlxchat.models.discovery import import_gguf
     from mlxchat.models.errors import ModelError
+    from mlxchat.ui.attachment_files import human_size
 
     path = gguf_file.expanduser()
     if not path.is_file():
@@ -239,15 +242,6 @@ def import_(
             print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
     print(f"Imported {ref.name} ({ref.kind}, {ref.quantization}, {human_size(ref.size_bytes)}) into {ref.path}")
     print(f"Chat with it: mlxchat --model {ref.name}")
-
-
-def human_size(size_bytes: int) -> str:
-    size = float(size_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size_bytes} B"
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -58,8 +58,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("retry_answer", "f5", "retry_answer", "Retry", "Answer the last message again, replacing the answer"),
     ActionSpec("attach_file", "ctrl+o", "attach_file", "Attach", "Pick an image file to attach", footer=True),
     ActionSpec("remove_attachment", "f8", "remove_attachment", "Remove image", "Remove the focused or last attached image"),
-    ActionSpec("copy_message", "f6", "copy_message", "Copy message", "Copy the focused message, or the last answer"),
-    ActionSpec("copy_code", "f7", "copy_code", "Copy code", "Copy the last code block of the focused message or answer"),
+    # Priority: TextArea binds F6/F7 to select line/all, which a one-box prompt has little use for.
+    ActionSpec(
+        "copy_message", "f6", "copy_message", "Copy message", "Copy the focused message, or the last answer",
+        priority=True,
+    ),
+    ActionSpec(
+        "copy_code", "f7", "copy_code", "Copy code", "Copy the last code block of the focused message or answer",
+        priority=True,
+    ),
+    ActionSpec(
+        "scroll_up", "shift+pageup,ctrl+up", "scroll_conversation(-1)", "Scroll up",
+        "Scroll the conversation up a page (it stops following the answer)",
+    ),
+    ActionSpec(
+        "scroll_down", "shift+pagedown,ctrl+down", "scroll_conversation(1)", "Scroll down",
+        "Scroll the conversation down a page (at the bottom it follows the answer again)",
+    ),
     ActionSpec("focus_prompt", "ctrl+l", "focus_prompt", "Prompt", "Put the cursor back in the prompt"),
     ActionSpec("help", "f1", "help", "Help", "Show every key", "app", footer=True),
     ActionSpec("change_theme", "f4", "change_theme", "Theme", "Choose a theme (remembered)", "app"),

@@ -146,3 +146,15 @@ def test_the_ui_never_imports_mlx():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_no_screen_or_app_key_is_swallowed_by_the_prompt(staged_app):
+    """While typing, every conversation and app key still reaches its action (not a TextArea binding)."""
+    app, _ = staged_app()
+    async with app.run_test(size=SIZE):
+        active = app.screen.active_bindings
+        for spec in ACTIONS:
+            if spec.scope == "prompt" or spec.id == "cancel_generation":  # Ctrl+C copies while idle, by design
+                continue
+            for key in spec.keys.split(","):
+                assert active[key].binding.action == spec.action, f"{key} runs {active[key].binding.action}"

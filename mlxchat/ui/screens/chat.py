@@ -364,5 +364,14 @@ class ChatScreen(EngineEventsMixin, Screen):
         self.app.copy_to_clipboard(blocks[-1])
         self.notify(f"Copied the code block ({len(blocks[-1].splitlines())} lines).")
 
+    def action_scroll_conversation(self, pages: int) -> None:
+        conversation = self.conversation
+        if pages < 0:
+            conversation.scroll_page_up(animate=False)
+        elif conversation.scroll_y >= conversation.max_scroll_y:
+            conversation.anchor()  # already at the bottom: paging down must not let go of the answer
+        else:
+            conversation.scroll_page_down(animate=False)  # reaching the bottom re-anchors (Widget.anchor)
+
     def action_focus_prompt(self) -> None:
         self.prompt.focus()

@@ -111,6 +111,5 @@ class MessageView(Vertical, can_focus=True):
             return f"✖ {turn.error or 'the answer failed'}"
         stats = stats_line(turn.stats) if turn.stats is not None and turn.role == "assistant" else ""
         if turn.status == "stopped":
-            tokens = turn.stats.generation_tokens if turn.stats is not None else turn.tokens
-            return f"■ stopped after {tokens} tokens"
+            return f"■ stopped after {turn.tokens} tokens"
         return stats

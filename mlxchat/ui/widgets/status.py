@@ -107,6 +107,8 @@ class StatusBar(Horizontal):
             case "loading":
                 return f" {spin} loading {_percent(status.progress)}"
             case "prefill":
+                if not status.prefill_total:
+                    return f" {spin} prefill "
                 return f" {spin} prefill {status.prefill_done}/{status.prefill_total} "
             case "generating":
                 return f" {spin} generating "

@@ -2,30 +2,44 @@
 
 Text turns are driven by mlx-lm's `generate_step` over a prompt cache this module prefills itself, in chunks,
 so a cancel during a long prompt lands within one chunk instead of minutes later. Vision turns hand a token
-iterator from `vision.py` to the same decode loop, so both routes batch, measure and stop identically.
+iterator from `vision.py` to the same decode loop (`streaming.decode`, shared with the remote backend), so every
+route batches, measures and stops identically.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step, generation_stream, wired_limit
 from mlx_lm.sample_utils import make_sampler
 
-from .batching import TextBatcher
 from .chat_template import render_prompt
 from .control import CancelledByRequest, RequestControl
 from .errors import RequestError
-from .events import Event, FinishReason, Finished, PrefillProgress, Started, Stats, TextDelta, Usage
+from .events import Finished, PrefillProgress, Started, Usage
 from .prompt_cache import ConversationCache
 from .requests import ChatRequest
+from .streaming import STATS_INTERVAL_S, Emit, TurnClock, decode
 
-Emit = Callable[[Event], None]
+__all__ = [
+    "STATS_INTERVAL_S",
+    "Emit",
+    "PrefillChunker",
+    "TurnClock",
+    "decode",
+    "peak_memory",
+    "prefill",
+    "run_text_turn",
+    "text_steps",
+]
 
-STATS_INTERVAL_S = 0.25
+
+def peak_memory() -> int:
+    """MLX's peak memory reading, in bytes: what `TurnClock` reports for a local turn."""
+    return int(mx.get_peak_memory())
 
 
 @dataclass
@@ -55,92 +69,6 @@ class PrefillChunker:
         while size * 2 <= wanted and size * 2 <= self.maximum:
             size *= 2
         self.size = size
-
-
-@dataclass
-class TurnClock:
-    """Times one turn; all numbers come from `time.perf_counter` on the owner thread."""
-
-    start: float
-    prompt_tokens: int
-    cached_tokens: int
-    context_size: int
-    first_token_at: float | None = None
-    generated: int = 0
-
-    def stats(self, request_id: str, now: float | None = None) -> Stats:
-        now = now or time.perf_counter()
-        prefilled = self.prompt_tokens - self.cached_tokens
-        ttft = None if self.first_token_at is None else self.first_token_at - self.start
-        prompt_tps = prefilled / ttft if ttft else 0.0
-        decode_s = now - self.first_token_at if self.first_token_at else 0.0
-        decode_tps = (self.generated - 1) / decode_s if decode_s > 0 and self.generated > 1 else 0.0
-        return Stats(
-            request_id=request_id,
-            ttft_s=ttft,
-            prompt_tokens=self.prompt_tokens,
-            cached_tokens=self.cached_tokens,
-            prompt_tps=prompt_tps,
-            generation_tokens=self.generated,
-            decode_tps=decode_tps,
-            peak_memory_bytes=int(mx.get_peak_memory()),
-            context_used=self.prompt_tokens + self.generated,
-            context_size=self.context_size,
-        )
-
-
-def decode(
-    steps: Iterable[tuple[str, int]],
-    *,
-    request: ChatRequest,
-    control: RequestControl,
-    clock: TurnClock,
-    emit: Emit,
-    eos_token_ids: Iterable[int],
-    on_first_token: Callable[[], None] = lambda: None,
-    batch_interval_s: float = 0.03,
-) -> tuple[FinishReason, str, list[int]]:
-    """Consume (text segment, token) pairs until stop, length or cancel. Returns reason, text and tokens.
-
-    The cancel flag is read after every token, so a cancel lands within one decode step.
-    """
-    request_id = request.request_id
-    eos = set(eos_token_ids)
-    parts: list[str] = []
-    tokens: list[int] = []
-    batcher = TextBatcher(lambda text, n: emit(TextDelta(request_id, text, n)), batch_interval_s)
-    last_stats = time.perf_counter()
-    reason: FinishReason = "length"
-    iterator: Iterator[tuple[str, int]] = iter(steps)
-    try:
-        for text, token in iterator:
-            now = time.perf_counter()
-            if clock.first_token_at is None:
-                clock.first_token_at = now
-                on_first_token()
-            if token in eos:
-                reason = "stop"
-                break
-            tokens.append(token)
-            clock.generated += 1
-            if text:
-                parts.append(text)
-            batcher.add(text)
-            if control.cancelled:
-                reason = "cancelled"
-                break
-            if clock.generated >= request.sampling.max_tokens:
-                reason = "length"
-                break
-            if now - last_stats >= STATS_INTERVAL_S:
-                last_stats = now
-                emit(clock.stats(request_id, now))
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-        batcher.flush()
-    return reason, "".join(parts), tokens
 
 
 def prefill(
@@ -210,7 +138,7 @@ def run_text_turn(loaded, request: ChatRequest, control: RequestControl, emit: E
     if request.sampling.seed is not None:
         mx.random.seed(request.sampling.seed)
     reuse = cache.prepare(request.conversation_id, prompt)
-    clock = TurnClock(time.perf_counter(), len(prompt), reuse.cached_tokens, context_size)
+    clock = TurnClock(time.perf_counter(), len(prompt), reuse.cached_tokens, context_size, peak_memory=peak_memory)
     emit(Started(request_id, len(prompt), reuse.cached_tokens, "text"))
     emit(PrefillProgress(request_id, reuse.cached_tokens, len(prompt)))
     todo = prompt[reuse.cached_tokens :]

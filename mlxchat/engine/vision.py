@@ -25,7 +25,7 @@ from mlx_lm import tokenizer_utils
 from .control import CancelledByRequest, RequestControl
 from .errors import RequestError
 from .events import Finished, PrefillProgress, Started, Usage
-from .generation import Emit, TurnClock, decode
+from .generation import Emit, TurnClock, decode, peak_memory
 from .prompt_cache import ConversationCache
 from .requests import ChatRequest
 from .vision_inputs import image_paths, load_image, template_messages
@@ -185,7 +185,7 @@ def run_vision_turn(
     if sampling.seed is not None:
         mx.random.seed(sampling.seed)
 
-    clock = TurnClock(time.perf_counter(), prompt_tokens, 0, context_size)
+    clock = TurnClock(time.perf_counter(), prompt_tokens, 0, context_size, peak_memory=peak_memory)
     emit(Started(request_id, prompt_tokens, 0, "vision"))
     emit(PrefillProgress(request_id, 0, prompt_tokens))
     chunk = loaded.chunker.size

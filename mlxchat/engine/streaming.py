@@ -1,0 +1,121 @@
+"""Provides the MLX-free half of a chat turn: timing (`TurnClock`) and the decode loop (`decode`).
+
+Every route ends here — local text, local vision and the remote HTTP backend — so batching, stats, cancel
+between steps and stop/length behave the same whichever produced the text. Nothing here imports MLX: the
+local routes hand in their peak-memory reader, and the remote backend (which must never import MLX) uses it
+as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from .batching import TextBatcher
+from .control import RequestControl
+from .events import Event, FinishReason, Stats, TextDelta
+from .requests import ChatRequest
+
+Emit = Callable[[Event], None]
+
+STATS_INTERVAL_S = 0.25
+
+
+def no_memory_reading() -> int:
+    """Peak memory where this process holds no model (the remote backend): nothing to report."""
+    return 0
+
+
+@dataclass
+class TurnClock:
+    """Times one turn; all numbers come from `time.perf_counter` on the owner thread.
+
+    `peak_memory` reads the process's peak model memory in bytes (the local routes pass MLX's reading).
+    """
+
+    start: float
+    prompt_tokens: int
+    cached_tokens: int
+    context_size: int
+    first_token_at: float | None = None
+    generated: int = 0
+    peak_memory: Callable[[], int] = no_memory_reading
+
+    def stats(self, request_id: str, now: float | None = None) -> Stats:
+        now = now or time.perf_counter()
+        prefilled = self.prompt_tokens - self.cached_tokens
+        ttft = None if self.first_token_at is None else self.first_token_at - self.start
+        prompt_tps = prefilled / ttft if ttft else 0.0
+        decode_s = now - self.first_token_at if self.first_token_at else 0.0
+        decode_tps = (self.generated - 1) / decode_s if decode_s > 0 and self.generated > 1 else 0.0
+        return Stats(
+            request_id=request_id,
+            ttft_s=ttft,
+            prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached_tokens,
+            prompt_tps=prompt_tps,
+            generation_tokens=self.generated,
+            decode_tps=decode_tps,
+            peak_memory_bytes=int(self.peak_memory()),
+            context_used=self.prompt_tokens + self.generated,
+            context_size=self.context_size,
+        )
+
+
+def decode(
+    steps: Iterable[tuple[str, int]],
+    *,
+    request: ChatRequest,
+    control: RequestControl,
+    clock: TurnClock,
+    emit: Emit,
+    eos_token_ids: Iterable[int],
+    on_first_token: Callable[[], None] = lambda: None,
+    batch_interval_s: float = 0.03,
+    stop_at_max_tokens: bool = True,
+) -> tuple[FinishReason, str, list[int]]:
+    """Consume (text segment, token) pairs until stop, length or cancel. Returns reason, text and tokens.
+
+    The cancel flag is read after every step, so a cancel lands within one decode step. When `steps` simply
+    runs out the reason is "length"; a caller whose steps end for other reasons (a server's finish reason)
+    decides for itself. `stop_at_max_tokens=False` leaves counting to the producer (a server enforces
+    `max_tokens` itself and must be read to the end of its stream).
+    """
+    request_id = request.request_id
+    eos = set(eos_token_ids)
+    parts: list[str] = []
+    tokens: list[int] = []
+    batcher = TextBatcher(lambda text, n: emit(TextDelta(request_id, text, n)), batch_interval_s)
+    last_stats = time.perf_counter()
+    reason: FinishReason = "length"
+    iterator: Iterator[tuple[str, int]] = iter(steps)
+    try:
+        for text, token in iterator:
+            now = time.perf_counter()
+            if clock.first_token_at is None:
+                clock.first_token_at = now
+                on_first_token()
+            if token in eos:
+                reason = "stop"
+                break
+            tokens.append(token)
+            clock.generated += 1
+            if text:
+                parts.append(text)
+            batcher.add(text)
+            if control.cancelled:
+                reason = "cancelled"
+                break
+            if stop_at_max_tokens and clock.generated >= request.sampling.max_tokens:
+                reason = "length"
+                break
+            if now - last_stats >= STATS_INTERVAL_S:
+                last_stats = now
+                emit(clock.stats(request_id, now))
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+        batcher.flush()
+    return reason, "".join(parts), tokens

@@ -224,6 +224,9 @@ def run(config: EngineBenchConfig, progress=print) -> EngineBenchResult:
     raw = raw_decode_tps(info.path, tokenizer_prompt, config.decode_tokens, config.decode_runs)
     progress("engine decode …")
     engine_tps, consumer_tps, tokens, peak = engine_decode_tps(driver, config.decode_tokens, config.decode_runs)
+    progress("warm-up …")
+    # Compile and allocate for prompt shapes once (MLX's CUDA build compiles kernels on first use), untimed.
+    ttft_by_turn(driver, 2, 4, use_cache=False)
     progress("TTFT by turn …")
     cached = ttft_by_turn(driver, config.turns, config.turn_tokens, use_cache=True)
     uncached = ttft_by_turn(driver, config.turns, config.turn_tokens, use_cache=False)

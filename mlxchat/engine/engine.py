@@ -114,6 +114,11 @@ class Engine(EngineCore):
 
     def _shutdown(self) -> None:
         try:
+            if self._loaded is not None:
+                import mlx.core as mx
+                from mlx_lm.generate import generation_stream
+
+                mx.synchronize(generation_stream)  # let a cancelled turn's last queued step finish before exit
             self._drop_model()
         except Exception:
             log.exception("unload at shutdown failed")

@@ -52,7 +52,7 @@ class PrefillChunker:
     """
 
     size: int
-    minimum: int = 16
+    minimum: int = 8
     maximum: int = 2048
     target_s: float = 0.15
 
@@ -170,7 +170,11 @@ def run_text_turn(loaded, request: ChatRequest, control: RequestControl, emit: E
                 emit=emit,
                 eos_token_ids=loaded.tokenizer.eos_token_ids,
             )
-            mx.synchronize(generation_stream)
+            if reason != "cancelled":
+                mx.synchronize(generation_stream)
+            # After a cancel, mlx-lm's pipelined next step may still be computing on this thread's stream. Nothing
+            # waits for it: the owner thread has left every MLX call, and whatever it runs next is queued behind
+            # that step on the same stream. Waiting would add a whole decode step to every cancel.
     except BaseException:
         cache.invalidate()
         raise

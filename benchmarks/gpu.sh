@@ -24,5 +24,7 @@ python3 -m mlxchat.bench --model /tmp/random-1b-4bit --json "$out/gpu-engine-ben
 if [ -f mlxchat/bench/ui_bench.py ] && [ "${UI_BENCH:-1}" = 1 ]; then
   python3 -m mlxchat.bench.ui_bench --model /tmp/random-1b-4bit --json "$out/gpu-ui-bench.json" 2>&1 | tee "$out/gpu-ui-bench.txt"
 fi
-python3 -m pytest -q -p no:cacheprovider tests/engine/test_clean_exit.py 2>&1 | tail -5 | tee "$out/gpu-clean-exit.txt"
+if [ "${CLEAN_EXIT:-1}" = 1 ]; then
+  python3 -m pytest -q -p no:cacheprovider tests/engine/test_clean_exit.py 2>&1 | tail -5 | tee "$out/gpu-clean-exit.txt"
+fi
 python3 benchmarks/thread_overhead.py /tmp/random-1b-4bit 256 2>&1 | tee "$out/gpu-thread-overhead.txt"

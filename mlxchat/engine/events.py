@@ -13,7 +13,8 @@ from typing import Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]
 Phase = Literal["idle", "loading", "prefill", "generating", "draining", "closed"]
-ModelKind = Literal["text", "vision"]
+# "remote": a model behind an HTTP endpoint, whose kind the server does not say (it may read images).
+ModelKind = Literal["text", "vision", "remote"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,11 @@ class Event:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the UI shows about the loaded model."""
+    """What the UI shows about the loaded model.
+
+    For a remote model, `path` is the model's id on the server, `endpoint` the server's address (never with
+    credentials), and the numbers the server does not tell are 0 (`quantization` is "").
+    """
 
     name: str
     path: str
@@ -31,6 +36,7 @@ class ModelInfo:
     quantization: str
     size_bytes: int
     context_size: int
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""Provides the wire format of OpenAI-compatible servers, read without any I/O: server-sent events, the chunks
+of a streamed chat completion, error envelopes and the model list.
+
+Kept apart from the HTTP code so every malformed or surprising input can be tested from strings. Servers differ
+in small ways this module absorbs:
+
+- an error body is `{"error": {"message", "type", "code"}}` (OpenAI, vLLM, vllm-mlx), `{"error": "text"}`
+  (mlx_lm.server), `{"detail": …}` (FastAPI) or plain text;
+- a stream may carry an in-band error frame, `data: {"error": {…}}`, after its status line said 200: vllm-mlx
+  answers a busy engine that way on streaming requests (`text_generation_busy`), instead of an HTTP 503;
+- reasoning arrives as `delta.reasoning` (mlx_lm.server, newer vLLM) or `delta.reasoning_content` (older vLLM);
+- usage arrives in a last chunk whose `choices` is empty, when `stream_options.include_usage` was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+DONE = "[DONE]"
+MESSAGE_LIMIT = 300
+"""Longest server message quoted in an error: a server may put a whole traceback in its error body."""
+
+BUSY_CODES = frozenset({"text_generation_busy", "overloaded_error", "server_busy"})
+"""Error codes (or types) with which servers say "busy, retry shortly" rather than "broken"."""
+
+
+class MalformedStream(ValueError):
+    """The server sent something that is not a chat-completion stream. The message quotes a short excerpt."""
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One server-sent event. `data` is None for a comment line (a keep-alive such as `: ping`)."""
+
+    data: str | None
+    event: str = "message"
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """What a server said went wrong, from an error body or an in-band error frame."""
+
+    message: str
+    code: str | None = None
+    type: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool({self.code, self.type} & BUSY_CODES)
+
+
+@dataclass(frozen=True)
+class ServerUsage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkUpdate:
+    """What one `data:` payload of a chat-completion stream adds."""
+
+    content: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: ServerUsage | None = None
+    error: ServerError | None = None
+
+
+def iter_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
+    """Server-sent events from text lines (line endings already removed), per the WHATWG rules.
+
+    Comment lines are yielded as `SseEvent(None)` the moment they arrive, so a reader can act between
+    keep-alives (check a cancel flag). An event still open when the lines end is dispatched: some servers close
+    the connection right after `data: [DONE]` without the blank line.
+    """
+    data: list[str] = []
+    event = "message"
+    for line in lines:
+        if not line:
+            if data:
+                yield SseEvent("\n".join(data), event)
+            data, event = [], "message"
+            continue
+        if line.startswith(":"):
+            yield SseEvent(None)
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value or "message"
+        # "id" and "retry" mean nothing to a chat stream; unknown fields are ignored, as the rules say
+    if data:
+        yield SseEvent("\n".join(data), event)
+
+
+def parse_chunk(data: str) -> ChunkUpdate:
+    """Read one `data:` payload (not `[DONE]`). Raises `MalformedStream` when it is not a completion chunk."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        raise MalformedStream(f"not JSON: {excerpt(data)}") from None
+    if not isinstance(payload, dict):
+        raise MalformedStream(f"not a JSON object: {excerpt(data)}")
+    if "error" in payload:
+        return ChunkUpdate(error=server_error_from(payload) or ServerError(excerpt(data)))
+    usage = _usage(payload.get("usage"))
+    choices = payload.get("choices")
+    if choices is None and usage is not None:
+        return ChunkUpdate(usage=usage)
+    if not isinstance(choices, list):
+        raise MalformedStream(f"no choices in the chunk: {excerpt(data)}")
+    choice = next((c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0), None)
+    if choice is None:
+        return ChunkUpdate(usage=usage)
+    delta = choice.get("delta") or {}
+    if not isinstance(delta, dict):
+        raise MalformedStream(f"delta is not an object: {excerpt(data)}")
+    content = delta.get("content") or ""
+    reasoning = delta.get("reasoning") or delta.get("reasoning_content") or ""
+    finish = choice.get("finish_reason")
+    if not isinstance(content, str) or not isinstance(reasoning, str) or not isinstance(finish, (str, type(None))):
+        raise MalformedStream(f"unexpected types in the chunk: {excerpt(data)}")
+    return ChunkUpdate(content, reasoning, finish, usage)
+
+
+def _usage(value: Any) -> ServerUsage | None:
+    if not isinstance(value, dict):
+        return None
+    prompt, completion = value.get("prompt_tokens"), value.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    details = value.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return ServerUsage(prompt, completion, cached if isinstance(cached, int) and cached >= 0 else 0)
+
+
+def server_error_from(payload: Any) -> ServerError | None:
+    """The error in a decoded JSON body, whichever of the common shapes it has, or None."""
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or json.dumps(error)
+        code, kind = error.get("code"), error.get("type")
+        return ServerError(
+            excerpt(str(message)),
+            str(code) if code is not None else None,
+            str(kind) if kind is not None else None,
+        )
+    if isinstance(error, str) and error.strip():
+        return ServerError(excerpt(error))
+    detail = payload.get("detail")
+    if detail:
+        return ServerError(excerpt(detail if isinstance(detail, str) else json.dumps(detail)))
+    message = payload.get("message")
+    if isinstance(message, str) and message.strip():
+        return ServerError(excerpt(message))
+    return None
+
+
+def server_error_from_body(body: bytes) -> ServerError | None:
+    """The error an HTTP error response's body states (JSON or plain text), or None when it is empty."""
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return ServerError(excerpt(text))
+    return server_error_from(payload) or ServerError(excerpt(text))
+
+
+def parse_model_list(body: bytes) -> list[tuple[str, str | None]]:
+    """(id, owned_by) of each model in a `/v1/models` body. Raises `MalformedStream` when it is not one."""
+    try:
+        payload = json.loads(body.decode("utf-8", errors="replace"))
+    except ValueError:
+        raise MalformedStream(f"the model list is not JSON: {excerpt(body.decode('utf-8', 'replace'))}") from None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise MalformedStream("the model list has no 'data' array")
+    models = []
+    for item in data:
+        if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+            owner = item.get("owned_by")
+            models.append((item["id"], owner if isinstance(owner, str) else None))
+    return models
+
+
+def excerpt(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` on one line, at most `limit` characters (an ellipsis marks a cut)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

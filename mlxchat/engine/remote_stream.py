@@ -1,0 +1,125 @@
+"""Provides the reading of one streamed chat completion on the owner thread, and the wording of transport
+failures (refused, timed out, cut off) for the remote backend.
+
+`StreamReader.segments` is the step iterator `streaming.decode` consumes, like the token iterators of the local
+routes. It never raises into `decode`: a failure mid-stream is noted on the reader and ends the iteration, so the
+text received so far survives into `Finished.text`. It reads the cancel flag at every stream event, keep-alive
+comments included, so a cancel lands at the next thing the server sends.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import httpx
+
+from .control import RequestControl
+from .remote_request import Endpoint, RemoteTimeouts
+from .remote_sse import DONE, ChunkUpdate, MalformedStream, ServerError, ServerUsage, excerpt, iter_sse, parse_chunk
+from .streaming import TurnClock
+
+THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"
+"""Reasoning the server sends apart (`delta.reasoning`) is shown between the tags the local engine would show."""
+
+
+class StreamReader:
+    """Reads one `/v1/chat/completions` stream. After `segments` ends, exactly one of these holds: `done` (the
+    server sent `[DONE]`), `failure` (a message naming the endpoint), the request's cancel flag, or none of them
+    (the stream ended early without an error: the caller reports it)."""
+
+    def __init__(self, endpoint: Endpoint, control: RequestControl, timeouts: RemoteTimeouts) -> None:
+        self._endpoint = endpoint
+        self._control = control
+        self._timeouts = timeouts
+        self._thinking = False
+        self.done = False
+        self.failure: str | None = None
+        self.finish_reason: str | None = None
+        self.usage: ServerUsage | None = None
+        self.last_token_at: float | None = None  # when the last text or the finish reason came: decode ends
+
+    def segments(self, response: httpx.Response) -> Iterator[tuple[str, int]]:
+        """(text, 0) for each piece of answer text; the token id is unknown over HTTP and never an end token."""
+        try:
+            for event in iter_sse(response.iter_lines()):
+                if self._control.cancelled:
+                    return
+                if event.data is None:  # a keep-alive: only a chance to see the cancel flag
+                    continue
+                if event.data.strip() == DONE:
+                    self.done = True
+                    return
+                update = parse_chunk(event.data)
+                if update.error is not None:
+                    self.failure = self._in_band_failure(update.error)
+                    return
+                self.usage = update.usage or self.usage
+                self.finish_reason = update.finish_reason or self.finish_reason
+                text = self._text(update)
+                if text or update.finish_reason:
+                    self.last_token_at = time.perf_counter()
+                if text:
+                    yield text, 0
+        except MalformedStream as exc:
+            self.failure = f"{self._endpoint} sent a malformed stream event ({exc}); the answer is incomplete."
+        except httpx.HTTPError as exc:
+            if not self._control.cancelled:
+                self.failure = transport_failure(self._endpoint, exc, self._timeouts, streaming=True)
+
+    def apply_usage(self, clock: TurnClock) -> None:
+        """Put the server's token counts (when it sent them) in place of the ones counted from the stream."""
+        if self.usage is None:
+            return
+        clock.prompt_tokens = self.usage.prompt_tokens
+        clock.cached_tokens = min(self.usage.cached_tokens, self.usage.prompt_tokens)
+        clock.generated = self.usage.completion_tokens
+
+    def _text(self, update: ChunkUpdate) -> str:
+        parts = []
+        if update.reasoning:
+            if not self._thinking:
+                parts.append(THINK_OPEN)
+                self._thinking = True
+            parts.append(update.reasoning)
+        if update.content:
+            if self._thinking:
+                parts.append(THINK_CLOSE)
+                self._thinking = False
+            parts.append(update.content)
+        return "".join(parts)
+
+    def _in_band_failure(self, error: ServerError) -> str:
+        label = error.code or error.type
+        said = f" ({label})" if label else ""
+        if error.busy:
+            return (
+                f"Server busy: {self._endpoint} refused the request{said}: “{error.message}”. "
+                "Try again in a moment."
+            )
+        return f"{self._endpoint} reported an error{said}: “{error.message}”."
+
+
+def transport_failure(
+    endpoint: Endpoint, exc: httpx.HTTPError, timeouts: RemoteTimeouts, streaming: bool = False
+) -> str:
+    """A person's message for an httpx failure: what happened, where, and what it means for the answer."""
+    reason = excerpt(str(exc)) or exc.__class__.__name__
+    incomplete = "; the answer is incomplete" if streaming else ""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"No connection to {endpoint} within {timeouts.connect_s:g} s (connect timeout). Is it reachable?"
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in reason.lower():
+            reason = "connection refused"
+        return f"Cannot connect to {endpoint} ({reason}). Is the server running?"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"{endpoint} sent nothing for {timeouts.read_s:g} s (read timeout); stopped waiting{incomplete}."
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"Sending the request to {endpoint} took over {timeouts.write_s:g} s (write timeout)."
+    if isinstance(exc, httpx.TimeoutException):
+        return f"Timed out talking to {endpoint} ({exc.__class__.__name__})."
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        if streaming:
+            return f"The stream from {endpoint} was cut off before it finished ({reason}){incomplete}."
+        return f"{endpoint} closed the connection without answering ({reason})."
+    return f"Talking to {endpoint} failed ({exc.__class__.__name__}: {reason}){incomplete}."

@@ -4,6 +4,9 @@ It uses the engine exactly as the TUI does: requests in, events out through a qu
 (SIGINT) does not raise into the middle of anything: the handler only sets a flag, and the loop that waits for
 events turns it into `Engine.cancel()` and keeps waiting for the request's `Finished`, so the engine is drained
 before the process ends (exit code 130). A second Ctrl+C leaves at once.
+
+With an endpoint, the engine is the `RemoteEngine` (an OpenAI-compatible server answers), and everything else is
+the same: the remote backend keeps the engine's contract.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from mlxchat.engine import (
     Stats,
     TextDelta,
 )
+from mlxchat.engine.core import EngineCore
 from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
 from mlxchat.settings import ChatSettings
 
@@ -46,6 +50,10 @@ class AskJob:
     settings: ChatSettings = ChatSettings()
     json_output: bool = False
     show_stats: bool = False
+    endpoint: str | None = None
+    """An OpenAI-compatible server to ask instead of a local model (`settings.model` names one of its models)."""
+    api_key_env: str | None = None
+    """The environment variable holding the server's API key."""
 
 
 @dataclass
@@ -99,7 +107,7 @@ def run_ask(job: AskJob, out: TextIO | None = None, err: TextIO | None = None) -
     out, err = out or sys.stdout, err or sys.stderr
     interrupts = _Interrupts()
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    engine = Engine(events.put, name="mlxchat-ask-engine")
+    engine = _engine_for(job, events.put)
     with interrupts:
         engine.start()
         result = _Session(job, engine, events, interrupts, out, err).run()
@@ -112,13 +120,21 @@ def run_ask(job: AskJob, out: TextIO | None = None, err: TextIO | None = None) -
         exit_process(result.rc, engine)
 
 
+def _engine_for(job: AskJob, sink) -> EngineCore:
+    if job.endpoint is None:
+        return Engine(sink, name="mlxchat-ask-engine")
+    from mlxchat.engine.remote import RemoteEngine
+
+    return RemoteEngine(sink, job.endpoint, job.api_key_env, name="mlxchat-ask-engine")
+
+
 class _Session:
     """One load and one chat request, waited for on the main thread."""
 
     def __init__(
         self,
         job: AskJob,
-        engine: Engine,
+        engine: EngineCore,
         events: queue.SimpleQueue,
         interrupts: "_Interrupts",
         out: TextIO,
@@ -141,7 +157,7 @@ class _Session:
         if loaded.reason != "stop":
             return AskResult(EXIT_BAD_INPUT, error=_one_line(loaded.error or "the model could not be loaded"))
         model = self.engine.model
-        if self.job.images and model is not None and model.kind != "vision":
+        if self.job.images and model is not None and model.kind == "text":
             message = f"{model.name} is a text-only model and cannot read images; choose a vision model with --model."
             return AskResult(EXIT_BAD_INPUT, model=model, error=message)
 
@@ -258,7 +274,8 @@ def describe_stats(finished: Finished) -> str:
     if stats.ttft_s is not None:
         parts.append(f"first token {stats.ttft_s:.2f} s")
     parts += [f"prefill {stats.prompt_tps:.1f} tok/s", f"decode {stats.decode_tps:.1f} tok/s"]
-    parts.append(f"peak memory {stats.peak_memory_bytes / 2**20:.0f} MiB")
+    if stats.peak_memory_bytes:  # a remote model's memory is not ours to measure
+        parts.append(f"peak memory {stats.peak_memory_bytes / 2**20:.0f} MiB")
     parts.append(f"finish: {finished.reason}")
     return "stats: " + " · ".join(parts)
 

@@ -48,6 +48,47 @@ def _config():
     return config
 
 
+EndpointOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--endpoint",
+        "-e",
+        help="Chat through this OpenAI-compatible server (vllm-mlx, mlx_lm.server, vLLM) instead of a local model, "
+        "e.g. http://gpu-box:8000/v1; --model then names one of its models.",
+    ),
+]
+ApiKeyEnvOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--api-key-env",
+        help="Name of the environment variable that holds the server's API key (the key itself never goes on "
+        "the command line).",
+    ),
+]
+
+
+def _remote_options(config, endpoint: str | None, api_key_env: str | None) -> tuple[str | None, str | None]:
+    """The endpoint and key variable to use (flag > config.toml), checked; raises the exit for bad values."""
+    from mlxchat.settings import check_api_key_env, check_endpoint
+
+    endpoint = endpoint if endpoint is not None else config.endpoint
+    api_key_env = api_key_env if api_key_env is not None else config.api_key_env
+    if endpoint is None:
+        if api_key_env is not None and config.endpoint is None:
+            raise _error("--api-key-env needs --endpoint (or endpoint in config.toml)")
+        return None, None
+    why = check_endpoint(endpoint)
+    if why:
+        raise _error(why)
+    if api_key_env is not None:
+        why = check_api_key_env(api_key_env)
+        if why:
+            raise _error(f"--api-key-env: {why}")
+        if not os.environ.get(api_key_env, "").strip():
+            raise _error(f"the environment variable {api_key_env} (named by --api-key-env) is not set or empty")
+    return endpoint, api_key_env
+
+
 @app.callback(invoke_without_command=True)
 def chat(
     ctx: typer.Context,
@@ -57,6 +98,8 @@ def chat(
     ] = None,
     theme: Annotated[Optional[str], typer.Option("--theme", help="Theme to start with (e.g. textual-dark).")] = None,
     resume: Annotated[bool, typer.Option("--resume", "-c", help="Reopen the last conversation.")] = False,
+    endpoint: EndpointOption = None,
+    api_key_env: ApiKeyEnvOption = None,
 ) -> None:
     """A calm, fast terminal chat for local language and vision models on MLX.
 
@@ -69,15 +112,16 @@ def chat(
     mlxchat                              # chat with the default model
     mlxchat -c                           # reopen the last conversation
     mlxchat --model ~/models/Qwen2.5-0.5B-Instruct-4bit --theme textual-light
+    mlxchat --endpoint http://gpu-box:8000/v1 --api-key-env GPU_BOX_KEY
     mlxchat ask "What is the capital of France?"
     mlxchat models
     ```
     """
     if ctx.invoked_subcommand is not None:
-        if model or theme or resume:
+        if model or theme or resume or endpoint or api_key_env:
             raise _error(
-                "--model, --theme and --resume belong to the chat screen; give a command its own options after "
-                "its name (mlxchat ask --model M …)."
+                "--model, --theme, --resume, --endpoint and --api-key-env belong to the chat screen; give a "
+                "command its own options after its name (mlxchat ask --model M …)."
             )
         return
     try:
@@ -85,8 +129,17 @@ def chat(
     except ImportError as exc:
         raise _error(f"the chat screen is not available in this installation ({exc}).", EXIT_FAILURE) from None
     # The flags go as given (None when absent): run_tui lays them over config.toml and what the app remembers,
-    # and shows problems in config.toml inside the app, where they can be read.
-    raise typer.Exit(run_tui(model=model, theme=theme, resume=resume))
+    # and shows problems in config.toml inside the app, where they can be read. The remote flags are checked
+    # here first, so a bad URL or a missing key variable fails before the screen opens.
+    remote: dict[str, str] = {}
+    if endpoint is not None or api_key_env is not None:
+        from mlxchat.settings import load_config
+
+        _remote_options(load_config(), endpoint, api_key_env)
+        remote = {name: value for name, value in (("endpoint", endpoint), ("api_key_env", api_key_env)) if value}
+        if not _accepts(run_tui, remote):
+            raise _error("this chat screen cannot use a remote endpoint yet; use mlxchat ask --endpoint.", EXIT_FAILURE)
+    raise typer.Exit(run_tui(model=model, theme=theme, resume=resume, **remote))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -110,6 +163,8 @@ def ask(
         bool, typer.Option("--json", help="Print one JSON object (text, finish reason, usage, stats) at the end.")
     ] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Print speed and token counts on stderr.")] = False,
+    endpoint: EndpointOption = None,
+    api_key_env: ApiKeyEnvOption = None,
 ) -> None:
     """Answer one prompt and stream the answer to stdout.
 
@@ -124,6 +179,7 @@ def ask(
     cat notes.txt | mlxchat ask - --system "Summarise." --max-tokens 200
     mlxchat ask "What is this?" --image cat.png --model ~/models/SmolVLM
     mlxchat ask "Name three colours" --json | jq -r .text
+    mlxchat ask "Hello" --endpoint http://gpu-box:8000/v1 --model mlx-community/Qwen3-8B-4bit
     ```
     """
     from mlxchat.ask import AskJob, BadInput, check_images, check_model, run_ask
@@ -143,12 +199,23 @@ def ask(
     prompt = prompt.strip()
     if not prompt:
         raise _error("the prompt is empty")
+    endpoint, api_key_env = _remote_options(config, endpoint, api_key_env)
     try:
         images = check_images(tuple(image or ()))
-        check_model(settings.model)
+        if endpoint is None:  # a remote model is checked against the server's list as it is selected
+            check_model(settings.model)
     except BadInput as exc:
         raise _error(str(exc)) from None
-    run_ask(AskJob(prompt, images, settings, json_output=json_output, show_stats=stats))
+    job = AskJob(
+        prompt,
+        images,
+        settings,
+        json_output=json_output,
+        show_stats=stats,
+        endpoint=endpoint,
+        api_key_env=api_key_env,
+    )
+    run_ask(job)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -242,6 +309,16 @@ def import_(
             print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
     print(f"Imported {ref.name} ({ref.kind}, {ref.quantization}, {human_size(ref.size_bytes)}) into {ref.path}")
     print(f"Chat with it: mlxchat --model {ref.name}")
+
+
+def _accepts(function, keywords: dict) -> bool:
+    """Whether `function` takes every keyword in `keywords` (the chat screen learns remote options separately)."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return all(name in parameters for name in keywords)
 
 
 def run(argv: list[str] | None = None) -> int:

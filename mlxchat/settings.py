@@ -9,6 +9,8 @@ The file lives at `<config_dir>/config.toml` (`mlxchat.paths.config_dir()`), is 
 looks like this::
 
     theme = "textual-dark"
+    endpoint = "http://gpu-box:8000/v1"   # chat through this server instead of a local model
+    api_key_env = "MY_SERVER_KEY"          # the environment variable holding its API key
 
     [chat]
     system_prompt = "You are a concise assistant."
@@ -148,6 +150,14 @@ class AppConfig:
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Binding id → keys (comma-separated, Textual's syntax), passed to `App.set_keymap`."""
 
+    endpoint: str | None = None
+    """An OpenAI-compatible server (vllm-mlx, mlx_lm.server, vLLM) to chat through instead of a local model, e.g.
+    "http://gpu-box:8000/v1". `chat.model` then names one of the server's models. None: local models."""
+
+    api_key_env: str | None = None
+    """The NAME of the environment variable that holds the server's API key (never the key itself: it stays out
+    of files). None: no key is sent."""
+
     path: Path | None = None
     """The file these values came from, or None when there was none."""
 
@@ -199,10 +209,10 @@ def describe_toml_error(path: Path, exc: tomllib.TOMLDecodeError, text: str = ""
 
 def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
     problems: list[str] = []
-    known_top = {"chat", "theme", "keymap"}
+    known_top = ("chat", "theme", "keymap", "endpoint", "api_key_env")
     for key in data:
         if key not in known_top:
-            problems.append(f"{path}: unknown setting {key!r} ignored (known: chat, theme, keymap).")
+            problems.append(f"{path}: unknown setting {key!r} ignored (known: {', '.join(known_top)}).")
 
     chat = ChatSettings()
     chat_table = data.get("chat", {})
@@ -240,16 +250,62 @@ def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
             continue
         keymap[binding_id] = keys.replace(" ", "")
 
+    endpoint = data.get("endpoint")
+    why = None if endpoint is None else check_endpoint(endpoint)
+    if why:
+        problems.append(f"{path}: endpoint = {endpoint!r} ignored: {why}.")
+        endpoint = None
+
+    api_key_env = data.get("api_key_env")
+    why = None if api_key_env is None else check_api_key_env(api_key_env)
+    if why:  # the value is not quoted: it may be the key itself, pasted by mistake
+        problems.append(f"{path}: api_key_env ignored: {why}.")
+        api_key_env = None
+
     return AppConfig(
         chat=chat,
         theme=theme,
         keymap=MappingProxyType(keymap),
+        endpoint=endpoint,
+        api_key_env=api_key_env,
         path=path,
         problems=tuple(problems),
     )
 
 
-__all__ = ["AppConfig", "ChatSettings", "config_path", "describe_toml_error", "load_config"]
+def check_endpoint(value: Any) -> str | None:
+    """Why `value` cannot be an endpoint URL, in words, or None when it can."""
+    if not isinstance(value, str) or not value.strip():
+        return "endpoint must be a URL such as \"http://gpu-box:8000/v1\""
+    from mlxchat.engine.remote_request import Endpoint  # light: no HTTP client, no MLX
+
+    try:
+        Endpoint.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_api_key_env(value: Any) -> str | None:
+    """Why `value` cannot be an environment variable's name, in words, or None when it can. Never quotes the
+    value, which may be a key pasted in the wrong place."""
+    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
+        return None
+    return "api_key_env must be the name of an environment variable (like OPENAI_API_KEY), not the key itself"
+
+
+__all__ = [
+    "AppConfig",
+    "ChatSettings",
+    "check_api_key_env",
+    "check_endpoint",
+    "config_path",
+    "describe_toml_error",
+    "load_config",
+]
 
 # Keep the list of fields in one place: a field added to ChatSettings must be added to _CHAT_FIELDS too.
 assert _CHAT_FIELDS == tuple(f.name for f in fields(ChatSettings)), "update _CHAT_FIELDS"

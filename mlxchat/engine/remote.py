@@ -126,7 +126,10 @@ class RemoteEngine(EngineCore):
         worker, not the UI's event loop. Uses its own connection, so it is safe while a request streams.
         Raises `RemoteError` (a readable message naming the endpoint)."""
         with self._new_client() as client:
-            return self._fetch_models(client)
+            try:
+                return self._fetch_models(client)
+            except RemoteError as exc:
+                raise RemoteError(self._redact(str(exc)), unlisted=exc.unlisted) from None
 
     # ---- owner thread ---------------------------------------------------------------------------------------
 
@@ -163,8 +166,9 @@ class RemoteEngine(EngineCore):
         try:
             chosen = self._choose(wanted)
         except (RemoteError, RequestError) as exc:
-            self._emit(ModelLoadFailed(rid, label, str(exc), still_loaded))
-            return Finished(rid, "error", error=str(exc))
+            message = self._redact(str(exc))
+            self._emit(ModelLoadFailed(rid, label, message, still_loaded))
+            return Finished(rid, "error", error=message)
         if control.cancelled:
             return Finished(rid, "cancelled")
         self._selected = chosen
@@ -248,7 +252,7 @@ class RemoteEngine(EngineCore):
         if failure is None and not reader.done:
             failure = f"The stream from {self.endpoint} ended before it finished (no [DONE]); the answer is incomplete."
         if failure is not None:
-            return Finished(rid, "error", text, usage, error=failure, stats=stats)
+            return Finished(rid, "error", text, usage, error=self._redact(failure), stats=stats)
         return Finished(rid, _FINISH_REASONS.get(reader.finish_reason or "stop", "stop"), text, usage, stats=stats)
 
     def _auth_headers(self) -> dict[str, str]:
@@ -261,6 +265,11 @@ class RemoteEngine(EngineCore):
                 f"{self.endpoint} (named with --api-key-env)."
             )
         return {"Authorization": f"Bearer {key}"}
+
+    def _redact(self, message: str) -> str:
+        """`message` without the API key, should a server have quoted it back in an error."""
+        key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
+        return message.replace(key, "[API key]") if len(key) >= 4 else message
 
     def _http_failure(self, response: httpx.Response, path: str) -> str:
         """A person's message for an HTTP error status, quoting what the server said."""

@@ -1,13 +1,14 @@
 """Provides the engine benchmark: the engine against raw `mlx_lm.stream_generate`, in one process, one model.
 
 Measured side by side:
-- decode tok/s through the engine ÷ raw mlx-lm (same prompt, greedy, same token count; best of N runs each);
+- decode tok/s through the engine ÷ raw mlx-lm (same prompt, greedy, same token count; runs alternate and the
+  median of per-round ratios is reported);
 - TTFT of turns 1, 5 and 10 of one conversation, with the prompt cache and without it;
 - cancel → Finished latency (p50, p99) during decode and during a long prefill, against one decode step and
   one prefill chunk.
 
 Both sides use the same definition of decode speed: (tokens − 1) / (time of last token − time of first token).
-Raw mlx-lm runs on this (main) thread before the engine starts, never beside it.
+Raw mlx-lm runs on this (main) thread while the engine is idle, never beside it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ TURN_QUESTIONS = [
 class EngineBenchConfig:
     model: str | None = None
     decode_tokens: int = 128
-    decode_runs: int = 3
+    decode_runs: int = 5
     turns: int = 10
     turn_tokens: int = 24
     cancel_trials: int = 10
@@ -96,53 +97,73 @@ class EngineDriver:
                 raise RuntimeError(f"{request_id} finished ({event.reason}) before the awaited {until.__name__}")
 
 
-def raw_decode_tps(model_path: str, prompt_tokens: list[int], max_tokens: int, runs: int) -> float:
-    """Decode speed of plain mlx-lm on this thread (loaded separately, released before the engine starts)."""
-    import gc
+class RawMlxLm:
+    """Plain mlx-lm on this (main) thread, with its own copy of the model. It only runs while the engine is idle,
+    never beside it."""
 
-    import mlx.core as mx
-    from mlx_lm import load, stream_generate
+    def __init__(self, model_path: str, prompt_tokens: list[int]) -> None:
+        from mlx_lm import load
 
-    from mlxchat.engine.loader import fit_to_device
+        from mlxchat.engine.loader import fit_to_device
 
-    model, tokenizer = load(model_path)
-    fit_to_device(model)
-    best = 0.0
-    for _ in range(runs):
-        first = last = None
-        count = 0
-        for response in stream_generate(model, tokenizer, prompt_tokens, max_tokens=max_tokens):
-            now = time.perf_counter()
-            first = first or now
-            last = now
-            count += 1
-        if count > 1:
-            best = max(best, (count - 1) / (last - first))
-    del model, tokenizer
-    gc.collect()
-    mx.clear_cache()
-    return best
+        self.model, self.tokenizer = load(model_path)
+        fit_to_device(self.model)
+        self.prompt_tokens = prompt_tokens
+
+    def decode_tps(self, max_tokens: int) -> float:
+        from mlx_lm import stream_generate
+
+        times = []
+        for _ in stream_generate(self.model, self.tokenizer, self.prompt_tokens, max_tokens=max_tokens):
+            times.append(time.perf_counter())
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    def release(self) -> None:
+        import gc
+
+        import mlx.core as mx
+
+        del self.model, self.tokenizer
+        gc.collect()
+        mx.clear_cache()
 
 
-def engine_decode_tps(driver: EngineDriver, max_tokens: int, runs: int) -> tuple[float, float, int, int]:
-    """Best engine decode speed as measured by the engine, and as seen by the consumer of its events; tokens
-    generated and peak memory."""
-    best_engine = best_consumer = 0.0
-    tokens = peak = 0
-    for _ in range(runs):
-        request = ChatRequest((Message("user", DECODE_PROMPT),), sampling=greedy(max_tokens), conversation_id=f"d{_}")
-        finished_at, finished, seen = driver.run(request)
+@dataclass
+class DecodeComparison:
+    raw_tps: list[float] = field(default_factory=list)
+    engine_tps: list[float] = field(default_factory=list)
+    consumer_tps: list[float] = field(default_factory=list)
+    tokens: int = 0
+    peak_memory: int = 0
+
+    def ratio(self, side: list[float]) -> float:
+        """Median of per-round ratios: each round runs raw and engine back to back, so a machine that speeds up
+        or slows down between rounds (shared GPUs do) affects both sides of a ratio alike."""
+        return median([s / r for s, r in zip(side, self.raw_tps) if r])
+
+
+def compare_decode(driver: EngineDriver, raw: RawMlxLm, max_tokens: int, rounds: int) -> DecodeComparison:
+    """Alternate raw mlx-lm and engine runs of the same greedy prompt; one untimed round first."""
+    result = DecodeComparison()
+    for round_index in range(rounds + 1):
+        raw_tps = raw.decode_tps(max_tokens)
+        request = ChatRequest(
+            (Message("user", DECODE_PROMPT),), sampling=greedy(max_tokens), conversation_id=f"decode-{round_index}"
+        )
+        _, finished, seen = driver.run(request)
         stats = finished.stats
-        best_engine = max(best_engine, stats.decode_tps)
         deltas = [(at, e) for at, e in seen if isinstance(e, TextDelta)]
-        if len(deltas) > 1 and stats.generation_tokens > 1:
-            span = deltas[-1][0] - deltas[0][0]
-            consumer_tokens = stats.generation_tokens - deltas[0][1].tokens
-            if span > 0:
-                best_consumer = max(best_consumer, consumer_tokens / span)
-        tokens = stats.generation_tokens
-        peak = max(peak, stats.peak_memory_bytes)
-    return best_engine, best_consumer, tokens, peak
+        consumer = 0.0
+        if len(deltas) > 1 and deltas[-1][0] > deltas[0][0]:
+            consumer = (stats.generation_tokens - deltas[0][1].tokens) / (deltas[-1][0] - deltas[0][0])
+        if round_index == 0:
+            continue  # warm-up
+        result.raw_tps.append(raw_tps)
+        result.engine_tps.append(stats.decode_tps)
+        result.consumer_tps.append(consumer)
+        result.tokens = stats.generation_tokens
+        result.peak_memory = max(result.peak_memory, stats.peak_memory_bytes)
+    return result
 
 
 def greedy(max_tokens: int) -> SamplingParams:
@@ -219,11 +240,11 @@ def run(config: EngineBenchConfig, progress=print) -> EngineBenchResult:
     # Raw mlx-lm must not run beside the owner thread: measure it while the engine is idle, on this thread.
     from mlx_lm import load as _  # noqa: F401  (import cost outside the timed region)
 
-    tokenizer_prompt = prompt_tokens_for(info.path)
-    progress("raw mlx-lm decode …")
-    raw = raw_decode_tps(info.path, tokenizer_prompt, config.decode_tokens, config.decode_runs)
-    progress("engine decode …")
-    engine_tps, consumer_tps, tokens, peak = engine_decode_tps(driver, config.decode_tokens, config.decode_runs)
+    progress("raw mlx-lm and engine decode, alternating …")
+    raw = RawMlxLm(info.path, prompt_tokens_for(info.path))
+    decode = compare_decode(driver, raw, config.decode_tokens, config.decode_runs)
+    raw.release()
+    engine_tps = median(decode.engine_tps)
     progress("warm-up …")
     # Compile and allocate for prompt shapes once (MLX's CUDA build compiles kernels on first use), untimed.
     ttft_by_turn(driver, 2, 4, use_cache=False)
@@ -242,12 +263,15 @@ def run(config: EngineBenchConfig, progress=print) -> EngineBenchResult:
     step_s = 1 / engine_tps if engine_tps else float("nan")
     pick = [0, min(4, config.turns - 1), config.turns - 1]
     result.numbers = {
-        "decode_tokens": tokens,
-        "raw_decode_tps": raw,
+        "decode_tokens": decode.tokens,
+        "decode_rounds": len(decode.raw_tps),
+        "raw_decode_tps": median(decode.raw_tps),
         "engine_decode_tps": engine_tps,
-        "consumer_decode_tps": consumer_tps,
-        "engine_over_raw": engine_tps / raw if raw else float("nan"),
-        "consumer_over_raw": consumer_tps / raw if raw else float("nan"),
+        "consumer_decode_tps": median(decode.consumer_tps),
+        "engine_over_raw": decode.ratio(decode.engine_tps),
+        "consumer_over_raw": decode.ratio(decode.consumer_tps),
+        "raw_decode_tps_runs": decode.raw_tps,
+        "engine_decode_tps_runs": decode.engine_tps,
         "ttft_cached_s": {f"turn_{i + 1}": cached[i] for i in pick},
         "ttft_uncached_s": {f"turn_{i + 1}": uncached[i] for i in pick},
         "ttft_turn10_over_turn1_cached": cached[-1] / cached[0],
@@ -260,7 +284,7 @@ def run(config: EngineBenchConfig, progress=print) -> EngineBenchResult:
         "cancel_prefill_within_chunk": sum(lat <= c for lat, c in zip(prefill_cancel, chunk_s)) / len(chunk_s),
         "cancel_prefill_p50_s": percentile(prefill_cancel, 50),
         "cancel_prefill_p99_s": percentile(prefill_cancel, 99),
-        "peak_memory_bytes": peak,
+        "peak_memory_bytes": decode.peak_memory,
         "model_size_bytes": info.size_bytes,
     }
     driver.engine.close()

@@ -36,6 +36,8 @@ class FakeServer:
     models_status: int = 200
     seen: list[SeenRequest] = field(default_factory=list)
     client_closed: threading.Event = field(default_factory=threading.Event)
+    nudge: threading.Event = field(default_factory=threading.Event)
+    """Set it to make a stalled stream send one keep-alive (the test decides when the server next speaks)."""
     _httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> "FakeServer":
@@ -143,7 +145,8 @@ class FakeHandler(BaseHTTPRequestHandler):
             if readable and not self.connection.recv(1, socket.MSG_PEEK):
                 self.fake.client_closed.set()
                 return
-            if keepalive_s:
+            if keepalive_s or self.fake.nudge.is_set():
+                self.fake.nudge.clear()
                 self.write(": keep-alive\n\n")
 
 

@@ -227,8 +227,11 @@ class RemoteEngine(EngineCore):
         url = self.endpoint.url("/chat/completions")
         try:
             with self._client.stream("POST", url, json=body, headers=headers) as response:
+                content_type = response.headers.get("Content-Type", "")
                 if response.status_code != 200:
                     failure = self._http_failure(response, "/chat/completions")
+                elif "application/json" in content_type:  # the whole answer at once: the server ignored "stream"
+                    failure = f"{self.endpoint} answered without streaming ({content_type}); it needs to stream."
                 else:
                     _, text, _ = decode(
                         reader.segments(response),

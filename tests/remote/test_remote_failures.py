@@ -72,6 +72,11 @@ FAILURES = {
         ["HTTP 500 Internal Server Error", "Internal Server Error"],
         "",
     ),
+    "a server that ignores stream=true": (
+        error_response(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}]}),
+        ["answered without streaming (application/json)"],
+        "",
+    ),
     "slow server, mid-stream (read timeout)": (
         stall(*["Hello", " wor"], keepalive_s=None),
         ["sent nothing for 0.5 s (read timeout)", "the answer is incomplete"],

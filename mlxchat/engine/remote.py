@@ -184,7 +184,7 @@ class RemoteEngine(EngineCore):
         except RemoteError as exc:
             if not exc.unlisted:
                 raise
-            log.info("%s; using %s unchecked", exc, wanted or "the server's default model")
+            log.info("%s; using %s unchecked", self._redact(str(exc)), wanted or "the server's default model")
             return RemoteModel.from_id(wanted) if wanted else RemoteModel("", "server default")
         if not models:
             return RemoteModel.from_id(wanted) if wanted else RemoteModel("", "server default")
@@ -249,9 +249,9 @@ class RemoteEngine(EngineCore):
         stats = clock.stats(rid, reader.last_token_at)
         self._emit(stats)
         usage = Usage(clock.prompt_tokens, clock.cached_tokens, clock.generated)
-        if control.cancelled:
-            return Finished(rid, "cancelled", text, usage, stats=stats)
         failure = failure or reader.failure
+        if control.cancelled and not (reader.done and failure is None):  # a cancel after [DONE] came too late
+            return Finished(rid, "cancelled", text, usage, stats=stats)
         if failure is None and not reader.done:
             failure = f"The stream from {self.endpoint} ended before it finished (no [DONE]); the answer is incomplete."
         if failure is not None:

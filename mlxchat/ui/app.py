@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from mlxchat import paths
@@ -98,7 +99,12 @@ class MlxChatApp(App[int]):
             self.chat.load_model(self.model_spec)
 
     async def on_engine_event(self, message: EngineEvent) -> None:
-        await self.chat.handle_engine_event(message.event)
+        try:
+            await self.chat.handle_engine_event(message.event)
+        except NoMatches:
+            if self.chat.has_panes:
+                raise
+            return  # the app is closing and its panes are gone; the engine is closed on unmount
         if self._quitting and not self.chat.busy:
             self.exit(0)
 

@@ -193,8 +193,17 @@ async def until(pilot, condition: Callable[[], bool], timeout_s: float = 30.0, w
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}; {_describe(pilot.app)}")
         await pilot.pause(0.02)
+
+
+def _describe(app) -> str:
+    chat = getattr(app, "chat", None)
+    if chat is None:
+        return ""
+    engine = getattr(app, "engine", None)
+    waiting = engine.waiting_on() if engine is not None else None
+    return f"status {chat.status.phase!r} ({chat.status.detail!r}), waiting on {chat.active}, engine: {waiting}"
 
 
 async def loading_scene(pilot, engine: StagedEngine) -> None:

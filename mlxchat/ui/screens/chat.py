@@ -96,6 +96,11 @@ class ChatScreen(EngineEventsMixin, Screen):
         return self.active is not None
 
     @property
+    def has_panes(self) -> bool:
+        """False before compose and while the app tears the screen down."""
+        return self.query_one_optional(StatusBar) is not None
+
+    @property
     def prompt(self) -> PromptInput:
         return self.query_one(PromptInput)
 
@@ -176,27 +181,31 @@ class ChatScreen(EngineEventsMixin, Screen):
         request = self.session.request_for(user_turn)
         if self._submit(request) is not None:
             return False
+        # Accepted: events for it may arrive at any await from here on, so it is tracked before the first one.
+        self.session.turns.append(user_turn)
+        user_view = self.conversation.new_view(user_turn, label="you")
+        answer_view = self._track(request)
         self.prompt_history.append(text)
         self.prompt.clear()
         self.attachments.clear()
         self._show_attachments()
-        self.session.turns.append(user_turn)
-        await self.conversation.add_turn(user_turn, label="you")
-        await self._start_answer(request)
+        await self.conversation.show(user_view, answer_view)
         return True
 
-    async def _start_answer(self, request: ChatRequest, turn: Turn | None = None) -> None:
-        """Track `request` (already accepted); a new assistant turn unless continuing `turn`."""
+    def _track(self, request: ChatRequest, turn: Turn | None = None) -> MessageView:
+        """Track the accepted `request`: a new assistant turn (and view, not yet mounted) unless continuing
+        `turn`, whose view is already on screen."""
         if turn is None:
             turn = Turn("assistant", status="streaming")
             self.session.turns.append(turn)
-            view = await self.conversation.add_turn(turn, label=self._assistant_label())
+            view = self.conversation.new_view(turn, label=self._assistant_label())
         else:
             turn.status = "streaming"
             view = self.conversation.last_view()
             view.refresh_from_turn()
         self.active = ActiveRequest(request.request_id, "chat", turn, view)
         self.set_status(self.status.with_phase("prefill", detail="", prefill_done=0, prefill_total=0, tokens=0))
+        return view
 
     def _submit(self, request) -> Busy | None:
         """Submit now or show why not. Returns the refusal (or a stand-in after close), None when accepted."""
@@ -243,13 +252,13 @@ class ChatScreen(EngineEventsMixin, Screen):
     def action_cancel_generation(self) -> None:
         self.cancel()
 
-    async def action_continue_answer(self) -> None:
+    def action_continue_answer(self) -> None:
         request = self.session.continue_request()
         if request is None:
             self.show_notice("Nothing to continue: only a stopped answer with some text can be continued.", "info")
             return
         if self._submit(request) is None:
-            await self._start_answer(request, turn=self.session.turns[-1])
+            self._track(request, turn=self.session.turns[-1])
 
     async def action_retry_answer(self) -> None:
         request = self.session.retry_request()
@@ -258,12 +267,14 @@ class ChatScreen(EngineEventsMixin, Screen):
             return
         if self._submit(request) is not None:
             return
+        replaced = None
         if self.session.turns[-1].role == "assistant":
             self.session.turns.pop()
-            last = self.conversation.last_view()
-            if last is not None:
-                await last.remove()
-        await self._start_answer(request)
+            replaced = self.conversation.last_view()
+        view = self._track(request)
+        if replaced is not None:
+            await replaced.remove()
+        await self.conversation.show(view)
 
     # ---- attachments ----------------------------------------------------------------------------------------
 

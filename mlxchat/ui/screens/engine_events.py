@@ -30,6 +30,8 @@ class EngineEventsMixin:
     """`ChatScreen`'s engine event handling (kept apart so each file stays readable)."""
 
     async def handle_engine_event(self, event: Event) -> None:
+        if not self.has_panes:  # the app is closing: nothing left to show it on
+            return
         status = self.status
         draining = status.phase == "draining"
         active = self.active
@@ -76,7 +78,7 @@ class EngineEventsMixin:
                 if ours and active.turn is not None:
                     active.turn.text += event.text
                     active.turn.tokens += event.tokens
-                    await active.view.append(event.text)
+                    await active.view.sync()
                     tokens = status.tokens + event.tokens
                     self.set_status(status if draining else status.with_phase("generating", tokens=tokens))
             case Stats():

@@ -27,11 +27,19 @@ class ConversationView(VerticalScroll, can_focus=False):
     def on_mount(self) -> None:
         self.anchor()
 
+    def new_view(self, turn: Turn, *, label: str) -> MessageView:
+        """A view for `turn`, not yet shown. The screen tracks it before mounting, so no event is missed."""
+        return MessageView(turn, label=label)
+
+    async def show(self, *views: MessageView) -> None:
+        """Mount `views` at the bottom."""
+        self.query_one("#welcome").display = False
+        await self.mount_all(views)
+
     async def add_turn(self, turn: Turn, *, label: str) -> MessageView:
         """Show `turn` at the bottom and return its view."""
-        self.query_one("#welcome").display = False
-        view = MessageView(turn, label=label)
-        await self.mount(view)
+        view = self.new_view(turn, label=label)
+        await self.show(view)
         return view
 
     async def clear_turns(self) -> None:

@@ -51,6 +51,9 @@ class MessageView(Vertical, can_focus=True):
         self.turn = turn
         self._label = label
         self._stream: MarkdownStream | None = None
+        self._markdown: Markdown | None = None
+        self._written = 0
+        self._hint = ""
         self.set_reactive(MessageView.status, turn.status)
 
     @property
@@ -65,25 +68,41 @@ class MessageView(Vertical, can_focus=True):
                 names = " · ".join(path.name for path in self.turn.images)
                 yield Label(f"▣ {names}", classes="message-images", markup=False)
         else:
-            yield Markdown(self.turn.text, classes="message-body")
+            self._written = len(self.turn.text)
+            self._markdown = Markdown(self.turn.text, classes="message-body")
+            yield self._markdown
         yield Label("", classes="message-footer", markup=False)
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.set_class(True, f"-{self.status}")
-        self.set_footer(self._static_footer())
+        self._show_footer()
+        await self.sync()
 
     def watch_status(self, old: TurnStatus, new: TurnStatus) -> None:
         self.remove_class(f"-{old}")
         self.add_class(f"-{new}")
 
-    async def append(self, text: str) -> None:
-        """Stream `text` onto the end of the answer."""
+    async def sync(self) -> None:
+        """Stream whatever part of the turn's text is not shown yet.
+
+        The screen adds text to the turn as deltas arrive, possibly before this view has composed: text that
+        arrived before `compose` is in the Markdown from the start, and the rest is written here, so no
+        delta is lost or shown twice whatever the order of mounting and events.
+        """
+        markdown = self._markdown
+        if markdown is None or not markdown.is_mounted:
+            return
+        new_text = self.turn.text[self._written :]
+        if not new_text:
+            return
+        self._written = len(self.turn.text)
         if self._stream is None:
-            self._stream = Markdown.get_stream(self.query_one(Markdown))
-        await self._stream.write(text)
+            self._stream = Markdown.get_stream(markdown)
+        await self._stream.write(new_text)
 
     async def end_stream(self) -> None:
         """Flush what is pending into the document; later text (a continue) starts a new stream."""
+        await self.sync()
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
@@ -98,9 +117,15 @@ class MessageView(Vertical, can_focus=True):
         footer.display = bool(text)
 
     def refresh_from_turn(self, hint: str = "") -> None:
-        """Show the turn's status and footer after it changed (finished, stopped, failed)."""
+        """Show the turn's status and footer after it changed (finished, stopped, failed); before the view is
+        mounted this is remembered and shown by `on_mount`."""
+        self._hint = hint
         self.status = self.turn.status
-        footer = self._static_footer()
+        if self.is_mounted:
+            self._show_footer()
+
+    def _show_footer(self) -> None:
+        footer, hint = self._static_footer(), self._hint
         self.set_footer(f"{footer} — {hint}" if hint and footer else footer or hint)
 
     def _static_footer(self) -> str:

@@ -11,7 +11,11 @@ from typing import Callable
 
 
 class TextBatcher:
-    """Collects text and flushes it when `interval_s` has passed since the last flush."""
+    """Collects text and flushes it when `interval_s` has passed since the last flush.
+
+    The first text goes out at once: the time to the first visible token is what a person notices most (a remote
+    server with a cached prompt answers well within one interval); batching starts after it.
+    """
 
     def __init__(self, flush: Callable[[str, int], None], interval_s: float = 0.03) -> None:
         self._flush = flush
@@ -19,12 +23,13 @@ class TextBatcher:
         self._pending: list[str] = []
         self._pending_tokens = 0
         self._last_flush = time.perf_counter()
+        self._text_sent = False
 
     def add(self, text: str, tokens: int = 1) -> None:
         if text:
             self._pending.append(text)
         self._pending_tokens += tokens
-        if time.perf_counter() - self._last_flush >= self._interval_s:
+        if (text and not self._text_sent) or time.perf_counter() - self._last_flush >= self._interval_s:
             self.flush()
 
     def flush(self) -> None:
@@ -34,6 +39,7 @@ class TextBatcher:
             return
         text = "".join(self._pending)
         tokens = self._pending_tokens
+        self._text_sent = self._text_sent or bool(text)
         self._pending.clear()
         self._pending_tokens = 0
         self._flush(text, tokens)

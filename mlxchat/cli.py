@@ -71,12 +71,13 @@ def _remote_options(config, endpoint: str | None, api_key_env: str | None) -> tu
     """The endpoint and key variable to use (flag > config.toml), checked; raises the exit for bad values."""
     from mlxchat.settings import check_api_key_env, check_endpoint
 
+    key_flag_given = api_key_env is not None
     endpoint = endpoint if endpoint is not None else config.endpoint
     api_key_env = api_key_env if api_key_env is not None else config.api_key_env
     if endpoint is None:
-        if api_key_env is not None and config.endpoint is None:
+        if key_flag_given:
             raise _error("--api-key-env needs --endpoint (or endpoint in config.toml)")
-        return None, None
+        return None, None  # a key variable in config.toml without an endpoint has nothing to do
     why = check_endpoint(endpoint)
     if why:
         raise _error(why)

@@ -110,3 +110,14 @@ def test_the_remote_backend_never_imports_mlx_or_textual():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     roots = {name.split(".")[0] for name in loaded.stdout.split()}
     assert not roots & {"mlx", "mlx_lm", "mlx_vlm", "textual"}
+
+
+def test_a_key_variable_in_config_toml_without_an_endpoint_changes_nothing(config_dir, monkeypatch, capsys):
+    (config_dir / "config.toml").write_text('api_key_env = "MY_KEY"\n')
+    assert cli.run(["ask", "Hi", "--model", "/no/such/model"]) == 2  # the local route, checked as always
+    assert "api-key-env" not in capsys.readouterr().err
+    calls = []
+    module = types.ModuleType("mlxchat.ui.app")
+    module.run_tui = lambda model=None, theme=None, resume=False: calls.append(model) or 0
+    monkeypatch.setitem(sys.modules, "mlxchat.ui.app", module)
+    assert cli.run([]) == 0 and calls == [None]

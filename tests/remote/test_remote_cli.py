@@ -121,3 +121,19 @@ def test_a_key_variable_in_config_toml_without_an_endpoint_changes_nothing(confi
     module.run_tui = lambda model=None, theme=None, resume=False: calls.append(model) or 0
     monkeypatch.setitem(sys.modules, "mlxchat.ui.app", module)
     assert cli.run([]) == 0 and calls == [None]
+
+
+def test_config_toml_takes_an_endpoint_and_a_key_variable_and_explains_bad_ones(tmp_path):
+    from mlxchat.settings import load_config
+
+    good = tmp_path / "good.toml"
+    good.write_text('endpoint = "gpu-box:8000"\napi_key_env = "GPU_BOX_KEY"\n')
+    config = load_config(good)
+    assert (config.endpoint, config.api_key_env, config.problems) == ("gpu-box:8000", "GPU_BOX_KEY", ())
+    bad = tmp_path / "bad.toml"
+    bad.write_text('endpoint = "ftp://gpu-box"\napi_key_env = "sk-live-123456"\n')
+    config = load_config(bad)
+    assert (config.endpoint, config.api_key_env) == (None, None)
+    endpoint_problem, key_problem = config.problems
+    assert "only http:// and https://" in endpoint_problem
+    assert "not the key itself" in key_problem and "sk-live-123456" not in key_problem

@@ -110,7 +110,7 @@ def parse_chunk(data: str) -> ChunkUpdate:
         return ChunkUpdate(error=server_error_from(payload) or ServerError(excerpt(data)))
     usage = _usage(payload.get("usage"))
     choices = payload.get("choices")
-    if choices is None and usage is not None:
+    if choices is None:  # a usage-only chunk, or one this reader has no use for
         return ChunkUpdate(usage=usage)
     if not isinstance(choices, list):
         raise MalformedStream(f"no choices in the chunk: {excerpt(data)}")

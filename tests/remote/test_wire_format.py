@@ -55,6 +55,10 @@ def test_the_usage_chunk_gives_the_servers_token_counts():
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (37, 8, 36)
 
 
+def test_a_chunk_without_choices_adds_nothing():
+    assert parse_chunk('{"id": "x", "object": "chat.completion.chunk"}') == parse_chunk('{"choices": []}')
+
+
 def test_an_in_band_error_frame_is_an_error_not_an_empty_answer():
     """vllm-mlx answers a busy engine on a streaming request with 200 and an error frame."""
     data = json.dumps({"error": {"message": "queue is full", "type": "server_error", "code": "text_generation_busy"}})

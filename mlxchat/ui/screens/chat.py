@@ -20,17 +20,18 @@ from textual.widgets import Footer, Label
 from mlxchat.engine import Busy, ChatRequest, LoadModel, ModelInfo
 from mlxchat.engine.errors import EngineClosed
 
-from ..attachment_files import Attachment, AttachmentError, open_attachment
+from ..attachment_files import Attachment
 from ..chat_model import ChatSession, Turn
 from ..keys import bindings, first_key
-from ..paths_in_text import FoundPaths, find_paths, is_image_name, split_words, to_path
-from ..widgets.attachments import AttachmentItem, AttachmentPane
+from ..paths_in_text import find_paths, is_image_name
+from ..widgets.attachments import AttachmentPane
 from ..widgets.conversation import ConversationView
-from ..widgets.message import MessageView, code_blocks
+from ..widgets.message import MessageView
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status import EngineStatus, StatusBar
+from .attaching import AttachingMixin
 from .engine_events import EngineEventsMixin
-from .file_picker import FilePickerScreen
+from .reading import ReadingMixin
 
 NoticeKind = Literal["info", "warning", "error"]
 
@@ -45,7 +46,7 @@ class ActiveRequest:
     view: MessageView | None = None
 
 
-class ChatScreen(EngineEventsMixin, Screen):
+class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
     """The main screen. The app sets `engine`, `session` and the injected clock; events arrive from the app."""
 
     BINDINGS = bindings("chat")
@@ -128,14 +129,6 @@ class ChatScreen(EngineEventsMixin, Screen):
 
     def clear_notice(self) -> None:
         self.show_notice("")
-
-    def _show_attachments(self) -> None:
-        pane = self.query_one(AttachmentPane)
-        note = ""
-        if self.attachments and self.model is not None and self.model.kind != "vision":
-            note = f"{self.model.name} reads text only: load a vision model to send images"
-        pane.note = note
-        pane.attachments = tuple(self.attachments)
 
     # ---- model ----------------------------------------------------------------------------------------------
 
@@ -275,114 +268,3 @@ class ChatScreen(EngineEventsMixin, Screen):
         if replaced is not None:
             await replaced.remove()
         await self.conversation.show(view)
-
-    # ---- attachments ----------------------------------------------------------------------------------------
-
-    def on_prompt_input_paths_dropped(self, message: PromptInput.PathsDropped) -> None:
-        message.stop()
-        failed = self.attach_found(message.found)
-        leftover = " ".join(failed + ([message.found.rest] if message.found.rest else []))
-        if leftover:
-            self.prompt.insert(leftover)
-
-    def attach_found(self, found: FoundPaths) -> list[str]:
-        """Attach each found path; return the text of those that failed (they go back into the prompt)."""
-        failed, problems = [], []
-        for path, source in zip(found.paths, found.sources):
-            problem = self.attach(path)
-            if problem:
-                failed.append(source)
-                problems.append(problem)
-        if problems:
-            self.show_notice(" ".join(problems), "error")
-        return failed
-
-    def attach(self, path: Path) -> str | None:
-        """Attach one image. Returns the problem in words, or None when attached."""
-        try:
-            attachment = open_attachment(path)
-        except AttachmentError as exc:
-            return str(exc)
-        if any(existing.path == attachment.path for existing in self.attachments):
-            return None
-        self.attachments.append(attachment)
-        self._show_attachments()
-        self.clear_notice()
-        return None
-
-    def _attach_command(self, argument: str) -> None:
-        words = split_words(argument)
-        if not words:
-            self.show_notice("Usage: /attach PATH [PATH…] (quote or escape spaces).", "info")
-            return
-        problems = []
-        for word in words:
-            problem = self.attach(to_path(word.value) or Path(word.value))
-            if problem:
-                problems.append(problem)
-        if problems:
-            self.show_notice(" ".join(problems), "error")
-        else:
-            self.prompt.clear()
-
-    def action_attach_file(self) -> None:
-        def attach_picked(path: Path | None) -> None:
-            if path is not None:
-                problem = self.attach(path)
-                if problem:
-                    self.show_notice(problem, "error")
-            self.prompt.focus()
-
-        self.app.push_screen(FilePickerScreen(Path.home()), attach_picked)
-
-    def action_remove_attachment(self) -> None:
-        focused = self.focused
-        if isinstance(focused, AttachmentItem):
-            self._remove(focused.attachment.path)
-        elif self.attachments:
-            self._remove(self.attachments[-1].path)
-
-    def on_attachment_pane_remove_requested(self, message: AttachmentPane.RemoveRequested) -> None:
-        self._remove(message.path)
-
-    def _remove(self, path: Path) -> None:
-        self.attachments = [a for a in self.attachments if a.path != path]
-        self._show_attachments()
-        self.prompt.focus()
-
-    # ---- copy and focus -------------------------------------------------------------------------------------
-
-    def _message_for_copy(self) -> MessageView | None:
-        if isinstance(self.focused, MessageView):
-            return self.focused
-        answers = [view for view in self.conversation.views() if view.turn.role == "assistant"]
-        return answers[-1] if answers else None
-
-    def action_copy_message(self) -> None:
-        view = self._message_for_copy()
-        if view is None or not view.text:
-            self.notify("There is no message to copy yet.", severity="warning")
-            return
-        self.app.copy_to_clipboard(view.text)
-        self.notify(f"Copied the message ({len(view.text)} characters).")
-
-    def action_copy_code(self) -> None:
-        view = self._message_for_copy()
-        blocks = code_blocks(view.text) if view is not None else []
-        if not blocks:
-            self.notify("No code block to copy in that message.", severity="warning")
-            return
-        self.app.copy_to_clipboard(blocks[-1])
-        self.notify(f"Copied the code block ({len(blocks[-1].splitlines())} lines).")
-
-    def action_scroll_conversation(self, pages: int) -> None:
-        conversation = self.conversation
-        if pages < 0:
-            conversation.scroll_page_up(animate=False)
-        elif conversation.scroll_y >= conversation.max_scroll_y:
-            conversation.anchor()  # already at the bottom: paging down must not let go of the answer
-        else:
-            conversation.scroll_page_down(animate=False)  # reaching the bottom re-anchors (Widget.anchor)
-
-    def action_focus_prompt(self) -> None:
-        self.prompt.focus()

@@ -133,7 +133,7 @@ def _settled_markdown():
 
 
 async def _tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, Any]:
-    from mlxchat.engine import ChatRequest, Finished, TextDelta
+    from mlxchat.engine import Finished, TextDelta
 
     tee = EventTee()
     app = _app(spec, config.decode_tokens, tee)
@@ -244,7 +244,9 @@ async def _keypress_latencies(spec: str | None, config: UIBenchConfig) -> dict[s
             seen = asyncio.Event()
             pressed_at = [0.0]
 
-            def on_frame(at: float, frame: str, expected=expected, tail=tail) -> bool:
+            def on_frame(at: float, frame: str, expected=expected, tail=tail, seen=seen, pressed_at=pressed_at) -> bool:
+                if seen.is_set():
+                    return True  # timed out and given up on: drop it
                 if chat.prompt.text == expected and tail in strip_escapes(frame.encode()):
                     latencies.append(at - pressed_at[0])
                     seen.set()
@@ -256,8 +258,9 @@ async def _keypress_latencies(spec: str | None, config: UIBenchConfig) -> dict[s
             press = asyncio.create_task(pilot.press(letter))
             try:
                 await asyncio.wait_for(seen.wait(), 5.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 misses += 1
+                seen.set()
             await press
             await asyncio.sleep(rng.uniform(0.03, 0.15))
         if chat.busy:

@@ -8,16 +8,14 @@ line (`pytest tests/stress --soak`); from the repository root, use MLXCHAT_SOAK=
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from stress_files import bad_images, odd_names  # noqa: E402
+from stress_files import bad_images, fill_up, odd_names, small_filesystem  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -78,37 +76,15 @@ def odd_files(tmp_path_factory) -> dict[str, Path]:
     return odd_names(tmp_path_factory.mktemp("odd names"))
 
 
-@contextmanager
-def small_filesystem(folder: Path, *, size: str = "256k", read_only: bool = False, fill: bool = False):
-    """A tmpfs of `size` mounted at `folder` (read-only, or filled to the last byte), unmounted after.
-
-    Needs permission to mount (root in a container); the test is skipped where there is none. A real file system
-    is the only faithful "disk full" and "read-only" here: `chmod` does not stop root, and these tests often run
-    as root.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small file system here ({mounted.stderr.decode().strip() or 'no permission'})")
-    try:
-        if fill:
-            with open(folder / "filler", "wb") as filler:
-                try:
-                    while True:
-                        filler.write(b"\0" * 4096)
-                        filler.flush()
-                except OSError:
-                    pass
-        if read_only:
-            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+REMEMBERED = '{"theme": "nord"}'
 
 
 @pytest.fixture
 def full_data_dir(tmp_path):
-    with small_filesystem(tmp_path / "full-data", fill=True) as folder:
+    """A full data folder that already remembers a theme (ui-state.json), as after earlier sessions."""
+    with small_filesystem(tmp_path / "full-data") as folder:
+        (folder / "ui-state.json").write_text(REMEMBERED)
+        fill_up(folder)
         yield folder
 
 

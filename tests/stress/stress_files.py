@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 HUGE_EDGE = 20_000
 
@@ -108,3 +112,35 @@ def tiny_settings_config(folder: Path, *, max_tokens: int = 100_000) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(f"[chat]\ntemperature = 0.0\nmax_tokens = {max_tokens}\n")
     return folder
+
+
+@contextmanager
+def small_filesystem(folder: Path, *, size: str = "256k", read_only: bool = False, fill: bool = False):
+    """A tmpfs of `size` mounted at `folder` (read-only, or filled to the last byte), unmounted after.
+
+    Needs permission to mount (root in a container); the test is skipped where there is none. A real file system
+    is the only faithful "disk full" and "read-only" here: `chmod` does not stop root, and these tests often run
+    as root.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here ({mounted.stderr.decode().strip() or 'no permission'})")
+    try:
+        if fill:
+            fill_up(folder)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill_up(folder: Path) -> None:
+    """Write zeros into `folder` until its file system has no byte left."""
+    with open(folder / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass

@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from events import EventLog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as count_event
 from hypothesis import strategies as st
+from mlx_probe import probe_mlx
+from stress_files import BAD_IMAGE_KINDS
 
 from mlxchat.engine import (
     Busy,
@@ -33,9 +37,6 @@ from mlxchat.engine import (
     SamplingParams,
     UnloadModel,
 )
-from events import EventLog
-from mlx_probe import probe_mlx
-from stress_files import BAD_IMAGE_KINDS
 
 MODELS = ("text", "vision")
 BROKEN_MODELS = ("missing", "corrupt")
@@ -158,7 +159,7 @@ def check_outcomes(run: Run, models: Models) -> None:
 def note(text: str) -> None:
     """Count what ran (pytest --hypothesis-show-statistics); outside a hypothesis test it does nothing."""
     try:
-        event(text)
+        count_event(text)
     except Exception:
         pass
 

@@ -27,6 +27,8 @@ SCENES = [
     ("07-answer", staged.answered_scene, {}),
     ("08-attachments", staged.attachments_scene, {}),
     ("09-help", staged.help_scene, {}),
+    ("13-conversations", "conversations", {}),
+    ("14-settings", "settings", {}),
     ("10-theme-paper", staged.answered_scene, {"theme": "mlxchat-paper"}),
     ("11-theme-phosphor", staged.answered_scene, {"theme": "mlxchat-phosphor"}),
     ("12-theme-ember", staged.answered_scene, {"theme": "mlxchat-ember"}),
@@ -41,16 +43,48 @@ async def draw(name: str, scene, options: dict, out: Path, size: tuple[int, int]
         holder["engine"] = staged.StagedEngine(sink)
         return holder["engine"]
 
+    history = None
+    if scene == "conversations":
+        history = example_history(images[0].parent / "history")
+        options = {**options, "history": history}
     app = make_app(engine_factory=engine_factory, animate=False, clock=lambda: clock[0], **options)
     app.test_clock = clock
     async with app.run_test(size=size) as pilot:
-        args = (images,) if scene is staged.attachments_scene else ()
-        await scene(pilot, holder["engine"], *args)
+        if scene == "conversations":
+            await staged.loaded_scene(pilot, holder["engine"])
+            await pilot.press("f2")
+            await staged.until(pilot, lambda: len(getattr(app.screen, "summaries", [])) == 3, what="the list")
+        elif scene == "settings":
+            await staged.loaded_scene(pilot, holder["engine"])
+            await pilot.press("f3")
+        else:
+            args = (images,) if scene is staged.attachments_scene else ()
+            await scene(pilot, holder["engine"], *args)
         await pilot.pause()
         await pilot.wait_for_scheduled_animations()
         target = out / f"{name}.svg"
         target.write_text(app.export_screenshot(title=f"mlxchat — {name[3:]}"), encoding="utf-8")
+    if history is not None:
+        history.close()
     return target
+
+
+def example_history(folder: Path):
+    """Three short conversations, listed with a fixed date so the picture never changes."""
+    from mlxchat.store import History
+    from mlxchat.ui.screens import conversations
+
+    conversations.when_label = lambda moment: "2024-05-01 14:03"
+    history = History(folder)
+    for question, reply in (
+        ("How do I reverse a list in Python?", "Use `reversed(items)` or `items[::-1]`."),
+        ("What is in this picture?", "A sunset over the sea."),
+        ("Plan a weekend in Lisbon", "Day one: Alfama and the castle…"),
+    ):
+        conversation = history.create_conversation()
+        history.add_message(conversation.id, "user", question)
+        history.add_message(conversation.id, "assistant", reply)
+    return history
 
 
 async def main() -> None:

@@ -25,6 +25,7 @@ from mlxchat.engine import Engine, Event
 from mlxchat.settings import ChatSettings
 
 from .chat_model import ChatSession
+from .session_store import SessionStore, session_from
 from .keys import ACTIONS, bindings, keys_for
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
@@ -51,6 +52,7 @@ class MlxChatApp(App[int]):
         keymap: Mapping[str, str] | None = None,
         chat_settings: ChatSettings | None = None,
         history=None,
+        conversation=None,
         on_theme_change: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         animate: bool = True,
@@ -65,8 +67,22 @@ class MlxChatApp(App[int]):
         self._on_theme_change = on_theme_change
         self._quitting = False
         self.engine = engine_factory(self._engine_sink)
-        self.session = ChatSession(settings=chat_settings or ChatSettings(model=model))
-        self.chat = ChatScreen(self.engine, self.session, keymap=self.keymap, clock=clock, animate=animate)
+        defaults = chat_settings or ChatSettings(model=model)
+        self.session = ChatSession(settings=defaults)
+        if conversation is not None:  # resume: its own settings and model, unless a model was asked for
+            self.session = session_from(conversation)
+            self.model_spec = model or self.session.settings.model
+        store = SessionStore(history, report=lambda text: self.chat.show_notice(text, "warning"))
+        self.chat = ChatScreen(
+            self.engine,
+            self.session,
+            store=store,
+            model_spec=self.model_spec,
+            keymap=self.keymap,
+            clock=clock,
+            animate=animate,
+        )
+        self.chat.default_settings = defaults
         files = all_themes()
         for registered in files.themes:
             self.register_theme(registered)
@@ -86,7 +102,7 @@ class MlxChatApp(App[int]):
 
     def on_mount(self) -> None:
         for notice in self._startup_notices:
-            self.notify(notice, title="config.toml", severity="warning", timeout=8)
+            self.notify(notice, title="mlxchat", severity="warning", timeout=8)
         for problem in self.theme_problems:
             self.notify(problem, title="Theme file skipped", severity="warning", timeout=8)
         if self._unknown_theme:
@@ -191,16 +207,30 @@ def run_tui(model: str | None = None, theme: str | None = None, resume: bool = F
     Theme precedence: `theme` (a flag) > the theme last chosen in the app > `config.toml` > the default.
     """
     from mlxchat.settings import load_config
+    from mlxchat.store import History, StoreError
 
     config = load_config()
     chat_settings = config.chat.merged(model=model)
+    history = History()
+    notices = list(config.problems)
+    conversation = None
+    if resume:
+        try:
+            conversation = history.last_conversation()
+        except StoreError as exc:
+            notices.append(f"Cannot resume: {exc}")
     app = make_app(
-        model=chat_settings.model,
+        model=model if conversation is not None else chat_settings.model,
+        history=history,
+        conversation=conversation,
         theme=theme or remembered_theme() or config.theme,
         keymap=config.keymap,
         chat_settings=chat_settings,
         on_theme_change=remember_theme,
-        startup_notices=config.problems,
+        startup_notices=notices,
     )
-    return_code = app.run()
+    try:
+        return_code = app.run()
+    finally:
+        history.close()
     return int(return_code or 0)

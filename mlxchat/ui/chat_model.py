@@ -44,9 +44,12 @@ class ChatSession:
     """A conversation: its settings and turns, oldest first."""
 
     id: str = field(default_factory=lambda: f"chat-session-{next(_session_ids)}")
-    title: str = "New conversation"
+    """Scopes the engine's prompt cache. The stored id for a conversation read from history."""
+    title: str = "New chat"
     settings: ChatSettings = field(default_factory=ChatSettings)
     turns: list[Turn] = field(default_factory=list)
+    stored_id: str | None = None
+    """The history's conversation id, once the first message is saved (None: in memory only)."""
 
     def context(self, turns: list[Turn] | None = None) -> tuple[Message, ...]:
         """What the model reads: the system prompt, then every turn except failed or empty answers."""
@@ -87,6 +90,12 @@ class ChatSession:
 
     def last_assistant(self) -> Turn | None:
         return next((turn for turn in reversed(self.turns) if turn.role == "assistant"), None)
+
+    def truncate_from(self, turn: Turn) -> list[Turn]:
+        """Drop `turn` and every later turn; returns what was dropped."""
+        index = next(i for i, candidate in enumerate(self.turns) if candidate is turn)
+        dropped, self.turns = self.turns[index:], self.turns[:index]
+        return dropped
 
     def last_user(self) -> Turn | None:
         return next((turn for turn in reversed(self.turns) if turn.role == "user"), None)

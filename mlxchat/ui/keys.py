@@ -76,6 +76,16 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Scroll the conversation down a page (at the bottom it follows the answer again)",
     ),
     ActionSpec("focus_prompt", "ctrl+l", "focus_prompt", "Prompt", "Put the cursor back in the prompt"),
+    ActionSpec("new_conversation", "ctrl+n", "new_conversation", "New chat", "Start a new conversation", footer=True),
+    ActionSpec(
+        "conversations", "f2", "conversations", "Conversations",
+        "List, search, open, rename and delete saved conversations", footer=True,
+    ),
+    ActionSpec(
+        "conversation_settings", "f3", "conversation_settings", "Settings",
+        "This conversation's system prompt, temperature, top-p, max tokens, seed and model",
+    ),
+    ActionSpec("edit_last", "f9", "edit_last", "Edit last", "Take the last message back into the prompt to edit and resend"),
     ActionSpec("help", "f1", "help", "Help", "Show every key", "app", footer=True),
     ActionSpec("change_theme", "f4", "change_theme", "Theme", "Choose a theme (remembered)", "app"),
     ActionSpec("command_palette", "ctrl+p", "command_palette", "Commands", "Search every action", "app"),

@@ -106,3 +106,46 @@ async def test_draining_is_a_distinct_style(staged_app):
         await staged.draining_scene(pilot, engine)
         bar = app.chat.query_one(StatusBar)
         assert bar.has_class("-draining") and not bar.has_class("-generating")
+
+
+def _history_with_three(tmp_path):
+    from mlxchat.store import History
+
+    history = History(tmp_path / "data")
+    for question, reply in (
+        ("How do I reverse a list in Python?", "Use `reversed(items)` or `items[::-1]`."),
+        ("What is in this picture?", "A sunset over the sea."),
+        ("Plan a weekend in Lisbon", "Day one: Alfama and the castle…"),
+    ):
+        conversation = history.create_conversation()
+        history.add_message(conversation.id, "user", question)
+        history.add_message(conversation.id, "assistant", reply)
+    return history
+
+
+def test_conversation_list(snap_compare, staged_app, tmp_path, monkeypatch):
+    """You should see the conversation list over the chat: a search box and three conversations, newest
+    first ("Plan a weekend in Lisbon" highlighted), each with "2 messages · 2024-05-01 14:03" and a preview."""
+    monkeypatch.setattr("mlxchat.ui.screens.conversations.when_label", lambda moment: "2024-05-01 14:03")
+    history = _history_with_three(tmp_path)
+
+    async def scene(pilot, engine):
+        await staged.loaded_scene(pilot, engine)
+        await pilot.press("f2")
+        await until(pilot, lambda: len(getattr(pilot.app.screen, "summaries", [])) == 3, what="the list")
+
+    try:
+        assert snap(snap_compare, staged_app, scene, history=history)
+    finally:
+        history.close()
+
+
+def test_settings_modal(snap_compare, staged_app):
+    """You should see the settings modal for "New chat": an empty system prompt box, temperature 0.7, top-p 1.0,
+    max tokens 1024, an empty seed and an empty model field, with Save and Cancel buttons."""
+
+    async def scene(pilot, engine):
+        await staged.loaded_scene(pilot, engine)
+        await pilot.press("f3")
+
+    assert snap(snap_compare, staged_app, scene)

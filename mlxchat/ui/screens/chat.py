@@ -22,6 +22,7 @@ from mlxchat.engine.errors import EngineClosed
 
 from ..attachment_files import Attachment
 from ..chat_model import ChatSession, Turn
+from ..session_store import SessionStore
 from ..keys import bindings, first_key
 from ..paths_in_text import find_paths, is_image_name
 from ..widgets.attachments import AttachmentPane
@@ -31,6 +32,7 @@ from ..widgets.prompt_input import PromptInput
 from ..widgets.status import EngineStatus, StatusBar
 from .attaching import AttachingMixin
 from .engine_events import EngineEventsMixin
+from .history_actions import HistoryMixin
 from .reading import ReadingMixin
 
 NoticeKind = Literal["info", "warning", "error"]
@@ -46,7 +48,7 @@ class ActiveRequest:
     view: MessageView | None = None
 
 
-class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
+class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
     """The main screen. The app sets `engine`, `session` and the injected clock; events arrive from the app."""
 
     BINDINGS = bindings("chat")
@@ -56,6 +58,8 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
         engine,
         session: ChatSession,
         *,
+        store: SessionStore,
+        model_spec: str | None = None,
         keymap: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
         animate: bool = True,
@@ -64,6 +68,11 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
         super().__init__()
         self.engine = engine
         self.session = session
+        self.store = store
+        self.default_settings = session.settings
+        """Settings for a new conversation (from config.toml and flags)."""
+        self.model_spec = model_spec
+        """The model last asked for (None: the demo model); a conversation naming another one loads it."""
         self.keymap = keymap
         self.clock = clock
         self.animate = animate
@@ -76,6 +85,7 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
         """True after a refusal while the kept prompt waits; the next `Finished` says it can go now."""
 
     def compose(self) -> ComposeResult:
+        yield Label(self.session.title, id="chat-title", markup=False)
         yield ConversationView(id="conversation")
         yield AttachmentPane(id="attachments")
         yield Label("", id="notice", markup=False)
@@ -89,6 +99,8 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
         self.query_one("#notice").display = False
         self.query_one(PromptInput).focus()
         self.set_status(self.status)
+        if self.session.turns:  # a resumed conversation
+            self.call_later(self.show_session, self.session)
 
     # ---- what the app and tests read ------------------------------------------------------------------------
 
@@ -137,6 +149,7 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
         request = LoadModel(spec)
         refusal = self._submit(request)
         if refusal is None:
+            self.model_spec = spec
             self.active = ActiveRequest(request.request_id, "load")
             label = spec and Path(spec).name or "demo model"
             self.set_status(self.status.with_phase("loading", detail=f"Loading {label}", progress=None))
@@ -178,6 +191,7 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
         self.session.turns.append(user_turn)
         user_view = self.conversation.new_view(user_turn, label="you")
         answer_view = self._track(request)
+        self.on_user_sent(user_turn)
         self.prompt_history.append(text)
         self.prompt.clear()
         self.attachments.clear()
@@ -262,7 +276,7 @@ class ChatScreen(EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
             return
         replaced = None
         if self.session.turns[-1].role == "assistant":
-            self.session.turns.pop()
+            self.on_turns_dropped(self.session.turns.pop())
             replaced = self.conversation.last_view()
         view = self._track(request)
         if replaced is not None:

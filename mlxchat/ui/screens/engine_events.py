@@ -136,13 +136,10 @@ class EngineEventsMixin:
         if self.refused_prompt_waiting:
             self.refused_prompt_waiting = False
             self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
-        await self.on_turn_finished(turn)
+        await self.on_turn_finished(turn)  # history saves it (HistoryMixin)
 
     def _stopped_hint(self, turn) -> str:
         retry = f"{first_key('retry_answer', self.keymap)} retries"
         if not turn.text:
             return retry
         return f"{first_key('continue_answer', self.keymap)} continues · {retry}"
-
-    async def on_turn_finished(self, turn) -> None:
-        """A turn was finished (complete, stopped or failed): the hook where history saves it."""

@@ -1,0 +1,170 @@
+"""Provides the conversation list: search, open, start new, rename and delete (after a confirmation).
+
+It reads and changes the history directly (rename and delete are about the list, not the open chat) and tells
+the chat screen only what to show next: a conversation to open, a new one, or nothing. The chat screen checks
+afterwards whether the conversation it shows still exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from .dialogs import ConfirmScreen, TextInputScreen
+
+
+@dataclass(frozen=True)
+class ConversationsResult:
+    """What the chat screen should show after the list closes."""
+
+    open_id: str | None = None
+    new: bool = False
+
+
+def when_label(moment: datetime) -> str:
+    """'2024-05-01 14:03' in local time (a test may replace this for fixed pictures)."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def summary_prompt(summary, current_id: str | None) -> Text:
+    marker = "● " if summary.id == current_id else "  "
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(marker + summary.title, style="bold")
+    count = f"{summary.message_count} message{'s' if summary.message_count != 1 else ''}"
+    details = " · ".join(part for part in (count, when_label(summary.updated_at), summary.model) if part)
+    text.append(f"\n  {details}", style="dim")
+    preview = " ".join((summary.preview or "").split())
+    if preview and not preview.startswith(summary.title.rstrip("…")):  # an auto title is the preview's start
+        text.append(f"\n  {preview[:200]}", style="italic dim")
+    return text
+
+
+class ConversationsScreen(ModalScreen[ConversationsResult | None]):
+    """The list. Typing searches titles and messages."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="conversations_close"),
+        Binding("down", "move(1)", "Next", show=False, id="conversations_next"),
+        Binding("up", "move(-1)", "Previous", show=False, id="conversations_previous"),
+        Binding("ctrl+n", "new", "New", id="conversations_new"),
+        Binding("f2", "rename", "Rename", id="conversations_rename"),
+        Binding("f8", "delete", "Delete", id="conversations_delete"),
+    ]
+
+    def __init__(self, history, current_id: str | None) -> None:
+        super().__init__()
+        self.history = history
+        self.current_id = current_id
+        self.summaries: list = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="conversations-box"):
+            yield Label("Conversations", id="conversations-title")
+            yield Input(placeholder="Search titles and messages…", id="conversations-search")
+            yield OptionList(id="conversations-list")
+            yield Label("", id="conversations-problem", markup=False)
+            yield Label(
+                "Enter opens · ctrl+n new · F2 rename · F8 delete · Esc closes", id="conversations-hint"
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#conversations-problem").display = False
+        self.refresh_list()
+        self.query_one(Input).focus()
+
+    def refresh_list(self, keep: str | None = None) -> None:
+        from mlxchat.store import StoreError
+
+        query = self.query_one(Input).value
+        try:
+            self.summaries = self.history.search(query) if query.strip() else self.history.list_conversations()
+        except StoreError as exc:
+            self.summaries = []
+            self.show_problem(str(exc))
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_options(Option(summary_prompt(s, self.current_id), id=s.id) for s in self.summaries)
+        if not self.summaries:
+            options.add_option(Option(Text("No conversations" + (" match" if query.strip() else " yet")), disabled=True))
+            return
+        ids = [summary.id for summary in self.summaries]
+        options.highlighted = ids.index(keep) if keep in ids else 0
+
+    def show_problem(self, text: str) -> None:
+        problem = self.query_one("#conversations-problem", Label)
+        problem.update(text)
+        problem.display = bool(text)
+
+    @property
+    def highlighted(self):
+        index = self.query_one(OptionList).highlighted
+        return self.summaries[index] if index is not None and index < len(self.summaries) else None
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.refresh_list()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._open()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._open()
+
+    def _open(self) -> None:
+        if self.highlighted is not None:
+            self.dismiss(ConversationsResult(open_id=self.highlighted.id))
+
+    def action_move(self, step: int) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            options.highlighted = ((options.highlighted or 0) + step) % options.option_count
+
+    def action_new(self) -> None:
+        self.dismiss(ConversationsResult(new=True))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_rename(self) -> None:
+        summary = self.highlighted
+        if summary is None:
+            return
+
+        def rename(title: str | None) -> None:
+            from mlxchat.store import StoreError
+
+            if title:
+                try:
+                    self.history.rename(summary.id, title)
+                except StoreError as exc:
+                    self.show_problem(str(exc))
+            self.refresh_list(keep=summary.id)
+
+        self.app.push_screen(TextInputScreen("Rename the conversation", summary.title), rename)
+
+    def action_delete(self) -> None:
+        summary = self.highlighted
+        if summary is None:
+            return
+
+        def delete(confirmed: bool | None) -> None:
+            from mlxchat.store import StoreError
+
+            if confirmed:
+                try:
+                    self.history.delete_conversation(summary.id)
+                except StoreError as exc:
+                    self.show_problem(str(exc))
+            self.refresh_list()
+
+        question = f"Delete “{summary.title}” and its {summary.message_count} messages? This cannot be undone."
+        self.app.push_screen(ConfirmScreen(question), delete)

@@ -23,21 +23,21 @@ async def test_the_pane_follows_the_answer_until_the_reader_scrolls_up(staged_ap
         await staged.loaded_scene(pilot, engine)
         await staged.ask(pilot)
         conversation = app.chat.conversation
-        for n in range(40):
-            await stream(pilot, engine, f"line {n}\n\n")
+        for n in range(8):
+            await stream(pilot, engine, "".join(f"line {n}.{k}\n\n" for k in range(5)))
         assert conversation.max_scroll_y > 0
         assert conversation.scroll_y == conversation.max_scroll_y, "follows the bottom"
         await pilot.press("shift+pageup")
         held = conversation.scroll_y
         assert held < conversation.max_scroll_y
-        for n in range(5):
-            await stream(pilot, engine, f"more {n}\n\n")
+        for n in range(2):
+            await stream(pilot, engine, f"more {n}\n\nand more\n\n")
         assert conversation.scroll_y == held, "stays where the reader put it"
         for _ in range(5):
             await pilot.press("shift+pagedown")
         assert conversation.scroll_y == conversation.max_scroll_y
-        for n in range(5):
-            await stream(pilot, engine, f"again {n}\n\n")
+        for n in range(2):
+            await stream(pilot, engine, f"again {n}\n\nand again\n\n")
         assert conversation.scroll_y == conversation.max_scroll_y, "follows again once back at the bottom"
 
 

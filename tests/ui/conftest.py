@@ -158,3 +158,11 @@ async def staged_loaded(pilot, engine: StagedEngine, info=None) -> None:
     from mlxchat.ui.staged import TINY_INFO
 
     await loaded_scene(pilot, engine, info or TINY_INFO)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    """A tiny random-weight SmolVLM folder: the vision route, without a download."""
+    from mlxchat.models.random_vision import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-vlm")

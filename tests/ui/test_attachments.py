@@ -160,3 +160,27 @@ async def test_the_focused_attachment_is_removed_with_delete(staged_app, images)
         await pilot.press("delete")
         assert names(app) == ["flag.png"]
         assert app.chat.prompt.has_focus
+
+
+async def test_two_images_go_to_a_vision_model_with_the_prompt(tiny_vlm, images):
+    """The real engine with a tiny random SmolVLM: both images and the text reach the vision route."""
+    from mlxchat.engine import Started
+    from conftest import RealAppFactory, idle
+
+    factory = RealAppFactory(tiny_vlm)
+    app = factory(max_tokens=6)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded(pilot)
+            assert app.chat.model.kind == "vision"
+            await paste(pilot, f"{images['sunset']} {images['flag']} compare these")
+            await pilot.press("enter")
+            await until(pilot, lambda: len(app.chat.session.turns) == 2, what="the send")
+            await idle(pilot)
+            user, answer = app.chat.session.turns
+            assert [p.name for p in user.images] == ["sunset.png", "flag.png"] and user.text == "compare these"
+            assert answer.status == "complete", answer.error
+            assert [e.route for e in factory.finished(Started)] == ["vision"]
+    finally:
+        for engine in factory.engines:
+            engine.close(timeout_s=30)

@@ -68,3 +68,9 @@ def test_code_blocks_include_an_unclosed_last_fence():
 def test_the_stats_line_names_ttft_speed_and_tokens():
     line = stats_line(staged.stats_for("r", 61))
     assert line == "TTFT 0.31s · 48.2 tok/s · 61 tokens · prompt 42"
+
+
+def test_control_characters_from_a_model_are_drawn_visibly():
+    from mlxchat.ui.widgets.message import visible
+
+    assert visible("a\x1b[2Jb\x18c\n\td\x85") == "a\u241b[2Jb\u2418c\n\td\ufffd"

@@ -23,6 +23,17 @@ from ..chat_model import Turn, TurnStatus
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 
 
+# Control characters from a model (random or broken weights emit them) must never reach the terminal, where
+# ESC, CAN or BEL would be read as commands: show C0 ones as their visible symbols, C1 ones as U+FFFD.
+_VISIBLE = {code: chr(0x2400 + code) for code in range(32) if chr(code) not in "\n\t"}
+_VISIBLE.update({0x7F: "\u2421", **{code: "\ufffd" for code in range(0x80, 0xA0)}})
+
+
+def visible(text: str) -> str:
+    """`text` safe to draw: control characters replaced by visible stand-ins."""
+    return text.translate(_VISIBLE)
+
+
 def code_blocks(markdown: str) -> list[str]:
     """The contents of each fenced code block in `markdown`, in order (an unclosed last fence counts)."""
     return [match.group(2).rstrip("\n") for match in _FENCE.finditer(markdown)]
@@ -63,13 +74,13 @@ class MessageView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Label(self._label, classes="message-header", markup=False)
         if self.turn.role == "user":
-            yield Static(self.turn.text, classes="message-body", markup=False)
+            yield Static(visible(self.turn.text), classes="message-body", markup=False)
             if self.turn.images:
                 names = " · ".join(path.name for path in self.turn.images)
                 yield Label(f"▣ {names}", classes="message-images", markup=False)
         else:
             self._written = len(self.turn.text)
-            self._markdown = Markdown(self.turn.text, classes="message-body")
+            self._markdown = Markdown(visible(self.turn.text), classes="message-body")
             yield self._markdown
         yield Label("", classes="message-footer", markup=False)
 
@@ -98,7 +109,7 @@ class MessageView(Vertical, can_focus=True):
         self._written = len(self.turn.text)
         if self._stream is None:
             self._stream = Markdown.get_stream(markdown)
-        await self._stream.write(new_text)
+        await self._stream.write(visible(new_text))
 
     async def end_stream(self) -> None:
         """Flush what is pending into the document; later text (a continue) starts a new stream."""

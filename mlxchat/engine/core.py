@@ -113,6 +113,7 @@ class EngineCore:
                 return True
             self._emit(Draining(active.request_id, "shutdown" if reason == "shutdown" else "cancel"))
             active.request_cancel(reason)
+            self._interrupt(active)
             return True
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
@@ -206,6 +207,10 @@ class EngineCore:
 
     def _shutdown(self) -> None:
         """Release what the backend holds; called once, on the owner thread, after the last request."""
+
+    def _interrupt(self, control: RequestControl) -> None:
+        """Wake the owner thread out of a blocking wait after a cancel. Called on the CALLER's thread, so it must
+        be thread-safe and must not block. The local engine needs nothing: it checks the flag every token."""
 
     def _park(self) -> None:
         """Stay alive, idle, forever (see the module docstring on why the thread must not return)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -115,6 +116,8 @@ class RemoteEngine(EngineCore):
         # Owner-thread state; never touched from other threads.
         self._client: httpx.Client | None = None
         self._selected: RemoteModel | None = None
+        # The socket of the stream being read; `_interrupt` shuts it down from the caller's thread.
+        self._live_socket: socket.socket | None = None
 
     def __repr__(self) -> str:
         return f"RemoteEngine({self.endpoint.display!r}, api_key_env={self.api_key_env!r})"
@@ -227,6 +230,9 @@ class RemoteEngine(EngineCore):
         url = self.endpoint.url("/chat/completions")
         try:
             with self._client.stream("POST", url, json=body, headers=headers) as response:
+                self._live_socket = _socket_of(response)
+                if control.cancelled:  # cancelled while the request was being sent
+                    self._interrupt(control)
                 content_type = response.headers.get("Content-Type", "")
                 if response.status_code != 200:
                     failure = self._http_failure(response, "/chat/completions")
@@ -245,6 +251,8 @@ class RemoteEngine(EngineCore):
                     )
         except httpx.HTTPError as exc:  # before the stream began: connect, send, or waiting for the status line
             failure = None if control.cancelled else transport_failure(self.endpoint, exc, self.timeouts)
+        finally:
+            self._live_socket = None
         reader.apply_usage(clock)
         stats = clock.stats(rid, reader.last_token_at)
         self._emit(stats)
@@ -257,6 +265,18 @@ class RemoteEngine(EngineCore):
         if failure is not None:
             return Finished(rid, "error", text, usage, error=self._redact(failure), stats=stats)
         return Finished(rid, _FINISH_REASONS.get(reader.finish_reason or "stop", "stop"), text, usage, stats=stats)
+
+    def _interrupt(self, control: RequestControl) -> None:
+        """Hang up now, from the caller's thread: shutting the socket down wakes the owner thread's blocked read at
+        once (a server that sends nothing while it prefills would otherwise hold the drain until the read
+        timeout). The owner thread then leaves the stream and closes the connection as usual."""
+        live = self._live_socket
+        if live is None:
+            return
+        try:
+            live.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
     def _auth_headers(self) -> dict[str, str]:
         if self.api_key_env is None:
@@ -294,6 +314,16 @@ class RemoteEngine(EngineCore):
         if status == 404:
             return f"{self.endpoint} answered {phrase} for {path}{quoted}. Check the endpoint URL and the model name."
         return f"{self.endpoint} answered {phrase} for {path}{quoted}."
+
+
+def _socket_of(response: httpx.Response) -> socket.socket | None:
+    """The TCP socket under an HTTP/1.1 response, where httpx exposes it."""
+    stream = response.extensions.get("network_stream")
+    try:
+        live = stream.get_extra_info("socket") if stream is not None else None
+    except Exception:
+        return None
+    return live if isinstance(live, socket.socket) else None
 
 
 def _read_bounded(response: httpx.Response) -> bytes:

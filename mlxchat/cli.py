@@ -287,7 +287,7 @@ def import_(
     ```
     """
     from mlxchat.models.discovery import import_gguf
-    from mlxchat.models.errors import ModelError
+    from mlxchat.models.errors import ModelError, ModelWriteError
     from mlxchat.ui.attachment_files import human_size
 
     path = gguf_file.expanduser()
@@ -301,6 +301,8 @@ def import_(
 
     try:
         ref = import_gguf(path, name, progress=progress, replace=replace)
+    except ModelWriteError as exc:  # this machine's problem, not the input's
+        raise _error(str(exc), EXIT_FAILURE) from None
     except ModelError as exc:
         raise _error(str(exc)) from None
     except OSError as exc:

@@ -26,3 +26,8 @@ class NotAModelError(ModelError):
 
 class CorruptWeightsError(ModelError):
     """A weights file is truncated or its header is damaged, so loading it would fail obscurely."""
+
+
+class ModelWriteError(ModelError):
+    """A converted model could not be written: the disk is full, or the folder is read-only. Nothing about the
+    input is wrong, so callers report it as a failure of this machine, not as bad input."""

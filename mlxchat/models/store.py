@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from mlxchat import paths
+from mlxchat.models.errors import ModelError, ModelWriteError
 
 _STALE_PARTIAL_S = 600.0  # a leftover temp folder older than this belongs to a conversion that died
 
@@ -50,11 +51,19 @@ def install_converted(
     """
     from mlxchat.models.gguf import convert_gguf
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(target)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        convert_gguf(gguf_path, work, progress=progress)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(target)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise _write_error(target, exc) from None
+    try:
+        try:
+            convert_gguf(gguf_path, work, progress=progress)
+        except ModelError:
+            raise
+        except Exception as exc:  # the input was checked before; what fails now is writing the output
+            raise _write_error(target, exc) from None
         if replace and target.exists():
             old = target.with_name(f".{target.name}.{os.getpid()}.old.partial")
             os.replace(target, old)
@@ -69,6 +78,25 @@ def install_converted(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return target
+
+
+def _write_error(target: Path, exc: BaseException) -> ModelWriteError:
+    """One message for every way writing a converted model fails (tokenizers, MLX and the OS each word it
+    differently, and only some raise OSError)."""
+    folder = target.parent
+    reason = " ".join(str(exc).split()) or exc.__class__.__name__
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        free = None
+    lowered = reason.lower()
+    if "no space" in lowered or getattr(exc, "errno", None) == 28 or (free is not None and free < 64 * 2**20):
+        cause = "no space is left on the disk"
+    elif "read-only" in lowered or "permission" in lowered or getattr(exc, "errno", None) in (13, 30):
+        cause = "the folder is read-only"
+    else:
+        cause = "no space is left on the disk, or the folder is not writable"
+    return ModelWriteError(f"Cannot write the converted model into {folder}: {cause} ({reason}).")
 
 
 def _remove_stale_partials(target: Path) -> None:

@@ -129,15 +129,8 @@ def test_data_folders_that_take_no_writes(tiny_model, read_only_data_dir, tmp_pa
     run_matrix(cases, tmp_path)
 
 
-FULL_DISK_IMPORT_BUG = (
-    "bug: `mlxchat import` on a full disk ends in 'mlxchat: internal error: Exception: No space left on device' "
-    "(tokenizers' Tokenizer.save) or 'RuntimeError: [write] Unable to write 3235 bytes to file.' (mx.save_safetensors): "
-    "neither is an OSError, so cli.import_ does not word it; models/store.install_converted should turn any failure "
-    "to write the converted files into one message naming the folder and saying the disk is full or not writable"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=FULL_DISK_IMPORT_BUG)
 @pytest.mark.parametrize("size", ["256k", "16m"], ids=["full before the tokenizer", "full before the weights"])
 def test_import_into_a_full_data_folder(tmp_path, size):
     from mlxchat.models.demo import demo_gguf_path

@@ -271,6 +271,37 @@ def models(
     Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def bench(
+    ctx: typer.Context,
+    suite: Annotated[str, typer.Argument(help="engine (default), ui or remote.")] = "engine",
+) -> None:
+    """Measure mlxchat against raw mlx-lm (engine), the TUI (ui) or a server (remote); prints a table.
+
+    Every option after the suite goes to it; `mlxchat bench SUITE --help` lists them.
+
+    **Examples**
+
+    ```
+    mlxchat bench --model ~/models/Llama-3.2-1B-4bit --json engine.json
+    mlxchat bench ui --tiny
+    mlxchat bench remote --endpoint http://127.0.0.1:8080/v1
+    ```
+    """
+    from importlib import import_module
+
+    modules = {"engine": "mlxchat.bench.__main__", "ui": "mlxchat.bench.ui_bench", "remote": "mlxchat.bench.remote_bench"}
+    arguments = list(ctx.args)
+    if suite.startswith("-"):  # `mlxchat bench --model M`: the engine suite, with its options
+        arguments, suite = [suite, *arguments], "engine"
+    if suite not in modules:
+        raise _error(f"unknown benchmark {suite!r}; choose engine, ui or remote")
+    raise typer.Exit(import_module(modules[suite]).main(arguments) or 0)
+
+
 @app.command(name="import", epilog=EXIT_CODES_HELP)
 def import_(
     gguf_file: Annotated[Path, typer.Argument(help="The .gguf file to convert.", show_default=False)],

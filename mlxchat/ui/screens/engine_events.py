@@ -101,6 +101,9 @@ class EngineEventsMixin:
 
     async def _finish(self, event: Finished) -> None:
         active, self.active = self.active, None
+        if self.refused_prompt_waiting:
+            self.refused_prompt_waiting = False
+            self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
         status = self.status
         if event.stats is not None:
             status = status.with_phase(
@@ -133,9 +136,6 @@ class EngineEventsMixin:
             hint = f"reached the max tokens limit · {first_key('retry_answer', self.keymap)} retries" if detail else ""
             self.set_status(status.with_phase("ready", detail=detail))
         view.refresh_from_turn(hint)
-        if self.refused_prompt_waiting:
-            self.refused_prompt_waiting = False
-            self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
         await self.on_turn_finished(turn)  # history saves it (HistoryMixin)
 
     def _stopped_hint(self, turn) -> str:

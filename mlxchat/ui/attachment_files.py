@@ -14,6 +14,9 @@ from pathlib import Path
 
 Pixel = tuple[int, int, int]
 
+MAX_PIXELS = 50_000_000
+"""Largest image accepted (a 48-megapixel phone photo fits). Vision models read a few hundred pixels a side, so
+more only costs seconds and gigabytes decoding on the UI's thread; such a file is refused by its header size."""
 PREVIEW_COLUMNS = 12
 PREVIEW_ROWS = 4  # terminal rows; each holds two pixel rows drawn with "▀"
 
@@ -41,6 +44,8 @@ class Attachment:
 def open_attachment(path: Path) -> Attachment:
     """Check and describe the image at `path`; raise `AttachmentError` with a readable reason if it cannot be
     attached."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path).expanduser()
@@ -49,14 +54,24 @@ def open_attachment(path: Path) -> Attachment:
         raise AttachmentError(f"Cannot attach {name}: there is no such file ({path}).")
     if path.is_dir():
         raise AttachmentError(f"Cannot attach {name}: it is a folder, not an image.")
+    too_large = (
+        f"Cannot attach {name}: the image is too large ({{}}); mlxchat takes up to "
+        f"{MAX_PIXELS // 1_000_000} megapixels. Scale it down and attach the smaller copy."
+    )
     try:
         size_bytes = path.stat().st_size
-        with Image.open(path) as image:
-            width, height = image.size  # before draft(), which may shrink a JPEG while decoding
-            image.draft("RGB", (PREVIEW_COLUMNS * 4, PREVIEW_ROWS * 8))
-            image_format = image.format or path.suffix.lstrip(".").upper()
-            image.load()
-            preview = _preview(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, in words
+            with Image.open(path) as image:
+                width, height = image.size  # from the header, before anything is decoded
+                if width * height > MAX_PIXELS:
+                    raise AttachmentError(too_large.format(f"{width}×{height} pixels"))
+                image.draft("RGB", (PREVIEW_COLUMNS * 4, PREVIEW_ROWS * 8))  # JPEG decodes at a fraction
+                image_format = image.format or path.suffix.lstrip(".").upper()
+                image.load()
+                preview = _preview(image)
+    except Image.DecompressionBombError:
+        raise AttachmentError(too_large.format("over Pillow's safety limit")) from None
     except PermissionError:
         raise AttachmentError(f"Cannot attach {name}: permission denied, the file cannot be read.") from None
     except UnidentifiedImageError:
@@ -71,10 +86,10 @@ def open_attachment(path: Path) -> Attachment:
 def _preview(image) -> tuple[tuple[Pixel, ...], ...]:
     from PIL import Image
 
+    image.thumbnail((PREVIEW_COLUMNS, PREVIEW_ROWS * 2))  # shrink first: every step after works on ~100 pixels
     rgb = image.convert("RGBA")
     background = Image.new("RGBA", rgb.size, (128, 128, 128, 255))  # transparency shown as mid grey
     rgb = Image.alpha_composite(background, rgb).convert("RGB")
-    rgb.thumbnail((PREVIEW_COLUMNS, PREVIEW_ROWS * 2))
     width, height = rgb.size
     height += height % 2
     pixels = rgb.load()

@@ -184,3 +184,41 @@ async def test_two_images_go_to_a_vision_model_with_the_prompt(tiny_vlm, images)
     finally:
         for engine in factory.engines:
             engine.close(timeout_s=30)
+
+
+def huge_header_png(path, width: int, height: int):
+    """A few hundred bytes whose header claims `width`×`height` pixels (what a decompression bomb looks like)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [12_000, 20_000], ids=["over-our-limit", "over-pillows-limit"])
+def test_an_image_too_large_is_refused_by_its_header(tmp_path, side, recwarn):
+    import time
+
+    path = huge_header_png(tmp_path / "bomb.png", side, side)
+    started = time.perf_counter()
+    with pytest.raises(AttachmentError, match=r"bomb\.png: the image is too large"):
+        open_attachment(path)
+    assert time.perf_counter() - started < 0.5
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+async def test_a_typed_path_that_fails_keeps_the_prompt_and_sends_nothing(staged_app, images):
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged_loaded(pilot, engine, VISION_INFO)
+        typed = f"{images['missing']} what is this?"
+        app.chat.prompt.set_text(typed)
+        await pilot.press("enter")
+        assert "no such file" in app.chat.notice_text()
+        assert app.chat.prompt.text == typed
+        assert app.chat.session.turns == [] and len(engine.submitted) == 1  # only the model load

@@ -164,8 +164,11 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
             return
         found = find_paths(text)
         if found and all(is_image_name(path) for path in found.paths):
-            if self.attach_found(found):  # typed (not pasted) drop: attach, then send what follows, if anything
-                self.prompt.set_text(found.rest)
+            # A drop the terminal typed instead of pasting: attach, then send what follows, if anything. If a
+            # file cannot be attached, its reason is shown and the prompt keeps everything that was typed.
+            if self.attach_found(found):
+                return
+            self.prompt.set_text(found.rest)
             if not found.rest.strip():
                 return
             text = found.rest

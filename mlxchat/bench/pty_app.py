@@ -61,12 +61,14 @@ class PtyApp:
         self.started_at = 0.0
 
     def __enter__(self) -> "PtyApp":
-        return self.start()
+        return self if self.process is not None else self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.kill()
 
     def start(self) -> "PtyApp":
+        if self.process is not None:
+            raise RuntimeError("this PtyApp has already started its process")
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.size[1], self.size[0], 0, 0))
         self.started_at = time.perf_counter()
@@ -77,7 +79,8 @@ class PtyApp:
             stderr=slave,
             env=self.env,
             cwd=self.cwd,
-            start_new_session=True,  # its own session: the pty becomes its controlling terminal
+            start_new_session=True,
+            preexec_fn=_take_controlling_terminal,
             close_fds=True,
         )
         os.close(slave)
@@ -187,6 +190,12 @@ class PtyApp:
             os.close(self._master)
         except (OSError, AttributeError):
             pass
+
+
+def _take_controlling_terminal() -> None:
+    """In the child, after `setsid`: make the pty (already its stdin) the controlling terminal, as a terminal
+    emulator does, so closing the terminal sends the app SIGHUP like a real one would."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def strip_escapes(data: bytes) -> str:

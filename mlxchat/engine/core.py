@@ -12,9 +12,7 @@ finished often aborts at interpreter exit, while a parked daemon thread does not
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +26,6 @@ from .requests import ChatRequest, LoadModel, Request, UnloadModel
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Event], None]
-OWNER_SWITCH_INTERVAL_S = float(os.environ.get("MLXCHAT_SWITCH_INTERVAL_S", "0.0005"))
 _STOP = object()
 
 
@@ -67,12 +64,6 @@ class EngineCore:
     # ---- caller side (any thread) -------------------------------------------------------------------------
 
     def start(self):
-        # The owner thread needs the GIL for a moment after every token. With the default 5 ms switch interval, a
-        # consumer busy in Python (a UI rendering Markdown) makes it wait up to 5 ms per token, which halved decode
-        # speed under a streaming TUI. A shorter interval hands the GIL over sooner; the cost to the consumer is
-        # a little more switching.
-        if sys.getswitchinterval() > OWNER_SWITCH_INTERVAL_S:
-            sys.setswitchinterval(OWNER_SWITCH_INTERVAL_S)
         self._thread.start()
         return self
 

@@ -201,10 +201,18 @@ def remember_theme(name: str) -> None:
         pass
 
 
-def run_tui(model: str | None = None, theme: str | None = None, resume: bool = False) -> int:
+def run_tui(
+    model: str | None = None,
+    theme: str | None = None,
+    resume: bool = False,
+    endpoint: str | None = None,
+    api_key_env: str | None = None,
+) -> int:
     """Run the chat in this terminal; returns the exit code.
 
     Theme precedence: `theme` (a flag) > the theme last chosen in the app > `config.toml` > the default.
+    With an `endpoint` (flag or `config.toml`) the chat runs on a remote OpenAI-compatible server through the
+    same engine contract; nothing else in the app changes.
     """
     from mlxchat.settings import load_config
     from mlxchat.store import History, StoreError
@@ -219,7 +227,16 @@ def run_tui(model: str | None = None, theme: str | None = None, resume: bool = F
             conversation = history.last_conversation()
         except StoreError as exc:
             notices.append(f"Cannot resume: {exc}")
+    remote = {}
+    endpoint = endpoint or config.endpoint
+    if endpoint:
+        from mlxchat.engine.remote import remote_engine_factory
+
+        remote["engine_factory"] = remote_engine_factory(
+            endpoint, api_key_env or config.api_key_env, model or chat_settings.model
+        )
     app = make_app(
+        **remote,
         model=model if conversation is not None else chat_settings.model,
         history=history,
         conversation=conversation,

@@ -21,7 +21,7 @@ class AttachingMixin:
     def _show_attachments(self) -> None:
         pane = self.query_one(AttachmentPane)
         note = ""
-        if self.attachments and self.model is not None and self.model.kind != "vision":
+        if self.attachments and self.model is not None and self.model.kind == "text":
             note = f"{self.model.name} reads text only: load a vision model to send images"
         pane.note = note
         pane.attachments = tuple(self.attachments)

@@ -179,7 +179,7 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         if not text.strip() and not self.attachments:
             return False
         images = tuple(attachment.path for attachment in self.attachments)
-        if images and self.model is not None and self.model.kind != "vision":
+        if images and self.model is not None and self.model.kind == "text":
             self.show_notice(
                 f"{self.model.name} reads text only and cannot see images. Remove them "
                 f"({first_key('remove_attachment', self.keymap)}) or load a vision model. Nothing was sent.",

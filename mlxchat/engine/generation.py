@@ -103,12 +103,25 @@ def prefill(
     mx.clear_cache()
 
 
+def continue_text(detokenizer) -> None:
+    """Make a fresh streaming detokenizer behave as if text came before: mlx-lm's BPE and SentencePiece
+    detokenizers drop the leading space of an answer's first word, which glues a continued answer onto the
+    stopped one ("a" + " beacon" → "abeacon")."""
+    from mlx_lm.tokenizer_utils import BPEStreamingDetokenizer, SPMStreamingDetokenizer
+
+    if isinstance(detokenizer, (BPEStreamingDetokenizer, SPMStreamingDetokenizer)):
+        detokenizer.text = "\x00"
+        detokenizer.offset = len(detokenizer.text)
+
+
 def text_steps(model, tokenizer, last_token: int, cache: list, request: ChatRequest) -> Iterator[tuple[str, int]]:
     """(text segment, token) pairs from mlx-lm's `generate_step`, decoded with the streaming detokenizer."""
     sampling = request.sampling
     sampler = make_sampler(temp=sampling.temperature, top_p=sampling.top_p)
     detokenizer = tokenizer.detokenizer
     detokenizer.reset()
+    if request.continue_last:
+        continue_text(detokenizer)
     generator = generate_step(
         mx.array([last_token]),
         model,

@@ -237,6 +237,7 @@ def test_every_kind_of_step_once(models):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(first_model=st.sampled_from(MODELS), script=st.lists(waited, min_size=5, max_size=40).map(
     lambda steps: [step for group in steps for step in group]))

@@ -28,375 +28,24 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import resource
 import sys
 import tempfile
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .frames import FrameRecorder, SettledText
-from .stats import median, percentile
-
-DECODE_PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
-IMAGE_QUESTION = "What is in this picture?"
-WELCOME_TEXT = "Ask anything below"
-PROBE_LETTERS = "etaoinshrdlucmfwypvbgkjqxz"
-
-
-@dataclass
-class UIBenchConfig:
-    decode_tokens: int = 64
-    runs: int = 3
-    key_probes: int = 20
-    launch_trials: int = 3
-    size: tuple[int, int] = (100, 32)
-    vision_model: str | None = None
-    """A vision model for the image turn; None builds a tiny random SmolVLM in a temporary folder."""
-    load_timeout_s: float = 600.0
-
-
-# ---- the app, with every engine event timestamped --------------------------------------------------------------
-
-
-class EventTee:
-    """An engine factory for `make_app` that keeps (perf_counter time, event) of everything the engine emits."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[float, Any]] = []
-
-    def __call__(self, sink):
-        from mlxchat.engine import Engine
-
-        def tee(event) -> None:
-            self.events.append((time.perf_counter(), event))
-            sink(event)
-
-        return Engine(tee)
-
-    def of(self, request_id: str, kind=object) -> list[tuple[float, Any]]:
-        return [(at, e) for at, e in list(self.events) if e.request_id == request_id and isinstance(e, kind)]
-
-
-def _app(spec: str | None, max_tokens: int, tee: EventTee):
-    from mlxchat.settings import ChatSettings
-    from mlxchat.ui.app import make_app
-
-    settings = ChatSettings(temperature=0.0, max_tokens=max_tokens, model=spec)
-    return make_app(model=spec, engine_factory=tee, chat_settings=settings)
-
-
-async def _until(pilot, condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await pilot.pause(0.01)
-
-
-async def _loaded(pilot, timeout_s: float) -> None:
-    chat = pilot.app.chat
-    await _until(pilot, lambda: (chat.model is not None and not chat.busy) or chat.status.phase == "error", timeout_s, "the model load")
-    if chat.model is None:
-        raise RuntimeError(f"the model did not load: {chat.status.detail}")
-
-
-@contextmanager
-def _settled_markdown():
-    """Track every `Markdown` widget's settled text while the block is active (see `frames.SettledText`)."""
-    from textual.widgets import Markdown
-
-    tracked: dict[int, SettledText] = {}
-    original = Markdown.append
-
-    def append(self, fragment: str):
-        tracker = tracked.get(id(self))
-        if tracker is None:
-            Markdown.append = original  # SettledText wraps the original on the instance
-            try:
-                tracker = tracked[id(self)] = SettledText(self)
-            finally:
-                Markdown.append = append
-        return self.append(fragment)
-
-    Markdown.append = append
-    try:
-        yield tracked
-    finally:
-        Markdown.append = original
-
-
-# ---- decode through the TUI ---------------------------------------------------------------------------------
-
-
-async def _tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, Any]:
-    from mlxchat.engine import Finished, TextDelta
-
-    tee = EventTee()
-    app = _app(spec, config.decode_tokens, tee)
-    with _settled_markdown() as tracked:
-        async with app.run_test(size=config.size) as pilot:
-            await _loaded(pilot, config.load_timeout_s)
-            recorder = FrameRecorder(app)
-            shown: list[tuple[float, int]] = []  # (frame time, characters of the answer drawn by then)
-
-            def on_frame(at: float, _frame: str) -> bool:
-                chars = sum(tracker.settled_chars for tracker in tracked.values())
-                if not shown or chars > shown[-1][1]:
-                    shown.append((at, chars))
-                return False
-
-            recorder.watch(on_frame)
-            app.chat.prompt.insert(DECODE_PROMPT)
-            await pilot.press("enter")
-            await _until(pilot, lambda: not app.chat.busy, config.load_timeout_s, "the answer")
-            answer = app.chat.session.turns[-1]
-            await _until(pilot, lambda: shown and shown[-1][1] >= len(answer.text), 10, "the last frame")
-            recorder.close()
-    request_id = next(e.request_id for _, e in tee.events if isinstance(e, Finished) and e.request_id.startswith("chat"))
-    finished = tee.of(request_id, Finished)[0][1]
-    deltas = [e for _, e in tee.of(request_id, TextDelta)]
-    emitted = [(at, e) for at, e in tee.of(request_id, TextDelta)]
-    return {
-        **_rendered_speed(deltas, shown, finished.text),
-        "events_tps": _event_speed(emitted),
-        "engine_tps": finished.stats.decode_tps,
-        "tokens": finished.stats.generation_tokens,
-        "peak_memory_bytes": finished.stats.peak_memory_bytes,
-        "frames": len(recorder.frames),
-        "serialise_ms_p50": median(recorder.serialise_s) * 1000,
-        "model_size_bytes": app.chat.model.size_bytes,
-        "model_name": app.chat.model.name,
-        "model_path": app.chat.model.path,
-        "shown_text_matches": answer.text == finished.text,
-    }
-
-
-def _rendered_speed(deltas, shown: list[tuple[float, int]], full_text: str) -> dict[str, Any]:
-    """Tokens ÷ time between the first and the last frame that drew answer text.
-
-    The widget's text may lack a prefix of the engine's text (events the screen did not take); widget character
-    c is then engine character c + `missing_chars`, and tokens are counted from the engine's deltas."""
-    drawn_total = shown[-1][1] if shown else 0
-    missing = max(0, len(full_text) - drawn_total)
-    marks, chars, tokens = [], 0, 0
-    for delta in deltas:
-        chars += len(delta.text)
-        tokens += delta.tokens
-        marks.append((chars, tokens))
-
-    def tokens_at(widget_chars: int) -> int:
-        engine_chars = widget_chars + missing
-        return max([t for c, t in marks if c <= engine_chars], default=0)
-
-    drawn = [(at, c) for at, c in shown if c > 0]
-    if len(drawn) < 2:
-        return {"rendered_tps": float("nan"), "missing_chars": missing}
-    (first_at, first_chars), (last_at, last_chars) = drawn[0], drawn[-1]
-    counted = tokens_at(last_chars) - tokens_at(first_chars)
-    return {"rendered_tps": counted / (last_at - first_at), "missing_chars": missing, "render_span_s": last_at - first_at}
-
-
-def _event_speed(emitted) -> float:
-    if len(emitted) < 2:
-        return float("nan")
-    tokens = sum(e.tokens for _, e in emitted[1:])
-    return tokens / (emitted[-1][0] - emitted[0][0])
-
-
-# ---- keypress → repaint ---------------------------------------------------------------------------------------
-
-
-async def _keypress_latencies(spec: str | None, config: UIBenchConfig) -> dict[str, Any]:
-    from mlxchat.bench.pty_app import strip_escapes
-
-    tee = EventTee()
-    app = _app(spec, 1_000_000, tee)
-    rng = random.Random(6)
-    latencies: list[float] = []
-    misses = 0
-    async with app.run_test(size=config.size) as pilot:
-        await _loaded(pilot, config.load_timeout_s)
-        recorder = FrameRecorder(app)
-        chat = app.chat
-
-        async def streaming() -> None:
-            if chat.busy:
-                return
-            chat.prompt.clear()
-            chat.prompt.insert(DECODE_PROMPT)
-            await pilot.press("enter")
-            await _until(pilot, lambda: chat.status.phase == "generating", config.load_timeout_s, "generation")
-
-        typed = ""
-        for _ in range(config.key_probes):
-            await streaming()
-            if len(typed) > config.size[0] // 2:
-                chat.prompt.clear()
-                typed = ""
-                await pilot.pause(0.05)
-            letter = rng.choice(PROBE_LETTERS)
-            typed += letter
-            expected, tail = typed, typed[-4:]
-            seen = asyncio.Event()
-            pressed_at = [0.0]
-
-            def on_frame(at: float, frame: str, expected=expected, tail=tail, seen=seen, pressed_at=pressed_at) -> bool:
-                if seen.is_set():
-                    return True  # timed out and given up on: drop it
-                if chat.prompt.text == expected and tail in strip_escapes(frame.encode()):
-                    latencies.append(at - pressed_at[0])
-                    seen.set()
-                    return True
-                return False
-
-            recorder.watch(on_frame)
-            pressed_at[0] = time.perf_counter()
-            press = asyncio.create_task(pilot.press(letter))
-            try:
-                await asyncio.wait_for(seen.wait(), 5.0)
-            except TimeoutError:
-                misses += 1
-                seen.set()
-            await press
-            await asyncio.sleep(rng.uniform(0.03, 0.15))
-        if chat.busy:
-            chat.cancel()
-            await _until(pilot, lambda: not chat.busy, 60, "the cancelled answer")
-        recorder.close()
-    from mlxchat.engine import Finished
-
-    peaks = [e.stats.peak_memory_bytes for _, e in tee.events if isinstance(e, Finished) and e.stats is not None]
-    return {
-        "mlx_peak_memory_bytes": max(peaks, default=0),
-        "key_repaint_p50_ms": percentile(latencies, 50) * 1000,
-        "key_repaint_p99_ms": percentile(latencies, 99) * 1000,
-        "key_repaint_max_ms": max(latencies, default=float("nan")) * 1000,
-        "key_probes": len(latencies),
-        "key_probes_missed": misses,
-    }
-
-
-# ---- an image turn --------------------------------------------------------------------------------------------
-
-
-async def _image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> dict[str, Any]:
-    from mlxchat.engine import Finished
-
-    tee = EventTee()
-    app = _app(vision_model, 32, tee)
-    with _settled_markdown() as tracked:
-        async with app.run_test(size=config.size) as pilot:
-            await _loaded(pilot, config.load_timeout_s)
-            chat = app.chat
-            chat.prompt.insert(f"/attach {image}")
-            await pilot.press("enter")
-            await _until(pilot, lambda: bool(chat.attachments), 10, "the attachment")
-            recorder = FrameRecorder(app)
-            drawn: list[float] = []
-            recorder.watch(lambda at, _f: bool(
-                chat.session.turns and chat.session.turns[-1].status != "streaming"
-                and sum(t.settled_chars for t in tracked.values()) >= len(chat.session.turns[-1].text)
-                and not drawn.append(at)))
-            chat.prompt.insert(IMAGE_QUESTION)
-            sent_at = time.perf_counter()
-            await pilot.press("enter")
-            await _until(pilot, lambda: not chat.busy and bool(drawn), 120, "the image answer")
-            recorder.close()
-    request_id = next(e.request_id for _, e in tee.events if isinstance(e, Finished) and e.request_id.startswith("chat"))
-    finished_at, finished = tee.of(request_id, Finished)[0]
-    stats = finished.stats
-    return {
-        "image_turn_s": drawn[0] - sent_at,
-        "image_turn_engine_s": finished_at - sent_at,
-        "image_ttft_s": stats.ttft_s,
-        "image_decode_tps": stats.decode_tps,
-        "image_tokens": stats.generation_tokens,
-        "image_prompt_tokens": stats.prompt_tokens,
-        "image_finish": finished.reason,
-        "image_error": finished.error,
-        "vision_model_size_bytes": app.chat.model.size_bytes,
-    }
-
-
-def _photo(folder: Path) -> Path:
-    """A 1024×768 photo-like PNG (gradients and shapes), the size of a typical screenshot or phone picture."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (1024, 768))
-    draw = ImageDraw.Draw(image)
-    for y in range(768):
-        draw.line([(0, y), (1024, y)], fill=(255 - y // 3, 90 + y // 5, 60 + y // 4))
-    draw.ellipse([380, 420, 640, 680], fill=(255, 210, 80))
-    draw.rectangle([60, 500, 300, 760], fill=(30, 40, 60))
-    path = folder / "photo.png"
-    image.save(path)
-    return path
-
-
-# ---- launch → first frame, in a real terminal -------------------------------------------------------------------
-
-
-def launch_to_first_frame(spec: str | None, trials: int, size: tuple[int, int], folder: Path) -> dict[str, Any]:
-    """Spawn `mlxchat [--model spec]` in a pty `trials` times; time the first frame and the model load, then
-    quit with Ctrl+Q. Config and data folders are empty temporary ones (the cache, with the demo model, is kept)."""
-    from .pty_app import ALT_SCREEN, CTRL_Q, PtyApp, mlxchat_command
-
-    first, alt, ready, codes = [], [], [], []
-    for trial in range(trials):
-        env = {"MLXCHAT_CONFIG_DIR": str(folder / f"config-{trial}"), "MLXCHAT_DATA_DIR": str(folder / f"data-{trial}")}
-        args = ("--model", spec) if spec else ()
-        with PtyApp(mlxchat_command(*args), env=env, columns=size[0], rows=size[1]) as app:
-            alt.append(app.wait_for(ALT_SCREEN, 30, plain=False) - app.started_at)
-            first.append(app.wait_for(WELCOME_TEXT, 30) - app.started_at)
-            ready.append(app.wait_for("● ready", 600) - app.started_at)
-            app.send(CTRL_Q)
-            codes.append(app.wait(60))
-    return {
-        "launch_first_frame_s": median(first),
-        "launch_first_frame_max_s": max(first),
-        "launch_alt_screen_s": median(alt),
-        "launch_model_ready_s": median(ready),
-        "launch_exit_codes": codes,
-    }
-
-
-# ---- raw mlx-lm and the whole run -----------------------------------------------------------------------------
-
-
-class RawMlxLm:
-    """Plain mlx-lm on this (main) thread with its own copy of the model; it runs only while no app (and so no
-    engine) is running, never beside one."""
-
-    def __init__(self, model_path: str) -> None:
-        from mlx_lm import load
-
-        from mlxchat.engine import ChatRequest, Message
-        from mlxchat.engine.chat_template import render_prompt
-        from mlxchat.engine.loader import fit_to_device
-
-        self.model, self.tokenizer = load(model_path)
-        fit_to_device(self.model)
-        # The tokens the engine renders for the same user message: its chat template, no extra specials.
-        self.prompt = render_prompt(self.tokenizer, ChatRequest((Message("user", DECODE_PROMPT),)))
-
-    def decode_tps(self, max_tokens: int) -> float:
-        from mlx_lm import stream_generate
-
-        times = [time.perf_counter() for _ in stream_generate(self.model, self.tokenizer, self.prompt, max_tokens=max_tokens)]
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-
-    def release(self) -> None:
-        import gc
-
-        import mlx.core as mx
-
-        del self.model, self.tokenizer
-        gc.collect()
-        mx.clear_cache()
+from .stats import median
+from .ui_probes import (
+    RawMlxLm,
+    UIBenchConfig,
+    image_turn,
+    keypress_latencies,
+    launch_to_first_frame,
+    photo,
+    tui_decode_once,
+)
+
+__all__ = ["UIBenchConfig", "format_ui_table", "main", "run_ui_bench"]
 
 
 def _peak_rss_bytes() -> int:
@@ -424,7 +73,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
             what = "warm-up round" if round_index == 0 else f"round {round_index}/{config.runs}"
             progress(f"raw mlx-lm, then the TUI, on {label}: {what} …")
             raw_tps = raw.decode_tps(config.decode_tokens)
-            run = asyncio.run(_tui_decode_once(model, config))
+            run = asyncio.run(tui_decode_once(model, config))
             if round_index:
                 raws.append(raw_tps)
                 runs.append(run)
@@ -451,7 +100,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
 
         mx.reset_peak_memory()  # MLX's peak is process-wide: from here on it is the app's alone
         progress("keypress → repaint while streaming …")
-        numbers.update(asyncio.run(_keypress_latencies(model, config)))
+        numbers.update(asyncio.run(keypress_latencies(model, config)))
         progress("launch → first frame (pty) …")
         numbers.update(launch_to_first_frame(model, config.launch_trials, config.size, folder))
         progress("image turn on a vision model …")
@@ -460,7 +109,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
             from mlxchat.models.random_vision import build_tiny_vlm
 
             vision = str(build_tiny_vlm(folder / "tiny-vlm"))
-        numbers.update(asyncio.run(_image_turn(vision, config, _photo(folder))))
+        numbers.update(asyncio.run(image_turn(vision, config, photo(folder))))
         numbers["vision_model"] = Path(vision).name
     numbers["process_peak_rss_bytes"] = _peak_rss_bytes()
     return numbers

@@ -47,7 +47,7 @@ class Engine(EngineCore):
     def _chat(self, request: ChatRequest, control: RequestControl) -> Finished:
         loaded = self._loaded
         if loaded is None:
-            raise RequestError("No model is loaded. Choose one with /model or --model.")
+            raise RequestError("No model is loaded. Choose one with --model, or in the conversation settings (F3).")
         if request.has_images:
             if loaded.vision is None:
                 raise RequestError(

@@ -219,7 +219,7 @@ class RemoteEngine(EngineCore):
     def _chat(self, request: ChatRequest, control: RequestControl) -> Finished:
         selected = self._selected
         if selected is None:
-            raise RequestError(f"No model is selected on {self.endpoint}. Choose one with /model or --model.")
+            raise RequestError(f"No model is selected on {self.endpoint}. Choose one with --model, or in the conversation settings (F3).")
         headers = self._auth_headers()
         body = chat_body(request, selected.id or None)
         rid = request.request_id

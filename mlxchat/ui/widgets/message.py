@@ -123,6 +123,8 @@ class MessageView(Vertical, can_focus=True):
         await self.end_stream()
 
     def set_footer(self, text: str) -> None:
+        if self.parent is None:  # removed (a conversation switch): Textual keeps `is_mounted` true after remove()
+            return
         footer = self.query_one(".message-footer", Label)
         footer.update(text)
         footer.display = bool(text)

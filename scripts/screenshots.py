@@ -70,21 +70,11 @@ async def draw(name: str, scene, options: dict, out: Path, size: tuple[int, int]
 
 
 def example_history(folder: Path):
-    """Three short conversations, listed with a fixed date so the picture never changes."""
-    from mlxchat.store import History
+    """The shared three-conversation history, listed with a fixed date so the picture never changes."""
     from mlxchat.ui.screens import conversations
 
     conversations.when_label = lambda moment: "2024-05-01 14:03"
-    history = History(folder)
-    for question, reply in (
-        ("How do I reverse a list in Python?", "Use `reversed(items)` or `items[::-1]`."),
-        ("What is in this picture?", "A sunset over the sea."),
-        ("Plan a weekend in Lisbon", "Day one: Alfama and the castle…"),
-    ):
-        conversation = history.create_conversation()
-        history.add_message(conversation.id, "user", question)
-        history.add_message(conversation.id, "assistant", reply)
-    return history
+    return staged.example_history(folder)
 
 
 async def main() -> None:

@@ -268,3 +268,22 @@ async def attachments_scene(pilot, engine: StagedEngine, images: list[Path]) -> 
 async def help_scene(pilot, engine: StagedEngine) -> None:
     await loaded_scene(pilot, engine)
     await pilot.press("f1")
+
+
+EXAMPLE_CONVERSATIONS = (
+    ("How do I reverse a list in Python?", "Use `reversed(items)` or `items[::-1]`."),
+    ("What is in this picture?", "A sunset over the sea."),
+    ("Plan a weekend in Lisbon", "Day one: Alfama and the castle…"),
+)
+
+
+def example_history(folder: Path):
+    """A history in `folder` holding three short conversations, for the conversation-list pictures."""
+    from mlxchat.store import History
+
+    history = History(folder)
+    for question, reply in EXAMPLE_CONVERSATIONS:
+        conversation = history.create_conversation()
+        history.add_message(conversation.id, "user", question)
+        history.add_message(conversation.id, "assistant", reply)
+    return history

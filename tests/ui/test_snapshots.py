@@ -109,18 +109,7 @@ async def test_draining_is_a_distinct_style(staged_app):
 
 
 def _history_with_three(tmp_path):
-    from mlxchat.store import History
-
-    history = History(tmp_path / "data")
-    for question, reply in (
-        ("How do I reverse a list in Python?", "Use `reversed(items)` or `items[::-1]`."),
-        ("What is in this picture?", "A sunset over the sea."),
-        ("Plan a weekend in Lisbon", "Day one: Alfama and the castle…"),
-    ):
-        conversation = history.create_conversation()
-        history.add_message(conversation.id, "user", question)
-        history.add_message(conversation.id, "assistant", reply)
-    return history
+    return staged.example_history(tmp_path / "data")
 
 
 def test_conversation_list(snap_compare, staged_app, tmp_path, monkeypatch):

@@ -39,11 +39,8 @@ def resolve(spec: str | None, progress: Progress):
     from mlxchat.models.discovery import check_weights, resolve_model
 
     if spec is None:
-        from mlxchat.models.demo import ensure_demo_model
-
         progress("Preparing the bundled demo model", None)
-        ensure_demo_model(progress=lambda step: progress(step, None))
-    ref = resolve_model(spec)
+    ref = resolve_model(spec, progress=lambda step: progress(step, None))
     check_weights(ref.path)
     return ref
 

@@ -277,7 +277,7 @@ def check_endpoint(value: Any) -> str | None:
     """Why `value` cannot be an endpoint URL, in words, or None when it can."""
     if not isinstance(value, str) or not value.strip():
         return "endpoint must be a URL such as \"http://gpu-box:8000/v1\""
-    from mlxchat.engine.remote_request import Endpoint  # light: no HTTP client, no MLX
+    from mlxchat.engine.remote.request import Endpoint  # light: no HTTP client, no MLX
 
     try:
         Endpoint.parse(value)

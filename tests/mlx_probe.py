@@ -15,10 +15,10 @@ from contextlib import contextmanager
 
 MLX_MODULE_PREFIXES = ("mlx.", "mlx_lm", "mlx_vlm")
 ENGINE_MLX_MODULES = (
-    "mlxchat.engine.generation",
-    "mlxchat.engine.vision",
-    "mlxchat.engine.prompt_cache",
-    "mlxchat.engine.loader",
+    "mlxchat.engine.local.generation",
+    "mlxchat.engine.local.vision",
+    "mlxchat.engine.local.prompt_cache",
+    "mlxchat.engine.local.loader",
 )
 WRAPPED_CORE_FUNCTIONS = ("eval", "async_eval", "synchronize", "clear_cache", "load", "get_peak_memory")
 

@@ -104,7 +104,7 @@ class RawMlxLm:
     def __init__(self, model_path: str, prompt_tokens: list[int]) -> None:
         from mlx_lm import load
 
-        from mlxchat.engine.loader import fit_to_device
+        from mlxchat.engine.local.loader import fit_to_device
 
         self.model, self.tokenizer = load(model_path)
         fit_to_device(self.model)
@@ -295,7 +295,7 @@ def prompt_tokens_for(model_path: str) -> list[int]:
     """The same tokens the engine will render for DECODE_PROMPT (its chat template, no extra specials)."""
     from mlx_lm.tokenizer_utils import load as load_tokenizer
 
-    from mlxchat.engine.chat_template import render_prompt
+    from mlxchat.engine.local.chat_template import render_prompt
 
     tokenizer = load_tokenizer(Path(model_path))
     return render_prompt(tokenizer, ChatRequest((Message("user", DECODE_PROMPT),)))

@@ -57,7 +57,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
     """Measure the UI on `model` (None: the demo model). Returns the numbers (see the module docstring)."""
     import mlx.core as mx
 
-    from mlxchat.engine import loader
+    from mlxchat.engine.local import loader
 
     config = config or UIBenchConfig()
     label = model or "demo model"

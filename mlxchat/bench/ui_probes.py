@@ -351,8 +351,8 @@ class RawMlxLm:
         from mlx_lm import load
 
         from mlxchat.engine import ChatRequest, Message
-        from mlxchat.engine.chat_template import render_prompt
-        from mlxchat.engine.loader import fit_to_device
+        from mlxchat.engine.local.chat_template import render_prompt
+        from mlxchat.engine.local.loader import fit_to_device
 
         self.model, self.tokenizer = load(model_path)
         fit_to_device(self.model)

@@ -3,7 +3,8 @@
 This package never imports Textual; `tests/test_import_hygiene.py` proves it.
 """
 
-from .engine import Engine, EngineState
+from .core import EngineState
+from .local import Engine
 from .errors import EngineClosed
 from .events import (
     Busy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlx_lm.tokenizer_utils import load as load_tokenizer
 
-from mlxchat.engine.generation import continue_text
+from mlxchat.engine.local.generation import continue_text
 
 
 def test_a_continuation_keeps_its_leading_space(tiny_model):

@@ -323,8 +323,8 @@ def test_the_text_route_shares_the_vision_models_weights(vlm_folders, architectu
     from mlx.utils import tree_flatten
     from mlx_lm.tokenizer_utils import TokenizerWrapper
 
-    from mlxchat.engine.loader import fit_to_device
-    from mlxchat.engine.vision import load_vision_model
+    from mlxchat.engine.local.loader import fit_to_device
+    from mlxchat.engine.local.vision import load_vision_model
 
     parts = load_vision_model(vlm_folders[architecture])
     fit_to_device(parts.model)
@@ -346,7 +346,7 @@ def test_the_adapter_answers_like_mlx_vlm_itself_even_after_an_image_turn(vlm_fo
     from mlx_vlm.generate import generate_step as mlx_vlm_step
     from mlx_vlm.utils import prepare_inputs
 
-    from mlxchat.engine.vision import load_vision_model
+    from mlxchat.engine.local.vision import load_vision_model
     from mlxchat.engine.vision_inputs import load_image
 
     parts = load_vision_model(vlm_folders[architecture])

@@ -104,8 +104,8 @@ def test_a_chat_screen_without_remote_support_says_so(monkeypatch, config_dir, c
 
 
 def test_the_remote_backend_never_imports_mlx_or_textual():
-    modules = ["mlxchat.engine.remote", "mlxchat.engine.remote_sse", "mlxchat.engine.remote_stream"]
-    modules += ["mlxchat.engine.remote_request", "mlxchat.engine.streaming", "mlxchat.ask"]
+    modules = ["mlxchat.engine.remote", "mlxchat.engine.remote.sse", "mlxchat.engine.remote.stream"]
+    modules += ["mlxchat.engine.remote.request", "mlxchat.engine.streaming", "mlxchat.ask"]
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('\\n'.join(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     roots = {name.split(".")[0] for name in loaded.stdout.split()}

@@ -20,7 +20,7 @@ from remote_fakes import (
 from remote_turns import ask, select
 
 from mlxchat.engine import Finished, ModelLoadFailed
-from mlxchat.engine.remote_request import RemoteTimeouts
+from mlxchat.engine.remote.request import RemoteTimeouts
 
 BUSY_MESSAGE = "SimpleEngine generation queue is full; retry after 2s"
 BUSY_ENVELOPE = {"error": {"message": BUSY_MESSAGE, "type": "server_error", "code": "text_generation_busy"}}

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from mlxchat.engine.errors import RequestError
 from mlxchat.engine.remote import RemoteModel
-from mlxchat.engine.remote_request import Endpoint, chat_body
-from mlxchat.engine.remote_sse import (
+from mlxchat.engine.remote.request import Endpoint, chat_body
+from mlxchat.engine.remote.sse import (
     MalformedStream,
     SseEvent,
     iter_sse,

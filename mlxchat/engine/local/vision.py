@@ -22,13 +22,13 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm import tokenizer_utils
 
-from .control import CancelledByRequest, RequestControl
-from .errors import RequestError
-from .events import Finished, PrefillProgress, Started, Usage
+from ..control import CancelledByRequest, RequestControl
+from ..errors import RequestError
+from ..events import Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
 from .prompt_cache import ConversationCache
-from .requests import ChatRequest
-from .vision_inputs import image_paths, load_image, template_messages
+from ..requests import ChatRequest
+from ..vision_inputs import image_paths, load_image, template_messages
 
 
 class LanguageModelAdapter(nn.Module):

@@ -33,10 +33,10 @@ from typing import Callable
 
 import httpx
 
-from .control import RequestControl
-from .core import EngineCore, Sink
-from .errors import RequestError
-from .events import (
+from ..control import RequestControl
+from ..core import EngineCore, Sink
+from ..errors import RequestError
+from ..events import (
     Finished,
     FinishReason,
     ModelInfo,
@@ -47,11 +47,11 @@ from .events import (
     Started,
     Usage,
 )
-from .remote_request import Endpoint, RemoteTimeouts, chat_body
-from .remote_sse import MalformedStream, parse_model_list, server_error_from_body
-from .remote_stream import StreamReader, transport_failure
-from .requests import ChatRequest, LoadModel, Request
-from .streaming import TurnClock, decode
+from .request import Endpoint, RemoteTimeouts, chat_body
+from .sse import MalformedStream, parse_model_list, server_error_from_body
+from .stream import StreamReader, transport_failure
+from ..requests import ChatRequest, LoadModel, Request
+from ..streaming import TurnClock, decode
 
 __all__ = ["RemoteEngine", "RemoteError", "RemoteModel", "RemoteTimeouts", "remote_engine_factory"]
 

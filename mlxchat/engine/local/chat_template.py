@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .requests import ChatRequest, Message
+from ..requests import ChatRequest, Message
 
 
 def template_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:

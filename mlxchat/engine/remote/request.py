@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .requests import ChatRequest, Message
-from .vision_inputs import load_image
+from ..requests import ChatRequest, Message
+from ..vision_inputs import load_image
 
 LOSSLESS_SUFFIXES = frozenset({".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 """Images sent as PNG (screenshots, diagrams: text in them must stay sharp). Everything else goes as JPEG."""

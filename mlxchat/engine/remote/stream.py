@@ -14,10 +14,10 @@ from typing import Iterator
 
 import httpx
 
-from .control import RequestControl
-from .remote_request import Endpoint, RemoteTimeouts
-from .remote_sse import DONE, ChunkUpdate, MalformedStream, ServerError, ServerUsage, excerpt, iter_sse, parse_chunk
-from .streaming import TurnClock
+from ..control import RequestControl
+from .request import Endpoint, RemoteTimeouts
+from .sse import DONE, ChunkUpdate, MalformedStream, ServerError, ServerUsage, excerpt, iter_sse, parse_chunk
+from ..streaming import TurnClock
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"
 """Reasoning the server sends apart (`delta.reasoning`) is shown between the tags the local engine would show."""

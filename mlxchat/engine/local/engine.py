@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from .control import RequestControl
-from .core import EngineCore, EngineState, Sink
-from .errors import RequestError, describe_error
-from .events import Finished, ModelLoaded, ModelLoadFailed, ModelLoading, ModelUnloaded
-from .requests import ChatRequest, LoadModel, Request, UnloadModel
+from ..control import RequestControl
+from ..core import EngineCore, EngineState, Sink
+from ..errors import RequestError, describe_error
+from ..events import Finished, ModelLoaded, ModelLoadFailed, ModelLoading, ModelUnloaded
+from ..requests import ChatRequest, LoadModel, Request, UnloadModel
 
 __all__ = ["Engine", "EngineState", "Sink"]
+
+if TYPE_CHECKING:
+    from .scripted import Script
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +30,11 @@ class Engine(EngineCore):
     """The local MLX engine. Text turns run through mlx-lm, image turns through mlx-vlm, all on the owner
     thread; MLX itself is imported there, on first use, so the UI paints before it loads."""
 
-    def __init__(self, sink: Sink, *, name: str = "mlxchat-engine") -> None:
+    def __init__(self, sink: Sink, *, name: str = "mlxchat-engine", script: "Script | None" = None) -> None:
+        """`script` forces the answer's tokens (tests and benchmarks only: see `scripted.py`); the model's compute
+        stays real."""
         super().__init__(sink, name=name)
+        self._script = script
         # Owner-thread state; never touched from other threads.
         self._loaded = None
         self._cache = None
@@ -59,7 +66,7 @@ class Engine(EngineCore):
             return run_vision_turn(loaded, request, control, self._emit, self._cache)
         from .generation import run_text_turn
 
-        return run_text_turn(loaded, request, control, self._emit, self._cache)
+        return run_text_turn(loaded, request, control, self._emit, self._cache, script=self._script)
 
     def _load(self, request: LoadModel, control: RequestControl) -> Finished:
         from . import loader

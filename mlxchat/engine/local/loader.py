@@ -14,7 +14,7 @@ from typing import Any, Callable
 import mlx.core as mx
 import mlx.nn as nn
 
-from .events import ModelInfo
+from ..events import ModelInfo
 from .generation import PrefillChunker
 
 DEFAULT_CONTEXT = 4096

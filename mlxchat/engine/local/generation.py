@@ -17,12 +17,13 @@ from mlx_lm.generate import generate_step, generation_stream, wired_limit
 from mlx_lm.sample_utils import make_sampler
 
 from .chat_template import render_prompt
-from .control import CancelledByRequest, RequestControl
-from .errors import RequestError
-from .events import Finished, PrefillProgress, Started, Usage
+from ..control import CancelledByRequest, RequestControl
+from ..errors import RequestError
+from ..events import Finished, PrefillProgress, Started, Usage
 from .prompt_cache import ConversationCache
-from .requests import ChatRequest
-from .streaming import STATS_INTERVAL_S, Emit, TurnClock, decode
+from ..requests import ChatRequest
+from .scripted import Script, forced_processor
+from ..streaming import STATS_INTERVAL_S, Emit, TurnClock, decode
 
 __all__ = [
     "STATS_INTERVAL_S",
@@ -114,9 +115,12 @@ def continue_text(detokenizer) -> None:
         detokenizer.offset = len(detokenizer.text)
 
 
-def text_steps(model, tokenizer, last_token: int, cache: list, request: ChatRequest) -> Iterator[tuple[str, int]]:
+def text_steps(
+    model, tokenizer, last_token: int, cache: list, request: ChatRequest, *, script: Script | None = None
+) -> Iterator[tuple[str, int]]:
     """(text segment, token) pairs from mlx-lm's `generate_step`, decoded with the streaming detokenizer."""
     sampling = request.sampling
+    forced = forced_processor(script, request, tokenizer)
     sampler = make_sampler(temp=sampling.temperature, top_p=sampling.top_p)
     detokenizer = tokenizer.detokenizer
     detokenizer.reset()
@@ -127,6 +131,7 @@ def text_steps(model, tokenizer, last_token: int, cache: list, request: ChatRequ
         model,
         max_tokens=sampling.max_tokens,
         sampler=sampler,
+        logits_processors=[forced] if forced is not None else None,
         prompt_cache=cache,
     )
     try:
@@ -138,7 +143,15 @@ def text_steps(model, tokenizer, last_token: int, cache: list, request: ChatRequ
         generator.close()
 
 
-def run_text_turn(loaded, request: ChatRequest, control: RequestControl, emit: Emit, cache: ConversationCache) -> Finished:
+def run_text_turn(
+    loaded,
+    request: ChatRequest,
+    control: RequestControl,
+    emit: Emit,
+    cache: ConversationCache,
+    *,
+    script: Script | None = None,
+) -> Finished:
     """One text turn through mlx-lm, reusing the conversation's prompt cache."""
     request_id = request.request_id
     prompt = render_prompt(loaded.tokenizer, request)
@@ -174,7 +187,7 @@ def run_text_turn(loaded, request: ChatRequest, control: RequestControl, emit: E
                 cache.record(prompt)
                 return Finished(request_id, "cancelled", "", _usage(clock), stats=clock.stats(request_id))
             control.enter("generating")
-            steps = text_steps(loaded.text_model, loaded.tokenizer, todo[-1], reuse.cache, request)
+            steps = text_steps(loaded.text_model, loaded.tokenizer, todo[-1], reuse.cache, request, script=script)
             reason, text, generated = decode(
                 steps,
                 request=request,

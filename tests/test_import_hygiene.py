@@ -14,8 +14,9 @@ PACKAGE_ROOT = Path(mlxchat.__file__).parent
 
 def modules_under(subpackage: str) -> list[str]:
     folder = PACKAGE_ROOT / subpackage
+    prefix = f"mlxchat.{subpackage}."
     return [f"mlxchat.{subpackage}"] + [
-        f"mlxchat.{subpackage}.{info.name}" for info in pkgutil.walk_packages([str(folder)]) if not info.ispkg
+        info.name for info in pkgutil.walk_packages([str(folder)], prefix=prefix) if not info.ispkg
     ]
 
 

@@ -37,6 +37,7 @@ from mlxchat.engine import (
 from mlxchat.engine.core import EngineCore
 from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
 from mlxchat.settings import ChatSettings
+from mlxchat.terminal_text import visible
 
 POLL_S = 0.05
 
@@ -114,7 +115,7 @@ def run_ask(job: AskJob, out: TextIO | None = None, err: TextIO | None = None) -
         if result.error:
             _say(err, f"mlxchat: error: {result.error}")
         if job.json_output:
-            _write(out, json.dumps(_json_document(result), ensure_ascii=False) + "\n")
+            _say(out, json.dumps(_json_document(result), ensure_ascii=False))
         elif job.show_stats and result.finished is not None and result.finished.stats is not None:
             _say(err, describe_stats(result.finished))
         exit_process(result.rc, engine)
@@ -142,6 +143,7 @@ class _Session:
     ) -> None:
         self.job, self.engine, self.events, self.interrupts = job, engine, events, interrupts
         self.out = out
+        self.out_is_terminal = _isatty(out)  # then model text is neutralised; a pipe gets the bytes unchanged
         self.progress = _Progress(err)
         self.line_open = False  # streamed text that does not end with a newline yet
 
@@ -199,7 +201,8 @@ class _Session:
                 continue
             if isinstance(event, TextDelta):
                 if not self.job.json_output and event.text:
-                    if _write(self.out, event.text):
+                    text = visible(event.text) if self.out_is_terminal else event.text
+                    if _write(self.out, text):
                         self.line_open = not event.text.endswith("\n")
                     else:
                         self.interrupts.broken_pipe()
@@ -319,7 +322,8 @@ def _silence_stdout() -> None:
 
 
 def _say(stream: TextIO, line: str) -> None:
-    _write(stream, line + "\n")
+    """Write one line; on a terminal, control sequences in it (a server's words) are shown, not obeyed."""
+    _write(stream, (visible(line) if _isatty(stream) else line) + "\n")
 
 
 def _one_line(text: str) -> str:

@@ -129,6 +129,24 @@ def test_conversation_list(snap_compare, staged_app, tmp_path, monkeypatch):
         history.close()
 
 
+def test_delete_question(snap_compare, staged_app, tmp_path, monkeypatch):
+    """You should see, over the conversation list, the question "Delete “Plan a weekend in Lisbon” (2 messages,
+    last 2024-05-01 14:03)? This cannot be undone." with Delete and Cancel buttons (Cancel focused)."""
+    monkeypatch.setattr("mlxchat.ui.screens.conversations.when_label", lambda moment: "2024-05-01 14:03")
+    history = _history_with_three(tmp_path)
+
+    async def scene(pilot, engine):
+        await staged.loaded_scene(pilot, engine)
+        await pilot.press("f2")
+        await until(pilot, lambda: len(getattr(pilot.app.screen, "summaries", [])) == 3, what="the list")
+        await pilot.press("f8")
+
+    try:
+        assert snap(snap_compare, staged_app, scene, history=history)
+    finally:
+        history.close()
+
+
 def test_settings_modal(snap_compare, staged_app):
     """You should see the settings modal for "New chat": an empty system prompt box, temperature 0.7, top-p 1.0,
     max tokens 1024, an empty seed and an empty model field, with Save and Cancel buttons."""

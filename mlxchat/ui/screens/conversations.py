@@ -47,6 +47,12 @@ def summary_prompt(summary, current_id: str | None) -> Text:
     return text
 
 
+def delete_question(summary) -> str:
+    """Names the conversation three ways (title, size, last change), so the user can tell which one goes."""
+    count = f"{summary.message_count} message{'s' if summary.message_count != 1 else ''}"
+    return f"Delete “{summary.title}” ({count}, last {when_label(summary.updated_at)})? This cannot be undone."
+
+
 class ConversationsScreen(ModalScreen[ConversationsResult | None]):
     """The list. Typing searches titles and messages."""
 
@@ -77,12 +83,16 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
 
     def on_mount(self) -> None:
         self.query_one("#conversations-problem").display = False
-        self.refresh_list()
+        self.refresh_list(from_top=True)
         self.query_one(Input).focus()
 
-    def refresh_list(self, keep: str | None = None) -> None:
+    def refresh_list(self, from_top: bool = False) -> None:
+        """Read the list again. The highlighted conversation stays highlighted (a cancelled or failed delete, a
+        rename); when it is gone, the row now in its place is (after a delete). `from_top`: a new search."""
         from mlxchat.store import StoreError
 
+        kept = None if from_top else self.highlighted
+        kept_index = 0 if from_top else (self.query_one(OptionList).highlighted or 0)
         query = self.query_one(Input).value
         try:
             self.summaries = self.history.search(query) if query.strip() else self.history.list_conversations()
@@ -96,7 +106,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
             options.add_option(Option(Text("No conversations" + (" match" if query.strip() else " yet")), disabled=True))
             return
         ids = [summary.id for summary in self.summaries]
-        options.highlighted = ids.index(keep) if keep in ids else 0
+        options.highlighted = ids.index(kept.id) if kept is not None and kept.id in ids else min(kept_index, len(ids) - 1)
 
     def show_problem(self, text: str) -> None:
         problem = self.query_one("#conversations-problem", Label)
@@ -109,7 +119,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
         return self.summaries[index] if index is not None and index < len(self.summaries) else None
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.refresh_list()
+        self.refresh_list(from_top=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -147,7 +157,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
                     self.history.rename(summary.id, title)
                 except StoreError as exc:
                     self.show_problem(str(exc))
-            self.refresh_list(keep=summary.id)
+            self.refresh_list()
 
         self.app.push_screen(TextInputScreen("Rename the conversation", summary.title), rename)
 
@@ -166,5 +176,4 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
                     self.show_problem(str(exc))
             self.refresh_list()
 
-        question = f"Delete “{summary.title}” and its {summary.message_count} messages? This cannot be undone."
-        self.app.push_screen(ConfirmScreen(question), delete)
+        self.app.push_screen(ConfirmScreen(delete_question(summary)), delete)

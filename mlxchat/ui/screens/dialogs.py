@@ -19,12 +19,13 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def __init__(self, question: str, confirm_label: str = "Delete") -> None:
         super().__init__(classes="dialog-screen")
-        self._question = question
+        self.question = question
+        """What is asked, as shown (tests and callers read it)."""
         self._confirm_label = confirm_label
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self._question, classes="dialog-question", markup=False)
+            yield Label(self.question, classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self._confirm_label, variant="error", id="confirm")
                 yield Button("Cancel", id="cancel")

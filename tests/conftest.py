@@ -25,6 +25,9 @@ def isolated_user_dirs(user_dirs, monkeypatch):
     monkeypatch.setenv("MLXCHAT_DATA_DIR", str(user_dirs["data"]))
     monkeypatch.setenv("MLXCHAT_CONFIG_DIR", str(user_dirs["config"]))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Every engine's owner thread (in this process or a child) starts from the same random state, so a request
+    # sampled without its own seed draws the same tokens on every run and in any order of tests.
+    monkeypatch.setenv("MLXCHAT_SEED", "0")
     return user_dirs
 
 

@@ -6,7 +6,7 @@ import queue
 import time
 from typing import Callable, TypeVar
 
-from mlxchat.engine import Event, Finished
+from mlxchat.engine import Event, Finished, TextDelta
 
 E = TypeVar("E", bound=Event)
 
@@ -51,6 +51,15 @@ class EventLog:
             self.events.append(event)
             if predicate(event):
                 return event
+
+    def first_text(self, request_id: str, timeout_s: float = 60.0) -> TextDelta:
+        """The first TextDelta of `request_id` that carries text. A delta may carry only a token count (a token
+        that decodes to nothing yet, flushed by time), so a test that needs words said must wait for this one."""
+        return self.wait_until(
+            lambda e: isinstance(e, TextDelta) and e.request_id == request_id and bool(e.text),
+            timeout_s,
+            f"text for {request_id}",
+        )
 
     def finished(self, request_id: str, timeout_s: float = 60.0) -> Finished:
         return self.wait_for(Finished, request_id, timeout_s)

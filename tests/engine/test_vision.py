@@ -200,7 +200,7 @@ def test_a_second_request_while_an_image_turn_runs_is_refused_at_once(vlm_engine
     """Seed 000's regression: an image request must not queue behind (or run beside) the active one."""
     first = look(pictures["red"], sampling=ENDLESS)
     assert vlm_engine.submit(first) is None
-    event_log.wait_for(TextDelta, first.request_id)
+    event_log.first_text(first.request_id)
     refused = (look(pictures["checker"]), ChatRequest((Message("user", "And text?"),)))
     for second in refused:
         started = time.perf_counter()

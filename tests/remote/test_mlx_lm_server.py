@@ -42,7 +42,7 @@ def test_cancel_mid_stream_drains_then_stops_with_the_partial_text_and_the_serve
         sampling=SamplingParams(temperature=0, max_tokens=64),
     )
     assert engine.submit(story) is None
-    event_log.wait_for(TextDelta, story.request_id, timeout_s=90)
+    event_log.first_text(story.request_id, timeout_s=90)
     assert engine.cancel(story.request_id)
     assert any(isinstance(e, Draining) for e in event_log.of(story.request_id))
     stopped = event_log.finished(story.request_id, timeout_s=30)

@@ -9,6 +9,7 @@ template, prefill, decode, vision, cache work, unload — runs on the engine's o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,13 @@ class Engine(EngineCore):
         from .prompt_cache import ConversationCache
 
         self._cache = ConversationCache()
+        session_seed = os.environ.get("MLXCHAT_SEED")
+        if session_seed:
+            # MLX's random state is per thread, so only the owner thread can seed the draws it makes. A request's
+            # own seed still wins for that request.
+            import mlx.core as mx
+
+            mx.random.seed(int(session_seed))
 
     def _handle(self, request: Request, control: RequestControl) -> Finished:
         if isinstance(request, ChatRequest):

@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from mlxchat.terminal_text import visible
+
 from .records import Conversation, StoredMessage
 
 ExportFormat = Literal["markdown", "json"]
@@ -19,15 +21,23 @@ JSON_FORMAT_NAME = "mlxchat-conversation"
 JSON_FORMAT_VERSION = 1
 
 _HEADINGS = {"system": "System", "user": "You", "assistant": "Assistant"}
+_C1_AND_DEL = re.compile("[\x7f-\x9f]")
 _STATUS_NOTES = {"stopped": "*(stopped before the end)*", "error": "*(failed; partial answer)*"}
 
 
 def to_markdown(conversation: Conversation) -> str:
-    """The conversation as Markdown: a title, its settings, then one `##` section per message."""
+    """The conversation as Markdown: a title, its settings, then one `##` section per message.
+
+    The file is safe to `cat`, to render and to open in a browser, whatever the model or the user wrote:
+    each message's text goes inside a fence longer than any backtick run in it, so nothing in it is read as
+    Markdown or HTML (no `<script>`, no `javascript:` link, no remote image, no heading that fakes a turn, no
+    fence that swallows the rest), and the turn headings are the only headings. Control characters (ESC, BEL,
+    C1) are replaced by visible stand-ins, the same rule the terminal uses. Titles and names are escaped.
+    """
     settings = conversation.settings
-    lines = [f"# {_one_line(conversation.title)}", ""]
+    lines = [f"# {_inline(conversation.title)}", ""]
     facts = [
-        f"Model: {settings.model or 'demo model'}",
+        f"Model: {_inline(settings.model or 'demo model')}",
         f"temperature {settings.temperature:g}",
         f"top-p {settings.top_p:g}",
         f"max tokens {settings.max_tokens}",
@@ -36,21 +46,42 @@ def to_markdown(conversation: Conversation) -> str:
         facts.append(f"seed {settings.seed}")
     lines += [f"*{conversation.created_at:%Y-%m-%d %H:%M} UTC · " + " · ".join(facts) + "*", ""]
     if settings.system_prompt and not any(m.role == "system" for m in conversation.messages):
-        lines += ["## System", "", settings.system_prompt.rstrip(), ""]
+        lines += ["## System", "", *_fenced(settings.system_prompt), ""]
     for message in conversation.messages:
         lines += _message_markdown(message)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _message_markdown(message: StoredMessage) -> list[str]:
-    lines = [f"## {_HEADINGS.get(message.role, message.role.title())}", ""]
+    lines = [f"## {_HEADINGS.get(message.role, _inline(message.role.title()))}", ""]
+    thinking = getattr(message, "thinking", None)
+    if thinking and thinking.strip():
+        lines += ["<details><summary>Thinking</summary>", "", *_fenced(thinking), "", "</details>", ""]
     if message.text.strip():
-        lines += [message.text.rstrip(), ""]
+        lines += [*_fenced(message.text), ""]
     for attachment in message.attachments:
-        lines += [f"![{_escape_alt(attachment.name)}](<{attachment.path.as_posix()}>)", ""]
+        lines += [f"![{_inline(attachment.name)}](<{_local_link(attachment.path)}>)", ""]
     if message.status in _STATUS_NOTES:
         lines += [_STATUS_NOTES[message.status], ""]
     return lines
+
+
+def _fenced(text: str) -> list[str]:
+    """`text` as a fenced block no line of it can close: the fence is longer than its longest backtick run."""
+    longest_run = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest_run + 1)
+    return [f"{fence}markdown", visible(text.rstrip()), fence]
+
+
+def _inline(text: str) -> str:
+    """One line of plain text for a heading or a list of facts: every ASCII punctuation mark backslash-escaped,
+    so nothing in it becomes a link, an image, HTML or emphasis; control characters visible."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", visible(_one_line(text)))
+
+
+def _local_link(path: Path) -> str:
+    """The stored copy's path as a link target in `<…>`: the characters that would end it percent-encoded."""
+    return visible(path.as_posix()).replace("%", "%25").replace("<", "%3C").replace(">", "%3E").replace("\n", "%0A")
 
 
 def to_json(conversation: Conversation) -> str:
@@ -84,7 +115,8 @@ def to_json(conversation: Conversation) -> str:
             for message in conversation.messages
         ],
     }
-    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    # json.dumps escapes C0 controls but not DEL or C1 (0x9B is a CSI): escape those too, so `cat` is safe.
+    return _C1_AND_DEL.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(document, ensure_ascii=False, indent=2)) + "\n"
 
 
 def export_conversation(conversation: Conversation, target: Path, fmt: ExportFormat | None = None) -> Path:
@@ -113,5 +145,3 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _escape_alt(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")

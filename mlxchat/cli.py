@@ -1,4 +1,4 @@
-"""Provides the `mlxchat` command line (typer): the chat screen, `ask`, `models` and `import`.
+"""Provides the `mlxchat` command line (typer): the chat screen, `ask`, `export`, `models` and `import`.
 
 Every command ends through `mlxchat.exit.exit_process`, which closes the engine, flushes stdio and calls
 `os._exit` (see that module for why, and for the exit codes). Heavy imports happen inside the commands:
@@ -217,6 +217,62 @@ def ask(
         api_key_env=api_key_env,
     )
     run_ask(job)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def export(
+    conversation_id: Annotated[
+        Optional[str], typer.Argument(metavar="[ID]", help="The conversation to export (see the list below).")
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="Export the most recent conversation.")] = False,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="md (to read or share) or json (to process).")
+    ] = "md",
+) -> None:
+    """Export a conversation from the history as Markdown or JSON.
+
+    The Markdown is safe to cat, render or open in a browser: each message is quoted in a fence, so nothing a
+    model wrote becomes a link, HTML or a fake turn. Images are referenced by their stored copy. Without ID or
+    --last, the most recent conversations and their IDs are listed.
+
+    **Examples**
+
+    ```
+    mlxchat export --last
+    mlxchat export --last -o chat.md
+    mlxchat export 3f2a9c… --format json -o chat.json
+    ```
+    """
+    from mlxchat.store import History, StoreError, export_conversation, to_json, to_markdown
+
+    formats = {"md": "markdown", "markdown": "markdown", "json": "json"}
+    if fmt.lower() not in formats:
+        raise _error(f"--format {fmt!r}: choose md or json")
+    if conversation_id is not None and last:
+        raise _error("give a conversation ID or --last, not both")
+    history = History()
+    try:
+        if conversation_id is None and not last:
+            recent = history.list_conversations(limit=10)
+            listing = "; ".join(f"{c.id} {' '.join(c.title.split())!r}" for c in recent) or "the history is empty"
+            raise _error(f"name the conversation: mlxchat export ID or --last. Recent: {listing}")
+        conversation = history.get_conversation(conversation_id) if conversation_id else history.last_conversation()
+        if conversation is None:
+            raise _error("there are no conversations in the history yet")
+        if output is not None:
+            export_conversation(conversation, output, formats[fmt.lower()])
+            print(f"Exported {' '.join(conversation.title.split())!r} to {output}", file=sys.stderr)
+        else:
+            sys.stdout.write(to_json(conversation) if formats[fmt.lower()] == "json" else to_markdown(conversation))
+    except StoreError as exc:
+        raise _error(str(exc), EXIT_BAD_INPUT if exc.kind == "not-found" else EXIT_FAILURE) from None
+    except OSError as exc:
+        raise _error(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILURE) from None
+    finally:
+        history.close()
 
 
 @app.command(epilog=EXIT_CODES_HELP)

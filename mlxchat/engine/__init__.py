@@ -8,6 +8,7 @@ from .local import Engine
 from .errors import EngineClosed
 from .events import (
     Busy,
+    ContextWindow,
     Draining,
     Event,
     Finished,
@@ -27,6 +28,7 @@ from .requests import ChatRequest, LoadModel, Message, SamplingParams, UnloadMod
 __all__ = [
     "Busy",
     "ChatRequest",
+    "ContextWindow",
     "Draining",
     "Engine",
     "EngineClosed",

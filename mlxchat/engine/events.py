@@ -37,6 +37,13 @@ class ModelInfo:
     size_bytes: int
     context_size: int
     endpoint: str | None = None
+    thinking: str | None = None
+    """The model's thinking format in words ("<think> tags", "gpt-oss analysis channel"), or None when it has
+    none: the UI then disables its thinking toggle and says why."""
+    thinking_switch: bool = False
+    """True when the chat template can turn thinking off; without a switch the engine ends thinking at once."""
+    sampling_defaults: tuple[tuple[str, float], ...] = ()
+    """The model's own sampling settings (its `generation_config.json`), as (name, value) pairs."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,21 @@ class Started(Event):
 
 
 @dataclass(frozen=True)
+class ContextWindow(Event):
+    """Which messages of the request the model reads this turn, sent right after `Started` on the text route.
+
+    `hidden` are indices into the request's messages that the overflow policy left out: they stay in history,
+    and the UI marks them "not in the model's view". `answer_room` tokens were kept free for the answer.
+    """
+
+    policy: str
+    hidden: tuple[int, ...]
+    prompt_tokens: int
+    context_size: int
+    answer_room: int
+
+
+@dataclass(frozen=True)
 class PrefillProgress(Event):
     done: int
     total: int
@@ -90,6 +112,24 @@ class TextDelta(Event):
 
     text: str
     tokens: int
+
+
+@dataclass(frozen=True)
+class ThinkingDelta(Event):
+    """New thinking text of a reasoning model, batched like `TextDelta` and never part of the answer's text."""
+
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class ThinkingDone(Event):
+    """The model stopped thinking and starts its answer. `tokens` of thinking took `seconds` (from its first
+    token); `by_budget` is True when the engine ended it because the request's thinking budget ran out."""
+
+    tokens: int
+    seconds: float
+    by_budget: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +145,8 @@ class Stats(Event):
     peak_memory_bytes: int
     context_used: int
     context_size: int
+    reasoning_tokens: int = 0
+    """How many of `generation_tokens` were thinking (markers included); the rest are the answer's."""
 
 
 @dataclass(frozen=True)
@@ -119,17 +161,25 @@ class Usage:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     generation_tokens: int = 0
+    reasoning_tokens: int = 0
+    """How many of `generation_tokens` were thinking."""
 
 
 @dataclass(frozen=True)
 class Finished(Event):
-    """The one terminal event of every accepted request. After it the engine is idle (or closed)."""
+    """The one terminal event of every accepted request. After it the engine is idle (or closed).
+
+    `context_full` is True when the reason is "length" because the answer reached the model's context limit
+    (not its `max_tokens`): the UI says so in the answer's footer."""
 
     reason: FinishReason
     text: str = ""
     usage: Usage = Usage()
     error: str | None = None
     stats: Stats | None = None
+    context_full: bool = False
+    reasoning: str = ""
+    """The thinking, apart from `text` (the answer). A cancel while thinking keeps what was thought."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .context_window import DEFAULT_OVERFLOW, OverflowPolicy
+
 _counter = itertools.count(1)
 
 
@@ -33,12 +35,20 @@ class Message:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How tokens are chosen. `temperature == 0` is greedy and, with the same seed, reproducible."""
+    """How tokens are chosen. `temperature == 0` is greedy and, with the same seed, reproducible.
 
-    temperature: float = 0.7
-    top_p: float = 1.0
+    A sampling value left None is the model's own (its `generation_config.json`), else mlxchat's default: see
+    `mlxchat.settings.resolve_sampling`, the one place that decides. `top_k` 0, `min_p` 0 and
+    `repetition_penalty` 1 switch those filters off.
+    """
+
+    temperature: float | None = None
+    top_p: float | None = None
     max_tokens: int = 1024
     seed: int | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
 
 
 @dataclass(frozen=True)
@@ -47,13 +57,21 @@ class ChatRequest:
 
     `conversation_id` scopes the prompt cache: a follow-up in the same conversation prefills only what is new.
     `continue_last` asks the model to extend a stopped assistant message (the last message) instead of starting
-    a new one.
+    a new one. `overflow` says what to do when the conversation outgrows the model's context (see
+    `context_window.py`); the engine reports its choice in a `ContextWindow` event. `kv_bits` (4 or 8) stores the
+    conversation's KV cache quantized, which saves memory at long contexts for a little decode speed; None keeps
+    it at full precision. `thinking` turns a reasoning model's thinking on or off (None: the model's default);
+    `thinking_budget` caps it in tokens, after which the engine ends the thinking and the model answers.
     """
 
     messages: tuple[Message, ...]
     conversation_id: str = "default"
     sampling: SamplingParams = field(default_factory=SamplingParams)
     continue_last: bool = False
+    overflow: OverflowPolicy = DEFAULT_OVERFLOW
+    kv_bits: int | None = None
+    thinking: bool | None = None
+    thinking_budget: int | None = None
     request_id: str = field(default_factory=lambda: new_request_id("chat"))
 
     @property

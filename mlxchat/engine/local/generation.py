@@ -9,18 +9,17 @@ route batches, measures and stops identically.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step, generation_stream, wired_limit
 from mlx_lm.sample_utils import make_sampler
 
-from .chat_template import render_prompt
+from .context_fit import fit_prompt
 from ..control import CancelledByRequest, RequestControl
-from ..errors import RequestError
-from ..events import Finished, PrefillProgress, Started, Usage
-from .prompt_cache import ConversationCache
+from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
+from .prompt_cache import ConversationCache, quantize_cache
 from ..requests import ChatRequest
 from .scripted import Script, forced_processor
 from ..streaming import STATS_INTERVAL_S, Emit, TurnClock, decode
@@ -82,11 +81,12 @@ def prefill(
     emit: Emit,
     done_before: int,
     total: int,
+    kv_bits: int | None = None,
 ) -> None:
     """Run `tokens` through the model into `cache`, one chunk at a time, checking cancel between chunks.
 
     After every chunk the cache state is evaluated, so a cancel leaves a cache that holds exactly the tokens
-    processed so far.
+    processed so far. With `kv_bits`, each chunk's keys and values are quantized as soon as they are written.
     """
     done = 0
     while done < len(tokens):
@@ -97,6 +97,7 @@ def prefill(
         started = time.perf_counter()
         with mx.stream(generation_stream):
             model(chunk, cache=cache)
+            quantize_cache(cache, kv_bits)
             mx.eval([c.state for c in cache])
         chunker.learn(size, time.perf_counter() - started)
         done += size
@@ -152,20 +153,30 @@ def run_text_turn(
     *,
     script: Script | None = None,
 ) -> Finished:
-    """One text turn through mlx-lm, reusing the conversation's prompt cache."""
+    """One text turn through mlx-lm, reusing the conversation's prompt cache.
+
+    The conversation is cut to the context by its overflow policy (`context_fit.fit_prompt`, reported in a
+    `ContextWindow` event), and the answer may use what is left: one that reaches the context limit ends with
+    reason "length" and `context_full`, never an error.
+    """
     request_id = request.request_id
-    prompt = render_prompt(loaded.tokenizer, request)
     context_size = loaded.info.context_size
-    if len(prompt) >= context_size:
-        raise RequestError(
-            f"The conversation is {len(prompt)} tokens; {loaded.info.name} reads at most {context_size}. "
-            "Start a new conversation or shorten it."
-        )
+    fitted = fit_prompt(loaded.tokenizer, request, context_size, loaded.info.name)
+    prompt = fitted.tokens
+    answer_limit = min(request.sampling.max_tokens, fitted.answer_room)
+    context_full = answer_limit < request.sampling.max_tokens
+    if context_full:
+        request = replace(request, sampling=replace(request.sampling, max_tokens=answer_limit))
     if request.sampling.seed is not None:
         mx.random.seed(request.sampling.seed)
-    reuse = cache.prepare(request.conversation_id, prompt)
+    reuse = cache.prepare(request.conversation_id, prompt, request.kv_bits)
     clock = TurnClock(time.perf_counter(), len(prompt), reuse.cached_tokens, context_size, peak_memory=peak_memory)
     emit(Started(request_id, len(prompt), reuse.cached_tokens, "text"))
+    emit(
+        ContextWindow(
+            request_id, request.overflow, fitted.window.hidden, len(prompt), context_size, fitted.answer_room
+        )
+    )
     emit(PrefillProgress(request_id, reuse.cached_tokens, len(prompt)))
     todo = prompt[reuse.cached_tokens :]
     generated: list[int] = []
@@ -181,12 +192,14 @@ def run_text_turn(
                     emit=emit,
                     done_before=reuse.cached_tokens,
                     total=len(prompt),
+                    kv_bits=request.kv_bits,
                 )
             except CancelledByRequest:
                 mx.synchronize(generation_stream)
                 cache.record(prompt)
                 return Finished(request_id, "cancelled", "", _usage(clock), stats=clock.stats(request_id))
             control.enter("generating")
+            quantize_cache(reuse.cache, request.kv_bits)
             steps = text_steps(loaded.text_model, loaded.tokenizer, todo[-1], reuse.cache, request, script=script)
             reason, text, generated = decode(
                 steps,
@@ -207,7 +220,9 @@ def run_text_turn(
     cache.record(prompt + generated)
     stats = clock.stats(request_id)
     emit(stats)
-    return Finished(request_id, reason, text, _usage(clock), stats=stats)
+    return Finished(
+        request_id, reason, text, _usage(clock), stats=stats, context_full=context_full and reason == "length"
+    )
 
 
 def _usage(clock: TurnClock) -> Usage:

@@ -63,6 +63,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
         Binding("ctrl+n", "new", "New", id="conversations_new"),
         Binding("f2", "rename", "Rename", id="conversations_rename"),
         Binding("f8", "delete", "Delete", id="conversations_delete"),
+        Binding("ctrl+s", "export", "Export", id="conversations_export"),
     ]
 
     def __init__(self, history, current_id: str | None) -> None:
@@ -78,7 +79,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
             yield OptionList(id="conversations-list")
             yield Label("", id="conversations-problem", markup=False)
             yield Label(
-                "Enter opens · ctrl+n new · F2 rename · F8 delete · Esc closes", id="conversations-hint"
+                "Enter opens · ctrl+n new · F2 rename · F8 delete · ctrl+s export · Esc closes", id="conversations-hint"
             )
 
     def on_mount(self) -> None:
@@ -160,6 +161,33 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
             self.refresh_list()
 
         self.app.push_screen(TextInputScreen("Rename the conversation", summary.title), rename)
+
+    def action_export(self) -> None:
+        """Ask where to write the highlighted conversation (.json: JSON, anything else: the safe Markdown)."""
+        summary = self.highlighted
+        if summary is None:
+            return
+        from pathlib import Path
+
+        from mlxchat.store import suggested_file_name
+
+        def export(target: str | None) -> None:
+            from mlxchat.store import StoreError, export_conversation
+
+            if not target:
+                return
+            try:
+                written = export_conversation(self.history.get_conversation(summary.id), Path(target))
+            except StoreError as exc:
+                self.show_problem(str(exc))
+            except OSError as exc:
+                self.show_problem(f"Cannot write {target}: {exc.strerror or exc}")
+            else:
+                self.show_problem("")
+                self.notify(f"Exported “{summary.title}” to {written}", title="Export")
+
+        suggested = str(Path.cwd() / suggested_file_name(summary))
+        self.app.push_screen(TextInputScreen("Export to (.md for Markdown, .json for JSON)", suggested), export)
 
     def action_delete(self) -> None:
         summary = self.highlighted

@@ -1,82 +1,113 @@
-"""Provides `convert_gguf`: a llama-architecture GGUF file becomes a standard MLX model folder.
+"""Provides `convert_gguf`: a GGUF file becomes a standard MLX model folder that `mlx_lm.load` opens.
 
-The folder holds what `mlx_lm.load(folder)` expects: `config.json`, `model.safetensors` with mlx-lm
-parameter names, `tokenizer.json` and `tokenizer_config.json` (with the GGUF's own chat template).
-Quantized GGUF tensors are not re-quantized: `mx.load` already maps Q4_0, Q4_1 and Q8_0 blocks onto MLX's
-affine (weight, scales, biases) triples with group size 32, so the conversion is lossless and takes about a
-second. Each module keeps its own bit width (the demo model's embedding is Q8_0, the rest Q4_1), written as
-per-module entries of `config.json`'s `quantization`, which mlx-lm honours.
+The folder holds `config.json` for mlx-lm's model class (see `gguf_architectures`), the weights as
+safetensors with mlx-lm's parameter names, and `tokenizer.json` / `tokenizer_config.json` rebuilt from the
+GGUF's own vocabulary and chat template (see `tokenizer_from_gguf`).
+
+How each matrix is stored (see `gguf_tensors` for the exact mappings):
+
+* by default, a tensor MLX can hold exactly keeps its numbers: Q4_0, Q4_1, Q4_K as 4-bit; Q5_0, Q5_1, Q5_K as
+  5-bit; Q8_0 and Q8_K as 8-bit, all MLX affine with group size 32. Q6_K is quantized again to 6 bits; every
+  other type (F16/BF16/F32 matrices, Q2_K, Q3_K, the IQ types) to MLX's usual 4 bits;
+* `bits=N` stores every matrix in N bits: exactly where the source's codes fit in N bits, else quantized again;
+* `keep_float=True` stores every tensor dense (float32 on the CPU), the exact dequantization.
+
+Norms, biases and vectors are always dense. The file is read one tensor at a time and the weights are
+written in shards of `SHARD_BYTES`, so memory stays near the largest tensor plus one shard, not the model.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
+from mlxchat.models import gguf_tensors
 from mlxchat.models.errors import GGUFImportError
+from mlxchat.models.gguf_architectures import (
+    SUPPORTED_ARCHITECTURES,
+    Architecture,
+    architecture_of,
+    model_config,
+)
 from mlxchat.models.gguf_reader import GGUFHeader, TensorInfo, read_header
 from mlxchat.models.tokenizer_from_gguf import write_tokenizer_files
 
 __all__ = [
+    "ALLOWED_BITS",
     "CONVERTER_VERSION",
     "SUPPORTED_ARCHITECTURES",
-    "SUPPORTED_TENSOR_TYPES",
     "GGUFImportError",
     "convert_gguf",
     "preferred_float_dtype",
+    "supported_tensor_types",
 ]
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 """Stored in config.json; bump it when the output changes so cached conversions are redone."""
 
-SUPPORTED_ARCHITECTURES = ("llama",)
-SUPPORTED_TENSOR_TYPES = ("F32", "F16", "BF16", "Q4_0", "Q4_1", "Q8_0")
-_QUANT_BITS = {"Q4_0": 4, "Q4_1": 4, "Q8_0": 8}
-_GROUP_SIZE = 32  # every ggml block type we accept has 32 weights per block
-
-_TOP_MODULES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
-_LAYER_MODULES = {
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
+ALLOWED_BITS = (4, 5, 6, 8)
+SHARD_BYTES = 512 * 2**20
+"""Weights are flushed to a new safetensors shard past this size, which bounds the memory a conversion holds."""
+_REQUANTIZED_DEFAULT_BITS = {"Q6_K": 6}
+"""Default width for types without an exact mapping; anything not listed gets 4 bits."""
 
 Progress = Callable[[str], None]
 
 
-def convert_gguf(gguf_path: str | Path, out_dir: str | Path, *, progress: Progress | None = None) -> Path:
+@dataclass(frozen=True)
+class _Plan:
+    """How one tensor is stored: "exact" codes at `bits`, "requantize" to `bits`, or "dense" floats."""
+
+    path: str
+    bits: int = 0
+
+
+def supported_tensor_types() -> list[str]:
+    """The ggml type names this converter reads: exact repacks, floats, and everything `gguf` can decode."""
+    from gguf.constants import GGMLQuantizationType
+
+    return [t.name for t in GGMLQuantizationType if gguf_tensors.can_dequantize(t.name)]
+
+
+def convert_gguf(
+    gguf_path: str | Path,
+    out_dir: str | Path,
+    *,
+    progress: Progress | None = None,
+    bits: int | None = None,
+    keep_float: bool = False,
+) -> Path:
     """Convert `gguf_path` into an MLX model folder at `out_dir` (created if needed) and return it.
 
-    Scales, biases and unquantized tensors are stored as float32 when MLX's default device is the CPU,
-    because MLX's CPU quantized matmul is about 40x slower with float16 scales; on a GPU (Metal/CUDA)
-    they are stored as float16 (bfloat16 for a BF16 GGUF), the fast and compact choice there. A folder
-    converted on one kind of device therefore runs best on that kind.
+    Scales, biases and dense tensors are float32 when MLX's default device is the CPU, because MLX's CPU
+    quantized matmul is about 40x slower with float16 scales; on a GPU they are float16 (bfloat16 for a BF16
+    GGUF). llama.cpp's permuted Q/K rows (llama, mistral) are put back in Hugging Face order, so the folder
+    uses mlx-lm's standard rope. `config.json` is written last, so a folder without one is incomplete.
 
-    llama.cpp stores the Q and K projection rows permuted for its rotary layout; they are permuted back
-    (weights, scales and biases alike), so the folder uses mlx-lm's standard `rope_traditional: false`.
-
-    Raises `GGUFImportError` (naming the file, and the architecture or tensor type with what is
-    supported) for a non-GGUF, truncated or unsupported file. `progress`, if given, receives short
-    human-readable steps.
+    Raises `GGUFImportError` naming the file and the key, tensor or type at fault for a non-GGUF, truncated,
+    inconsistent or unsupported file. `progress`, if given, receives short human-readable steps, and one
+    line per tensor with a bar, the count of tensors done and the speed in MB/s.
     """
     import mlx.core as mx
 
+    if bits is not None and bits not in ALLOWED_BITS:
+        raise GGUFImportError(f"--bits {bits} is not supported; choose one of {', '.join(map(str, ALLOWED_BITS))}.")
     report: Progress = progress or (lambda _message: None)
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     report(f"Reading {gguf_path.name}")
     header = read_header(gguf_path)
     try:
-        _check_supported(header)
-        config = _model_config(header)
+        arch = architecture_of(header)
+        _check_tensor_types(header)
+        config = model_config(header, arch)
+        _check_shapes(header, arch, config)
     except GGUFImportError as error:
         raise GGUFImportError(f"{gguf_path}: {error}") from None
 
@@ -89,28 +120,23 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, *, progress: Progre
         raise GGUFImportError(f"{gguf_path}: {error}") from None
 
     types = Counter(info.type_name for info in header.tensors.values())
-    report(f"Loading {len(header.tensors)} tensors ({', '.join(sorted(types))})")
-    try:
-        raw = mx.load(str(gguf_path), format="gguf")
-    except (RuntimeError, ValueError) as error:
-        raise GGUFImportError(f"{gguf_path}: its tensors could not be read ({error}).") from None
-    weights = _mlx_weights(mx, raw, header, config, getattr(mx, preferred_float_dtype(types)))
-    del raw
-    report(f"Writing model.safetensors ({sum(w.nbytes for w in weights.values()) / 1e6:.0f} MB)")
-    mx.save_safetensors(str(out_dir / "model.safetensors"), weights, metadata={"format": "mlx"})
-    del weights
+    float_dtype = preferred_float_dtype(types)
+    module_bits = _write_weights(mx, header, arch, out_dir, getattr(mx, float_dtype), bits, keep_float, report)
 
     file_type = _dominant_matrix_type(header)
-    config.update(_quantization_config(header))
+    config.update(_quantization_config(module_bits))
     if stop_ids:
         config["eos_token_id"] = stop_ids[0] if len(stop_ids) == 1 else stop_ids
     if isinstance(bos := header.metadata.get("tokenizer.ggml.bos_token_id"), int):
         config["bos_token_id"] = bos
     config["gguf"] = {
         "file": gguf_path.name,
+        "architecture": arch.gguf_name,
         "file_type": file_type,
         "tensor_types": dict(sorted(types.items())),
-        "float_dtype": preferred_float_dtype(types),
+        "float_dtype": float_dtype,
+        "bits": bits,
+        "keep_float": keep_float,
         "converter_version": CONVERTER_VERSION,
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")  # last: marks the folder whole
@@ -118,140 +144,177 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, *, progress: Progre
     return out_dir
 
 
-def _check_supported(header: GGUFHeader) -> None:
-    arch = header.architecture
-    if arch not in SUPPORTED_ARCHITECTURES:
-        raise GGUFImportError(
-            f"architecture {arch!r} is not supported; supported: {', '.join(SUPPORTED_ARCHITECTURES)} "
-            "(Llama, Mistral, SmolLM, TinyLlama and other llama-architecture models)."
-        )
-    if header.metadata.get("llama.expert_count", 0):
-        raise GGUFImportError("mixture-of-experts llama models (Mixtral) are not supported.")
-    bad = sorted({i.type_name for i in header.tensors.values()} - set(SUPPORTED_TENSOR_TYPES))
-    if bad:
-        example = next(i.name for i in header.tensors.values() if i.type_name in bad)
-        raise GGUFImportError(
-            f"tensor type {', '.join(bad)} (e.g. {example}) is not supported; "
-            f"supported tensor types: {', '.join(SUPPORTED_TENSOR_TYPES)}."
-        )
+def _check_tensor_types(header: GGUFHeader) -> None:
+    for info in header.tensors.values():
+        if info.type_name not in gguf_tensors.EXACT_TYPES and not gguf_tensors.can_dequantize(info.type_name):
+            raise GGUFImportError(
+                f"tensor {info.name} has type {info.type_name}, which is not supported; supported tensor "
+                f"types: {', '.join(supported_tensor_types())}."
+            )
 
 
-def _meta(header: GGUFHeader, key: str, default: Any = None) -> Any:
-    value = header.metadata.get(f"llama.{key}", default)
-    if value is None:
-        raise GGUFImportError(f"metadata key llama.{key} is missing.")
-    if isinstance(value, list):
-        raise GGUFImportError(f"llama.{key} varies per layer, which is not supported.")
-    return value
+def _check_shapes(header: GGUFHeader, arch: Architecture, config: dict[str, Any]) -> None:
+    """Every tensor must have the shape mlx-lm's model builds from the metadata, and every parameter a tensor.
 
-
-def _model_config(header: GGUFHeader) -> dict[str, Any]:
-    embed = header.tensors.get("token_embd.weight")
-    if embed is None:
-        raise GGUFImportError("tensor token_embd.weight is missing.")
-    hidden, heads = int(_meta(header, "embedding_length")), int(_meta(header, "attention.head_count"))
-    kv_heads = int(_meta(header, "attention.head_count_kv", heads))
-    layers = int(_meta(header, "block_count"))
-    head_dim = int(_meta(header, "attention.key_length", hidden // heads))
-    if int(_meta(header, "rope.dimension_count", head_dim)) != head_dim:
-        raise GGUFImportError("partial rotary embeddings (rope.dimension_count != head size) are not supported.")
-    _check_tensor_names(header, layers)
-    config: dict[str, Any] = {
-        "model_type": "llama",
-        "architectures": ["LlamaForCausalLM"],
-        "hidden_size": hidden,
-        "num_hidden_layers": layers,
-        "intermediate_size": int(_meta(header, "feed_forward_length")),
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
-        "head_dim": head_dim,
-        "rms_norm_eps": _float32_literal(_meta(header, "attention.layer_norm_rms_epsilon", 1e-5)),
-        "vocab_size": embed.shape[0],
-        "max_position_embeddings": int(_meta(header, "context_length", 2048)),
-        "rope_theta": float(_meta(header, "rope.freq_base", 10000.0)),
-        "rope_traditional": False,
-        "tie_word_embeddings": "output.weight" not in header.tensors,
-        "attention_bias": "blk.0.attn_q.bias" in header.tensors,
-        "mlp_bias": "blk.0.ffn_gate.bias" in header.tensors,
-    }
-    if scaling := _rope_scaling(header, head_dim, config["rope_theta"]):
-        config["rope_scaling"] = scaling
-    return config
-
-
-def _check_tensor_names(header: GGUFHeader, layers: int) -> None:
-    unknown = [name for name in header.tensors if name != "rope_freqs.weight" and _mlx_name(name) is None]
-    if unknown:
-        raise GGUFImportError(f"unexpected tensors for a llama model: {', '.join(unknown[:5])}.")
-    missing = [
-        f"blk.{i}.{part}.weight"
-        for i in range(layers)
-        for part in _LAYER_MODULES
-        if f"blk.{i}.{part}.weight" not in header.tensors
-    ]
-    if missing or "output_norm.weight" not in header.tensors:
-        raise GGUFImportError(f"tensors are missing: {', '.join((missing or ['output_norm.weight'])[:5])}.")
-
-
-def _rope_scaling(header: GGUFHeader, head_dim: int, theta: float) -> dict[str, Any] | None:
-    kind = header.metadata.get("llama.rope.scaling.type", "none")
-    factor = header.metadata.get("llama.rope.scaling.factor")
-    if kind == "linear" and factor:
-        return {"type": "linear", "factor": float(factor)}
-    if kind not in ("none", "linear"):
-        raise GGUFImportError(f"rope scaling {kind!r} is not supported; supported: none, linear, llama3.")
-    if "rope_freqs.weight" in header.tensors:
-        return _llama3_scaling(header, head_dim, theta)
-    return None
-
-
-def _llama3_scaling(header: GGUFHeader, head_dim: int, theta: float) -> dict[str, Any]:
-    """Recover Llama 3.1-style rope scaling from the `rope_freqs` tensor llama.cpp stores instead.
-
-    The GGUF keeps only the per-frequency divisors; mlx-lm wants the four parameters that produce them.
-    Every Llama 3.x release uses low/high frequency factors 1 and 4 and an original context of 8192, with
-    the factor equal to the largest divisor, so we rebuild the divisors from those and check they match.
+    mlx-lm's model is built lazily (MLX allocates nothing until evaluated), so this costs milliseconds and
+    turns a mismatch into a message naming the tensor, instead of a failure inside `mlx_lm.load` later.
     """
-    import numpy as np
+    import importlib
 
-    info = header.tensors["rope_freqs.weight"]
-    if info.type_name != "F32":
-        raise GGUFImportError(f"tensor rope_freqs.weight has type {info.type_name}; expected F32.")
-    stored = _read_raw(header, info, np.float32).tolist()
-    original = int(header.metadata.get("llama.rope.scaling.original_context_length", 8192))
-    scaling = {
-        "rope_type": "llama3",
-        "factor": max(stored),
-        "low_freq_factor": 1.0,
-        "high_freq_factor": 4.0,
-        "original_max_position_embeddings": original,
-    }
-    expected = []
-    for i in range(0, head_dim, 2):
-        wavelen = 2 * math.pi * theta ** (i / head_dim)
-        if wavelen < original / scaling["high_freq_factor"]:
-            expected.append(1.0)
-        elif wavelen > original / scaling["low_freq_factor"]:
-            expected.append(scaling["factor"])
+    from mlx.utils import tree_flatten
+
+    module = importlib.import_module(f"mlx_lm.models.{arch.model_type}")
+    model = module.Model(module.ModelArgs.from_dict(config))
+    expected = {name: tuple(value.shape) for name, value in tree_flatten(model.parameters())}
+    given: dict[str, str] = {}
+    for info in header.tensors.values():
+        if info.name in arch.ignored_tensors:
+            continue
+        name = arch.mlx_name(info.name)
+        given[name] = info.name
+        if name not in expected:
+            raise GGUFImportError(f"tensor {info.name} has no place in a {arch.gguf_name} model with this metadata.")
+        if info.shape != expected[name]:
+            raise GGUFImportError(
+                f"tensor {info.name} has shape {info.shape}, but the metadata ({arch.gguf_name}.*) implies "
+                f"{expected[name]}: the file is inconsistent."
+            )
+    missing = [n for n in expected if n not in given and not (n.startswith("lm_head") and config["tie_word_embeddings"])]
+    if missing:
+        raise GGUFImportError(f"tensors are missing for {', '.join(missing[:3])} (mlx-lm names).")
+
+
+def _plan(info: TensorInfo, mlx_name: str, bits: int | None, keep_float: bool) -> _Plan:
+    quantizable = len(info.shape) == 2 and mlx_name.endswith(".weight") and info.shape[1] % gguf_tensors.GROUP_SIZE == 0
+    if keep_float or not quantizable:
+        return _Plan("dense")
+    native = gguf_tensors.native_bits(info.type_name)
+    if bits is None:
+        if native:
+            return _Plan("exact", native)
+        return _Plan("requantize", _REQUANTIZED_DEFAULT_BITS.get(info.type_name, 4))
+    return _Plan("exact", bits) if native and native <= bits else _Plan("requantize", bits)
+
+
+def _read_rows(header: GGUFHeader, info: TensorInfo, permute_heads: int | None) -> np.ndarray:
+    """The tensor's bytes as (rows, bytes per row); ggml blocks never cross rows, so rows can be reordered raw."""
+    raw = np.fromfile(header.path, dtype=np.uint8, count=info.nbytes, offset=header.data_offset + info.offset)
+    if raw.size != info.nbytes:
+        raise GGUFImportError(f"{header.path} is truncated inside tensor {info.name}. Download it again.")
+    rows = raw.reshape(math.prod(info.shape[:-1]) if len(info.shape) > 1 else info.shape[0], -1)
+    if permute_heads:
+        rows = _unpermute_rows(rows, permute_heads)
+    return rows
+
+
+def _unpermute_rows(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """Undo llama.cpp's Q/K permutation: rows go from (head, half, pair) back to (head, pair, half)."""
+    rows = x.shape[0]
+    return np.ascontiguousarray(x.reshape(n_heads, rows // n_heads // 2, 2, *x.shape[1:]).swapaxes(1, 2)).reshape(x.shape)
+
+
+def _row_chunks(info: TensorInfo) -> int:
+    """Rows per chunk so that a chunk's float32 values stay near 64 MB, whatever the tensor's size."""
+    return max(1, (16 * 2**20) // max(1, info.shape[-1]))
+
+
+def _convert_tensor(mx: Any, info: TensorInfo, rows: np.ndarray, plan: _Plan, float_dtype: Any) -> list[Any]:
+    """The MLX arrays for one tensor: [weight] when dense, [weight, scales, biases] when quantized."""
+    parts: list[list[Any]] = []
+    step = _row_chunks(info) if plan.path != "dense" else rows.shape[0]
+    for start in range(0, rows.shape[0], step):
+        chunk = rows[start : start + step]
+        shape = (chunk.shape[0], *info.shape[1:]) if len(info.shape) > 1 else info.shape
+        if plan.path == "exact":
+            codes = gguf_tensors.exact_codes(info.type_name, chunk, shape)
+            arrays = gguf_tensors.to_mlx_quantized(mx, codes, plan.bits, float_dtype)
         else:
-            smooth = (original / wavelen - 1.0) / 3.0
-            expected.append(1.0 / ((1 - smooth) / scaling["factor"] + smooth))
-    if len(expected) != len(stored) or any(not math.isclose(a, b, rel_tol=1e-3) for a, b in zip(expected, stored)):
-        raise GGUFImportError("tensor rope_freqs.weight does not match Llama 3 rope scaling, the only kind supported.")
-    return scaling
+            dense = gguf_tensors.dequantize(info.type_name, chunk, shape)
+            if plan.path == "requantize":
+                arrays = gguf_tensors.requantize(mx, dense, plan.bits, float_dtype)
+            else:
+                arrays = (mx.array(dense).astype(float_dtype),)
+        mx.eval(*arrays)
+        parts.append(list(arrays))
+    if len(parts) == 1:
+        return parts[0]
+    return [mx.concatenate([part[i] for part in parts], axis=0) for i in range(len(parts[0]))]
 
 
-def _mlx_name(gguf_module: str) -> str | None:
-    """Map a GGUF tensor or module name (with or without its `.weight` suffix) to mlx-lm's name."""
-    parts = gguf_module.split(".")
-    suffix = ""
-    if parts[-1] in ("weight", "bias", "scales", "biases"):
-        suffix, parts = "." + parts[-1], parts[:-1]
-    if len(parts) == 1 and parts[0] in _TOP_MODULES:
-        return _TOP_MODULES[parts[0]] + suffix
-    if len(parts) == 3 and parts[0] == "blk" and parts[1].isdigit() and parts[2] in _LAYER_MODULES:
-        return f"model.layers.{parts[1]}.{_LAYER_MODULES[parts[2]]}{suffix}"
-    return None
+def _write_weights(
+    mx: Any,
+    header: GGUFHeader,
+    arch: Architecture,
+    out_dir: Path,
+    float_dtype: Any,
+    bits: int | None,
+    keep_float: bool,
+    report: Progress,
+) -> dict[str, int | None]:
+    """Convert and write every tensor in file order; return each matrix module's bit width (None: dense)."""
+    heads = int(header.metadata[f"{arch.gguf_name}.attention.head_count"])
+    kv_heads = int(header.metadata.get(f"{arch.gguf_name}.attention.head_count_kv", heads))
+    tensors = [info for info in header.tensors.values() if info.name not in arch.ignored_tensors]
+    total_bytes = sum(info.nbytes or 0 for info in tensors)
+    shard: dict[str, Any] = {}
+    shard_files: list[tuple[Path, list[str]]] = []
+    module_bits: dict[str, int | None] = {}
+    started, done_bytes = time.monotonic(), 0
+
+    def flush() -> None:
+        path = out_dir / f"model-{len(shard_files) + 1:05d}.safetensors"
+        mx.save_safetensors(str(path), shard, metadata={"format": "mlx"})
+        shard_files.append((path, list(shard)))
+        shard.clear()
+
+    for done, info in enumerate(tensors, start=1):
+        name = arch.mlx_name(info.name)
+        module = info.name.rsplit(".", 1)[0]
+        permute = None
+        if arch.permuted_qk and module.endswith(".attn_q"):
+            permute = heads
+        elif arch.permuted_qk and module.endswith(".attn_k"):
+            permute = kv_heads
+        plan = _plan(info, name, bits, keep_float)
+        arrays = _convert_tensor(mx, info, _read_rows(header, info, permute), plan, float_dtype)
+        if arch.norm_offset and info.name.endswith("norm.weight"):
+            arrays[0] = (arrays[0].astype(mx.float32) - arch.norm_offset).astype(float_dtype)
+        base = name.removesuffix(".weight")
+        if len(arrays) == 3:
+            shard.update({name: arrays[0], f"{base}.scales": arrays[1], f"{base}.biases": arrays[2]})
+        else:
+            shard[name] = arrays[0]
+        if len(info.shape) == 2 and name.endswith(".weight"):
+            module_bits[base] = plan.bits or None
+        done_bytes += info.nbytes or 0
+        report(_progress_line(done, len(tensors), done_bytes, total_bytes, time.monotonic() - started))
+        if sum(a.nbytes for a in shard.values()) >= SHARD_BYTES:
+            flush()
+    if shard or not shard_files:
+        flush()
+    _name_shards(out_dir, shard_files)
+    return module_bits
+
+
+def _name_shards(out_dir: Path, shard_files: list[tuple[Path, list[str]]]) -> None:
+    """One shard is `model.safetensors`; several get Hugging Face's names and an index, as mlx-lm expects."""
+    if len(shard_files) == 1:
+        shard_files[0][0].rename(out_dir / "model.safetensors")
+        return
+    weight_map = {}
+    for number, (path, names) in enumerate(shard_files, start=1):
+        final = out_dir / f"model-{number:05d}-of-{len(shard_files):05d}.safetensors"
+        path.rename(final)
+        weight_map.update({name: final.name for name in names})
+    index = {"metadata": {}, "weight_map": dict(sorted(weight_map.items()))}
+    (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=1) + "\n")
+
+
+def _progress_line(done: int, total: int, done_bytes: int, total_bytes: int, elapsed_s: float) -> str:
+    width = 24
+    filled = round(width * done_bytes / total_bytes) if total_bytes else width
+    speed = done_bytes / 1e6 / elapsed_s if elapsed_s > 0 else 0.0
+    return f"Converting [{'#' * filled}{'.' * (width - filled)}] {done}/{total} tensors, {speed:.0f} MB/s"
 
 
 def preferred_float_dtype(tensor_types: Mapping[str, int]) -> str:
@@ -266,75 +329,26 @@ def preferred_float_dtype(tensor_types: Mapping[str, int]) -> str:
     return "bfloat16" if tensor_types.get("BF16") else "float16"
 
 
-def _mlx_weights(mx: Any, raw: dict, header: GGUFHeader, config: dict, dtype: Any) -> dict:
-    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
-    weights = {}
-    for key, value in raw.items():
-        if key.startswith("rope_freqs"):
-            continue
-        module = key.rsplit(".", 1)[0]
-        info = header.tensors.get(key)  # None for the scales/biases mx.load adds
-        if info is not None and info.type_name == "BF16":
-            value = _read_bf16(mx, header, info)  # mx.load would squeeze BF16 through float16
-        if module.endswith(".attn_q"):
-            value = _unpermute_rows(value, heads)
-        elif module.endswith(".attn_k"):
-            value = _unpermute_rows(value, kv_heads)
-        if mx.issubdtype(value.dtype, mx.floating):
-            value = value.astype(dtype)
-        weights[_mlx_name(key)] = value
-    mx.eval(weights)
-    return weights
-
-
-def _unpermute_rows(x: Any, n_heads: int) -> Any:
-    """Undo llama.cpp's Q/K permutation: rows go from (head, half, pair) back to (head, pair, half)."""
-    rows = x.shape[0]
-    return x.reshape(n_heads, rows // n_heads // 2, 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
-
-
-def _read_raw(header: GGUFHeader, info: TensorInfo, np_dtype: Any) -> Any:
-    """Read one unquantized tensor's bytes straight from the file, as a flat numpy array."""
-    import numpy as np
-
-    offset = header.data_offset + info.offset
-    return np.fromfile(header.path, dtype=np_dtype, count=math.prod(info.shape), offset=offset)
-
-
-def _read_bf16(mx: Any, header: GGUFHeader, info: TensorInfo) -> Any:
-    import numpy as np
-
-    return mx.array(_read_raw(header, info, np.uint16)).view(mx.bfloat16).reshape(info.shape)
-
-
-def _quantization_config(header: GGUFHeader) -> dict[str, Any]:
+def _quantization_config(module_bits: dict[str, int | None]) -> dict[str, Any]:
     """The `quantization` block: the most common bit width as default, other modules listed by name."""
-    bits_by_module: dict[str, int | None] = {}
-    for info in header.tensors.values():
-        if len(info.shape) == 2 and info.name.endswith(".weight") and info.name != "rope_freqs.weight":
-            bits_by_module[_mlx_name(info.name).removesuffix(".weight")] = _QUANT_BITS.get(info.type_name)
-    counts = Counter(bits for bits in bits_by_module.values() if bits)
+    counts = Counter(bits for bits in module_bits.values() if bits)
     if not counts:
         return {}
     default_bits = counts.most_common(1)[0][0]
-    quantization: dict[str, Any] = {"group_size": _GROUP_SIZE, "bits": default_bits, "mode": "affine"}
-    for module, bits in sorted(bits_by_module.items()):
+    group = gguf_tensors.GROUP_SIZE
+    quantization: dict[str, Any] = {"group_size": group, "bits": default_bits, "mode": "affine"}
+    for module, bits in sorted(module_bits.items()):
         if bits is None:
             quantization[module] = False
         elif bits != default_bits:
-            quantization[module] = {"group_size": _GROUP_SIZE, "bits": bits, "mode": "affine"}
+            quantization[module] = {"group_size": group, "bits": bits, "mode": "affine"}
     return {"quantization": quantization, "quantization_config": quantization}
 
 
 def _dominant_matrix_type(header: GGUFHeader) -> str:
-    """The ggml type holding most matrix weights, e.g. "Q4_1": what the file calls its quantization."""
+    """The ggml type holding most matrix weights, e.g. "Q4_K": what the file calls its quantization."""
     sizes: Counter = Counter()
     for info in header.tensors.values():
         if len(info.shape) == 2:
             sizes[info.type_name] += math.prod(info.shape)
     return sizes.most_common(1)[0][0] if sizes else "F32"
-
-
-def _float32_literal(value: float) -> float:
-    """1e-5 read back from a float32 is 9.9999997e-06; write the short decimal the author meant."""
-    return float(f"{float(value):.7g}")

@@ -164,7 +164,11 @@ class _Session:
             return AskResult(EXIT_BAD_INPUT, model=model, error=message)
 
         request = ChatRequest(
-            messages=self._messages(), conversation_id="ask", sampling=self.job.settings.sampling()
+            messages=self._messages(),
+            conversation_id="ask",
+            sampling=self.job.settings.sampling(),
+            overflow=self.job.settings.overflow,
+            kv_bits=self.job.settings.kv_bits,
         )
         self.engine.submit(request)
         finished = self._wait(request.request_id)

@@ -160,6 +160,17 @@ def ask(
         Optional[int], typer.Option("--max-tokens", "-n", min=1, help="Longest answer, in tokens.")
     ] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Random seed, for repeatable sampling.")] = None,
+    overflow: Annotated[
+        Optional[str],
+        typer.Option(
+            "--overflow",
+            help="When the chat outgrows the context: truncate-middle (default), rolling-window or stop.",
+            show_default=False,
+        ),
+    ] = None,
+    kv_bits: Annotated[
+        Optional[int], typer.Option("--kv-bits", help="Quantize the KV cache to 4 or 8 bits (less memory).")
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (text, finish reason, usage, stats) at the end.")
     ] = False,
@@ -188,7 +199,14 @@ def ask(
     config = _config()
     try:
         settings = config.chat.merged(
-            system_prompt=system, temperature=temp, top_p=top_p, max_tokens=max_tokens, seed=seed, model=model
+            system_prompt=system,
+            temperature=temp,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            seed=seed,
+            model=model,
+            overflow=overflow,
+            kv_bits=kv_bits,
         )
     except ValueError as exc:
         raise _error(str(exc)) from None
@@ -201,6 +219,12 @@ def ask(
     if not prompt:
         raise _error("the prompt is empty")
     endpoint, api_key_env = _remote_options(config, endpoint, api_key_env)
+    if endpoint is not None:
+        from mlxchat.engine.remote.request import plain_http_key_warning
+
+        warning = plain_http_key_warning(endpoint, api_key_env)
+        if warning:
+            print(f"mlxchat: warning: {warning}", file=sys.stderr)
     try:
         images = check_images(tuple(image or ()))
         if endpoint is None:  # a remote model is checked against the server's list as it is selected

@@ -19,6 +19,8 @@ looks like this::
     max_tokens = 1024
     seed = 42                  # leave out for a random seed
     model = "~/models/Qwen2.5-0.5B-Instruct-4bit"
+    overflow = "truncate-middle"  # or "rolling-window", "stop": when a chat outgrows the context
+    kv_bits = 8                # quantize the KV cache (4 or 8); leave out for full precision
 
     [keymap]                   # binding id = keys, as Textual's App.set_keymap takes them
     send = "ctrl+j"
@@ -67,6 +69,15 @@ class ChatSettings:
     """The model to answer with: a folder, a cached Hugging Face repo id or an imported model's name. None: the
     bundled demo model."""
 
+    overflow: str = "truncate-middle"
+    """What happens when the conversation outgrows the model's context: "truncate-middle" keeps the system prompt,
+    the first exchange and the most recent turns; "rolling-window" keeps the system prompt and the most recent
+    turns; "stop" refuses, as older versions did. Turns left out stay in history."""
+
+    kv_bits: int | None = None
+    """Store the conversation's KV cache quantized to 4 or 8 bits: less memory at long contexts, slightly slower
+    decoding. None: full precision."""
+
     def __post_init__(self) -> None:
         for name in _CHAT_FIELDS:
             why = _check_chat_value(name, getattr(self, name))
@@ -108,13 +119,21 @@ class ChatSettings:
         )
 
 
-_CHAT_FIELDS = ("system_prompt", "temperature", "top_p", "max_tokens", "seed", "model")
+_CHAT_FIELDS = ("system_prompt", "temperature", "top_p", "max_tokens", "seed", "model", "overflow", "kv_bits")
+KV_BITS_CHOICES = (4, 8)
 
 
 def _check_chat_value(name: str, value: Any) -> str | None:
     """Why `value` cannot be `name`, in words, or None when it can."""
     if name in ("system_prompt",):
         return None if isinstance(value, str) else f"{name} must be a string"
+    if name == "overflow":
+        from mlxchat.engine.context_window import OVERFLOW_POLICIES  # light: no MLX
+
+        return None if value in OVERFLOW_POLICIES else f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}"
+    if name == "kv_bits":
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value in KV_BITS_CHOICES)
+        return None if ok else "kv_bits must be 4 or 8 (leave it out for full precision)"
     if name == "model":
         return None if value is None or (isinstance(value, str) and value.strip()) else f"{name} must be a name or path"
     if name == "seed":

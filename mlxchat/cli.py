@@ -1,4 +1,4 @@
-"""Provides the `mlxchat` command line (typer): the chat screen, `ask`, `export`, `models` and `import`.
+"""Provides the `mlxchat` command line (typer): the chat screen, `ask`, `export`, `models`, `pull`, `rm` and `import`.
 
 Every command ends through `mlxchat.exit.exit_process`, which closes the engine, flushes stdio and calls
 `os._exit` (see that module for why, and for the exit codes). Heavy imports happen inside the commands:
@@ -95,7 +95,9 @@ def chat(
     ctx: typer.Context,
     model: Annotated[
         Optional[str],
-        typer.Option("--model", "-m", help="Model to chat with: a folder, an imported name or a cached HF repo id."),
+        typer.Option(
+            "--model", "-m", help="Model to chat with: a folder, an imported name or an HF repo id (downloaded if needed)."
+        ),
     ] = None,
     theme: Annotated[Optional[str], typer.Option("--theme", help="Theme to start with (e.g. textual-dark).")] = None,
     resume: Annotated[bool, typer.Option("--resume", "-c", help="Reopen the last conversation.")] = False,
@@ -140,6 +142,8 @@ def chat(
         remote = {name: value for name, value in (("endpoint", endpoint), ("api_key_env", api_key_env)) if value}
         if not _accepts(run_tui, remote):
             raise _error("this chat screen cannot use a remote endpoint yet; use mlxchat ask --endpoint.", EXIT_FAILURE)
+    if not remote:
+        _pull_if_needed(model)
     raise typer.Exit(run_tui(model=model, theme=theme, resume=resume, **remote))
 
 
@@ -228,6 +232,7 @@ def ask(
     try:
         images = check_images(tuple(image or ()))
         if endpoint is None:  # a remote model is checked against the server's list as it is selected
+            _pull_if_needed(settings.model)
             check_model(settings.model)
     except BadInput as exc:
         raise _error(str(exc)) from None
@@ -302,6 +307,10 @@ def export(
 @app.command(epilog=EXIT_CODES_HELP)
 def models(
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+    remote: Annotated[
+        Optional[str],
+        typer.Option("--remote", help="Show a Hub repo's files and download size instead (downloads nothing).", show_default=False),
+    ] = None,
 ) -> None:
     """List the local models: the demo model, imported models and MLX models in the Hugging Face cache.
 
@@ -310,9 +319,14 @@ def models(
     ```
     mlxchat models
     mlxchat models --json | jq -r '.[].name'
+    mlxchat models --remote mlx-community/Qwen3-4B-4bit
     ```
     """
     from mlxchat.models.discovery import list_models
+
+    if remote is not None:
+        _show_remote(remote, json_output)
+        return
 
     found = list_models()
     if json_output:
@@ -349,6 +363,138 @@ def models(
         table.add_row(ref.name, ref.kind, ref.quantization, human_size(ref.size_bytes), location)
     # In a pipe, print whole rows (no terminal width to fit, nothing cut short).
     Console(width=None if sys.stdout.isatty() else 10_000).print(table)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def pull(
+    repo_id: Annotated[str, typer.Argument(help="Hub repo id, e.g. mlx-community/Qwen3-4B-4bit.", show_default=False)],
+) -> None:
+    """Download an MLX model from the Hugging Face Hub into its cache, so --model org/name can use it.
+
+    Only the files an MLX model needs are fetched. Ctrl+C stops; running the command again resumes where it
+    stopped. HF_TOKEN (or `hf auth login`) gives access to gated and private repos; HF_ENDPOINT picks a mirror;
+    HF_HUB_OFFLINE=1 forbids downloading.
+
+    **Examples**
+
+    ```
+    mlxchat pull mlx-community/Qwen3-4B-4bit
+    mlxchat --model mlx-community/Qwen3-4B-4bit      # pulls it first if it is not local
+    ```
+    """
+    from mlxchat.ui.attachment_files import human_size
+
+    ref = _pull(repo_id)
+    print(f"Downloaded {ref.name} ({ref.kind}, {ref.quantization}, {human_size(ref.size_bytes)}) into {ref.path}")
+    print(f"Chat with it: mlxchat --model {ref.name}")
+
+
+@app.command(name="rm", epilog=EXIT_CODES_HELP)
+def rm(
+    name: Annotated[str, typer.Argument(help="An imported model's name or a downloaded repo id.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also delete an HF cache repo that mlxchat did not download.")
+    ] = False,
+) -> None:
+    """Delete a model mlxchat downloaded or imported, after asking.
+
+    A repo another tool put in the Hugging Face cache is left alone unless --force is given; a folder you
+    named by path is never deleted.
+
+    **Examples**
+
+    ```
+    mlxchat rm mlx-community/Qwen3-4B-4bit
+    mlxchat rm qwen-0.5b --yes
+    ```
+    """
+    from mlxchat.models.errors import ModelError
+    from mlxchat.models.removal import plan_removal, remove
+    from mlxchat.ui.attachment_files import human_size
+
+    try:
+        removal = plan_removal(name, force=force)
+    except ModelError as exc:
+        raise _error(str(exc)) from None
+    summary = f"{removal.name} ({removal.origin}, {human_size(removal.size_bytes)}) in {removal.folders[0]}"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _error(f"would delete {summary}; add --yes to confirm without a terminal")
+        if not typer.confirm(f"Delete {summary}?", default=False):
+            print("Nothing deleted.", file=sys.stderr)
+            return
+    try:
+        remove(removal)
+    except OSError as exc:
+        raise _error(f"cannot delete {removal.folders[0]}: {exc}", EXIT_FAILURE) from None
+    print(f"Deleted {summary}")
+
+
+def _pull_if_needed(spec: str | None) -> None:
+    """`--model org/name` for a repo that is not local yet: download it first, with progress on stderr."""
+    from mlxchat.models.hub import needs_download
+
+    if needs_download(spec):
+        print(f"mlxchat: {spec} is not in the local cache; downloading it first.", file=sys.stderr)
+        _pull(spec.strip())
+
+
+def _pull(repo_id: str):
+    """Download `repo_id` with a progress line on stderr (a terminal) and describe the result; raises the exit."""
+    from mlxchat.models import hub
+    from mlxchat.models.discovery import HF_REPO_ID, resolve_model
+    from mlxchat.models.errors import ModelError
+    from mlxchat.ui.attachment_files import human_size
+
+    if not HF_REPO_ID.match(repo_id):
+        raise _error(f"{repo_id!r} is not a Hub repo id; expected org/name, e.g. mlx-community/Qwen3-4B-4bit")
+    show = sys.stderr.isatty()
+
+    def progress(report) -> None:
+        if show:
+            print(f"\r\x1b[2K{hub.describe_progress(report)}", end="", file=sys.stderr, flush=True)
+
+    try:
+        repo = hub.inspect_repo(repo_id)
+        print(f"Downloading {repo_id}: {len(repo.wanted)} files, {human_size(repo.download_bytes)}", file=sys.stderr)
+        hub.download_model(repo_id, progress=progress)
+        return resolve_model(repo_id)
+    except KeyboardInterrupt:
+        if show:
+            print(file=sys.stderr)
+        print(f"mlxchat: interrupted; run `mlxchat pull {repo_id}` again to resume.", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (hub.HubUnreachableError, hub.DiskSpaceError) as exc:  # this machine's or the network's problem
+        raise _error(str(exc), EXIT_FAILURE) from None
+    except ModelError as exc:
+        raise _error(str(exc)) from None
+    finally:
+        if show:
+            print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
+
+
+def _show_remote(repo_id: str, json_output: bool) -> None:
+    """`mlxchat models --remote org/name`: the repo's files and what a pull would download."""
+    from mlxchat.models import hub
+    from mlxchat.models.errors import ModelError
+    from mlxchat.ui.attachment_files import human_size
+
+    try:
+        repo = hub.inspect_repo(repo_id)
+    except hub.HubUnreachableError as exc:
+        raise _error(str(exc), EXIT_FAILURE) from None
+    except ModelError as exc:
+        raise _error(str(exc)) from None
+    wanted = {f.path for f in repo.wanted}
+    if json_output:
+        files = [{"path": f.path, "size_bytes": f.size, "downloaded_by_pull": f.path in wanted} for f in repo.files]
+        print(json.dumps({"repo_id": repo_id, "commit": repo.commit, "download_bytes": repo.download_bytes, "files": files}, indent=2))
+        return
+    print(f"{repo_id} @ {repo.commit[:12]}: a pull downloads {len(repo.wanted)} files, {human_size(repo.download_bytes)}")
+    for f in sorted(repo.files, key=lambda f: f.path):
+        print(f"  {'*' if f.path in wanted else ' '} {human_size(f.size):>9}  {f.path}")
+    print("  (* = downloaded by mlxchat pull)")
 
 
 @app.command(

@@ -142,7 +142,7 @@ def test_the_api_key_is_sent_as_a_header_and_never_appears_in_events_errors_or_l
     # A server that quotes the key back in its error: we must not repeat it.
     fake_server.chat = error_response(401, {"error": {"message": f"key {secret} is revoked"}})
     failed = ask(engine, event_log, "Hi")
-    assert "key [API key] is revoked" in failed.error and "Check the API key in $MLXCHAT_TEST_REMOTE_KEY" in failed.error
+    assert "key [redacted] is revoked" in failed.error and "Check the API key in $MLXCHAT_TEST_REMOTE_KEY" in failed.error
     fake_server.models_status = 401
     with pytest.raises(Exception) as raised:
         engine.list_models()

@@ -47,7 +47,7 @@ from ..events import (
     Started,
     Usage,
 )
-from .request import Endpoint, RemoteTimeouts, chat_body
+from .request import Endpoint, RemoteTimeouts, chat_body, redact
 from .sse import MalformedStream, parse_model_list, server_error_from_body
 from .stream import StreamReader, transport_failure
 from ..requests import ChatRequest, LoadModel, Request
@@ -226,7 +226,7 @@ class RemoteEngine(EngineCore):
         clock = TurnClock(time.perf_counter(), 0, 0, 0)
         self._emit(Started(rid, 0, 0, "vision" if request.has_images else "text"))
         reader = StreamReader(self.endpoint, control, self.timeouts)
-        text, failure = "", None
+        text, reasoning, failure = "", "", None
         url = self.endpoint.url("/chat/completions")
         try:
             with self._client.stream("POST", url, json=body, headers=headers) as response:
@@ -239,7 +239,7 @@ class RemoteEngine(EngineCore):
                 elif "application/json" in content_type:  # the whole answer at once: the server ignored "stream"
                     failure = f"{self.endpoint} answered without streaming ({content_type}); it needs to stream."
                 else:
-                    _, text, _ = decode(
+                    _, text, _, reasoning = decode(
                         reader.segments(response),
                         request=request,
                         control=control,
@@ -256,15 +256,16 @@ class RemoteEngine(EngineCore):
         reader.apply_usage(clock)
         stats = clock.stats(rid, reader.last_token_at)
         self._emit(stats)
-        usage = Usage(clock.prompt_tokens, clock.cached_tokens, clock.generated)
+        usage = Usage(clock.prompt_tokens, clock.cached_tokens, clock.generated, clock.reasoning_tokens)
         failure = failure or reader.failure
         if control.cancelled and not (reader.done and failure is None):  # a cancel after [DONE] came too late
-            return Finished(rid, "cancelled", text, usage, stats=stats)
+            return Finished(rid, "cancelled", text, usage, stats=stats, reasoning=reasoning)
         if failure is None and not reader.done:
             failure = f"The stream from {self.endpoint} ended before it finished (no [DONE]); the answer is incomplete."
         if failure is not None:
-            return Finished(rid, "error", text, usage, error=self._redact(failure), stats=stats)
-        return Finished(rid, _FINISH_REASONS.get(reader.finish_reason or "stop", "stop"), text, usage, stats=stats)
+            return Finished(rid, "error", text, usage, error=self._redact(failure), stats=stats, reasoning=reasoning)
+        reason = _FINISH_REASONS.get(reader.finish_reason or "stop", "stop")
+        return Finished(rid, reason, text, usage, stats=stats, reasoning=reasoning)
 
     def _interrupt(self, control: RequestControl) -> None:
         """Hang up now, from the caller's thread: shutting the socket down wakes the owner thread's blocked read at
@@ -290,9 +291,9 @@ class RemoteEngine(EngineCore):
         return {"Authorization": f"Bearer {key}"}
 
     def _redact(self, message: str) -> str:
-        """`message` without the API key, should a server have quoted it back in an error."""
+        """`message` without the API key or the URL's password, should a server have quoted one back."""
         key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
-        return message.replace(key, "[API key]") if len(key) >= 4 else message
+        return redact(message, (key, *self.endpoint.credentials))
 
     def _http_failure(self, response: httpx.Response, path: str) -> str:
         """A person's message for an HTTP error status, quoting what the server said."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import io
+import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Iterable
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..requests import ChatRequest, Message
 from ..vision_inputs import load_image
@@ -33,6 +35,9 @@ class Endpoint:
 
     base_url: str
     display: str
+    credentials: tuple[str, ...] = ()
+    """The secrets in the URL's `user:password@` part, in every form a server could quote back (as typed,
+    percent-decoded, and base64 as in the `Authorization: Basic` header httpx builds from them)."""
 
     @classmethod
     def parse(cls, text: str) -> "Endpoint":
@@ -62,9 +67,22 @@ class Endpoint:
                 break
         if not path.endswith("/v1"):
             path += "/v1"
-        public_netloc = parts.netloc.rpartition("@")[2]
+        userinfo, _, public_netloc = parts.netloc.rpartition("@")
         base = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-        return cls(base, urlunsplit((parts.scheme, public_netloc, path, "", "")))
+        return cls(base, urlunsplit((parts.scheme, public_netloc, path, "", "")), _credentials(userinfo))
+
+    @property
+    def is_plain_http_off_this_machine(self) -> bool:
+        """Whether what is sent goes unencrypted over a network: `http://` to a host that is not loopback."""
+        if not self.base_url.startswith("http://"):
+            return False
+        host = urlsplit(self.base_url).hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return True  # a host name: it resolves who knows where
 
     def url(self, path: str) -> str:
         """The full URL of `path` ("/chat/completions", "/models") under this API root."""
@@ -75,6 +93,42 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"Endpoint({self.display!r})"
+
+
+def _credentials(userinfo: str) -> tuple[str, ...]:
+    if not userinfo:
+        return ()
+    user, _, password = userinfo.partition(":")
+    decoded = f"{unquote(user)}:{unquote(password)}"
+    basic = base64.b64encode(decoded.encode()).decode("ascii")
+    forms = {userinfo, decoded, basic, password, unquote(password)}
+    return tuple(sorted((form for form in forms if form and form != ":"), key=len, reverse=True))
+
+
+def redact(message: str, secrets: Iterable[str]) -> str:
+    """`message` with each secret replaced by "[redacted]", should a server have quoted one back.
+
+    Any length is redacted: a short secret only where it stands as a word of its own, so a one-letter key
+    does not blank every "a" of the message, while "key ab is invalid" still loses "ab".
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) >= 8:
+            message = message.replace(secret, "[redacted]")
+        else:
+            message = re.sub(rf"(?<![\w~+/=-]){re.escape(secret)}(?![\w~+/=-])", "[redacted]", message)
+    return message
+
+
+def plain_http_key_warning(endpoint: str, api_key_env: str | None) -> str | None:
+    """The warning to give once when an API key or URL password would cross a network unencrypted, or None."""
+    parsed = Endpoint.parse(endpoint)
+    if not parsed.is_plain_http_off_this_machine or not (api_key_env or parsed.credentials):
+        return None
+    what = f"the API key from ${api_key_env}" if api_key_env else "the password in the endpoint URL"
+    return (
+        f"{parsed.display} is plain http:// to another machine: {what} is sent unencrypted and anyone on the "
+        "network path can read it. Use https:// (or an SSH tunnel to 127.0.0.1)."
+    )
 
 
 @dataclass(frozen=True)
@@ -104,10 +158,16 @@ def chat_body(request: ChatRequest, model_id: str | None) -> dict[str, Any]:
         "messages": [_message(message) for message in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
         "max_tokens": sampling.max_tokens,
     }
+    # A value the user left unset is not sent: the server applies the model's own (vLLM reads its
+    # generation_config.json), as the local engine does.
+    for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty"):
+        value = getattr(sampling, name)
+        if value is not None:
+            body[name] = value
+    if request.thinking is not None:  # vLLM, vllm-mlx and mlx_lm.server hand these to the chat template
+        body["chat_template_kwargs"] = {"enable_thinking": request.thinking}
     if model_id:
         body["model"] = model_id
     if sampling.seed is not None:

@@ -38,7 +38,8 @@ __all__ = [
 ModelKind = Literal["text", "vision"]
 ModelSource = Literal["demo", "folder", "hf-cache", "imported"]
 _DEMO_ALIASES = ("demo", demo.DEMO_MODEL_NAME.lower())
-_HF_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HF_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+"""A Hugging Face repo id, `org/name`."""
 _DTYPE_LABELS = {"bfloat16": "bf16", "float16": "f16", "float32": "f32", "bf16": "bf16", "f16": "f16", "f32": "f32"}
 
 
@@ -69,18 +70,19 @@ def resolve_model(spec: str | None, *, progress: Callable[[str], None] | None = 
     path = Path(spec).expanduser()
     if path.exists():
         return describe_folder(path.resolve(), name=path.resolve().name, source="folder")
-    if not _HF_REPO_ID.match(spec) and (os.sep in spec or spec.startswith((".", "~")) or spec.endswith(".gguf")):
+    if not HF_REPO_ID.match(spec) and (os.sep in spec or spec.startswith((".", "~")) or spec.endswith(".gguf")):
         raise ModelNotFoundError(f"{path} does not exist; expected an MLX model folder.")
     imported = data_models_dir() / spec
     if "/" not in spec and imported.is_dir():
         return describe_folder(imported, name=spec, source="imported")
-    if _HF_REPO_ID.match(spec):
+    if HF_REPO_ID.match(spec):
         snapshot = hf_snapshot(spec)
         if snapshot is not None:
             return describe_folder(snapshot, name=spec, source="hf-cache")
     raise ModelNotFoundError(
         f"No model named {spec!r}: it is not a folder, not an imported model (in {data_models_dir()}), "
-        f"and not a repo in the Hugging Face cache (in {hf_hub_cache_dir()}). mlxchat does not download."
+        f"and not a repo in the Hugging Face cache (in {hf_hub_cache_dir()})."
+        + (f" Download it with `mlxchat pull {spec}`." if HF_REPO_ID.match(spec) else "")
     )
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from mlxchat.models.discovery import hf_hub_cache_dir, hf_snapshot
+from mlxchat.models.discovery import HF_REPO_ID, hf_hub_cache_dir, hf_snapshot
 from mlxchat.models.errors import ModelError, ModelWriteError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -143,6 +143,37 @@ class DownloadProgress:
         return _eta(self.file_total - self.file_done, self.bytes_per_s)
 
 
+def describe_progress(report: DownloadProgress) -> str:
+    """One line for a progress report, the same in the terminal and the status pane:
+    `model.safetensors 312.4 MB / 2.1 GB · 14.8 MB/s · 2m 01s left │ total 0.4 / 2.3 GB (2/7 files) · 2m 10s left`."""
+    from mlxchat.ui.attachment_files import human_size
+
+    speed = f"{human_size(int(report.bytes_per_s))}/s" if report.bytes_per_s else "…/s"
+    if report.finished:
+        return f"{report.repo_id}: {human_size(report.total)} in {report.files_total} files, done"
+    file_part = (
+        f"{report.file} {human_size(report.file_done)} / {human_size(report.file_total)} · {speed} · "
+        f"{describe_seconds(report.file_eta_s)} left"
+    )
+    total_part = (
+        f"total {human_size(report.done)} / {human_size(report.total)} "
+        f"({report.files_done}/{report.files_total} files) · {describe_seconds(report.eta_s)} left"
+    )
+    return f"{file_part} │ {total_part}"
+
+
+def describe_seconds(seconds: float | None) -> str:
+    """45 -> '45s', 121 -> '2m 01s', 3900 -> '1h 05m'; unknown -> '…'."""
+    if seconds is None:
+        return "…"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
 def _eta(remaining: int, speed: float | None) -> float | None:
     if remaining <= 0:
         return 0.0
@@ -151,6 +182,29 @@ def _eta(remaining: int, speed: float | None) -> float | None:
 
 def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def needs_download(spec: str | None) -> bool:
+    """Whether `spec` names a Hub repo (`org/name`) that is neither a local path nor in the HF cache yet."""
+    if not spec or not HF_REPO_ID.match(spec.strip()):
+        return False
+    spec = spec.strip()
+    return not Path(spec).expanduser().exists() and hf_snapshot(spec) is None
+
+
+def downloaded_by_mlxchat(repo_id: str) -> bool:
+    """Whether mlxchat created this repo's folder in the HF cache (`mlxchat rm` deletes only those unasked)."""
+    return _download_record(repo_id).is_file()
+
+
+def _download_record(repo_id: str) -> Path:
+    from mlxchat.models.store import data_models_dir
+
+    return data_models_dir().parent / "downloads" / repo_id.replace("/", "--")
+
+
+def forget_download(repo_id: str) -> None:
+    _download_record(repo_id).unlink(missing_ok=True)
 
 
 def is_offline() -> bool:
@@ -234,6 +288,10 @@ def download_model(
     snapshot = storage / "snapshots" / repo.commit
     todo = [f for f in repo.wanted if not (snapshot / f.path).exists()]
     _check_disk_space(repo, todo, storage)
+    if todo and not storage.exists():  # mlxchat creates this repo's folder: remember, so `mlxchat rm` may delete it
+        record = _download_record(repo_id)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(repo.commit + "\n")
     hf_constants.DOWNLOAD_CHUNK_SIZE = CHUNK_BYTES
     # The library logs a warning per retried chunk; our own messages say it better, and a log line on stderr
     # would tear through the progress line.

@@ -218,6 +218,8 @@ def run_text_turn(
         cache.invalidate()
         raise
     cache.record(prompt + generated)
+    if reason in ("stop", "length"):
+        cache.persist()
     stats = clock.stats(request_id)
     emit(stats)
     return Finished(

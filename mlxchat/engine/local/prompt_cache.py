@@ -3,15 +3,34 @@
 On this project's target machines prefill is often as slow as decode, so re-reading a long conversation each
 turn would make every follow-up slower than the last. The cache remembers which tokens its KV state holds;
 the next turn reuses the longest common prefix and prefills only the rest. A different conversation, or an
-edit of earlier history, trims or resets it. Runs on the engine's owner thread only.
+edit of earlier history, trims or resets it.
+
+With a `SavedPromptCaches`, each conversation's cache is also written to disk when an answer finishes, keyed by
+conversation, model fingerprint and the exact tokens it holds, so switching back to a conversation, or resuming
+one after a restart, starts from it. An edit of earlier history needs no special case: only the prefix the saved
+tokens share with the new prompt is reused, and the rest is trimmed. Runs on the engine's owner thread only.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+import mlx.core as mx
+from mlx_lm.models.cache import (
+    can_trim_prompt_cache,
+    load_prompt_cache,
+    make_prompt_cache,
+    save_prompt_cache,
+    trim_prompt_cache,
+)
+
+from ..saved_caches import SUFFIX, SavedCacheFolder
+
+log = logging.getLogger(__name__)
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -57,6 +76,60 @@ def cache_bits(cache: list[Any] | None) -> int | None:
     return None
 
 
+class SavedPromptCaches:
+    """Conversation prompt caches on disk (mlx-lm's `save_prompt_cache` format plus our metadata).
+
+    A file is trusted only when its conversation, model fingerprint and KV quantization match; anything that
+    cannot be read (truncated, corrupt, another format) is logged, deleted and treated as absent, never raised.
+    """
+
+    def __init__(self, folder: SavedCacheFolder) -> None:
+        self.folder = folder
+
+    def save(self, conversation_id: str, model_key: str, tokens: list[int], cache: list[Any], kv_bits) -> None:
+        """Write atomically (a temporary file renamed over the old one), then evict down to the cap."""
+        target = self.folder.file_for(conversation_id)
+        partial = target.with_name(target.name[: -len(SUFFIX)] + ".partial" + SUFFIX)
+        metadata = {
+            "mlxchat_conversation": conversation_id,
+            "mlxchat_model": model_key,
+            "mlxchat_kv_bits": "" if kv_bits is None else str(kv_bits),
+            "mlxchat_tokens": json.dumps(tokens),
+        }
+        try:
+            self.folder.root.mkdir(parents=True, exist_ok=True)
+            save_prompt_cache(str(partial), cache, metadata)
+            os.replace(partial, target)
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("could not save the prompt cache of %s: %s", conversation_id, exc)
+            partial.unlink(missing_ok=True)
+            return
+        self.folder.evict(keep=target)
+
+    def load(self, conversation_id: str, model_key: str, kv_bits) -> tuple[list[int], list[Any]] | None:
+        """The saved tokens and cache of the conversation, or None when there is none it can trust."""
+        path = self.folder.file_for(conversation_id)
+        if not path.is_file():
+            return None
+        try:
+            cache, metadata = load_prompt_cache(str(path), return_metadata=True)
+            mx.eval([entry.state for entry in cache])
+            tokens = [int(token) for token in json.loads(metadata["mlxchat_tokens"])]
+            saved_for = (metadata["mlxchat_conversation"], metadata["mlxchat_model"], metadata["mlxchat_kv_bits"])
+        except Exception as exc:  # any unreadable file: a cache is an optimisation, never a reason to fail
+            log.warning("ignoring the unreadable saved prompt cache %s: %s", path, exc)
+            path.unlink(missing_ok=True)
+            return None
+        wanted = (conversation_id, model_key, "" if kv_bits is None else str(kv_bits))
+        if saved_for != wanted or _cache_length(cache) != len(tokens):
+            return None
+        self.folder.touch(path)
+        return tokens, cache
+
+    def delete(self, conversation_id: str) -> None:
+        self.folder.delete(conversation_id)
+
+
 @dataclass
 class ConversationCache:
     model: Any = None
@@ -64,10 +137,15 @@ class ConversationCache:
     tokens: list[int] = field(default_factory=list)
     cache: list[Any] | None = None
     kv_bits: int | None = None
+    saved: SavedPromptCaches | None = None
+    """Where finished turns are saved and resumed from; None keeps the cache in memory only."""
+    model_key: str | None = None
+    """The loaded model's fingerprint (`saved_caches.model_fingerprint`): a saved cache must match it."""
 
-    def reset(self, model: Any = None) -> None:
+    def reset(self, model: Any = None, model_key: str | None = None) -> None:
         """Forget everything; the next turn prefills from scratch. Drops the KV arrays (their memory)."""
         self.model = model
+        self.model_key = model_key
         self.conversation_id = None
         self.tokens = []
         self.cache = None
@@ -76,9 +154,11 @@ class ConversationCache:
         """Return a cache holding the longest reusable prefix of `prompt` (always leaving one token to run).
 
         A change of `kv_bits` starts over: a cache quantized one way cannot serve a turn that asks another.
+        Without a usable cache in memory, the conversation's saved cache is tried.
         """
         if self.cache is None or conversation_id != self.conversation_id or kv_bits != self.kv_bits:
-            return self._fresh(conversation_id, kv_bits)
+            if not self._resume_saved(conversation_id, kv_bits):
+                return self._fresh(conversation_id, kv_bits)
         keep = min(common_prefix_length(self.tokens, prompt), len(prompt) - 1)
         surplus = len(self.tokens) - keep
         if surplus > 0:
@@ -102,6 +182,22 @@ class ConversationCache:
             return
         self.tokens = list(tokens_fed[:held])
 
+    def persist(self) -> None:
+        """Save the conversation's cache to disk (after a finished answer), when saving is on."""
+        if self.saved is None or self.cache is None or not self.tokens or self.model_key is None:
+            return
+        self.saved.save(self.conversation_id, self.model_key, self.tokens, self.cache, self.kv_bits)
+
+    def _resume_saved(self, conversation_id: str, kv_bits: int | None) -> bool:
+        if self.saved is None or self.model_key is None:
+            return False
+        found = self.saved.load(conversation_id, self.model_key, kv_bits)
+        if found is None:
+            return False
+        self.tokens, self.cache = found
+        self.conversation_id, self.kv_bits = conversation_id, kv_bits
+        return True
+
     def invalidate(self) -> None:
         """The KV state no longer matches `tokens` (an error mid-step, a vision turn): start over next time."""
         self.cache = None
@@ -115,10 +211,12 @@ class ConversationCache:
         return Reuse(self.cache, 0)
 
     def _cache_length(self) -> int | None:
-        if not self.cache:
-            return None
-        first = self.cache[0]
-        offset = getattr(first, "offset", None)
-        if isinstance(offset, int):
-            return offset
+        return _cache_length(self.cache)
+
+
+def _cache_length(cache: list[Any] | None) -> int | None:
+    """How many tokens a cache holds, or None when it cannot say."""
+    if not cache:
         return None
+    offset = getattr(cache[0], "offset", None)
+    return offset if isinstance(offset, int) else None

@@ -1,0 +1,116 @@
+"""Prompt caches saved on disk: a conversation resumes after a restart without reading its history again."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from mlxchat.engine import ChatRequest, Engine, LoadModel, Message, SamplingParams, Started
+from mlxchat.engine.saved_caches import SavedCacheFolder
+
+GREEDY = SamplingParams(temperature=0, max_tokens=6)
+HISTORY = (
+    Message("system", "Be brief."),
+    Message("user", "The capital of France is Paris. The capital of Italy is Rome."),
+    Message("assistant", "Once upon a time there was a small model."),
+    Message("user", "Tell me about the weather, code, cats and images."),
+)
+
+
+@pytest.fixture
+def folder(tmp_path) -> SavedCacheFolder:
+    return SavedCacheFolder(tmp_path / "prompt-caches")
+
+
+def turn(event_log, model, folder, messages, conversation_id="chat-1", kv_bits=None):
+    """One answer from a freshly started engine (a process restart, as far as caches go): (Started, Finished)."""
+    engine = Engine(event_log, saved_caches=folder).start()
+    try:
+        load = LoadModel(str(model))
+        engine.submit(load)
+        assert event_log.finished(load.request_id).reason == "stop"
+        request = ChatRequest(messages, conversation_id=conversation_id, sampling=GREEDY, kv_bits=kv_bits)
+        assert engine.submit(request) is None
+        finished = event_log.finished(request.request_id)
+        started = event_log.wait_for(Started, request.request_id)
+    finally:
+        engine.close(timeout_s=30)
+    assert finished.reason == "length", finished.error
+    return started, finished
+
+
+def follow_up(messages, finished):
+    return messages + (Message("assistant", finished.text), Message("user", "And cats?"))
+
+
+def test_a_conversation_resumes_from_its_saved_cache_after_a_restart(event_log, tiny_model, folder):
+    first, finished = turn(event_log, tiny_model, folder, HISTORY)
+    assert first.cached_tokens == 0
+    assert folder.file_for("chat-1").is_file()
+    resumed, _ = turn(event_log, tiny_model, folder, follow_up(HISTORY, finished))
+    assert resumed.cached_tokens >= first.prompt_tokens
+
+
+def test_another_conversation_does_not_use_it(event_log, tiny_model, folder):
+    turn(event_log, tiny_model, folder, HISTORY)
+    other, _ = turn(event_log, tiny_model, folder, HISTORY, conversation_id="chat-2")
+    assert other.cached_tokens == 0
+
+
+def test_a_saved_cache_is_never_trusted_for_another_model(event_log, tiny_model, folder, tmp_path):
+    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
+
+    turn(event_log, tiny_model, folder, HISTORY)
+    other_model = build_random_llama(tmp_path / "other", RandomLlamaSpec(seed=7))
+    started, _ = turn(event_log, other_model, folder, HISTORY)
+    assert started.cached_tokens == 0
+
+
+def test_an_edited_history_reuses_only_what_still_matches(event_log, tiny_model, folder):
+    first, finished = turn(event_log, tiny_model, folder, HISTORY)
+    edited = HISTORY[:2] + (Message("assistant", "Something else entirely."),) + HISTORY[3:]
+    started, _ = turn(event_log, tiny_model, folder, edited)
+    assert 0 < started.cached_tokens < first.prompt_tokens - 5
+
+
+def test_a_different_kv_quantization_does_not_use_it(event_log, tiny_model, folder):
+    turn(event_log, tiny_model, folder, HISTORY)
+    started, _ = turn(event_log, tiny_model, folder, HISTORY, kv_bits=8)
+    assert started.cached_tokens == 0
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_corrupt_saved_cache_is_ignored_with_a_log_line(event_log, tiny_model, folder, caplog, damage):
+    turn(event_log, tiny_model, folder, HISTORY)
+    path = folder.file_for("chat-1")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a cache at all" * 10)
+    with caplog.at_level(logging.WARNING, logger="mlxchat.engine.local.prompt_cache"):
+        started, finished = turn(event_log, tiny_model, folder, HISTORY)
+    assert started.cached_tokens == 0 and finished.text
+    assert any("unreadable saved prompt cache" in record.getMessage() for record in caplog.records)
+    assert path.is_file()  # the answer saved a good one again
+
+
+def test_the_folder_evicts_the_least_recently_used_beyond_its_cap(tmp_path):
+    folder = SavedCacheFolder(tmp_path, cap_bytes=2500)
+    paths = []
+    for age, name in enumerate(["old", "middle", "new"]):
+        path = folder.file_for(name)
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000 + age, 1000 + age))
+        paths.append(path)
+    folder.touch(paths[0])  # the oldest was just used again
+    removed = folder.evict(keep=paths[2])
+    assert removed == [paths[1]]
+    assert paths[0].is_file() and paths[2].is_file()
+
+
+def test_deleting_a_conversation_deletes_its_saved_cache(tmp_path):
+    folder = SavedCacheFolder(tmp_path)
+    folder.file_for("gone").write_bytes(b"cache")
+    folder.delete("gone")
+    folder.delete("never-saved")
+    assert not folder.file_for("gone").exists()

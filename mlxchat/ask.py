@@ -87,6 +87,30 @@ def check_images(images: tuple[Path, ...]) -> tuple[Path, ...]:
     return tuple(checked)
 
 
+def read_prompt_from(stream) -> str:
+    """The prompt piped into `mlxchat ask -`, decoded as UTF-8; raises `BadInput` for bytes that are not text.
+
+    The bytes are read and decoded here, strictly, because a text-mode stdin hands undecodable bytes on as lone
+    surrogates (surrogateescape) that only fail deep in the tokenizer, with a `TypeError` nobody can act on.
+    """
+    raw = getattr(stream, "buffer", None)
+    try:
+        data = raw.read() if raw is not None else stream.read().encode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise BadInput(f"cannot read the prompt from stdin ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"stdin is not text: byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid UTF-8; "
+            "mlxchat ask - expects UTF-8 text"
+        ) from None
+    if "\x00" in text:
+        offset = data.index(b"\x00")
+        raise BadInput(f"stdin is not text (a NUL byte at offset {offset}); mlxchat ask - expects UTF-8 text")
+    return text
+
+
 def check_model(spec: str | None) -> None:
     """Fail fast (without importing MLX) on a model that does not exist; the engine checks again as it loads."""
     if spec is None:

@@ -198,7 +198,7 @@ def ask(
     mlxchat ask "Hello" --endpoint http://gpu-box:8000/v1 --model mlx-community/Qwen3-8B-4bit
     ```
     """
-    from mlxchat.ask import AskJob, BadInput, check_images, check_model, run_ask
+    from mlxchat.ask import AskJob, BadInput, check_images, check_model, read_prompt_from, run_ask
 
     config = _config()
     try:
@@ -216,9 +216,9 @@ def ask(
         raise _error(str(exc)) from None
     if prompt == "-":
         try:
-            prompt = sys.stdin.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _error(f"cannot read the prompt from stdin ({exc})") from None
+            prompt = read_prompt_from(sys.stdin)
+        except BadInput as exc:
+            raise _error(str(exc)) from None
     prompt = prompt.strip()
     if not prompt:
         raise _error("the prompt is empty")

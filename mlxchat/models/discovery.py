@@ -55,6 +55,21 @@ class ModelRef:
     size_bytes: int
     """Bytes of weights on disk (the safetensors files; the GGUF for a demo model not yet converted)."""
     source: ModelSource
+    context_length: int | None = None
+    """The longest context the model was trained for (config.json); None when the config does not say."""
+    thinking: bool = False
+    """Its chat template writes `<think>` blocks or has a thinking switch (Qwen3, DeepSeek-R1 style)."""
+    kv_bytes_per_token: int | None = None
+    """What one token of context costs in the KV cache at 16 bits; None when the config lacks the shapes."""
+
+    @property
+    def kind_label(self) -> str:
+        """"text", "vision", "text · thinking", "vision · thinking"."""
+        return f"{self.kind} · thinking" if self.thinking else self.kind
+
+    def memory_needed(self, context_tokens: int) -> int:
+        """Bytes to run it at `context_tokens` of context: the weights plus a full KV cache (an estimate)."""
+        return self.size_bytes + (self.kv_bytes_per_token or 0) * max(context_tokens, 0)
 
 
 def resolve_model(spec: str | None, *, progress: Callable[[str], None] | None = None) -> ModelRef:
@@ -168,7 +183,51 @@ def describe_folder(folder: Path, *, name: str, source: ModelSource) -> ModelRef
         quantization=quantization_label(config, files),
         size_bytes=sum(f.stat().st_size for f in files),
         source=source,
+        context_length=context_length(config),
+        thinking=has_thinking_template(folder),
+        kv_bytes_per_token=kv_bytes_per_token(config),
     )
+
+
+def context_length(config: dict[str, Any]) -> int | None:
+    """The trained context from config.json (or its text_config), under any of the names models use."""
+    text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    for source in (config, text_config):
+        for key in ("max_position_embeddings", "max_sequence_length", "n_positions", "seq_length"):
+            value = source.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def kv_bytes_per_token(config: dict[str, Any]) -> int | None:
+    """Keys and values of every layer for one token, 16-bit: layers × 2 × kv heads × head dim × 2 bytes."""
+    text_config = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    merged = {**config, **text_config}  # a vision model's language shapes are in text_config
+    layers = merged.get("num_hidden_layers") or merged.get("n_layer")
+    heads = merged.get("num_attention_heads") or merged.get("n_head")
+    kv_heads = merged.get("num_key_value_heads") or heads
+    head_dim = merged.get("head_dim") or (
+        merged["hidden_size"] // heads if isinstance(merged.get("hidden_size"), int) and heads else None
+    )
+    if not all(isinstance(v, int) and v > 0 for v in (layers, kv_heads, head_dim)):
+        return None
+    return layers * 2 * kv_heads * head_dim * 2
+
+
+def has_thinking_template(folder: Path) -> bool:
+    """Whether the chat template (tokenizer_config.json or chat_template.jinja) knows `<think>` blocks."""
+    template = ""
+    jinja = folder / "chat_template.jinja"
+    try:
+        if jinja.is_file():
+            template = jinja.read_text(encoding="utf-8", errors="replace")
+        else:
+            tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+            template = json.dumps(tokenizer_config.get("chat_template") or "")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return "<think>" in template or "enable_thinking" in template
 
 
 def quantization_label(config: dict[str, Any], files: list[Path]) -> str:

@@ -21,6 +21,8 @@ from .events import (
     Started,
     Stats,
     TextDelta,
+    ThinkingDelta,
+    ThinkingDone,
     Usage,
 )
 from .requests import ChatRequest, LoadModel, Message, SamplingParams, UnloadModel, new_request_id
@@ -47,6 +49,8 @@ __all__ = [
     "Started",
     "Stats",
     "TextDelta",
+    "ThinkingDelta",
+    "ThinkingDone",
     "UnloadModel",
     "Usage",
     "new_request_id",

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from .batching import TextBatcher
 from .control import RequestControl
-from .events import Event, FinishReason, Stats, TextDelta
+from .events import Event, FinishReason, Stats, TextDelta, ThinkingDelta, ThinkingDone
 from .requests import ChatRequest
+from .thinking import ThinkingSplitter
 
 Emit = Callable[[Event], None]
 
 STATS_INTERVAL_S = 0.25
+
+THOUGHT = -1
+"""The token id of a step whose text is thinking the producer already told apart (a server's `reasoning` field)."""
+
+
+class Decoded(NamedTuple):
+    """What `decode` read: why it stopped, the answer, every token generated, and the thinking apart."""
+
+    reason: FinishReason
+    text: str
+    tokens: list[int]
+    reasoning: str = ""
 
 
 def no_memory_reading() -> int:
@@ -40,6 +53,7 @@ class TurnClock:
     context_size: int
     first_token_at: float | None = None
     generated: int = 0
+    reasoning_tokens: int = 0
     peak_memory: Callable[[], int] = no_memory_reading
 
     def stats(self, request_id: str, now: float | None = None) -> Stats:
@@ -60,6 +74,7 @@ class TurnClock:
             peak_memory_bytes=int(self.peak_memory()),
             context_used=self.prompt_tokens + self.generated,
             context_size=self.context_size,
+            reasoning_tokens=self.reasoning_tokens,
         )
 
 
@@ -74,8 +89,14 @@ def decode(
     on_first_token: Callable[[], None] = lambda: None,
     batch_interval_s: float = 0.03,
     stop_at_max_tokens: bool = True,
-) -> tuple[FinishReason, str, list[int]]:
-    """Consume (text segment, token) pairs until stop, length or cancel. Returns reason, text and tokens.
+    thinking: ThinkingSplitter | None = None,
+) -> Decoded:
+    """Consume (text segment, token) pairs until stop, length or cancel.
+
+    Thinking goes out as `ThinkingDelta` and the answer as `TextDelta`, each batched by time, never mixed: a
+    step whose token is `THOUGHT` is thinking as it is; other text passes through `thinking` (the model's
+    `ThinkingSplitter`) when the model has a thinking format. When thinking ends, `ThinkingDone` says how long it
+    took. A cancel while thinking keeps what was thought in `Decoded.reasoning`.
 
     The cancel flag is read after every step, so a cancel lands within one decode step. When `steps` simply
     runs out the reason is "length"; a caller whose steps end for other reasons (a server's finish reason)
@@ -85,8 +106,37 @@ def decode(
     request_id = request.request_id
     eos = set(eos_token_ids)
     parts: list[str] = []
+    thought: list[str] = []
     tokens: list[int] = []
     batcher = TextBatcher(lambda text, n: emit(TextDelta(request_id, text, n)), batch_interval_s)
+    thinking_batcher = TextBatcher(lambda text, n: emit(ThinkingDelta(request_id, text, n)), batch_interval_s)
+    thinking_since: float | None = None  # when the first thinking token came
+    thinking_done = False
+
+    def route(pieces: list[tuple[bool, str]], counted_as_thinking: bool, now: float) -> None:
+        """Hand each piece to its batcher, in order, and announce the end of thinking once it happens."""
+        nonlocal thinking_since
+        if counted_as_thinking and thinking_since is None:
+            thinking_since = now
+        for is_thinking, piece in pieces:
+            if is_thinking:
+                thinking_since = now if thinking_since is None else thinking_since
+                thought.append(piece)
+                thinking_batcher.add(piece, 0)
+            else:
+                end_thinking(now)
+                parts.append(piece)
+                batcher.add(piece, 0)
+
+    def end_thinking(now: float) -> None:
+        nonlocal thinking_done
+        if thinking_since is None or thinking_done:
+            return
+        thinking_done = True
+        thinking_batcher.flush()
+        cut = thinking is not None and thinking.cut_by_budget
+        emit(ThinkingDone(request_id, clock.reasoning_tokens, now - thinking_since, cut))
+
     last_stats = time.perf_counter()
     reason: FinishReason = "length"
     iterator: Iterator[tuple[str, int]] = iter(steps)
@@ -101,9 +151,25 @@ def decode(
                 break
             tokens.append(token)
             clock.generated += 1
-            if text:
-                parts.append(text)
-            batcher.add(text)
+            if token == THOUGHT:
+                clock.reasoning_tokens += 1
+                thinking_batcher.add("", 1)
+                route([(True, text)] if text else [], True, now)
+            elif thinking is not None:
+                was_thinking = thinking.thinking
+                pieces = thinking.feed(text)
+                counted = was_thinking or thinking.thinking
+                if counted:
+                    clock.reasoning_tokens += 1
+                (thinking_batcher if counted else batcher).add("", 1)
+                route(pieces, counted, now)
+                if not thinking.thinking and was_thinking:
+                    end_thinking(now)
+            else:
+                if text:
+                    parts.append(text)
+                    end_thinking(now)
+                batcher.add(text)
             if control.cancelled:
                 reason = "cancelled"
                 break
@@ -117,5 +183,8 @@ def decode(
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+        if thinking is not None:
+            route(thinking.finish(), False, time.perf_counter())
+        thinking_batcher.flush()
         batcher.flush()
-    return reason, "".join(parts), tokens
+    return Decoded(reason, "".join(parts), tokens, "".join(thought))

@@ -38,8 +38,8 @@ def to_markdown(conversation: Conversation) -> str:
     lines = [f"# {_inline(conversation.title)}", ""]
     facts = [
         f"Model: {_inline(settings.model or 'demo model')}",
-        f"temperature {settings.temperature:g}",
-        f"top-p {settings.top_p:g}",
+        *(f"{label} {value:g}" for label, value in (("temperature", settings.temperature), ("top-p", settings.top_p))
+          if value is not None),  # None: the model's own value, not a choice of the conversation
         f"max tokens {settings.max_tokens}",
     ]
     if settings.seed is not None:

@@ -50,7 +50,7 @@ def test_flags_override_the_file_and_absent_flags_do_not(write_config):
     assert settings.max_tokens == 50  # flag
     assert settings.model == "some-model"  # flag over the default
     assert settings.temperature == 0.0 and settings.seed == 11  # config
-    assert settings.top_p == 1.0  # default
+    assert settings.top_p is None  # not set: the model's own value, else mlxchat's default
     with pytest.raises(TypeError):
         ChatSettings().merged(temprature=1.0)
 

@@ -19,15 +19,40 @@ def render_prompt(tokenizer: Any, request: ChatRequest) -> list[int]:
     """
     messages = template_messages(request.messages)
     if getattr(tokenizer, "chat_template", None):
+        switch = thinking_switch(request)
         if request.continue_last:
             text = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=False, continue_final_message=True
+                messages, tokenize=False, add_generation_prompt=False, continue_final_message=True, **switch
             )
         else:
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **switch)
     else:
         # No template: a plain transcript is the most honest fallback for a base model.
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
         if not request.continue_last:
             text += "assistant: "
     return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def thinking_switch(request: ChatRequest) -> dict[str, bool]:
+    """The template variable that turns a reasoning model's thinking on or off, when the request chose.
+
+    Without a choice mlx-lm's tokenizer wrapper passes `enable_thinking` = "the model has a thinking format";
+    templates without the variable ignore it.
+    """
+    return {} if request.thinking is None else {"enable_thinking": request.thinking}
+
+
+def generation_prompt(tokenizer: Any, request: ChatRequest) -> str:
+    """The text the template appends to open the answer (`<|im_start|>assistant\n`, and for Qwen3-thinking or
+    DeepSeek-R1 also `<think>\n`): what tells whether the model's first token is already thinking.
+
+    Only this tail is looked at, so a user who types a marker into a message cannot start thinking mode.
+    """
+    if request.continue_last or not getattr(tokenizer, "chat_template", None):
+        return ""
+    messages = template_messages(request.messages)
+    switch = thinking_switch(request)
+    with_prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **switch)
+    without = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False, **switch)
+    return with_prompt[len(without) :] if with_prompt.startswith(without) else with_prompt[-200:]

@@ -22,7 +22,6 @@ from ..requests import ChatRequest, LoadModel, Request, UnloadModel
 __all__ = ["Engine", "EngineState", "Sink"]
 
 if TYPE_CHECKING:
-    from ..saved_caches import SavedCacheFolder
     from .scripted import Script
 
 log = logging.getLogger(__name__)
@@ -32,29 +31,19 @@ class Engine(EngineCore):
     """The local MLX engine. Text turns run through mlx-lm, image turns through mlx-vlm, all on the owner
     thread; MLX itself is imported there, on first use, so the UI paints before it loads."""
 
-    def __init__(
-        self,
-        sink: Sink,
-        *,
-        name: str = "mlxchat-engine",
-        script: "Script | None" = None,
-        saved_caches: "SavedCacheFolder | None" = None,
-    ) -> None:
+    def __init__(self, sink: Sink, *, name: str = "mlxchat-engine", script: "Script | None" = None) -> None:
         """`script` forces the answer's tokens (tests and benchmarks only: see `scripted.py`); the model's compute
-        stays real. `saved_caches` is where each conversation's prompt cache is saved after an answer and resumed
-        from (after a restart too); None keeps caches in memory only."""
+        stays real."""
         super().__init__(sink, name=name)
         self._script = script
-        self._saved_caches = saved_caches
         # Owner-thread state; never touched from other threads.
         self._loaded = None
         self._cache = None
 
     def _on_start(self) -> None:
-        from .prompt_cache import ConversationCache, SavedPromptCaches
+        from .prompt_cache import ConversationCache
 
-        saved = SavedPromptCaches(self._saved_caches) if self._saved_caches is not None else None
-        self._cache = ConversationCache(saved=saved)
+        self._cache = ConversationCache()
         session_seed = os.environ.get("MLXCHAT_SEED")
         if session_seed:
             # MLX's random state is per thread, so only the owner thread can seed the draws it makes. A request's
@@ -70,7 +59,7 @@ class Engine(EngineCore):
             return self._load(request, control)
         return self._unload(request)
 
-    def _chat(self, request: ChatRequest, control: RequestControl) -> Finished:
+    def _answer(self, request: ChatRequest, control: RequestControl) -> Finished:
         loaded = self._loaded
         if loaded is None:
             raise RequestError("No model is loaded. Choose one with --model, or in the conversation settings (F3).")
@@ -86,6 +75,13 @@ class Engine(EngineCore):
         from .generation import run_text_turn
 
         return run_text_turn(loaded, request, control, self._emit, self._cache, script=self._script)
+
+    def _chat(self, request: ChatRequest, control: RequestControl) -> Finished:
+        """Every chat turn gets concrete sampling values first: what the request left unset is the loaded
+        model's own (its `generation_config.json`), else mlxchat's default, by `settings.resolve_sampling`."""
+        if self._loaded is not None:
+            request = with_model_sampling(request, self._loaded.info.sampling_defaults)
+        return self._answer(request, control)
 
     def _load(self, request: LoadModel, control: RequestControl) -> Finished:
         from . import loader
@@ -114,9 +110,7 @@ class Engine(EngineCore):
             self._emit(ModelLoadFailed(rid, label, message, None))
             return Finished(rid, "error", error=message)
         self._loaded = loaded
-        from ..saved_caches import model_fingerprint
-
-        self._cache.reset(loaded.text_model, model_fingerprint(loaded.info.path))
+        self._cache.reset(loaded.text_model)
         self._model_info = loaded.info
         self._emit(ModelLoaded(rid, loaded.info, time.perf_counter() - started))
         return Finished(rid, "stop")
@@ -151,3 +145,14 @@ class Engine(EngineCore):
         except Exception:
             log.exception("unload at shutdown failed")
 
+
+
+def with_model_sampling(request: ChatRequest, model_defaults: tuple[tuple[str, float], ...]) -> ChatRequest:
+    """`request` with every sampling value decided (none left None)."""
+    from dataclasses import replace
+
+    from mlxchat.settings import resolve_sampling, sampling_values
+
+    chosen = resolve_sampling(sampling_values(request.sampling), model=dict(model_defaults))
+    sampling = replace(request.sampling, **{name: value for name, (value, _) in chosen.items()})
+    return replace(request, sampling=sampling)

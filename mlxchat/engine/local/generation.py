@@ -14,7 +14,7 @@ from typing import Iterator
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step, generation_stream, wired_limit
-from mlx_lm.sample_utils import make_sampler
+from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
 from .context_fit import fit_prompt
 from ..control import CancelledByRequest, RequestControl
@@ -22,6 +22,8 @@ from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .prompt_cache import ConversationCache, quantize_cache
 from ..requests import ChatRequest
 from .scripted import Script, forced_processor
+from .chat_template import generation_prompt
+from .thinking import thinking_setup
 from ..streaming import STATS_INTERVAL_S, Emit, TurnClock, decode
 
 __all__ = [
@@ -117,12 +119,29 @@ def continue_text(detokenizer) -> None:
 
 
 def text_steps(
-    model, tokenizer, last_token: int, cache: list, request: ChatRequest, *, script: Script | None = None
+    model,
+    tokenizer,
+    last_token: int,
+    cache: list,
+    request: ChatRequest,
+    *,
+    script: Script | None = None,
+    budget=None,
 ) -> Iterator[tuple[str, int]]:
-    """(text segment, token) pairs from mlx-lm's `generate_step`, decoded with the streaming detokenizer."""
+    """(text segment, token) pairs from mlx-lm's `generate_step`, decoded with the streaming detokenizer.
+
+    The request's sampling values must be resolved already (no None: see `Engine._chat`). `budget` is the
+    thinking-budget processor; it runs after the script's, so at the budget the end of thinking wins.
+    """
     sampling = request.sampling
     forced = forced_processor(script, request, tokenizer)
-    sampler = make_sampler(temp=sampling.temperature, top_p=sampling.top_p)
+    sampler = make_sampler(
+        temp=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p, top_k=sampling.top_k
+    )
+    processors = []
+    if sampling.repetition_penalty != 1.0:
+        processors += make_logits_processors(repetition_penalty=sampling.repetition_penalty)
+    processors += [p for p in (forced, budget) if p is not None]
     detokenizer = tokenizer.detokenizer
     detokenizer.reset()
     if request.continue_last:
@@ -132,7 +151,7 @@ def text_steps(
         model,
         max_tokens=sampling.max_tokens,
         sampler=sampler,
-        logits_processors=[forced] if forced is not None else None,
+        logits_processors=processors or None,
         prompt_cache=cache,
     )
     try:
@@ -200,14 +219,20 @@ def run_text_turn(
                 return Finished(request_id, "cancelled", "", _usage(clock), stats=clock.stats(request_id))
             control.enter("generating")
             quantize_cache(reuse.cache, request.kv_bits)
-            steps = text_steps(loaded.text_model, loaded.tokenizer, todo[-1], reuse.cache, request, script=script)
-            reason, text, generated = decode(
+            splitter, budget = thinking_setup(
+                loaded.thinking, loaded.tokenizer, request, generation_prompt(loaded.tokenizer, request)
+            )
+            steps = text_steps(
+                loaded.text_model, loaded.tokenizer, todo[-1], reuse.cache, request, script=script, budget=budget
+            )
+            reason, text, generated, reasoning = decode(
                 steps,
                 request=request,
                 control=control,
                 clock=clock,
                 emit=emit,
                 eos_token_ids=loaded.tokenizer.eos_token_ids,
+                thinking=splitter,
             )
             if reason != "cancelled":
                 mx.synchronize(generation_stream)
@@ -223,9 +248,15 @@ def run_text_turn(
     stats = clock.stats(request_id)
     emit(stats)
     return Finished(
-        request_id, reason, text, _usage(clock), stats=stats, context_full=context_full and reason == "length"
+        request_id,
+        reason,
+        text,
+        _usage(clock),
+        stats=stats,
+        context_full=context_full and reason == "length",
+        reasoning=reasoning,
     )
 
 
 def _usage(clock: TurnClock) -> Usage:
-    return Usage(clock.prompt_tokens, clock.cached_tokens, clock.generated)
+    return Usage(clock.prompt_tokens, clock.cached_tokens, clock.generated, clock.reasoning_tokens)

@@ -7,14 +7,17 @@ be evaluated on another.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import mlx.core as mx
 import mlx.nn as nn
 
+from mlxchat.settings import read_generation_config
+
 from ..events import ModelInfo
+from ..thinking import ThinkingFormat, detect_thinking_format
 from .generation import PrefillChunker
 
 DEFAULT_CONTEXT = 4096
@@ -32,6 +35,7 @@ class LoadedModel:
     tokenizer: Any
     vision: Any = None
     chunker: PrefillChunker = field(default_factory=PrefillChunker.for_device)
+    thinking: ThinkingFormat | None = None
 
 
 def resolve(spec: str | None, progress: Progress):
@@ -71,7 +75,14 @@ def load(ref, progress: Progress) -> LoadedModel:
         vision = None
     progress("Fitting weights to the device", 0.8)
     fit_to_device(vision.model if vision is not None else text_model)
-    return LoadedModel(info=info, text_model=text_model, tokenizer=tokenizer, vision=vision)
+    thinking = detect_thinking_format(tokenizer)
+    info = replace(
+        info,
+        thinking=thinking.name if thinking else None,
+        thinking_switch=bool(thinking and thinking.switch),
+        sampling_defaults=tuple(read_generation_config(path).items()),
+    )
+    return LoadedModel(info=info, text_model=text_model, tokenizer=tokenizer, vision=vision, thinking=thinking)
 
 
 def _quiet_transformers() -> None:

@@ -210,7 +210,7 @@ def run_vision_turn(
     try:
         with wired_limit(parts.model, [generation_stream]):
             try:
-                reason, text, _tokens = decode(
+                reason, text, _tokens, _reasoning = decode(
                     _segments(generator, loaded.tokenizer),
                     request=request,
                     control=control,

@@ -1,0 +1,80 @@
+"""Provides thinking on the local route: where a turn starts (thinking or not) and the thinking budget.
+
+The budget is an mlx-lm logits processor, like `scripted.ForcedTokens`: once the model has thought `budget`
+tokens, it makes the model's own end-of-thinking text (`ThinkingFormat.force_close`) the only choice, one token a
+step, and then lets the model answer freely. The model's compute stays its own; only those few choices are ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlx.core as mx
+
+from ..requests import ChatRequest
+from ..thinking import ThinkingFormat, ThinkingSplitter
+
+
+class ThinkingBudget:
+    """Ends thinking after `budget` tokens by forcing the end marker's tokens.
+
+    mlx-lm computes step k+1's logits before it hands step k's token to the decode loop, so this processor keeps
+    its own `ThinkingSplitter`, fed the same tokens, to know whether the model is thinking. It tells the decode
+    loop's splitter (`reported_to`) that the budget ended the thinking, so the `ThinkingDone` event can say so.
+    Reading the newest token costs one synchronisation per step, so the processor is only installed when a budget
+    is set.
+    """
+
+    def __init__(
+        self, format: ThinkingFormat, budget: int, tokenizer: Any, thinking: bool, reported_to: ThinkingSplitter
+    ) -> None:
+        self.budget = budget
+        self.reported_to = reported_to
+        self._tokenizer = tokenizer
+        self._splitter = ThinkingSplitter(format, thinking)
+        self._close_ids = list(tokenizer.encode(format.force_close, add_special_tokens=False))
+        self._forcing: list[int] = []
+        self._thought = 0
+        self._first_call = True
+
+    def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
+        if self._first_call:  # `tokens` ends with the prompt's last token: nothing generated yet
+            self._first_call = False
+        else:
+            newest = int(tokens[-1].item())
+            was_thinking = self._splitter.thinking
+            self._splitter.feed(self._tokenizer.decode([newest]))
+            if was_thinking:
+                self._thought += 1
+        if self._forcing:
+            return _only(logits, self._forcing.pop(0))
+        if self._splitter.thinking and self._thought >= self.budget and self._close_ids:
+            self.reported_to.cut_by_budget = True
+            self._forcing = self._close_ids[1:]
+            return _only(logits, self._close_ids[0])
+        return logits
+
+
+def _only(logits: mx.array, token: int) -> mx.array:
+    mask = mx.arange(logits.shape[-1]) == token
+    return mx.where(mask, mx.zeros_like(logits), mx.full(logits.shape, -1e9, dtype=logits.dtype))
+
+
+def thinking_setup(
+    format: ThinkingFormat | None, tokenizer: Any, request: ChatRequest, generation_prompt: str
+) -> tuple[ThinkingSplitter | None, ThinkingBudget | None]:
+    """The splitter for this turn's decode loop and, when thinking is capped, the budget processor.
+
+    Thinking switched off on a model whose template has no switch is a budget of 0: the model opens its thinking
+    and the engine closes it at once. A continued answer starts in the answer.
+    """
+    if format is None:
+        return None, None
+    thinking = not request.continue_last and format.starts_thinking(generation_prompt)
+    splitter = ThinkingSplitter(format, thinking)
+    budget = request.thinking_budget
+    if request.thinking is False and format.switch is None:
+        budget = 0
+    if budget is None:
+        return splitter, None
+    return splitter, ThinkingBudget(format, budget, tokenizer, thinking, splitter)

@@ -22,6 +22,7 @@ from ..requests import ChatRequest, LoadModel, Request, UnloadModel
 __all__ = ["Engine", "EngineState", "Sink"]
 
 if TYPE_CHECKING:
+    from ..saved_caches import SavedCacheFolder
     from .scripted import Script
 
 log = logging.getLogger(__name__)
@@ -31,19 +32,29 @@ class Engine(EngineCore):
     """The local MLX engine. Text turns run through mlx-lm, image turns through mlx-vlm, all on the owner
     thread; MLX itself is imported there, on first use, so the UI paints before it loads."""
 
-    def __init__(self, sink: Sink, *, name: str = "mlxchat-engine", script: "Script | None" = None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        name: str = "mlxchat-engine",
+        script: "Script | None" = None,
+        saved_caches: "SavedCacheFolder | None" = None,
+    ) -> None:
         """`script` forces the answer's tokens (tests and benchmarks only: see `scripted.py`); the model's compute
-        stays real."""
+        stays real. `saved_caches` is where each conversation's prompt cache is saved after an answer and resumed
+        from (after a restart too); None keeps caches in memory only."""
         super().__init__(sink, name=name)
         self._script = script
+        self._saved_caches = saved_caches
         # Owner-thread state; never touched from other threads.
         self._loaded = None
         self._cache = None
 
     def _on_start(self) -> None:
-        from .prompt_cache import ConversationCache
+        from .prompt_cache import ConversationCache, SavedPromptCaches
 
-        self._cache = ConversationCache()
+        saved = SavedPromptCaches(self._saved_caches) if self._saved_caches is not None else None
+        self._cache = ConversationCache(saved=saved)
         session_seed = os.environ.get("MLXCHAT_SEED")
         if session_seed:
             # MLX's random state is per thread, so only the owner thread can seed the draws it makes. A request's
@@ -110,7 +121,9 @@ class Engine(EngineCore):
             self._emit(ModelLoadFailed(rid, label, message, None))
             return Finished(rid, "error", error=message)
         self._loaded = loaded
-        self._cache.reset(loaded.text_model)
+        from ..saved_caches import model_fingerprint
+
+        self._cache.reset(loaded.text_model, model_fingerprint(loaded.info.path))
         self._model_info = loaded.info
         self._emit(ModelLoaded(rid, loaded.info, time.perf_counter() - started))
         return Finished(rid, "stop")

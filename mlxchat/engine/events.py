@@ -180,6 +180,10 @@ class Finished(Event):
     context_full: bool = False
     reasoning: str = ""
     """The thinking, apart from `text` (the answer). A cancel while thinking keeps what was thought."""
+    busy: bool = False
+    """With reason "error": a server refused the request because it is busy with another one (or answered with
+    an error before any text, which is how vllm-mlx says busy when streaming). The UI treats it like a local
+    `Busy` refusal: the prompt is kept to send again."""
 
 
 @dataclass(frozen=True)

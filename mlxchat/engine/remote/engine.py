@@ -209,7 +209,7 @@ class RemoteEngine(EngineCore):
         if response.status_code in (404, 405, 501):
             raise RemoteError(f"{self.endpoint} does not list its models (HTTP {response.status_code})", unlisted=True)
         if response.status_code != 200:
-            raise RemoteError(self._http_failure(response, "/models"))
+            raise RemoteError(self._http_failure(response, "/models")[0])
         try:
             listed = parse_model_list(response.content)
         except MalformedStream as exc:
@@ -225,8 +225,8 @@ class RemoteEngine(EngineCore):
         rid = request.request_id
         clock = TurnClock(time.perf_counter(), 0, 0, 0)
         self._emit(Started(rid, 0, 0, "vision" if request.has_images else "text"))
-        reader = StreamReader(self.endpoint, control, self.timeouts)
-        text, reasoning, failure = "", "", None
+        reader = StreamReader(self.endpoint, control, self.timeouts, request.sampling.max_tokens)
+        text, reasoning, failure, busy = "", "", None, False
         url = self.endpoint.url("/chat/completions")
         try:
             with self._client.stream("POST", url, json=body, headers=headers) as response:
@@ -235,7 +235,7 @@ class RemoteEngine(EngineCore):
                     self._interrupt(control)
                 content_type = response.headers.get("Content-Type", "")
                 if response.status_code != 200:
-                    failure = self._http_failure(response, "/chat/completions")
+                    failure, busy = self._http_failure(response, "/chat/completions")
                 elif "application/json" in content_type:  # the whole answer at once: the server ignored "stream"
                     failure = f"{self.endpoint} answered without streaming ({content_type}); it needs to stream."
                 else:
@@ -263,7 +263,9 @@ class RemoteEngine(EngineCore):
         if failure is None and not reader.done:
             failure = f"The stream from {self.endpoint} ended before it finished (no [DONE]); the answer is incomplete."
         if failure is not None:
-            return Finished(rid, "error", text, usage, error=self._redact(failure), stats=stats, reasoning=reasoning)
+            busy = busy or (failure == reader.failure and reader.busy)
+            error = self._redact(failure)
+            return Finished(rid, "error", text, usage, error=error, stats=stats, reasoning=reasoning, busy=busy)
         reason = _FINISH_REASONS.get(reader.finish_reason or "stop", "stop")
         return Finished(rid, reason, text, usage, stats=stats, reasoning=reasoning)
 
@@ -295,8 +297,9 @@ class RemoteEngine(EngineCore):
         key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
         return redact(message, (key, *self.endpoint.credentials))
 
-    def _http_failure(self, response: httpx.Response, path: str) -> str:
-        """A person's message for an HTTP error status, quoting what the server said."""
+    def _http_failure(self, response: httpx.Response, path: str) -> tuple[str, bool]:
+        """A person's message for an HTTP error status, quoting what the server said, and whether it is the
+        server saying it is busy."""
         body = _read_bounded(response)
         said = server_error_from_body(body)
         status = response.status_code
@@ -305,16 +308,16 @@ class RemoteEngine(EngineCore):
         if status in (429, 503) or (said is not None and said.busy):
             retry = response.headers.get("Retry-After", "").strip()
             when = f"in {retry} s" if retry.isdigit() else "in a moment"
-            return f"Server busy: {self.endpoint} answered {phrase}{quoted}. Try again {when}."
+            return f"Server busy: {self.endpoint} answered {phrase}{quoted}. Try again {when}.", True
         if status in (401, 403):
             if self.api_key_env:
                 hint = f"Check the API key in ${self.api_key_env}."
             else:
                 hint = "It needs an API key: put it in an environment variable and name it with --api-key-env."
-            return f"{self.endpoint} refused the request ({phrase}){quoted}. {hint}"
+            return f"{self.endpoint} refused the request ({phrase}){quoted}. {hint}", False
         if status == 404:
-            return f"{self.endpoint} answered {phrase} for {path}{quoted}. Check the endpoint URL and the model name."
-        return f"{self.endpoint} answered {phrase} for {path}{quoted}."
+            return f"{self.endpoint} answered {phrase} for {path}{quoted}. Check the endpoint URL and the model name.", False
+        return f"{self.endpoint} answered {phrase} for {path}{quoted}.", False
 
 
 def _socket_of(response: httpx.Response) -> socket.socket | None:

@@ -145,6 +145,9 @@ class RemoteTimeouts:
     write_s: float = 30.0
     models_s: float = 10.0
     """The whole `/v1/models` call: a listing should be quick, and the model picker waits for it."""
+    idle_s: float = 300.0
+    """The longest wait for the answer's next piece while the server sends only keep-alives (which reset
+    `read_s`): a server that keeps the connection open and never answers is given up on."""
 
 
 def chat_body(request: ChatRequest, model_id: str | None) -> dict[str, Any]:

@@ -14,7 +14,9 @@ in small ways this module absorbs:
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -28,6 +30,50 @@ BUSY_CODES = frozenset({"text_generation_busy", "overloaded_error", "server_busy
 
 class MalformedStream(ValueError):
     """The server sent something that is not a chat-completion stream. The message quotes a short excerpt."""
+
+
+MAX_LINE_CHARS = 1 << 20
+"""Longest line of a stream: a chunk is a few hundred bytes, so a line this long is a server gone wrong, and
+reading on would hold all of it in memory (an endless line once grew the process by gigabytes)."""
+MAX_STREAM_BYTES = 64 << 20
+"""Most bytes read for one answer: far beyond any real answer, and a bound on a server that never ends."""
+
+
+class StreamTooLarge(Exception):
+    """The stream broke `MAX_LINE_CHARS` or `MAX_STREAM_BYTES`; `what` is "line" or "stream"."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} over {limit} {'characters' if what == 'line' else 'bytes'}")
+        self.what, self.limit = what, limit
+
+
+def bounded_lines(chunks: Iterable[bytes], max_line_chars: int | None = None, max_total_bytes: int | None = None) -> Iterator[str]:
+    """Text lines (without their CR, LF or CRLF) from a stream's raw byte chunks, never holding more than
+    `max_line_chars` of one line or reading more than `max_total_bytes` in all: raises `StreamTooLarge`
+    instead. Undecodable bytes become U+FFFD (the JSON parser then names the chunk)."""
+    max_line_chars = MAX_LINE_CHARS if max_line_chars is None else max_line_chars
+    max_total_bytes = MAX_STREAM_BYTES if max_total_bytes is None else max_total_bytes
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending, total, after_cr = "", 0, False
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_total_bytes:
+            raise StreamTooLarge("stream", max_total_bytes)
+        text = decoder.decode(chunk)
+        if after_cr and text.startswith("\n"):  # the LF of a CRLF split between two chunks
+            text, after_cr = text[1:], False
+        if text:
+            after_cr = text.endswith("\r")
+        *lines, pending = _LINE_BREAK.split(pending + text)
+        yield from lines
+        if len(pending) > max_line_chars:
+            raise StreamTooLarge("line", max_line_chars)
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+_LINE_BREAK = re.compile("\r\n|\r|\n")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,17 @@ import httpx
 
 from ..control import RequestControl
 from .request import Endpoint, RemoteTimeouts
-from .sse import DONE, MalformedStream, ServerError, ServerUsage, excerpt, iter_sse, parse_chunk
+from .sse import (
+    DONE,
+    MalformedStream,
+    ServerError,
+    ServerUsage,
+    StreamTooLarge,
+    bounded_lines,
+    excerpt,
+    iter_sse,
+    parse_chunk,
+)
 from ..streaming import THOUGHT, TurnClock
 
 
@@ -25,10 +35,15 @@ class StreamReader:
     server sent `[DONE]`), `failure` (a message naming the endpoint), the request's cancel flag, or none of them
     (the stream ended early without an error: the caller reports it)."""
 
-    def __init__(self, endpoint: Endpoint, control: RequestControl, timeouts: RemoteTimeouts) -> None:
+    def __init__(
+        self, endpoint: Endpoint, control: RequestControl, timeouts: RemoteTimeouts, max_tokens: int | None = None
+    ) -> None:
         self._endpoint = endpoint
         self._control = control
         self._timeouts = timeouts
+        self._max_tokens = max_tokens
+        self.pieces = 0  # pieces of text or reasoning received; each is at least one token
+        self.busy = False  # the failure is the server saying it is busy (see `Finished.busy`)
         self.done = False
         self.failure: str | None = None
         self.finish_reason: str | None = None
@@ -39,12 +54,20 @@ class StreamReader:
         """(text, 0) for each piece of answer text and (text, `THOUGHT`) for each piece of reasoning the server
         sends apart (`delta.reasoning` or `delta.reasoning_content`); the token id is unknown over HTTP and never
         an end token."""
+        idle_since = time.monotonic()
         try:
-            for event in iter_sse(response.iter_lines()):
+            for event in iter_sse(bounded_lines(response.iter_bytes())):
                 if self._control.cancelled:
                     return
-                if event.data is None:  # a keep-alive: only a chance to see the cancel flag
+                if event.data is None:  # a keep-alive: a chance to see the cancel flag, and the idle clock
+                    if time.monotonic() - idle_since > self._timeouts.idle_s:
+                        self.failure = (
+                            f"{self._endpoint} sent only keep-alives for over {self._timeouts.idle_s:g} s and no "
+                            "answer (idle timeout); stopped waiting."
+                        )
+                        return
                     continue
+                idle_since = time.monotonic()
                 if event.data.strip() == DONE:
                     self.done = True
                     return
@@ -56,12 +79,31 @@ class StreamReader:
                 self.finish_reason = update.finish_reason or self.finish_reason
                 if update.reasoning or update.content or update.finish_reason:
                     self.last_token_at = time.perf_counter()
+                if update.reasoning or update.content:
+                    self.pieces += 1
+                    if self._max_tokens is not None and self.pieces > self._max_tokens:
+                        self.failure = (
+                            f"{self._endpoint} kept sending past max_tokens ({self._max_tokens}); stopped reading "
+                            "there, and the answer so far is kept."
+                        )
+                        return
                 if update.reasoning:
                     yield update.reasoning, THOUGHT
                 if update.content:
                     yield update.content, 0
         except MalformedStream as exc:
             self.failure = f"{self._endpoint} sent a malformed stream event ({exc}); the answer is incomplete."
+        except StreamTooLarge as exc:
+            if exc.what == "line":
+                self.failure = (
+                    f"{self._endpoint} sent a stream line of over {exc.limit >> 20} MiB with no end; stopped "
+                    "reading, and the answer so far is kept."
+                )
+            else:
+                self.failure = (
+                    f"{self._endpoint} sent over {exc.limit >> 20} MiB for one answer; stopped reading, and the "
+                    "answer so far is kept."
+                )
         except httpx.HTTPError as exc:
             if not self._control.cancelled:
                 self.failure = transport_failure(self._endpoint, exc, self._timeouts, streaming=True)
@@ -78,9 +120,16 @@ class StreamReader:
         label = error.code or error.type
         said = f" ({label})" if label else ""
         if error.busy:
+            self.busy = True
             return (
                 f"Server busy: {self._endpoint} refused the request{said}: “{error.message}”. "
                 "Try again in a moment."
+            )
+        if not self.pieces:  # vllm-mlx streams its busy answer as a generic 500 frame before any text
+            self.busy = True
+            return (
+                f"Server busy? {self._endpoint} reported an error before answering{said}: “{error.message}”. "
+                "It may be busy with another request: try again in a moment."
             )
         return f"{self._endpoint} reported an error{said}: “{error.message}”."
 

@@ -16,12 +16,13 @@ import queue
 import signal
 import sys
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mlxchat.engine import (
     ChatRequest,
+    ContextWindow,
     Engine,
     Event,
     Finished,
@@ -39,6 +40,10 @@ from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_IN
 from mlxchat.settings import ChatSettings
 from mlxchat.terminal_text import visible
 
+if TYPE_CHECKING:
+    from mlxchat.engine.saved_caches import SavedCacheFolder
+    from mlxchat.store import Conversation
+
 POLL_S = 0.05
 
 
@@ -55,6 +60,12 @@ class AskJob:
     """An OpenAI-compatible server to ask instead of a local model (`settings.model` names one of its models)."""
     api_key_env: str | None = None
     """The environment variable holding the server's API key."""
+    conversation: "Conversation | None" = None
+    """The stored conversation this question continues (`ask -c`, `ask --conversation ID`); the question and its
+    answer are saved to it. None: a one-off question, not saved."""
+    saved_caches: "SavedCacheFolder | None" = None
+    """Where the engine keeps conversations' prompt caches, so a continued conversation does not read its whole
+    history again."""
 
 
 @dataclass
@@ -111,6 +122,23 @@ def read_prompt_from(stream) -> str:
     return text
 
 
+def find_conversation(conversation_id: str | None) -> "Conversation":
+    """The stored conversation to continue: `conversation_id`, or the last one used when None. Raises `BadInput`
+    when there is none (or the history cannot be read)."""
+    from mlxchat.store import History, StoreError
+
+    history = History()
+    try:
+        conversation = history.get_conversation(conversation_id) if conversation_id else history.last_conversation()
+    except StoreError as exc:
+        raise BadInput(str(exc)) from None
+    finally:
+        history.close()
+    if conversation is None:
+        raise BadInput("there is no conversation to continue yet; ask without -c, or chat in mlxchat first.")
+    return conversation
+
+
 def check_model(spec: str | None) -> None:
     """Fail fast (without importing MLX) on a model that does not exist; the engine checks again as it loads."""
     if spec is None:
@@ -147,7 +175,8 @@ def run_ask(job: AskJob, out: TextIO | None = None, err: TextIO | None = None) -
 
 def _engine_for(job: AskJob, sink) -> EngineCore:
     if job.endpoint is None:
-        return Engine(sink, name="mlxchat-ask-engine")
+        saved = job.saved_caches if job.conversation is not None else None
+        return Engine(sink, name="mlxchat-ask-engine", saved_caches=saved)
     from mlxchat.engine.remote import RemoteEngine
 
     return RemoteEngine(sink, job.endpoint, job.api_key_env, name="mlxchat-ask-engine")
@@ -166,10 +195,11 @@ class _Session:
         err: TextIO,
     ) -> None:
         self.job, self.engine, self.events, self.interrupts = job, engine, events, interrupts
-        self.out = out
+        self.out, self.err = out, err
         self.out_is_terminal = _isatty(out)  # then model text is neutralised; a pipe gets the bytes unchanged
         self.progress = _Progress(err)
         self.line_open = False  # streamed text that does not end with a newline yet
+        self.window: ContextWindow | None = None
 
     def run(self) -> AskResult:
         load = LoadModel(self.job.settings.model)
@@ -189,7 +219,7 @@ class _Session:
 
         request = ChatRequest(
             messages=self._messages(),
-            conversation_id="ask",
+            conversation_id=self.job.conversation.id if self.job.conversation is not None else "ask",
             sampling=self.job.settings.sampling(),
             overflow=self.job.settings.overflow,
             kv_bits=self.job.settings.kv_bits,
@@ -198,6 +228,15 @@ class _Session:
         finished = self._wait(request.request_id)
         if self.line_open:
             _write(self.out, "\n")
+        if self.window is not None and self.window.hidden and not self.job.json_output:
+            _say(
+                self.err,
+                f"mlxchat: {len(self.window.hidden)} earlier messages are not in the model's view "
+                f"(overflow: {self.window.policy}); they stay in the history.",
+            )
+        save_problem = self._save(finished)
+        if save_problem:
+            _say(self.err, f"mlxchat: warning: {save_problem}")
         if self.interrupts.pipe_closed:
             return AskResult(EXIT_BROKEN_PIPE, finished, model)
         if self.interrupts.count:
@@ -206,7 +245,30 @@ class _Session:
             return AskResult(EXIT_FAILURE, finished, model, _one_line(finished.error or "generation failed"))
         return AskResult(EXIT_OK, finished, model)
 
+    def _save(self, finished: Finished) -> str | None:
+        """Save the question and its answer to the continued conversation, as the chat screen does. Returns a
+        problem to report, or None."""
+        conversation = self.job.conversation
+        if conversation is None or finished.reason not in ("stop", "length", "cancelled"):
+            return None
+        from mlxchat.store import History, StoreError
+
+        history = History()
+        try:
+            history.add_message(conversation.id, "user", self.job.prompt, images=self.job.images)
+            status = "stopped" if finished.reason == "cancelled" else "complete"
+            history.add_message(conversation.id, "assistant", finished.text, status=status, stats=finished.stats)
+        except StoreError as exc:
+            return f"the answer was not saved to the history: {exc}"
+        finally:
+            history.close()
+        return None
+
     def _messages(self) -> tuple[Message, ...]:
+        conversation = self.job.conversation
+        if conversation is not None:
+            earlier = replace(conversation, settings=self.job.settings).engine_messages()
+            return earlier + (Message("user", self.job.prompt, self.job.images),)
         messages = []
         if self.job.settings.system_prompt:
             messages.append(Message("system", self.job.settings.system_prompt))
@@ -238,6 +300,8 @@ class _Session:
                 self.progress.show(f"{event.step}…", event.fraction)
             elif isinstance(event, (ModelLoaded, ModelLoadFailed)):
                 self.progress.clear()
+            elif isinstance(event, ContextWindow):
+                self.window = event
             elif isinstance(event, Finished):
                 return event
 

@@ -175,6 +175,14 @@ def ask(
     kv_bits: Annotated[
         Optional[int], typer.Option("--kv-bits", help="Quantize the KV cache to 4 or 8 bits (less memory).")
     ] = None,
+    continue_last: Annotated[
+        bool,
+        typer.Option("--continue", "-c", help="Continue the last conversation (and save this turn to it)."),
+    ] = False,
+    conversation_id: Annotated[
+        Optional[str],
+        typer.Option("--conversation", help="Continue the conversation with this id (and save this turn to it)."),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (text, finish reason, usage, stats) at the end.")
     ] = False,
@@ -195,14 +203,22 @@ def ask(
     cat notes.txt | mlxchat ask - --system "Summarise." --max-tokens 200
     mlxchat ask "What is this?" --image cat.png --model ~/models/SmolVLM
     mlxchat ask "Name three colours" --json | jq -r .text
+    mlxchat ask -c "And in French?"     # continues the last conversation
     mlxchat ask "Hello" --endpoint http://gpu-box:8000/v1 --model mlx-community/Qwen3-8B-4bit
     ```
     """
-    from mlxchat.ask import AskJob, BadInput, check_images, check_model, read_prompt_from, run_ask
+    from mlxchat.ask import AskJob, BadInput, check_images, check_model, find_conversation, read_prompt_from, run_ask
+    from mlxchat.settings import saved_cache_folder
 
     config = _config()
+    conversation = None
+    if continue_last or conversation_id:
+        try:
+            conversation = find_conversation(conversation_id)
+        except BadInput as exc:
+            raise _error(str(exc)) from None
     try:
-        settings = config.chat.merged(
+        settings = (conversation.settings if conversation is not None else config.chat).merged(
             system_prompt=system,
             temperature=temp,
             top_p=top_p,
@@ -244,6 +260,8 @@ def ask(
         show_stats=stats,
         endpoint=endpoint,
         api_key_env=api_key_env,
+        conversation=conversation,
+        saved_caches=saved_cache_folder(config),
     )
     run_ask(job)
 

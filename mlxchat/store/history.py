@@ -153,7 +153,8 @@ class History:
             self._touch(db, conversation_id, "settings_json = ?", (settings_json(settings),))
 
     def delete_conversation(self, conversation_id: str) -> None:
-        """Delete the conversation, its messages, and stored images no other message uses."""
+        """Delete the conversation, its messages, stored images no other message uses, and its saved prompt
+        cache."""
         with self._writing("delete the conversation") as db:
             blobs = db.execute(
                 "SELECT DISTINCT a.sha256, a.suffix FROM attachments a JOIN messages m ON m.id = a.message_id"
@@ -163,6 +164,9 @@ class History:
             if db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount == 0:
                 raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
         self._remove_unused(blobs)
+        from mlxchat.engine.saved_caches import delete_saved_cache  # files only, no MLX
+
+        delete_saved_cache(conversation_id)
 
     # ---- messages -----------------------------------------------------------------------------------------
 

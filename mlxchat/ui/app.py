@@ -235,6 +235,12 @@ def run_tui(
         remote["engine_factory"] = remote_engine_factory(
             endpoint, api_key_env or config.api_key_env, model or chat_settings.model
         )
+    else:  # conversations resume from their saved prompt caches (mlxchat -c after a restart, switching back)
+        from functools import partial
+
+        from mlxchat.settings import saved_cache_folder
+
+        remote["engine_factory"] = partial(Engine, saved_caches=saved_cache_folder(config))
     app = make_app(
         **remote,
         model=model if conversation is not None else chat_settings.model,

@@ -114,3 +114,16 @@ def test_deleting_a_conversation_deletes_its_saved_cache(tmp_path):
     folder.delete("gone")
     folder.delete("never-saved")
     assert not folder.file_for("gone").exists()
+
+
+def test_the_history_deletes_a_conversations_saved_cache_with_it(tmp_path):
+    from mlxchat.engine.saved_caches import SavedCacheFolder, default_folder
+    from mlxchat.store import History
+
+    with History(tmp_path / "data") as history:
+        conversation = history.create_conversation()
+        saved = SavedCacheFolder(default_folder()).file_for(conversation.id)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_bytes(b"cache")
+        history.delete_conversation(conversation.id)
+    assert not saved.exists()

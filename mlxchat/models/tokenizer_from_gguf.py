@@ -133,10 +133,11 @@ def _byte_level_bpe(metadata: dict[str, Any]) -> Any:
         raise GGUFImportError(
             f"pre-tokenizer {pre_name!r} is not supported; supported: {', '.join(sorted(_PRE_TOKENIZERS))}."
         )
-    merges = [tuple(merge.split(" ", 1)) for merge in metadata.get("tokenizer.ggml.merges") or []]
+    vocab = _vocab(metadata["tokenizer.ggml.tokens"])
+    merges = _checked_merges(metadata.get("tokenizer.ggml.merges") or [], vocab)
     tokenizer = Tokenizer(
         models.BPE(
-            vocab=_vocab(metadata["tokenizer.ggml.tokens"]),
+            vocab=vocab,
             merges=merges,
             ignore_merges=family == "llama3",  # as in Llama 3's own tokenizer.json and llama.cpp
         )
@@ -159,6 +160,21 @@ def _byte_level_bpe(metadata: dict[str, Any]) -> Any:
     tokenizer.post_processor = _bos_post_processor(metadata) or processors.ByteLevel(trim_offsets=False)
     _special_tokens(tokenizer, metadata)
     return tokenizer
+
+
+def _checked_merges(merges: list[str], vocab: dict[str, int]) -> list[tuple[str, str]]:
+    """Merges as pairs; one whose parts or result are not tokens is named (the tokenizers library only says
+    "out of vocabulary", without saying which GGUF entry)."""
+    pairs = []
+    for index, merge in enumerate(merges):
+        pair = tuple(merge.split(" ", 1))
+        if len(pair) != 2 or any(piece not in vocab for piece in (*pair, "".join(pair))):
+            raise GGUFImportError(
+                f"tokenizer.ggml.merges[{index}] ({merge!r}) joins pieces that are not all in the vocabulary "
+                "(tokenizer.ggml.tokens): the file is inconsistent."
+            )
+        pairs.append(pair)
+    return pairs
 
 
 def _sentencepiece_bpe(metadata: dict[str, Any]) -> Any:

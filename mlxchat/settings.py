@@ -1,6 +1,7 @@
 """Provides mlxchat's settings: per-conversation `ChatSettings` and the user's `AppConfig` from `config.toml`.
 
-Precedence is always **flag > config file > built-in default**, per field: `load_config()` lays the file's
+Precedence is always **flag > config file > built-in default**, per field (for sampling values the model's own
+`generation_config.json` comes between the file and mlxchat's default: see `resolve_sampling`): `load_config()` lays the file's
 `[chat]` table over `ChatSettings()`, and `ChatSettings.merged(...)` lays command-line flags (those given, i.e.
 not None) over that. A conversation stores its own `ChatSettings` (see `mlxchat.store`); a new conversation starts
 from `AppConfig.chat`.
@@ -15,8 +16,13 @@ looks like this::
 
     [chat]
     system_prompt = "You are a concise assistant."
-    temperature = 0.7
+    temperature = 0.7          # leave a sampling value out for the model's own (its generation_config.json)
     top_p = 1.0
+    top_k = 0                  # 0: off
+    min_p = 0.0                # 0: off
+    repetition_penalty = 1.0   # 1: off
+    thinking = true            # reasoning models think first; false: they answer at once
+    thinking_budget = 2048     # at most this many tokens of thinking; leave out for no cap
     max_tokens = 1024
     seed = 42                  # leave out for a random seed
     model = "~/models/Qwen2.5-0.5B-Instruct-4bit"
@@ -53,10 +59,11 @@ class ChatSettings:
     system_prompt: str = ""
     """Sent as the system message before the conversation. Empty: no system message (the model's own default)."""
 
-    temperature: float = 0.7
-    """Sampling temperature, 0 or more. 0 is greedy: the same prompt and model give the same answer."""
+    temperature: float | None = None
+    """Sampling temperature, 0 or more. 0 is greedy: the same prompt and model give the same answer. None (here and
+    in the other sampling values): the model's own value, else mlxchat's (`SAMPLING_DEFAULTS`)."""
 
-    top_p: float = 1.0
+    top_p: float | None = None
     """Nucleus sampling: only the most likely tokens whose probabilities add up to `top_p` are kept (0 < p <= 1).
     1.0 keeps them all."""
 
@@ -78,6 +85,21 @@ class ChatSettings:
     kv_bits: int | None = None
     """Store the conversation's KV cache quantized to 4 or 8 bits: less memory at long contexts, slightly slower
     decoding. None: full precision."""
+
+    top_k: int | None = None
+    """Keep only the `top_k` most likely tokens; 0 keeps them all."""
+
+    min_p: float | None = None
+    """Drop tokens less likely than `min_p` times the most likely one (0–1); 0 keeps them all."""
+
+    repetition_penalty: float | None = None
+    """Above 1 makes tokens the answer already used less likely; 1 switches it off."""
+
+    thinking: bool | None = None
+    """A reasoning model thinks before answering (True), or answers at once (False). None: the model's default."""
+
+    thinking_budget: int | None = None
+    """The most tokens a reasoning model may think; then mlxchat ends its thinking and it answers. None: no cap."""
 
     def __post_init__(self) -> None:
         for name in _CHAT_FIELDS:
@@ -116,11 +138,72 @@ class ChatSettings:
         from mlxchat.engine.requests import SamplingParams
 
         return SamplingParams(
-            temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repetition_penalty=self.repetition_penalty,
         )
 
 
 _CHAT_FIELDS = ("system_prompt", "temperature", "top_p", "max_tokens", "seed", "model", "overflow", "kv_bits")
+_CHAT_FIELDS += ("top_k", "min_p", "repetition_penalty", "thinking", "thinking_budget")
+
+SAMPLING_DEFAULTS: Mapping[str, float] = MappingProxyType(
+    {"temperature": 0.7, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
+)
+"""mlxchat's own sampling values: used for what neither the user nor the model's `generation_config.json` set."""
+
+
+def resolve_sampling(
+    conversation: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
+) -> dict[str, tuple[float, str]]:
+    """Every sampling value and where it came from ("conversation", "config.toml", "model" or "mlxchat
+    default"), by the one precedence rule: **conversation > config.toml > the model's own > mlxchat's default**.
+    A value of None means "not set here".
+
+    The engine calls it with the request's values as the conversation's (the UI already laid them over the
+    config) and the loaded model's `generation_config.json`; the settings screen calls it with all three layers
+    to show each value's source.
+    """
+    layers = (("conversation", conversation), ("config.toml", config or {}), ("model", model or {}))
+    chosen: dict[str, tuple[float, str]] = {}
+    for name, fallback in SAMPLING_DEFAULTS.items():
+        chosen[name] = next(
+            ((layer[name], source) for source, layer in layers if layer.get(name) is not None),
+            (fallback, "mlxchat default"),
+        )
+    return chosen
+
+
+def sampling_values(settings: Any) -> dict[str, Any]:
+    """The sampling fields of a `ChatSettings` or `SamplingParams`, as `resolve_sampling` takes a layer."""
+    return {name: getattr(settings, name) for name in SAMPLING_DEFAULTS}
+
+
+GENERATION_CONFIG_FILE = "generation_config.json"
+
+
+def read_generation_config(folder: Path) -> dict[str, float]:
+    """The sampling values a model folder's `generation_config.json` recommends (only those mlxchat uses and that
+    are valid); {} when there is no such file or it cannot be read."""
+    import json
+
+    try:
+        data = json.loads((Path(folder) / GENERATION_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        name: _coerce(name, data[name])
+        for name in SAMPLING_DEFAULTS
+        if data.get(name) is not None and _check_chat_value(name, data[name]) is None
+    }
 KV_BITS_CHOICES = (4, 8)
 
 
@@ -137,6 +220,13 @@ def _check_chat_value(name: str, value: Any) -> str | None:
         return None if ok else "kv_bits must be 4 or 8 (leave it out for full precision)"
     if name == "model":
         return None if value is None or (isinstance(value, str) and value.strip()) else f"{name} must be a name or path"
+    if value is None and name in _UNSET_ALLOWED:
+        return None
+    if name == "thinking":
+        return None if isinstance(value, bool) else "thinking must be true or false"
+    if name in ("top_k", "thinking_budget"):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return None if ok else f"{name} must be a whole number, 0 or more"
     if name == "seed":
         ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
         return None if ok else "seed must be a whole number, 0 or more"
@@ -149,12 +239,20 @@ def _check_chat_value(name: str, value: Any) -> str | None:
         return "temperature must be 0 or more"
     if name == "top_p" and not 0 < value <= 1:
         return "top_p must be above 0 and at most 1"
+    if name == "min_p" and not 0 <= value <= 1:
+        return "min_p must be between 0 and 1"
+    if name == "repetition_penalty" and value <= 0:
+        return "repetition_penalty must be above 0"
     return None
+
+
+_UNSET_ALLOWED = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "thinking", "thinking_budget")
+"""Fields whose None means "not set": the model's own value or mlxchat's default stands in."""
 
 
 def _coerce(name: str, value: Any) -> Any:
     ok_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if name in ("temperature", "top_p") and ok_number else value
+    return float(value) if name in ("temperature", "top_p", "min_p", "repetition_penalty") and ok_number else value
 
 
 @dataclass(frozen=True)
@@ -337,8 +435,12 @@ def check_api_key_env(value: Any) -> str | None:
 
 
 __all__ = [
+    "SAMPLING_DEFAULTS",
     "AppConfig",
     "ChatSettings",
+    "read_generation_config",
+    "resolve_sampling",
+    "sampling_values",
     "check_api_key_env",
     "check_endpoint",
     "config_path",

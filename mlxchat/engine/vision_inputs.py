@@ -61,16 +61,30 @@ def _read(path: Path):
     with Image.open(path) as image:
         image.draft("RGB", (MAX_IMAGE_EDGE, MAX_IMAGE_EDGE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
         image.load()
-        image = ImageOps.exif_transpose(image)
+        image = eight_bit(ImageOps.exif_transpose(image))
         if max(image.size) > MAX_IMAGE_EDGE:
             image.thumbnail((MAX_IMAGE_EDGE, MAX_IMAGE_EDGE), Image.Resampling.BICUBIC, reducing_gap=2.0)
         return _to_rgb(image)
+
+
+def eight_bit(image):
+    """`image` with 8 bits per channel: 16- and 32-bit integer greyscale (a 16-bit PNG opens as "I;16") is
+    scaled down to "L". Pillow converts those modes to RGB by clipping (nearly everything turns white) and
+    cannot thumbnail them at all, so every reader of an attached image goes through this first."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if image.mode == "I":
+        low, high = image.getextrema()
+        scale = 1 / 256 if high > 255 else 1
+        return image.point(lambda value: value * scale).convert("L")
+    return image
 
 
 def _to_rgb(image):
     """RGB with transparent areas shown on white, as a person sees them in a viewer (not black)."""
     from PIL import Image
 
+    image = eight_bit(image)
     if image.mode == "RGB":
         return image.copy()
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):

@@ -86,6 +86,9 @@ def open_attachment(path: Path) -> Attachment:
 def _preview(image) -> tuple[tuple[Pixel, ...], ...]:
     from PIL import Image
 
+    from mlxchat.engine.vision_inputs import eight_bit  # a 16-bit PNG is converted as the engine converts it
+
+    image = eight_bit(image)
     image.thumbnail((PREVIEW_COLUMNS, PREVIEW_ROWS * 2))  # shrink first: every step after works on ~100 pixels
     rgb = image.convert("RGBA")
     background = Image.new("RGBA", rgb.size, (128, 128, 128, 255))  # transparency shown as mid grey

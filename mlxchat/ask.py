@@ -34,6 +34,8 @@ from mlxchat.engine import (
     ModelLoading,
     Stats,
     TextDelta,
+    ThinkingDelta,
+    ThinkingDone,
 )
 from mlxchat.engine.core import EngineCore
 from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
@@ -56,6 +58,8 @@ class AskJob:
     settings: ChatSettings = ChatSettings()
     json_output: bool = False
     show_stats: bool = False
+    show_thinking: bool = False
+    """Print a reasoning model's thinking on stdout before the answer (otherwise: dimmed on a terminal's stderr)."""
     endpoint: str | None = None
     """An OpenAI-compatible server to ask instead of a local model (`settings.model` names one of its models)."""
     api_key_env: str | None = None
@@ -199,6 +203,7 @@ class _Session:
         self.out_is_terminal = _isatty(out)  # then model text is neutralised; a pipe gets the bytes unchanged
         self.progress = _Progress(err)
         self.line_open = False  # streamed text that does not end with a newline yet
+        self.thinking = _ThinkingOutput(out if job.show_thinking else err, job.show_thinking, job.json_output)
         self.window: ContextWindow | None = None
 
     def run(self) -> AskResult:
@@ -223,11 +228,20 @@ class _Session:
             sampling=self.job.settings.sampling(),
             overflow=self.job.settings.overflow,
             kv_bits=self.job.settings.kv_bits,
+            thinking=self.job.settings.thinking,
+            thinking_budget=self.job.settings.thinking_budget,
         )
         self.engine.submit(request)
         finished = self._wait(request.request_id)
+        self.thinking.end()
         if self.line_open:
             _write(self.out, "\n")
+        if finished.reason == "length" and finished.reasoning and not finished.text and not self.job.json_output:
+            _say(
+                self.err,
+                f"mlxchat: the answer ran out of tokens while the model was still thinking (max tokens "
+                f"{self.job.settings.max_tokens}); raise --max-tokens or cap the thinking with --thinking-budget.",
+            )
         if self.window is not None and self.window.hidden and not self.job.json_output:
             _say(
                 self.err,
@@ -289,7 +303,15 @@ class _Session:
                 continue
             if event.request_id != request_id:
                 continue
-            if isinstance(event, TextDelta):
+            if isinstance(event, ThinkingDelta):
+                self.thinking.write(event.text)
+            elif isinstance(event, ThinkingDone):
+                self.thinking.end()
+                if event.by_budget and not self.job.json_output:
+                    budget_note = f"thinking reached its budget ({event.tokens} tokens); the model answered from there."
+                    _say(self.err, f"mlxchat: {budget_note}")
+            elif isinstance(event, TextDelta):
+                self.thinking.end()
                 if not self.job.json_output and event.text:
                     text = visible(event.text) if self.out_is_terminal else event.text
                     if _write(self.out, text):
@@ -381,6 +403,7 @@ def _json_document(result: AskResult) -> dict:
     reason = finished.reason if finished else ("cancelled" if result.rc == EXIT_INTERRUPTED else "error")
     return {
         "text": finished.text if finished else "",
+        "reasoning": finished.reasoning if finished else "",
         "finish_reason": reason,
         "usage": asdict(finished.usage) if finished else None,
         "stats": {k: v for k, v in asdict(stats).items() if k != "request_id"} if stats else None,
@@ -427,3 +450,33 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class _ThinkingOutput:
+    """Where a reasoning model's thinking goes: stdout with --show-thinking (framed, so a reader can tell it from the
+    answer), else dimmed on stderr when that is a terminal, else nowhere (it stays in --json's `reasoning`).
+    stdout carries only the answer by default, so `mlxchat ask … | tool` gets the answer alone."""
+
+    DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+    def __init__(self, stream: TextIO, on_stdout: bool, json_output: bool) -> None:
+        self.stream = stream
+        self.on_stdout = on_stdout
+        self.terminal = _isatty(stream)
+        self.enabled = not json_output and (on_stdout or self.terminal)
+        self.open = False
+
+    def write(self, text: str) -> None:
+        if not self.enabled or not text:
+            return
+        shown = visible(text) if self.terminal else text
+        if not self.open:
+            self.open = True
+            _write(self.stream, "Thinking…\n" if self.on_stdout else self.DIM + "Thinking…\n")
+        _write(self.stream, shown if self.on_stdout else self.DIM + shown + self.RESET)
+
+    def end(self) -> None:
+        """Close the thinking block (once) before the answer starts."""
+        if self.open:
+            self.open = False
+            _write(self.stream, "\n…done thinking.\n\n" if self.on_stdout else self.RESET + "\n\n")

@@ -189,12 +189,29 @@ def ask(
     stats: Annotated[bool, typer.Option("--stats", help="Print speed and token counts on stderr.")] = False,
     endpoint: EndpointOption = None,
     api_key_env: ApiKeyEnvOption = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", min=0, help="Keep the k likeliest tokens; 0: off.")] = None,
+    min_p: Annotated[
+        Optional[float], typer.Option("--min-p", min=0.0, max=1.0, help="Drop tokens below min-p × the likeliest.")
+    ] = None,
+    repetition_penalty: Annotated[
+        Optional[float], typer.Option("--repetition-penalty", min=0.0, help="Above 1 discourages repeats; 1: off.")
+    ] = None,
+    think: Annotated[
+        Optional[bool], typer.Option("--think/--no-think", help="A reasoning model thinks first, or answers at once.")
+    ] = None,
+    thinking_budget: Annotated[
+        Optional[int], typer.Option("--thinking-budget", min=0, help="At most this many tokens of thinking.")
+    ] = None,
+    show_thinking: Annotated[
+        bool, typer.Option("--show-thinking", help="Print a reasoning model's thinking on stdout, before the answer.")
+    ] = False,
 ) -> None:
     """Answer one prompt and stream the answer to stdout.
 
     Options not given come from the [chat] table of config.toml, then from the defaults. Ctrl+C stops the
     answer (what was written stays) and exits with 130. Model loading progress shows on stderr when it is a
-    terminal; --stats adds one line of speed and token counts there.
+    terminal; --stats adds one line of speed and token counts there. A reasoning model's thinking never goes to
+    stdout unless --show-thinking: it shows dimmed on stderr when that is a terminal, and --json has it apart.
 
     **Examples**
 
@@ -227,6 +244,11 @@ def ask(
             model=model,
             overflow=overflow,
             kv_bits=kv_bits,
+            top_k=top_k,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            thinking=think,
+            thinking_budget=thinking_budget,
         )
     except ValueError as exc:
         raise _error(str(exc)) from None
@@ -258,6 +280,7 @@ def ask(
         settings,
         json_output=json_output,
         show_stats=stats,
+        show_thinking=show_thinking,
         endpoint=endpoint,
         api_key_env=api_key_env,
         conversation=conversation,

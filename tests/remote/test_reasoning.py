@@ -1,0 +1,88 @@
+"""Reasoning from OpenAI-compatible servers: `delta.reasoning` (mlx_lm.server, newer vLLM) and
+`delta.reasoning_content` (older vLLM, LM Studio, DeepSeek) become the same thinking events as a local model's,
+and `mlxchat ask` keeps stdout for the answer alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from remote_fakes import DONE, chunk, raw_events
+from remote_turns import ask, select
+
+from mlxchat.engine import TextDelta, ThinkingDelta, ThinkingDone
+
+MIXED = raw_events(
+    chunk(role="assistant"),
+    chunk(reasoning="The user asks "),
+    chunk(reasoning_content="about France."),
+    chunk("Paris"),
+    chunk(" it is."),
+    chunk(finish="stop"),
+    DONE,
+)
+"""`reasoning`, then `reasoning_content`, then content: one server may use either name."""
+
+
+def test_both_reasoning_fields_become_thinking_events_apart_from_the_answer(fake_server, remote_engines, event_log):
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = MIXED
+    finished = ask(engine, event_log, "Capital?")
+    events = event_log.of(finished.request_id)
+    thought = "".join(e.text for e in events if isinstance(e, ThinkingDelta))
+    answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert (thought, answer) == ("The user asks about France.", "Paris it is.")
+    assert (finished.reasoning, finished.text) == (thought, answer)
+    done = [e for e in events if isinstance(e, ThinkingDone)]
+    assert len(done) == 1 and done[0].tokens == 2 and not done[0].by_budget
+    assert finished.usage.reasoning_tokens == 2
+
+
+def test_thinking_off_is_sent_to_the_template_and_unset_sampling_is_left_to_the_server(
+    fake_server, remote_engines, event_log
+):
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = MIXED
+    ask(engine, event_log, "Capital?", thinking=False)
+    body = fake_server.chats[-1].body
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "top_k" not in body and "min_p" not in body, "the server applies the model's own values"
+
+
+def run_ask(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mlxchat", "ask", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+
+
+def test_ask_prints_only_the_answer_on_stdout(fake_server):
+    fake_server.chat = MIXED
+    result = run_ask("Capital?", "--endpoint", fake_server.url, "--model", "model-b")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Paris it is.\n"
+    assert "France" not in result.stderr, "stderr is not a terminal: no thinking there either"
+
+
+def test_ask_show_thinking_prints_the_thinking_first_framed(fake_server):
+    fake_server.chat = MIXED
+    result = run_ask("Capital?", "--endpoint", fake_server.url, "--model", "model-b", "--show-thinking")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Thinking…\nThe user asks about France.\n…done thinking.\n\nParis it is.\n"
+
+
+def test_ask_json_has_the_reasoning_apart(fake_server):
+    fake_server.chat = MIXED
+    result = run_ask("Capital?", "--endpoint", fake_server.url, "--model", "model-b", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["text"], document["reasoning"]) == ("Paris it is.", "The user asks about France.")
+    assert document["usage"]["reasoning_tokens"] == 2

@@ -1,0 +1,194 @@
+"""The model picker: what it lists, filtering, Enter, and downloading (real library, loopback Hub) with cancel."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from textual.app import App
+
+from mlxchat.models import hub
+from mlxchat.models.discovery import ModelRef
+from mlxchat.ui.screens.model_picker import DownloadLine, ModelPickerScreen, memory_fit
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+from hub_server import FakeRepo, HubServer  # noqa: E402
+
+GB = 1_000_000_000
+SIZE = (120, 24)
+MODELS = [
+    ModelRef("SmolLM2-135M-Instruct-Q4_1", Path("/m/demo"), "text", "4-bit (q4_1)", 114_000_000, "demo", 8192, False, 23_040),
+    ModelRef("qwen-0.5b", Path("/m/qwen"), "text", "4-bit (q4_0)", 352_000_000, "imported", 32768, False, 12_288),
+    ModelRef("mlx-community/Qwen3-4B-4bit", Path("/m/q3"), "text", "4-bit", 2_260_000_000, "hf-cache", 40960, True, 147_456),
+    ModelRef("mlx-community/SmolVLM-256M-Instruct-bf16", Path("/m/vlm"), "vision", "bf16", 513_000_000, "hf-cache", 8192, False, 18_432),
+    ModelRef("mlx-community/gemma-3-12b-it-8bit", Path("/m/g"), "vision", "8-bit", 12_400_000_000, "hf-cache", 131072, False, 393_216),
+    ModelRef("mlx-community/Llama-3.3-70B-Instruct-4bit", Path("/m/l"), "text", "4-bit", 39_700_000_000, "hf-cache", 131072, False, 327_680),
+]
+
+
+class PickerHost(App[None]):
+    """Opens the picker on mount and keeps what it dismissed with."""
+
+    def __init__(self, **options) -> None:
+        super().__init__()
+        self.options = {"context_tokens": 4096, "memory_bytes": 16 * GB, "models": list(MODELS), **options}
+        self.picked: list[str | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(ModelPickerScreen(**self.options), callback=self.picked.append)
+
+    @property
+    def picker(self) -> ModelPickerScreen:
+        return self.screen  # type: ignore[return-value]
+
+
+async def until(pilot, condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
+# ---- what the rows say -----------------------------------------------------------------------------------
+
+
+def test_fit_counts_weights_and_the_kv_cache_at_the_conversations_context():
+    qwen3 = MODELS[2]  # 2.26 GB weights + 147 kB per token
+    assert memory_fit(qwen3, 4096, 4 * GB) == "fits"  # 2.86 GB within 3 GB usable
+    assert memory_fit(qwen3, 32768, 4 * GB) == "too big"  # 7.1 GB
+    assert memory_fit(qwen3, 8192, 4 * GB) == "tight"  # 3.47 GB: more than 3 GB usable, less than 4 GB
+
+
+# ---- snapshots -------------------------------------------------------------------------------------------
+
+
+def test_picker_lists_every_model(snap_compare):
+    """You should see six models in columns: name, kind (one "text · thinking", two "vision"), quantization,
+    size, context ("8k ctx" … "128k ctx") and a green "fits" on four, a yellow "tight" on gemma-3-12b and a red
+    "too big" on the 70B; the demo row has a "●" (the model in use)."""
+    app = PickerHost(current="demo")
+    assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_picker_filtered(snap_compare):
+    """You should see "smol" in the filter box and only the two SmolLM2/SmolVLM rows."""
+    assert snap_compare(PickerHost(), terminal_size=SIZE, press=[*"smol"])
+
+
+def test_picker_offers_a_download(snap_compare):
+    """You should see "mlx-community/Qwen3-8B-4bit" typed, and one highlighted row "↓ Download
+    mlx-community/Qwen3-8B-4bit from the Hugging Face Hub" (no local model has that name)."""
+    assert snap_compare(PickerHost(), terminal_size=SIZE, press=[*"mlx-community/Qwen3-8B-4bit"])
+
+
+def test_picker_downloading(snap_compare):
+    """You should see the download offer, and under the list a progress line "model.safetensors 1.2 GB / 4.6
+    GB · 25.0 MB/s · 2m 16s left │ total 1.2 / 4.6 GB (3/7 files) · 2m 16s left" with a bar at about 26%."""
+    release = threading.Event()
+
+    def download(repo_id, progress, cancel):
+        release.wait(10)  # held until the picture is taken
+
+    report = hub.DownloadProgress(
+        repo_id="mlx-community/Qwen3-8B-4bit", file="model.safetensors", file_done=1_200_000_000,
+        file_total=4_600_000_000, done=1_200_000_000, total=4_600_000_000, files_done=3, files_total=7,
+        bytes_per_s=25_000_000,
+    )  # fixed numbers, so the picture does not depend on timing
+
+    async def run_before(pilot) -> None:
+        await pilot.press(*"mlx-community/Qwen3-8B-4bit", "enter")
+        pilot.app.picker.post_message(ModelPickerScreen.DownloadProgressed(report))
+        await pilot.pause()
+
+    try:
+        assert snap_compare(PickerHost(download=download), terminal_size=SIZE, run_before=run_before)
+    finally:
+        release.set()
+
+
+# ---- behaviour -------------------------------------------------------------------------------------------
+
+
+async def test_enter_loads_the_highlighted_model_and_the_filter_narrows_the_list():
+    app = PickerHost()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"qwen thinking")
+        await pilot.press("enter")
+    assert app.picked == ["mlx-community/Qwen3-4B-4bit"]
+
+
+async def test_the_demo_model_and_folders_are_picked_as_the_model_option_takes_them():
+    folder = ModelRef("my-model", Path("/home/me/my-model"), "text", "bf16", 1, "folder")
+    app = PickerHost(models=[MODELS[0], folder])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "enter")
+    assert app.picked == ["/home/me/my-model"]
+    app = PickerHost(models=[MODELS[0], folder])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+    assert app.picked == ["demo"]
+
+
+async def test_escape_closes_without_a_choice():
+    app = PickerHost()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("escape")
+    assert app.picked == [None]
+
+
+async def test_escape_cancels_a_download_in_flight_and_says_it_resumes():
+    started = threading.Event()
+
+    def download(repo_id, progress, cancel):
+        started.set()
+        assert cancel.wait(10)
+        raise hub.DownloadCancelled(f"Download of {repo_id} cancelled; `mlxchat pull {repo_id}` resumes it.")
+
+    app = PickerHost(download=download)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"org/big", "enter")
+        await until(pilot, started.is_set)
+        await pilot.press("escape")
+        line = app.picker.query_one(DownloadLine)
+        await until(pilot, lambda: app.picker.downloading is None)
+        assert "cancelled" in str(line.render()) and "resumes" in str(line.render())
+        assert app.picked == []  # the first Escape cancelled the download, it did not close the picker
+        await pilot.press("escape")
+    assert app.picked == [None]
+
+
+@pytest.fixture
+def hub_server(monkeypatch, tmp_path):
+    from huggingface_hub import constants as hf_constants
+
+    server = HubServer().start()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    yield server
+    server.stop()
+
+
+async def test_typing_a_repo_id_downloads_it_and_enter_then_loads_it(hub_server, tiny_model):
+    hub_server.repos["org/tiny"] = FakeRepo({p.name: p.read_bytes() for p in tiny_model.iterdir()})
+    app = PickerHost(models=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"org/tiny", "enter")
+        await until(pilot, lambda: app.picker.downloading is None and any(m.name == "org/tiny" for m in app.picker.models))
+        assert "Downloaded org/tiny" in str(app.picker.query_one(DownloadLine).render())
+        await pilot.press("enter")
+    assert app.picked == ["org/tiny"]
+
+
+async def test_a_download_that_fails_says_why_and_the_picker_stays(hub_server):
+    app = PickerHost()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"org/missing", "enter")
+        await until(pilot, lambda: "No model org/missing" in str(app.picker.query_one(DownloadLine).render()))
+        assert app.picked == [] and app.picker.downloading is None

@@ -34,13 +34,14 @@ def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
 
 
 def test_unsupported_tensor_type_is_named_with_the_supported_list(tmp_path: Path, gguf_writer) -> None:
-    q4_k_block = struct.pack("<ee", 0.1, 0.01) + bytes(12) + bytes(128)  # 256 weights in 144 bytes
-    path = gguf_writer(tmp_path / "k-quant.gguf", _LLAMA_META, [("blk.0.attn_q.weight", 12, (1, 256), q4_k_block)])
+    """Q8_1 (llama.cpp's activation type) has no decoder in the gguf package: refused, naming the tensor."""
+    q8_1_block = struct.pack("<ee", 0.1, 0.01) + bytes(32)  # 32 weights in 36 bytes
+    path = gguf_writer(tmp_path / "q8-1.gguf", _LLAMA_META, [("blk.0.attn_q.weight", 9, (1, 32), q8_1_block)])
     with pytest.raises(GGUFImportError) as caught:
         convert_gguf(path, tmp_path / "out")
     message = str(caught.value)
-    assert "k-quant.gguf" in message and "Q4_K" in message and "blk.0.attn_q.weight" in message
-    assert "Q4_0" in message and "Q8_0" in message
+    assert "q8-1.gguf" in message and "Q8_1" in message and "blk.0.attn_q.weight" in message
+    assert "Q4_K" in message and "Q6_K" in message and "IQ4_XS" in message
 
 
 def test_file_truncated_inside_the_tensor_data(tmp_path: Path, demo_gguf: Path) -> None:

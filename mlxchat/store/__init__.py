@@ -14,7 +14,8 @@ Everything a front end needs, in one place (all names importable from `mlxchat.s
                           sampling=conversation.settings.sampling())
 
 Reading and listing
-    `get_conversation(id) -> Conversation`, `last_conversation() -> Conversation | None` (for `--resume`),
+    `get_conversation(id) -> Conversation`, `last_conversation() -> Conversation | None` (for `--resume`: the one
+    last opened or written; `mark_opened(id)` records an opening),
     `list_conversations(limit=None) -> list[ConversationSummary]` (most recent first),
     `search(text, limit=50) -> list[ConversationSummary]` (title or any message; `preview` shows the match).
 Changing
@@ -22,7 +23,9 @@ Changing
     `delete_conversation(id)` (also removes stored images nothing else uses),
     `add_message(id, role, text, *, status="complete", stats=None, images=())`,
     `update_message(message_id, *, text=None, status=None, stats=None)` (continue a stopped answer, edit the
-    last user message), `delete_messages_from(message_id)` (drop a message and all after it: regenerate).
+    last user message), `delete_messages(ids)` (exactly a window's own turns: regenerate, edit and resend; a
+    second window's turns in the same conversation stay), `delete_messages_from(message_id)` (a message and all
+    after it).
 Exporting
     `to_markdown(conversation)`, `to_json(conversation)`, `export_conversation(conversation, path, fmt=None)`,
     `suggested_file_name(conversation, fmt)`. Images are referenced by the path of their stored copy.
@@ -32,7 +35,9 @@ Values
     comes from `mlxchat.settings`.
 Failures
     Every failure is a `StoreError` whose text is one line for the user and whose `kind` is one of read-only,
-    full, corrupt, newer-schema, not-found, other. A failed write changes nothing on disk; the caller keeps its
+    full, locked, corrupt, newer-schema, not-found, other. A write waits at most `lock_timeout_s` (5 s) for a
+    lock another program holds, then fails as "locked"; reads never wait behind this process's writes. A
+    folder that takes no writes is still read (`read_only` is then True). A failed write changes nothing on disk; the caller keeps its
     own objects (nothing in memory is lost) and may save them again later. Bad arguments (an unknown role or
     status) raise `ValueError`.
 

@@ -4,8 +4,13 @@ The database is `<data_dir>/history.sqlite3`. Nothing is created until the first
 does not exist yet gives empty answers. Each write is one transaction committed with `synchronous=FULL`, so once
 a call returns its data survives a `kill -9` (and a power cut); nothing is written per token.
 
-One `History` may be shared by threads (calls are serialised by a lock). Every failure to read or write comes
-out as `StoreError` with a one-line message; a failed write changes nothing.
+One `History` may be shared by threads. Reads and writes use two connections, each serialised by its own lock,
+so a read (the conversation list) never waits behind a write that waits for another program's lock. A write
+waits at most `lock_timeout_s` for that lock, then fails as `StoreError(kind="locked")`. Every failure to read or
+write comes out as `StoreError` with a one-line message; a failed write changes nothing.
+
+A data folder that cannot be written (a read-only mount, no permission) is still read: `read_only` says so, and
+each write fails as `StoreError(kind="read-only")` naming the folder.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from mlxchat import paths
 from mlxchat.settings import ChatSettings
 
 from .attachments import AttachmentFolder
-from .errors import StoreError, store_error
+from .errors import StoreError, store_error, writable
 from .records import Conversation, ConversationSummary, MessageStatus, Role, StoredAttachment, StoredMessage
 from .rows import (
     SUMMARY_SQL,
@@ -40,19 +45,23 @@ from .schema import SCHEMA_VERSION, NewerSchema, migrate
 
 DATABASE_NAME = "history.sqlite3"
 ATTACHMENTS_FOLDER = "attachments"
+LOCK_TIMEOUT_S = 5.0
+"""How long a write waits for another program's lock before it fails (the chat writes off its event loop)."""
 
 
 class History:
     """The conversation history. Cheap to build: it opens the database on first use.
 
     `data_dir` defaults to `mlxchat.paths.data_dir()`, read when the history is first used (so tests can point
-    `MLXCHAT_DATA_DIR` elsewhere).
+    `MLXCHAT_DATA_DIR` elsewhere). `lock_timeout_s` bounds a write's wait for a lock another program holds.
     """
 
-    def __init__(self, data_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
         self._data_dir = data_dir
-        self._lock = threading.RLock()
-        self._connection: sqlite3.Connection | None = None
+        self.lock_timeout_s = lock_timeout_s
+        self._locks = {True: threading.RLock(), False: threading.RLock()}  # by "for writing"
+        self._connections: dict[bool, sqlite3.Connection | None] = {True: None, False: None}
+        self._opened_read_only = False
 
     # ---- where --------------------------------------------------------------------------------------------
 
@@ -67,6 +76,12 @@ class History:
     @property
     def attachments(self) -> AttachmentFolder:
         return AttachmentFolder(self.data_dir / ATTACHMENTS_FOLDER)
+
+    @property
+    def read_only(self) -> bool:
+        """True when nothing can be saved here (a read-only mount, no permission); what is there is still read."""
+        path = self.database_path
+        return self._opened_read_only or not writable(path if path.exists() else self.data_dir)
 
     # ---- conversations ------------------------------------------------------------------------------------
 
@@ -103,12 +118,21 @@ class History:
         )
 
     def last_conversation(self) -> Conversation | None:
-        """The most recently updated conversation (what `mlxchat --resume` reopens), or None."""
+        """The conversation last used, opened or written (what `mlxchat --resume` reopens), or None."""
         with self._reading("find the last conversation") as db:
             row = db and db.execute(
-                "SELECT id FROM conversations ORDER BY updated_at DESC, rowid DESC LIMIT 1"
+                "SELECT id FROM conversations ORDER BY MAX(updated_at, COALESCE(opened_at, 0)) DESC, rowid DESC"
+                " LIMIT 1"
             ).fetchone()
         return self.get_conversation(row[0]) if row else None
+
+    def mark_opened(self, conversation_id: str) -> None:
+        """Record that a window opened this conversation now, so `--resume` reopens it. The list's order and
+        "last updated" date do not change: opening is not editing."""
+        with self._writing("note the opened conversation") as db:
+            cursor = db.execute("UPDATE conversations SET opened_at = ? WHERE id = ?", (time.time(), conversation_id))
+            if cursor.rowcount == 0:
+                raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
 
     def list_conversations(self, limit: int | None = None) -> list[ConversationSummary]:
         """Every conversation, most recently updated first."""
@@ -244,6 +268,27 @@ class History:
             (message,) = [m for m in self._messages(db, row[0]) if m.id == message_id]
         return message
 
+    def delete_messages(self, message_ids: Iterable[int]) -> int:
+        """Delete exactly these messages (a window's own turns, to regenerate or resend); returns how many were
+        deleted. Turns another window added to the same conversation meanwhile stay."""
+        ids = sorted(set(message_ids))
+        if not ids:
+            return 0
+        marks = ", ".join("?" * len(ids))
+        with self._writing("delete messages") as db:
+            blobs = db.execute(
+                f"SELECT DISTINCT sha256, suffix FROM attachments WHERE message_id IN ({marks})", ids
+            ).fetchall()
+            conversations = [row[0] for row in db.execute(
+                f"SELECT DISTINCT conversation_id FROM messages WHERE id IN ({marks})", ids
+            )]
+            deleted = db.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids).rowcount
+            db.executemany(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", [(time.time(), c) for c in conversations]
+            )
+        self._remove_unused(blobs)
+        return deleted
+
     def delete_messages_from(self, message_id: int) -> int:
         """Delete this message and every later one of its conversation (to regenerate or resend); returns how
         many were deleted."""
@@ -266,10 +311,11 @@ class History:
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+        for for_writing, lock in self._locks.items():
+            with lock:
+                connection, self._connections[for_writing] = self._connections[for_writing], None
+                if connection is not None:
+                    connection.close()
 
     def __enter__(self) -> "History":
         return self
@@ -280,16 +326,28 @@ class History:
     # ---- internals ----------------------------------------------------------------------------------------
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
-        if self._connection is not None:
-            return self._connection
+        """The write connection (`create`: the folder and database are made if missing) or the read connection
+        (None while there is no database). A folder that cannot be written is read through a read-only one."""
+        if self._connections[create] is not None:
+            return self._connections[create]
         path = self.database_path
         if not create and not path.exists():
             return None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise store_error(exc, "open the history", path) from exc
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            connection = self._open(path)
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            if create or writable(path.parent):
+                if isinstance(exc, StoreError):
+                    raise
+                raise store_error(exc, "open the history", path) from exc
+            connection = self._open_read_only(path)
+        self._connections[create] = connection
+        return connection
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        connection = sqlite3.connect(path, timeout=self.lock_timeout_s, isolation_level=None, check_same_thread=False)
         try:
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA journal_mode = WAL")
@@ -297,16 +355,47 @@ class History:
             migrate(connection)
         except NewerSchema as exc:
             connection.close()
-            raise StoreError(
-                f"{path} was written by a newer mlxchat (history schema {exc.found}; this version reads up to "
-                f"{SCHEMA_VERSION}). Upgrade mlxchat, or point MLXCHAT_DATA_DIR elsewhere.",
-                "newer-schema",
-            ) from exc
-        except (OSError, sqlite3.Error) as exc:
+            raise self._newer_schema(path, exc.found) from exc
+        except BaseException:
             connection.close()
-            raise store_error(exc, "open the history", path) from exc
-        self._connection = connection
+            raise
         return connection
+
+    def _open_read_only(self, path: Path) -> sqlite3.Connection:
+        """Read a history in a folder that takes no writes. SQLite needs to create a WAL database's `-shm` file
+        even to read it, which such a folder refuses, so the file is opened as immutable when plain read-only
+        fails: nothing can change it from here, and nothing here writes."""
+        last_error: BaseException | None = None
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                connection = sqlite3.connect(
+                    f"{path.as_uri()}?{options}", uri=True, timeout=self.lock_timeout_s, isolation_level=None,
+                    check_same_thread=False,
+                )
+                version = connection.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                last_error = exc
+                continue
+            if version > SCHEMA_VERSION:
+                connection.close()
+                raise self._newer_schema(path, version)
+            if version < SCHEMA_VERSION:
+                connection.close()
+                raise StoreError(
+                    f"Cannot read the history: {path} was written by an older mlxchat and its folder is read-only, "
+                    "so it cannot be upgraded. Make the folder writable once, or point MLXCHAT_DATA_DIR elsewhere.",
+                    "read-only",
+                )
+            self._opened_read_only = True
+            return connection
+        raise store_error(last_error, "open the history", path) from last_error
+
+    def _newer_schema(self, path: Path, found: int) -> StoreError:
+        return StoreError(
+            f"{path} was written by a newer mlxchat (history schema {found}; this version reads up to "
+            f"{SCHEMA_VERSION}). Upgrade mlxchat, or point MLXCHAT_DATA_DIR elsewhere.",
+            "newer-schema",
+        )
 
     def _reading(self, action: str):
         return _Transaction(self, action, write=False)
@@ -365,22 +454,24 @@ class History:
 
 
 class _Transaction:
-    """`with` block holding the lock and, for writes, one IMMEDIATE transaction committed on success."""
+    """`with` block holding the lock of one connection (read or write) and, for writes, one IMMEDIATE transaction
+    committed on success."""
 
     def __init__(self, history: History, action: str, write: bool) -> None:
         self.history, self.action, self.write = history, action, write
+        self.lock = history._locks[write]
 
     def __enter__(self) -> sqlite3.Connection | None:
-        self.history._lock.acquire()
+        self.lock.acquire()
         try:
             self.db = self.history._connect(create=self.write)
             if self.write:
                 self.db.execute("BEGIN IMMEDIATE")
         except StoreError:
-            self.history._lock.release()
+            self.lock.release()
             raise
         except sqlite3.Error as exc:
-            self.history._lock.release()
+            self.lock.release()
             raise store_error(exc, self.action, self.history.database_path) from exc
         return self.db
 
@@ -399,4 +490,4 @@ class _Transaction:
                 raise store_error(exc, self.action, self.history.database_path) from exc
             return False
         finally:
-            self.history._lock.release()
+            self.lock.release()

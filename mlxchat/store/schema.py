@@ -7,6 +7,7 @@ To change the schema, append a migration; never edit one that has shipped.
 Version history:
   1. conversations(id, title, created_at, updated_at); messages(id, conversation_id, role, text, created_at).
   2. conversation settings (JSON); message status and stats (JSON); content-addressed attachments.
+  3. conversations.opened_at: when a window last opened it (what `mlxchat -c` resumes).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attachments_by_message ON attachments(message_id, position);
     CREATE INDEX attachments_by_hash ON attachments(sha256);
     CREATE INDEX conversations_by_updated ON conversations(updated_at);
+    """,
+    # 3: when a conversation was last opened (resume reopens the one last used, read or written).
+    """
+    ALTER TABLE conversations ADD COLUMN opened_at REAL;
     """,
 )
 

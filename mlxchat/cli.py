@@ -574,13 +574,29 @@ def import_(
     gguf_file: Annotated[Path, typer.Argument(help="The .gguf file to convert.", show_default=False)],
     name: Annotated[Optional[str], typer.Option("--name", help="Name to use it by (default: the file's name).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite an imported model of that name.")] = False,
+    bits: Annotated[
+        Optional[int],
+        typer.Option(
+            "--bits",
+            help="Store every matrix in 4, 5, 6 or 8 bits (default: each keeps its GGUF precision where MLX can "
+            "hold it exactly, Q6_K becomes 6-bit, everything else 4-bit).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_float: Annotated[
+        bool, typer.Option("--keep-float", help="Store every weight unquantized: exact, but 4-8x larger.")
+    ] = False,
 ) -> None:
     """Convert a GGUF file into an MLX model in the data folder, so --model NAME can use it.
+
+    Reads llama, mistral, qwen2, qwen3, gemma2, gemma3 and phi3 files in every common quantization
+    (Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0, IQ4_XS, F16, ...). Ctrl+C stops it and leaves nothing behind.
 
     **Examples**
 
     ```
-    mlxchat import ~/Downloads/qwen2.5-0.5b-instruct-q4_0.gguf --name qwen-0.5b
+    mlxchat import ~/Downloads/qwen2.5-0.5b-instruct-q4_k_m.gguf --name qwen-0.5b
+    mlxchat import model-f16.gguf --bits 8
     mlxchat ask "Hello" --model qwen-0.5b
     ```
     """
@@ -598,7 +614,7 @@ def import_(
             print(f"\r\x1b[2K{step}", end="", file=sys.stderr, flush=True)
 
     try:
-        ref = import_gguf(path, name, progress=progress, replace=replace)
+        ref = import_gguf(path, name, progress=progress, replace=replace, bits=bits, keep_float=keep_float)
     except ModelWriteError as exc:  # this machine's problem, not the input's
         raise _error(str(exc), EXIT_FAILURE) from None
     except ModelError as exc:

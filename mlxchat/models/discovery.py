@@ -132,11 +132,14 @@ def import_gguf(
     *,
     progress: Callable[[str], None] | None = None,
     replace: bool = False,
+    bits: int | None = None,
+    keep_float: bool = False,
 ) -> ModelRef:
     """Convert a GGUF file into the imports folder under `name` (default: the file's stem) and describe it.
 
-    Raises `GGUFImportError` for an unreadable or unsupported file, and `ModelError` when a model of that
-    name exists already (unless `replace`) or the name is not a plain folder name.
+    `bits` and `keep_float` choose the output precision (see `convert_gguf`). Raises `GGUFImportError` for
+    an unreadable or unsupported file, and `ModelError` when a model of that name exists already (unless
+    `replace`) or the name is not a plain folder name.
     """
     gguf_path = Path(gguf_path).expanduser()
     name = name or re.sub(r"[^\w.-]+", "-", gguf_path.stem).strip("-.") or "imported-model"
@@ -145,7 +148,7 @@ def import_gguf(
     target = data_models_dir() / name
     if target.exists() and not replace:
         raise ModelError(f"An imported model named {name!r} already exists ({target}); choose another name.")
-    install_converted(gguf_path, target, progress=progress, replace=replace)
+    install_converted(gguf_path, target, progress=progress, replace=replace, bits=bits, keep_float=keep_float)
     return describe_folder(target, name=name, source="imported")
 
 

@@ -99,6 +99,8 @@ def convert_gguf(
 
     if bits is not None and bits not in ALLOWED_BITS:
         raise GGUFImportError(f"--bits {bits} is not supported; choose one of {', '.join(map(str, ALLOWED_BITS))}.")
+    if bits is not None and keep_float:
+        raise GGUFImportError("--bits and --keep-float contradict each other: choose one.")
     report: Progress = progress or (lambda _message: None)
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     report(f"Reading {gguf_path.name}")
@@ -175,8 +177,15 @@ def _check_shapes(header: GGUFHeader, arch: Architecture, config: dict[str, Any]
         if name not in expected:
             raise GGUFImportError(f"tensor {info.name} has no place in a {arch.gguf_name} model with this metadata.")
         if info.shape != expected[name]:
+            keys = ("embedding_length", "attention.head_count", "attention.head_count_kv", "attention.key_length",
+                    "feed_forward_length")  # fmt: skip
+            stated = ", ".join(
+                f"{arch.gguf_name}.{key} = {header.metadata[f'{arch.gguf_name}.{key}']}"
+                for key in keys
+                if f"{arch.gguf_name}.{key}" in header.metadata
+            )
             raise GGUFImportError(
-                f"tensor {info.name} has shape {info.shape}, but the metadata ({arch.gguf_name}.*) implies "
+                f"tensor {info.name} has shape {info.shape}, but the metadata ({stated}) implies "
                 f"{expected[name]}: the file is inconsistent."
             )
     missing = [n for n in expected if n not in given and not (n.startswith("lm_head") and config["tie_word_embeddings"])]

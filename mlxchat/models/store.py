@@ -42,12 +42,20 @@ def is_partial(folder: Path) -> bool:
 
 
 def install_converted(
-    gguf_path: Path, target: Path, *, progress: Callable[[str], None] | None = None, replace: bool = False
+    gguf_path: Path,
+    target: Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    replace: bool = False,
+    bits: int | None = None,
+    keep_float: bool = False,
 ) -> Path:
     """Convert `gguf_path` into `target` through a temp folder beside it, then rename it into place.
 
     With `replace`, an existing `target` is swapped out only after the new folder is complete. If another
-    process installs the same target first, its folder is kept and ours is discarded.
+    process installs the same target first, its folder is kept and ours is discarded. `bits` and
+    `keep_float` choose the output precision (see `convert_gguf`). An interrupted conversion (Ctrl+C)
+    removes its temp folder, so nothing is left behind.
     """
     from mlxchat.models.gguf import convert_gguf
 
@@ -59,7 +67,7 @@ def install_converted(
         raise _write_error(target, exc) from None
     try:
         try:
-            convert_gguf(gguf_path, work, progress=progress)
+            convert_gguf(gguf_path, work, progress=progress, bits=bits, keep_float=keep_float)
         except ModelError:
             raise
         except Exception as exc:  # the input was checked before; what fails now is writing the output

@@ -1,0 +1,356 @@
+"""Provides the long-conversation benchmark: resume from a saved prompt cache, image follow-ups, a chat that
+overflows its context, and the KV cache's memory with and without quantization.
+
+    python -m mlxchat.bench.long_bench --model PATH --json OUT [--quick]
+
+Measured through the engine, as the chat screen uses it (TTFT is the engine's own `Stats.ttft_s`):
+
+- **resume**: a conversation of about `history_tokens` is answered by one engine, which saves its prompt cache;
+  a fresh engine (a restart: its own owner thread, nothing in memory) answers the follow-up from the saved
+  cache, and another fresh engine without saved caches answers it cold. Target: resumed ≤ 10 % of cold.
+- **image follow-up**: the first turn of an image chat, then a text follow-up about the image. Target ≤ 20 %.
+- **long chat**: a scripted chat on a copy of the model that reads at most `overflow_context` tokens, run until
+  the truncate-middle window has moved twice; TTFT of each turn, the turns right after a move marked.
+- **memory**: one long prompt (up to the model's context, or `memory_context`) with kv_bits 16 (full
+  precision), 8 and 4: the KV cache's bytes (the saved cache file), peak memory, decode tok/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlxchat.engine import ChatRequest, ContextWindow, Engine, Finished, LoadModel, Message, SamplingParams, Started
+from mlxchat.engine.saved_caches import SavedCacheFolder
+
+from .stats import median
+
+FILLER = (
+    "The lighthouse keeper wrote in his log every evening: the wind from the west, the height of the waves, the "
+    "ships that passed and the colour of the sky before the storm. "
+)
+ANSWER = (
+    "Here is what I found. The keeper's log shows a pattern: storms came after three days of westerly wind, and "
+    "the ships that passed kept closer to the coast before them. I would read the next pages to be sure. "
+)
+
+
+@dataclass
+class LongBenchConfig:
+    model: str | None = None
+    history_tokens: int = 2000
+    overflow_context: int = 2048
+    overflow_question_tokens: int = 60
+    overflow_answer_tokens: int = 120
+    memory_context: int | None = None
+    """The long prompt's size for the memory run; None: the model's context less room for the answer."""
+    decode_tokens: int = 32
+    vision_model: str | None = None
+    """A vision model for the image follow-up; None: a tiny random one (mlxchat.models.random_vision)."""
+    image_rounds: int = 3
+
+
+@dataclass
+class Turn:
+    started: Started
+    finished: Finished
+    window: ContextWindow | None
+
+    @property
+    def ttft_s(self) -> float:
+        return self.finished.stats.ttft_s if self.finished.stats and self.finished.stats.ttft_s else float("nan")
+
+
+class Driver:
+    """One engine and its events; `ask` submits a chat turn and waits for its `Finished`."""
+
+    def __init__(self, *, saved: SavedCacheFolder | None = None, script=None) -> None:
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.engine = Engine(self.events.put, saved_caches=saved, script=script).start()
+
+    def load(self, model: str | None):
+        request = LoadModel(model)
+        self.engine.submit(request)
+        finished = self._wait(request.request_id)[-1]
+        if finished.reason != "stop":
+            raise RuntimeError(f"could not load {model}: {finished.error}")
+        return self.engine.model
+
+    def ask(self, messages, conversation_id: str, max_tokens: int, **options) -> Turn:
+        sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+        request = ChatRequest(tuple(messages), conversation_id=conversation_id, sampling=sampling, **options)
+        busy = self.engine.submit(request)
+        if busy is not None:
+            raise RuntimeError(busy.message)
+        events = self._wait(request.request_id)
+        finished = events[-1]
+        if finished.reason not in ("stop", "length"):
+            raise RuntimeError(f"turn failed ({finished.reason}): {finished.error}")
+        started = next(e for e in events if isinstance(e, Started))
+        window = next((e for e in events if isinstance(e, ContextWindow)), None)
+        return Turn(started, finished, window)
+
+    def _wait(self, request_id: str, timeout_s: float = 3600) -> list:
+        seen = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            if event.request_id == request_id:
+                seen.append(event)
+                if isinstance(event, Finished):
+                    return seen
+
+    def close(self) -> None:
+        self.engine.close(timeout_s=60)
+
+
+def count_tokens(model_path: str, text: str) -> int:
+    from transformers import AutoTokenizer
+
+    return len(AutoTokenizer.from_pretrained(model_path).encode(text, add_special_tokens=False))
+
+
+def history_of(tokens: int, model_path: str) -> list[Message]:
+    """User/assistant turns of filler text adding up to about `tokens` (counted with the model's tokenizer)."""
+    per_filler = max(1, count_tokens(model_path, FILLER))
+    per_answer = max(1, count_tokens(model_path, ANSWER))
+    messages: list[Message] = [Message("system", "You are a careful reader of old logs.")]
+    total, turn = 0, 0
+    while total < tokens:
+        messages.append(Message("user", f"Page {turn}: " + FILLER * 3))
+        messages.append(Message("assistant", ANSWER))
+        total += 3 * per_filler + per_answer + 12
+        turn += 1
+    messages.append(Message("user", "What does the log say about the storms?"))
+    return messages
+
+
+def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, Any]:
+    folder = SavedCacheFolder(work / "resume-caches")
+    first = Driver(saved=folder)
+    info = first.load(config.model)
+    history = history_of(config.history_tokens, info.path)
+    progress(f"resume: answering a {config.history_tokens}-token conversation and saving its cache")
+    answered = first.ask(history, "resume", config.decode_tokens)
+    first.close()
+    follow_up = history + [Message("assistant", answered.finished.text), Message("user", "And the ships?")]
+    saved_bytes = folder.file_for("resume").stat().st_size if folder.file_for("resume").exists() else 0
+
+    progress("resume: a fresh engine answers the follow-up from the saved cache")
+    resumed_engine = Driver(saved=folder)
+    resumed_engine.load(config.model)
+    resumed = resumed_engine.ask(follow_up, "resume", config.decode_tokens)
+    resumed_engine.close()
+
+    progress("resume: a fresh engine answers the follow-up cold")
+    cold_engine = Driver()
+    cold_engine.load(config.model)
+    cold = cold_engine.ask(follow_up, "resume-cold", config.decode_tokens)
+    cold_engine.close()
+    return {
+        "prompt_tokens": cold.started.prompt_tokens,
+        "cold_ttft_s": cold.ttft_s,
+        "resumed_ttft_s": resumed.ttft_s,
+        "resumed_cached_tokens": resumed.started.cached_tokens,
+        "resumed_over_cold": resumed.ttft_s / cold.ttft_s,
+        "target": "<= 0.10",
+        "saved_cache_bytes": saved_bytes,
+        "first_answer_ttft_s": answered.ttft_s,
+    }
+
+
+def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> dict[str, Any]:
+    from PIL import Image
+
+    model = config.vision_model
+    if model is None:
+        from mlxchat.models.random_vision import build_tiny_vlm
+
+        model = str(build_tiny_vlm(work / "tiny-vlm"))
+    image = work / "picture.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(image)
+    driver = Driver()
+    driver.load(model)
+    firsts, follow_ups, cached = [], [], []
+    for round_ in range(config.image_rounds):
+        progress(f"image follow-up: round {round_ + 1} of {config.image_rounds}")
+        opening = [Message("user", "What is in this picture?", (image,))]
+        first = driver.ask(opening, f"image-{round_}", config.decode_tokens)
+        follow = opening + [Message("assistant", first.finished.text), Message("user", "And its colours?")]
+        second = driver.ask(follow, f"image-{round_}", config.decode_tokens)
+        firsts.append(first.ttft_s)
+        follow_ups.append(second.ttft_s)
+        cached.append(second.started.cached_tokens)
+    driver.close()
+    return {
+        "model": model,
+        "first_image_turn_ttft_s": median(firsts),
+        "text_follow_up_ttft_s": median(follow_ups),
+        "follow_up_cached_tokens": cached,
+        "follow_up_route": second.started.route,
+        "follow_up_over_first": median(follow_ups) / median(firsts),
+        "target": "<= 0.20",
+    }
+
+
+def short_context_copy(model_path: str, context: int, folder: Path) -> Path:
+    """The model folder again (weights linked, not copied) with a config that reads at most `context` tokens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in Path(model_path).iterdir():
+        if entry.name != "config.json":
+            (folder / entry.name).symlink_to(entry.resolve())
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    for key in ("max_position_embeddings", "max_sequence_length", "n_positions", "seq_length"):
+        config.pop(key, None)
+    config["max_position_embeddings"] = context
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def measure_long_chat(config: LongBenchConfig, work: Path, progress, model_path: str) -> dict[str, Any]:
+    short = short_context_copy(model_path, config.overflow_context, work / "short-context")
+    answer_words = ANSWER.split() * 8
+    answer = " ".join(answer_words[: int(config.overflow_answer_tokens * 0.75)])
+    driver = Driver(script=lambda request: f"Page {len(request.messages)}. {answer}")
+    driver.load(str(short))
+
+    def question(number: int) -> str:  # every turn different, as in a real chat (identical turns would all match)
+        return f"Question {number}: " + " ".join(FILLER.split() * 4)[: config.overflow_question_tokens * 4]
+
+    messages = [Message("system", "You are a careful reader of old logs."), Message("user", question(0))]
+    turns: list[dict[str, Any]] = []
+    moves: list[int] = []  # indices of the turns whose window moved
+    hidden_before: tuple[int, ...] = ()
+    while not (len(moves) >= 2 and len(turns) >= moves[1] + 2) and len(turns) < 80:
+        turn = driver.ask(messages, "long-chat", config.overflow_answer_tokens)
+        hidden = turn.window.hidden if turn.window else ()
+        moved = bool(hidden) and hidden != hidden_before
+        after_move = bool(moves) and moves[-1] == len(turns) - 1
+        if moved:
+            moves.append(len(turns))
+        turns.append(
+            {
+                "turn": len(turns) + 1,
+                "prompt_tokens": turn.started.prompt_tokens,
+                "cached_tokens": turn.started.cached_tokens,
+                "hidden_messages": len(hidden),
+                "window_moved": moved,
+                "after_move": after_move,
+                "ttft_s": turn.ttft_s,
+                "reason": turn.finished.reason,
+            }
+        )
+        progress(f"long chat: turn {len(turns)}, {len(hidden)} messages out of view, TTFT {turn.ttft_s:.2f} s")
+        hidden_before = hidden
+        messages += [Message("assistant", turn.finished.text), Message("user", question(len(turns)))]
+    driver.close()
+    steady = [t["ttft_s"] for t in turns if not t["window_moved"] and t["turn"] > 1]
+    at_move = [t["ttft_s"] for t in turns if t["window_moved"]]
+    after_move = [t["ttft_s"] for t in turns if t["after_move"]]
+    return {
+        "context": config.overflow_context,
+        "turns": turns,
+        "window_moves_at_turns": [m + 1 for m in moves],
+        "median_ttft_s_without_move": median(steady) if steady else None,
+        "ttft_s_at_moves": at_move,
+        "ttft_s_after_moves": after_move,
+    }
+
+
+def measure_memory(config: LongBenchConfig, work: Path, progress, context_size: int) -> dict[str, Any]:
+    import mlx.core as mx
+
+    length = config.memory_context or context_size - config.decode_tokens - 64
+    folder = SavedCacheFolder(work / "memory-caches", cap_bytes=2**40)
+    results = {}
+    text = ""
+    for bits in (None, 8, 4):
+        label = "16" if bits is None else str(bits)
+        driver = Driver(saved=folder)
+        info = driver.load(config.model)
+        if not text:
+            text = FILLER * max(1, (length - 16) // max(1, count_tokens(info.path, FILLER)))
+        progress(f"memory: a {length}-token prompt with kv_bits {label}")
+        mx.reset_peak_memory()
+        turn = driver.ask([Message("user", text)], f"memory-{label}", config.decode_tokens, kv_bits=bits)
+        driver.close()
+        stats = turn.finished.stats
+        saved = folder.file_for(f"memory-{label}")
+        results[label] = {
+            "prompt_tokens": turn.started.prompt_tokens,
+            "kv_cache_bytes": saved.stat().st_size if saved.exists() else None,
+            "peak_memory_bytes": stats.peak_memory_bytes,
+            "decode_tps": stats.decode_tps,
+            "ttft_s": stats.ttft_s,
+        }
+    full = results["16"]
+    for label in ("8", "4"):
+        if full["kv_cache_bytes"] and results[label]["kv_cache_bytes"]:
+            results[label]["kv_bytes_vs_16"] = results[label]["kv_cache_bytes"] / full["kv_cache_bytes"]
+        if full["decode_tps"]:
+            results[label]["decode_vs_16"] = results[label]["decode_tps"] / full["decode_tps"]
+    return results
+
+
+def run(config: LongBenchConfig, progress=print) -> dict[str, Any]:
+    import mlx.core as mx
+
+    with tempfile.TemporaryDirectory(prefix="mlxchat-long-bench-") as temporary:
+        work = Path(temporary)
+        probe = Driver()
+        info = probe.load(config.model)
+        probe.close()
+        result: dict[str, Any] = {
+            "model": info.name,
+            "model_path": info.path,
+            "device": str(mx.default_device()),
+            "config": config.__dict__,
+        }
+        result["resume"] = measure_resume(config, work, progress)
+        result["image_follow_up"] = measure_image_follow_up(config, work, progress)
+        result["long_chat"] = measure_long_chat(config, work, progress, info.path)
+        result["memory"] = measure_memory(config, work, progress, info.context_size)
+    return result
+
+
+QUICK = dict(
+    history_tokens=600, overflow_context=1024, overflow_question_tokens=30, overflow_answer_tokens=48, memory_context=1024
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="model folder or name (default: the demo model)")
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    parser.add_argument("--quick", action="store_true", help=f"smaller sizes for a CPU: {QUICK}")
+    parser.add_argument("--history-tokens", type=int)
+    parser.add_argument("--overflow-context", type=int)
+    parser.add_argument("--memory-context", type=int)
+    parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
+    args = parser.parse_args(argv)
+    config = LongBenchConfig(model=args.model, vision_model=args.vision_model)
+    for name, value in (QUICK if args.quick else {}).items():
+        setattr(config, name, value)
+    for name in ("history_tokens", "overflow_context", "memory_context"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    result = run(config, progress=lambda line: print(line, flush=True))
+    text = json.dumps(result, indent=2, default=str)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text, flush=True)
+    from mlxchat.exit import flush_stdio
+
+    flush_stdio()
+    os._exit(0)  # engine threads that generated and finished abort the interpreter's exit (NOTES-MLX.md)
+
+
+if __name__ == "__main__":
+    main()

@@ -170,7 +170,10 @@ def resolve_sampling(
     config) and the loaded model's `generation_config.json`; the settings screen calls it with all three layers
     to show each value's source.
     """
-    layers = (("conversation", conversation), ("config.toml", config or {}), ("model", model or {}))
+    config = config or {}
+    # A conversation starts as a copy of config.toml's values: one still equal to the file's is the file's.
+    conversation = {name: value for name, value in conversation.items() if value != config.get(name)}
+    layers = (("conversation", conversation), ("config.toml", config), ("model", model or {}))
     chosen: dict[str, tuple[float, str]] = {}
     for name, fallback in SAMPLING_DEFAULTS.items():
         chosen[name] = next(

@@ -148,8 +148,9 @@ def test_delete_question(snap_compare, staged_app, tmp_path, monkeypatch):
 
 
 def test_settings_modal(snap_compare, staged_app):
-    """You should see the settings modal for "New chat": an empty system prompt box, temperature 0.7, top-p 1.0,
-    max tokens 1024, an empty seed and an empty model field, with Save and Cancel buttons."""
+    """You should see the settings modal for "New chat": an empty system prompt box, then empty temperature, top-p,
+    top-k and min-p fields, each with the value that applies beside it ("0.7, mlxchat's default", "1, mlxchat's
+    default", "0, …", "0, …"), and Save and Cancel buttons."""
 
     async def scene(pilot, engine):
         await staged.loaded_scene(pilot, engine)

@@ -38,6 +38,8 @@ from mlxchat.engine import (
     ThinkingDone,
 )
 from mlxchat.engine.core import EngineCore
+from mlxchat.engine.errors import RequestError
+from mlxchat.engine.vision_inputs import load_image
 from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
 from mlxchat.settings import ChatSettings
 from mlxchat.terminal_text import visible
@@ -85,7 +87,7 @@ class BadInput(Exception):
 
 
 def check_images(images: tuple[Path, ...]) -> tuple[Path, ...]:
-    """Absolute paths of readable image files; raises `BadInput` naming the first one that is not."""
+    """Absolute paths of readable, decodable image files; raises `BadInput` naming the first one that is not."""
     checked = []
     for image in images:
         path = Path(image).expanduser()
@@ -93,11 +95,10 @@ def check_images(images: tuple[Path, ...]) -> tuple[Path, ...]:
             raise BadInput(f"image not found: {image}")
         if not path.is_file():
             raise BadInput(f"not an image file: {image}")
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise BadInput(f"cannot read image {image}: {exc.strerror or exc}") from None
+        try:  # the engine's own check, made up front: a damaged image is bad input too (exit 2), not a failure
+            load_image(path)
+        except RequestError as exc:
+            raise BadInput(str(exc)) from None
         checked.append(path.resolve())
     return tuple(checked)
 

@@ -10,9 +10,12 @@ lost except memory and time.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import RequestError
 from .requests import Message
@@ -30,14 +33,16 @@ def load_image(path: Path | str):
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path).expanduser()
-    if not path.exists():
-        raise RequestError(f"Image not found: {path}")
-    if path.is_dir():
-        raise RequestError(f"{path} is a folder, not an image.")
     try:
-        with warnings.catch_warnings():  # large but allowed images warn on stderr, which would garble a TUI
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _read(path)
+        with open_image_file(path) as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # it would garble a TUI's screen
+            return _read(handle)
+    except FileNotFoundError:
+        raise RequestError(f"Image not found: {path}") from None
+    except IsADirectoryError:
+        raise RequestError(f"{path} is a folder, not an image.") from None
+    except NotARegularFile as exc:
+        raise RequestError(f"{path} is {exc.kind}, not an image file.") from None
     except UnidentifiedImageError:
         raise RequestError(f"{path} is not an image (or not in a format Pillow can read).") from None
     except Image.DecompressionBombError:
@@ -52,13 +57,52 @@ def load_image(path: Path | str):
         raise RequestError(f"{path} is damaged and cannot be read as an image ({detail}).") from None
 
 
-def _read(path: Path):
+class NotARegularFile(OSError):
+    """The path is a FIFO, a socket or a device: reading it could block for ever or never end."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def open_image_file(path: Path) -> BinaryIO:
+    """Open `path` to read an image from, never blocking: only a regular file is read.
+
+    A FIFO named `photo.png` would block `open()` until something writes to it (a frozen UI), and a device may
+    never end; the file is opened non-blocking and checked with `fstat` on the open descriptor, so a file
+    swapped after a check cannot slip through. Raises `FileNotFoundError`, `IsADirectoryError`,
+    `PermissionError` or `NotARegularFile`.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a Unix socket cannot be opened at all
+            raise NotARegularFile("a socket") from None
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(str(path))
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(next((kind for test, kind in _SPECIAL_KINDS if test(mode)), "not a regular file"))
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _read(handle: BinaryIO):
     """Verify, then decode (reduced where the format allows), orient and shrink."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as probe:
+    with Image.open(handle) as probe:
         probe.verify()  # checks the file's structure without decoding the pixels
-    with Image.open(path) as image:
+    handle.seek(0)
+    with Image.open(handle) as image:
         image.draft("RGB", (MAX_IMAGE_EDGE, MAX_IMAGE_EDGE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
         image.load()
         image = eight_bit(ImageOps.exif_transpose(image))

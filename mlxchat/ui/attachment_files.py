@@ -9,6 +9,7 @@ with half blocks without touching Pillow again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,21 +49,19 @@ def open_attachment(path: Path) -> Attachment:
 
     from PIL import Image, UnidentifiedImageError
 
+    from mlxchat.engine.vision_inputs import NotARegularFile, open_image_file
+
     path = Path(path).expanduser()
     name = path.name or str(path)
-    if not path.exists():
-        raise AttachmentError(f"Cannot attach {name}: there is no such file ({path}).")
-    if path.is_dir():
-        raise AttachmentError(f"Cannot attach {name}: it is a folder, not an image.")
     too_large = (
         f"Cannot attach {name}: the image is too large ({{}}); mlxchat takes up to "
         f"{MAX_PIXELS // 1_000_000} megapixels. Scale it down and attach the smaller copy."
     )
     try:
-        size_bytes = path.stat().st_size
-        with warnings.catch_warnings():
+        with open_image_file(path) as handle, warnings.catch_warnings():
+            size_bytes = os.fstat(handle.fileno()).st_size
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, in words
-            with Image.open(path) as image:
+            with Image.open(handle) as image:
                 width, height = image.size  # from the header, before anything is decoded
                 if width * height > MAX_PIXELS:
                     raise AttachmentError(too_large.format(f"{width}×{height} pixels"))
@@ -70,6 +69,12 @@ def open_attachment(path: Path) -> Attachment:
                 image_format = image.format or path.suffix.lstrip(".").upper()
                 image.load()
                 preview = _preview(image)
+    except FileNotFoundError:
+        raise AttachmentError(f"Cannot attach {name}: there is no such file ({path}).") from None
+    except IsADirectoryError:
+        raise AttachmentError(f"Cannot attach {name}: it is a folder, not an image.") from None
+    except NotARegularFile as exc:
+        raise AttachmentError(f"Cannot attach {name}: it is {exc.kind}, not an image file.") from None
     except Image.DecompressionBombError:
         raise AttachmentError(too_large.format("over Pillow's safety limit")) from None
     except PermissionError:

@@ -1,18 +1,35 @@
-"""Provides `SessionStore`: keeps the chat screen's `ChatSession` and the history database in step.
+"""Provides `SessionStore`: keeps the chat screen's `ChatSession` and the history database in step, off the UI's
+event loop, losing nothing when a write fails.
 
-Messages are written when they finish, never per token: a user turn when the engine accepts it, an answer once
-at its `Finished` (complete, stopped or failed; a continued answer updates the same row). The conversation row
-is created with the first message, so opening and leaving an empty chat leaves nothing behind. A failed write
-never loses what is on screen: the session stays in memory, the user gets one line saying what was not saved,
-and the next write tries again.
+What is written, and when: a user turn when the engine accepts it; an answer at its `Finished` (complete,
+stopped or failed; a continued answer updates the same row), and, while it streams, every `partial_every_s`
+seconds as "stopped" (so a `kill -9` loses at most those last seconds). The conversation row is created with
+the first message, so opening and leaving an empty chat leaves nothing behind. Nothing is written per token.
+
+How: every write goes into one queue, in order, and one history thread does them; the event loop never waits for
+SQLite (another window may hold its lock for seconds). A write that waits longer than `lock_notice_after_s` is
+named on screen. A write that fails (full disk, lock held past the store's bounded wait, read-only folder) stays
+at the head of the queue with everything behind it, and is tried again later, and whenever new work arrives: so
+an answer is never written while its question is unsaved, and the order on disk is the order on screen. At quit
+the app calls `flush`; what is still unsaved after it is in `unsaved_sessions()`, which `export_unsaved` writes
+to a Markdown file.
+
+Reads (opening a conversation, the list) happen at once: the store's reads never wait behind writes.
 
 Without a `History` (tests, `--no-history` one day) every method is a no-op that succeeds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Callable
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 from mlxchat.engine import Stats
 from mlxchat.settings import ChatSettings
@@ -20,6 +37,13 @@ from mlxchat.settings import ChatSettings
 from .chat_model import ChatSession, Turn
 
 Report = Callable[[str], None]
+
+PARTIAL_EVERY_S = 3.0
+"""How often a streaming answer is saved (as "stopped"): what a `kill -9` can lose at most."""
+LOCK_NOTICE_AFTER_S = 1.0
+"""A write still waiting after this long is named on screen (another window holds the history's lock)."""
+RETRY_AFTER_S = (2.0, 60.0)
+"""A failed write is tried again after the first figure, doubling up to the second (and whenever more comes)."""
 
 
 def stats_from_dict(data) -> Stats | None:
@@ -58,81 +82,178 @@ def session_from(conversation) -> ChatSession:
     )
 
 
-class SessionStore:
-    """Writes sessions to `history` (or nowhere). `report` shows a problem to the user."""
+def conversation_of(session: ChatSession):
+    """The session as the store's `Conversation` value (for export), whether or not it was ever saved; an answer
+    still streaming counts as stopped."""
+    from mlxchat.store import Conversation, StoredAttachment, StoredMessage
 
-    def __init__(self, history, report: Report) -> None:
+    now = datetime.now(timezone.utc)
+    messages = tuple(
+        StoredMessage(
+            id=turn.stored_id or 0,
+            conversation_id=session.stored_id or session.id,
+            role=turn.role,
+            text=turn.text,
+            status=stored_status(turn),
+            created_at=now,
+            stats=dataclasses.asdict(turn.stats) if turn.stats is not None else None,
+            attachments=tuple(StoredAttachment("", path.name, path, 0) for path in turn.images),
+        )
+        for turn in session.turns
+    )
+    return Conversation(session.stored_id or session.id, session.title, now, now, session.settings, messages)
+
+
+def stored_status(turn: Turn) -> str:
+    """What the history keeps for a turn: one still streaming is saved as stopped (continue picks it up)."""
+    return "stopped" if turn.status == "streaming" else turn.status
+
+
+@dataclass
+class _Write:
+    """One queued write: `run` does it on the history thread and may raise `StoreError`."""
+
+    what: str
+    """Named in a failure notice: "your message", "the answer"."""
+    run: Callable[[], object]
+    session: ChatSession | None
+    optional: bool = False
+    """Dropped instead of retried when it fails (noting when a conversation was opened)."""
+    partial_of: Turn | None = None
+
+
+class SessionStore:
+    """Writes sessions to `history` (or nowhere). `report` shows a problem, or its end, to the user."""
+
+    def __init__(
+        self,
+        history,
+        report: Report,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        partial_every_s: float = PARTIAL_EVERY_S,
+        lock_notice_after_s: float = LOCK_NOTICE_AFTER_S,
+        retry_after_s: tuple[float, float] = RETRY_AFTER_S,
+    ) -> None:
         self.history = history
-        self._report = report
+        self._report_to_user = report
+        self._clock = clock
+        self.partial_every_s = partial_every_s
+        self.lock_notice_after_s = lock_notice_after_s
+        self.retry_after_s = retry_after_s
+        self._queue: deque[_Write] = deque()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pump: asyncio.Task | None = None
+        self._wake: asyncio.Event | None = None
+        self._flushing = False
+        self._troubled = False
+        """A failure or a long wait was reported and not yet followed by "saved"."""
+        self._partial_saved_at: dict[int, float] = {}
 
     @property
     def enabled(self) -> bool:
         return self.history is not None
 
-    def _attempt(self, what: str, write: Callable[[], object]) -> bool:
-        from mlxchat.store import StoreError
+    @property
+    def read_only(self) -> bool:
+        """True when the history can be read but nothing can be saved (a read-only data folder)."""
+        return self.enabled and self.history.read_only
 
-        try:
-            write()
-        except StoreError as exc:
-            self._report(f"History not saved ({what}): {exc} The conversation stays on screen.")
-            return False
-        return True
-
-    def _ensure_conversation(self, session: ChatSession) -> str | None:
-        if session.stored_id is None:
-            conversation = self.history.create_conversation(settings=session.settings)
-            session.stored_id = conversation.id
-        return session.stored_id
+    # ---- writes ---------------------------------------------------------------------------------------------
 
     def save_user(self, session: ChatSession, turn: Turn) -> None:
         if not self.enabled:
             return
+        if session.stored_id is None and [t for t in session.turns if t.role == "user"] == [turn]:
+            from mlxchat.store.rows import auto_title  # the store names a new conversation by the same rule
+
+            session.title = auto_title(turn.text)
 
         def write() -> None:
-            conversation_id = self._ensure_conversation(session)
-            stored = self.history.add_message(conversation_id, "user", turn.text, images=turn.images)
+            stored = self.history.add_message(self._conversation_id(session), "user", turn.text, images=turn.images)
             turn.stored_id = stored.id
-            if len([t for t in session.turns if t.role == "user"]) == 1:
-                session.title = self.history.get_conversation(conversation_id).title
 
-        self._attempt("your message", write)
+        self._enqueue(_Write("your message", write, session))
 
     def save_answer(self, session: ChatSession, turn: Turn) -> None:
+        """Save an answer that has ended (or, through `save_partial`, one still streaming)."""
         if not self.enabled or turn.role != "assistant":
             return
+        self._partial_saved_at.pop(id(turn), None)
+        self._enqueue(_Write("the answer", lambda: self._write_answer(session, turn), session))
 
-        def write() -> None:
-            conversation_id = self._ensure_conversation(session)
-            if turn.stored_id is None:
-                stored = self.history.add_message(
-                    conversation_id, "assistant", turn.text, status=turn.status, stats=turn.stats
-                )
-                turn.stored_id = stored.id
-            else:
-                self.history.update_message(turn.stored_id, text=turn.text, status=turn.status, stats=turn.stats)
+    def save_partial(self, session: ChatSession, turn: Turn) -> None:
+        """Called as an answer streams: saves it (as stopped) at most every `partial_every_s` seconds, and never
+        queues a second save of it while one is waiting."""
+        if not self.enabled or turn.role != "assistant" or not turn.text:
+            return
+        now = self._clock()
+        last = self._partial_saved_at.setdefault(id(turn), now)
+        if now - last < self.partial_every_s or any(write.partial_of is turn for write in self._queue):
+            return
+        self._partial_saved_at[id(turn)] = now
+        self._enqueue(_Write("the answer so far", lambda: self._write_answer(session, turn), session, partial_of=turn))
 
-        self._attempt("the answer", write)
+    def drop(self, turns: Sequence[Turn]) -> None:
+        """Delete exactly these turns (regenerate, edit and resend). Another window's turns in the same
+        conversation stay: each window removes only what it shows."""
+        if self.enabled and turns:
+            turns = list(turns)
+            self._enqueue(
+                _Write("the removal", lambda: self.history.delete_messages([t.stored_id for t in turns if t.stored_id]), None)
+            )
 
     def drop_from(self, turn: Turn) -> None:
-        """Delete `turn` and everything after it (regenerate, edit and resend)."""
-        if self.enabled and turn.stored_id is not None:
-            self._attempt("the removal", lambda: self.history.delete_messages_from(turn.stored_id))
+        """Delete `turn` and everything after it in the conversation (regenerate, edit and resend)."""
+        if self.enabled:
+            self._enqueue(
+                _Write("the removal", lambda: turn.stored_id and self.history.delete_messages_from(turn.stored_id), None)
+            )
 
     def save_settings(self, session: ChatSession, settings: ChatSettings) -> None:
         session.settings = settings
-        if self.enabled and session.stored_id is not None:
-            self._attempt("the settings", lambda: self.history.update_settings(session.stored_id, settings))
+        if self.enabled:
+
+            def write() -> None:
+                if session.stored_id is not None:  # else they are saved with the conversation's first message
+                    self.history.update_settings(session.stored_id, session.settings)
+
+            self._enqueue(_Write("the settings", write, session))
+
+    def _conversation_id(self, session: ChatSession) -> str:
+        if session.stored_id is None:
+            session.stored_id = self.history.create_conversation(settings=session.settings).id
+        return session.stored_id
+
+    def _write_answer(self, session: ChatSession, turn: Turn) -> None:
+        status = stored_status(turn)
+        if turn.stored_id is None:
+            stored = self.history.add_message(
+                self._conversation_id(session), "assistant", turn.text, status=status, stats=turn.stats
+            )
+            turn.stored_id = stored.id
+        else:
+            self.history.update_message(turn.stored_id, text=turn.text, status=status, stats=turn.stats)
+
+    # ---- reads ----------------------------------------------------------------------------------------------
 
     def load(self, conversation_id: str) -> ChatSession | None:
-        """The stored conversation as a session, or None (with a report) when it cannot be read."""
+        """The stored conversation as a session, or None (with a report) when it cannot be read. Opening it is
+        noted, so `mlxchat -c` comes back to it."""
         from mlxchat.store import StoreError
 
         try:
-            return session_from(self.history.get_conversation(conversation_id))
+            session = session_from(self.history.get_conversation(conversation_id))
         except StoreError as exc:
             self._report(f"Cannot open that conversation: {exc}")
             return None
+        self.note_opened(conversation_id)
+        return session
+
+    def note_opened(self, conversation_id: str) -> None:
+        """Remember that this conversation was opened now (best effort: nothing is lost when it fails)."""
+        if self.enabled and not self.read_only:
+            self._enqueue(_Write("", lambda: self.history.mark_opened(conversation_id), None, optional=True))
 
     def exists(self, conversation_id: str | None) -> bool:
         from mlxchat.store import StoreError
@@ -144,3 +265,152 @@ class SessionStore:
         except StoreError:
             return False
         return True
+
+    # ---- what is not saved ----------------------------------------------------------------------------------
+
+    @property
+    def unsaved_count(self) -> int:
+        """Writes still waiting (turns, removals, settings), not counting best-effort notes."""
+        return sum(not write.optional for write in self._queue)
+
+    def unsaved_sessions(self) -> list[ChatSession]:
+        """The conversations with something not yet in the history, each once, in the order of their writes."""
+        sessions: list[ChatSession] = []
+        for write in self._queue:
+            if not write.optional and write.session is not None and all(s is not write.session for s in sessions):
+                sessions.append(write.session)
+        return sessions
+
+    def export_unsaved(self, folders: Iterable[Path]) -> list[Path]:
+        """Write each conversation with unsaved turns, whole, as Markdown into the first of `folders` that takes
+        it; returns the files. Raises OSError when no folder does."""
+        from mlxchat.store import export_conversation, suggested_file_name
+
+        written = []
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        for session in self.unsaved_sessions():
+            conversation = conversation_of(session)
+            name = f"unsaved-{stamp}-{suggested_file_name(conversation)}"
+            error: OSError | None = None
+            for folder in folders:
+                try:
+                    written.append(export_conversation(conversation, Path(folder) / name, "markdown"))
+                    break
+                except OSError as exc:
+                    error = exc
+            else:
+                raise error or OSError("no folder to write the unsaved conversation to")
+        return written
+
+    async def flush(self, timeout_s: float = 10.0) -> bool:
+        """Try every waiting write now (once more for one that failed), waiting at most `timeout_s`. True when
+        nothing is left unsaved."""
+        if not self.enabled or not self._queue:
+            return self.unsaved_count == 0
+        self._flushing = True
+        try:
+            self._start_pump()
+            if self._pump is not None:
+                await asyncio.wait({self._pump}, timeout=timeout_s)
+        finally:
+            self._flushing = False
+        return self.unsaved_count == 0
+
+    def close(self) -> None:
+        """Stop the history thread (writes still queued stay in `unsaved_sessions()`)."""
+        if self._pump is not None:
+            self._pump.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    # ---- the queue ------------------------------------------------------------------------------------------
+
+    def _report(self, text: str) -> None:
+        try:
+            self._report_to_user(text)
+        except Exception:  # the screen may be gone while the app closes; saving must go on regardless
+            pass
+
+    def _enqueue(self, write: _Write) -> None:
+        self._queue.append(write)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a plain test): write now, on this thread
+            self._write_all_now()
+            return
+        self._start_pump()
+
+    def _start_pump(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._run_queue(), name="history writes")
+
+    def _write_all_now(self) -> None:
+        from mlxchat.store import StoreError
+
+        while self._queue:
+            write = self._queue[0]
+            try:
+                write.run()
+            except StoreError as exc:
+                if not write.optional:
+                    self._report_failure(write, exc)
+                    return
+            self._queue.popleft()
+
+    async def _run_queue(self) -> None:
+        """Do the queued writes in order; a failed one is retried (later, or when woken) before anything behind
+        it. Ends when the queue is empty, or after one failed round while flushing."""
+        delay = self.retry_after_s[0]
+        while self._queue:
+            self._wake.clear()
+            write = self._queue[0]
+            error = await self._attempt(write)
+            if error is None or write.optional or error.kind == "not-found":
+                self._queue.popleft()
+                if error is not None and not write.optional:
+                    self._report(f"History not saved ({write.what}): {error}")
+                delay = self.retry_after_s[0]
+                continue
+            self._report_failure(write, error)
+            if self._flushing:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, self.retry_after_s[1])
+        if self._troubled:
+            self._troubled = False
+            self._report("History saved again: everything on screen is in it now.")
+
+    async def _attempt(self, write: _Write):
+        """Run one write on the history thread; the StoreError it raised, or None. A long wait is named."""
+        from mlxchat.store import StoreError
+
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
+        future = asyncio.get_running_loop().run_in_executor(self._executor, write.run)
+        done, _ = await asyncio.wait({future}, timeout=self.lock_notice_after_s)
+        if not done and not write.optional:
+            self._troubled = True
+            self._report(
+                "Saving to the history is waiting: another program (another mlxchat window?) holds its lock. "
+                "The conversation stays on screen and is saved when the lock is free."
+            )
+        try:
+            await future
+        except StoreError as exc:
+            return exc
+        except Exception as exc:  # a bug must not lose the turn or end the chat: keep it and say so
+            return StoreError(f"Cannot save ({exc.__class__.__name__}: {exc}).", "other")
+        return None
+
+    def _report_failure(self, write: _Write, error) -> None:
+        if not self._troubled:
+            waiting = "" if self.read_only else " and saving is tried again"
+            self._report(f"History not saved ({write.what}): {error} The conversation stays on screen{waiting}.")
+        self._troubled = True

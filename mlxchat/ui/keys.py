@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping
 
 from textual.binding import Binding
+from textual.keys import KEY_NAME_REPLACEMENTS, Keys, key_to_character
 
 Scope = Literal["app", "chat", "prompt"]
 
@@ -91,6 +92,41 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("command_palette", "ctrl+p", "command_palette", "Commands", "Search every action", "app"),
     ActionSpec("quit", "ctrl+q", "quit", "Quit", "Quit; a running answer is stopped and drained first", "app", footer=True, priority=True),
 )
+
+
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+_NAMED_KEYS = frozenset(key.value.rpartition("+")[2] for key in Keys if not key.value.startswith("<")) | frozenset(
+    KEY_NAME_REPLACEMENTS.values()
+)
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` ("ctrl+shift+up", "f5", "question_mark") is not a key Textual can bind, or None when it is."""
+    *modifiers, name = key.strip().lower().split("+")
+    if any(modifier not in MODIFIERS for modifier in modifiers):
+        bad = next(modifier for modifier in modifiers if modifier not in MODIFIERS)
+        return f"{bad!r} is not a modifier (ctrl, shift, alt, meta, super)" if bad else "a '+' with no key beside it"
+    if name in _NAMED_KEYS or (len(name) == 1 and name.isprintable()) or key_to_character(name) is not None:
+        return None
+    return f"{name!r} is not a key name (examples: ctrl+n, f5, escape, pageup, question_mark)"
+
+
+def checked_keymap(keymap: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The keymap entries whose keys are all valid, and one problem line per entry left out.
+
+    An entry with a key Textual cannot parse would replace the action's keys with nothing usable (the quit key
+    was lost that way): it is rejected whole, and the action keeps its default keys.
+    """
+    kept, problems = {}, []
+    for binding_id, keys in keymap.items():
+        why = next((key_problem(key) for key in keys.split(",") if key_problem(key)), None)
+        if why:
+            spec = next((spec for spec in ACTIONS if spec.id == binding_id), None)
+            default = f"; {binding_id} keeps {keys_for(spec, {})}" if spec else ""
+            problems.append(f"config.toml: keymap.{binding_id} = {keys!r} ignored: {why}{default}.")
+        else:
+            kept[binding_id] = keys
+    return kept, problems
 
 
 def bindings(scope: Scope, actions: Iterable[ActionSpec] = ACTIONS) -> list[Binding]:

@@ -26,6 +26,11 @@ _LLAMA3_REGEX = (
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
+_QWEN2_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
+)  # Llama 3's, but one digit per piece (Qwen2, Qwen2.5, Qwen3)
+
 # tokenizer.ggml.pre value -> pre-tokenizer family (llama.cpp groups them the same way).
 _PRE_TOKENIZERS = {
     "default": "gpt2",
@@ -40,6 +45,7 @@ _PRE_TOKENIZERS = {
     "smaug-bpe": "llama3",
     "dbrx": "llama3",
     "falcon3": "llama3",
+    "qwen2": "qwen2",
 }
 SUPPORTED_TOKENIZERS = "gpt2 (pre-tokenizers: " + ", ".join(sorted(_PRE_TOKENIZERS)) + ") and llama (SentencePiece)"
 
@@ -143,10 +149,11 @@ def _byte_level_bpe(metadata: dict[str, Any]) -> Any:
         )
     )
     prefix = bool(metadata.get("tokenizer.ggml.add_space_prefix", False))
-    if family == "llama3":
+    if family in ("llama3", "qwen2"):
+        regex = _LLAMA3_REGEX if family == "llama3" else _QWEN2_REGEX
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             [
-                pre_tokenizers.Split(Regex(_LLAMA3_REGEX), behavior="isolated"),
+                pre_tokenizers.Split(Regex(regex), behavior="isolated"),
                 pre_tokenizers.ByteLevel(add_prefix_space=prefix, use_regex=False),
             ]
         )

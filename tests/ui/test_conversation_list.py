@@ -9,6 +9,7 @@ import pytest
 from textual.app import App
 
 from mlxchat.store import History
+from mounts import mounted  # noqa: F401 (fixture)
 from mlxchat.ui.screens.conversations import ConversationsScreen
 from mlxchat.ui.screens.dialogs import ConfirmScreen
 
@@ -116,3 +117,25 @@ async def test_a_delete_that_fails_keeps_the_selection_and_says_why(three, monke
         assert screen.highlighted.title == "Cats 0"
         assert "read-only" in str(screen.query_one("#conversations-problem").content)
         assert titles(three) == ["Birds 0", "Dogs 0", "Cats 0"]
+
+
+async def test_a_read_only_history_is_listed_and_says_it_is_read_only(mounted, tmp_path):
+    """Before: the list said "No conversations yet" under "… cannot be created or opened"."""
+    mount = mounted(tmp_path / "data")
+    writable = History(mount.folder)
+    writable.add_message(writable.create_conversation().id, "user", "Kept from before")
+    writable.close()
+    mount.read_only()
+    history = History(mount.folder)
+    app = ListHost(history, None)
+    async with app.run_test() as pilot:
+        screen = await open_list(pilot)
+        assert [s.title for s in screen.summaries] == ["Kept from before"]
+        problem = str(screen.query_one("#conversations-problem").content)
+        assert problem.startswith("Read-only:") and "cannot be created" not in problem
+        await pilot.press("f8")
+        assert app.screen is screen, "no delete question for a history that cannot change"
+        await pilot.press("f2")
+        assert app.screen is screen
+        assert [s.title for s in history.list_conversations()] == ["Kept from before"]
+    history.close()

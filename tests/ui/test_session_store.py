@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from mounts import mounted  # noqa: F401 (fixture)
 
 from mlxchat.store import History, StoreError
 from mlxchat.ui.chat_model import ChatSession, Turn
@@ -195,27 +196,3 @@ async def test_opening_a_conversation_is_noted_for_resume(history, notices):
     assert store.load(older.id).title == "older"
     await settled(store)
     assert history.last_conversation().id == older.id
-
-
-@pytest.fixture
-def mounted(tmp_path):
-    """`mounted(folder)`: a small tmpfs at `folder` with `.read_only()`; skipped without the right to mount."""
-    import subprocess
-
-    mounts = []
-
-    class Mount:
-        def __init__(self, folder: Path) -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
-            if done.returncode != 0:
-                pytest.skip(f"cannot mount a file system here ({done.stderr.decode().strip() or 'no permission'})")
-            mounts.append(folder)
-            self.folder = folder
-
-        def read_only(self) -> None:
-            subprocess.run(["mount", "-o", "remount,ro", str(self.folder)], check=True, capture_output=True)
-
-    yield Mount
-    for folder in mounts:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -85,7 +85,23 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
     def on_mount(self) -> None:
         self.query_one("#conversations-problem").display = False
         self.refresh_list(from_top=True)
+        if self.history.read_only:
+            self.show_problem(self.read_only_line)
         self.query_one(Input).focus()
+
+    @property
+    def read_only_line(self) -> str:
+        return (
+            f"Read-only: {self.history.data_dir} cannot be written. Conversations are shown; renames, deletes "
+            "and new messages are not saved."
+        )
+
+    def _refused_read_only(self) -> bool:
+        if self.history.read_only:
+            self.show_problem(self.read_only_line)
+            self.app.bell()
+            return True
+        return False
 
     def refresh_list(self, from_top: bool = False) -> None:
         """Read the list again. The highlighted conversation stays highlighted (a cancelled or failed delete, a
@@ -147,7 +163,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
 
     def action_rename(self) -> None:
         summary = self.highlighted
-        if summary is None:
+        if summary is None or self._refused_read_only():
             return
 
         def rename(title: str | None) -> None:
@@ -191,7 +207,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
 
     def action_delete(self) -> None:
         summary = self.highlighted
-        if summary is None:
+        if summary is None or self._refused_read_only():
             return
 
         def delete(confirmed: bool | None) -> None:

@@ -45,7 +45,12 @@ class ActionSpec:
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("send", "enter", "submit", "Send", "Send the prompt (with the attached images)", "prompt"),
-    ActionSpec("newline", "ctrl+j,shift+enter,alt+enter", "newline", "New line", "Insert a line break", "prompt"),
+    ActionSpec(
+        "newline", "ctrl+j,shift+enter,alt+enter", "newline", "New line",
+        "Insert a line break. Ctrl+J works in every terminal; Shift+Enter and Alt+Enter only where the terminal "
+        "reports them (kitty keyboard protocol: kitty, WezTerm, foot, Ghostty); elsewhere they may send",
+        "prompt",
+    ),
     ActionSpec(
         "history", "up,down", "cursor_up", "Earlier prompts", "Up on the first line / Down on the last recall prompts",
         "prompt",

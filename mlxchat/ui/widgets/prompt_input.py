@@ -2,7 +2,9 @@
 
 Enter sends and a newline key inserts a line break. Terminals disagree about newline keys: Ctrl+J sends a line
 feed everywhere, Shift+Enter and Alt+Enter reach the app only in terminals with the kitty keyboard protocol or
-similar, so all three are bound. Both are bindings with ids, so a keymap can swap them. Up on the first line
+similar, so all three are bound. Elsewhere Alt+Enter is ESC then CR: when those come as two keys, the Enter
+inserts a line break; when they come as one sequence Textual reports a plain Enter, which cannot be told apart,
+so the help names Ctrl+J as the newline key that works everywhere. Both are bindings with ids, so a keymap can swap them. Up on the first line
 and Down on the last line recall earlier prompts, like a shell. A paste that starts with image paths (what a
 terminal pastes when a file is dropped on it) becomes a `PathsDropped` message instead of text.
 """
@@ -10,12 +12,17 @@ terminal pastes when a file is dropped on it) becomes a `PathsDropped` message i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from time import monotonic
 
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
 
 from ..keys import ACTIONS
+
+ALT_ENTER_GAP_S = 0.15
+"""An Enter this soon after an Escape is the split form of Alt+Enter (ESC, CR). A person who presses Escape to
+stop an answer and then Enter to send takes far longer than this."""
 from ..paths_in_text import FoundPaths, find_paths
 
 
@@ -47,8 +54,21 @@ class PromptInput(TextArea):
         """Earlier prompts, oldest first. Shared with the screen, which appends each sent prompt."""
         self._recall_index: int | None = None
         self._draft = ""
+        self._escape_at = float("-inf")  # when the last Escape key came (see `_on_key`)
 
     async def _on_key(self, event: events.Key) -> None:
+        now = monotonic()
+        if event.key == "escape":
+            self._escape_at = now
+            return
+        # Alt+Enter in a terminal without the kitty keyboard protocol is ESC then CR; when the two arrive as
+        # separate keys, the Enter is the second half of Alt+Enter: a line break, not a send.
+        if event.key == "enter" and now - self._escape_at <= ALT_ENTER_GAP_S:
+            self._escape_at = float("-inf")
+            event.prevent_default()
+            event.stop()
+            self.action_newline()
+            return
         # Let a bound Enter (send, or whatever the keymap made it) reach its binding instead of inserting "\n";
         # when a keymap leaves Enter unbound, it inserts a line break as in any editor.
         if event.key == "enter" and "enter" in self.screen.active_bindings:

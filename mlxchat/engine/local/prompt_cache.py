@@ -141,6 +141,9 @@ class ConversationCache:
     """Where finished turns are saved and resumed from; None keeps the cache in memory only."""
     model_key: str | None = None
     """The loaded model's fingerprint (`saved_caches.model_fingerprint`): a saved cache must match it."""
+    route: str = "text"
+    """Which route filled the cache. Text and vision turns never share one: a vision model keeps rotary-position
+    state from its image prompt (Qwen-VL), which the text route's positions do not match."""
 
     def reset(self, model: Any = None, model_key: str | None = None) -> None:
         """Forget everything; the next turn prefills from scratch. Drops the KV arrays (their memory)."""
@@ -150,20 +153,23 @@ class ConversationCache:
         self.tokens = []
         self.cache = None
 
-    def prepare(self, conversation_id: str, prompt: list[int], kv_bits: int | None = None) -> Reuse:
+    def prepare(
+        self, conversation_id: str, prompt: list[int], kv_bits: int | None = None, route: str = "text"
+    ) -> Reuse:
         """Return a cache holding the longest reusable prefix of `prompt` (always leaving one token to run).
 
-        A change of `kv_bits` starts over: a cache quantized one way cannot serve a turn that asks another.
-        Without a usable cache in memory, the conversation's saved cache is tried.
+        A change of `kv_bits` or of route starts over: a cache quantized one way cannot serve a turn that asks
+        another. Without a usable cache in memory, a text turn tries the conversation's saved cache.
         """
-        if self.cache is None or conversation_id != self.conversation_id or kv_bits != self.kv_bits:
-            if not self._resume_saved(conversation_id, kv_bits):
-                return self._fresh(conversation_id, kv_bits)
+        stale = conversation_id != self.conversation_id or kv_bits != self.kv_bits or route != self.route
+        if self.cache is None or stale:
+            if route != "text" or not self._resume_saved(conversation_id, kv_bits):
+                return self._fresh(conversation_id, kv_bits, route)
         keep = min(common_prefix_length(self.tokens, prompt), len(prompt) - 1)
         surplus = len(self.tokens) - keep
         if surplus > 0:
             if not can_trim_prompt_cache(self.cache):
-                return self._fresh(conversation_id, kv_bits)
+                return self._fresh(conversation_id, kv_bits, route)
             trim_prompt_cache(self.cache, surplus)
             self.tokens = self.tokens[:keep]
         return Reuse(self.cache, keep)
@@ -183,8 +189,10 @@ class ConversationCache:
         self.tokens = list(tokens_fed[:held])
 
     def persist(self) -> None:
-        """Save the conversation's cache to disk (after a finished answer), when saving is on."""
+        """Save the conversation's cache to disk (after a finished text answer), when saving is on."""
         if self.saved is None or self.cache is None or not self.tokens or self.model_key is None:
+            return
+        if self.route != "text":
             return
         self.saved.save(self.conversation_id, self.model_key, self.tokens, self.cache, self.kv_bits)
 
@@ -195,7 +203,7 @@ class ConversationCache:
         if found is None:
             return False
         self.tokens, self.cache = found
-        self.conversation_id, self.kv_bits = conversation_id, kv_bits
+        self.conversation_id, self.kv_bits, self.route = conversation_id, kv_bits, "text"
         return True
 
     def invalidate(self) -> None:
@@ -203,9 +211,14 @@ class ConversationCache:
         self.cache = None
         self.tokens = []
 
-    def _fresh(self, conversation_id: str, kv_bits: int | None = None) -> Reuse:
+    def fresh(self, conversation_id: str, kv_bits: int | None = None, route: str = "text") -> Reuse:
+        """An empty cache for the conversation, whatever is in memory or saved (a prompt the cache cannot serve)."""
+        return self._fresh(conversation_id, kv_bits, route)
+
+    def _fresh(self, conversation_id: str, kv_bits: int | None = None, route: str = "text") -> Reuse:
         self.conversation_id = conversation_id
         self.kv_bits = kv_bits
+        self.route = route
         self.tokens = []
         self.cache = make_prompt_cache(self.model)
         return Reuse(self.cache, 0)

@@ -12,6 +12,7 @@ Everything here runs on the engine's owner thread (see `engine.py`).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +27,7 @@ from ..control import CancelledByRequest, RequestControl
 from ..errors import RequestError
 from ..events import Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
-from .prompt_cache import ConversationCache
+from .prompt_cache import ConversationCache, Reuse
 from ..requests import ChatRequest
 from ..vision_inputs import image_paths, load_image, template_messages
 
@@ -154,8 +155,10 @@ def run_vision_turn(
     """Answer `request` (whose messages carry images) with the loaded vision model.
 
     Every image is checked first; a bad one raises `RequestError` naming the file before any MLX work. The
-    whole conversation is re-read each turn (image features are not cached), and the text route's prompt
-    cache is invalidated because it does not hold this turn.
+    conversation's prompt cache is reused as mlx-vlm's own `PromptCacheState` does it: when the new prompt
+    extends what the cache holds and everything after the shared prefix is text (a follow-up question about an
+    image already read), only that text is prefilled, and the images are neither encoded nor read again. A
+    prompt whose new part holds an image starts from an empty cache.
 
     Cancel: between decode steps it lands within one token, as on the text route. During prefill it lands
     only between prefill chunks, and the first chunk also runs the vision tower over every image, which
@@ -167,7 +170,6 @@ def run_vision_turn(
 
     parts: VisionParts = loaded.vision
     request_id = request.request_id
-    cache.invalidate()
     images = [load_image(path) for path in image_paths(request.messages)]
     prompt = _render_prompt(parts, request)
     inputs = _prepare_inputs(parts, prompt, images)
@@ -185,13 +187,20 @@ def run_vision_turn(
     if sampling.seed is not None:
         mx.random.seed(sampling.seed)
 
-    clock = TurnClock(time.perf_counter(), prompt_tokens, 0, context_size, peak_memory=peak_memory)
-    emit(Started(request_id, prompt_tokens, 0, "vision"))
-    emit(PrefillProgress(request_id, 0, prompt_tokens))
+    full_ids = [int(token) for token in input_ids[0].tolist()]
+    route = "vision:" + _images_fingerprint(image_paths(request.messages))
+    reuse = _reuse_prefix(parts, cache, request.conversation_id, route, full_ids, input_ids, mask, inputs)
+    cached = reuse.cached_tokens
+    if cached:
+        input_ids, pixel_values = input_ids[:, cached:], None
+    clock = TurnClock(time.perf_counter(), prompt_tokens, cached, context_size, peak_memory=peak_memory)
+    emit(Started(request_id, prompt_tokens, cached, "vision"))
+    emit(PrefillProgress(request_id, cached, prompt_tokens))
     chunk = loaded.chunker.size
+    todo = prompt_tokens - cached
 
     def after_chunk(done: int, _cache) -> None:
-        emit(PrefillProgress(request_id, done, prompt_tokens))
+        emit(PrefillProgress(request_id, cached + done, prompt_tokens))
         if control.cancelled:
             raise CancelledByRequest
 
@@ -203,14 +212,16 @@ def run_vision_turn(
         max_tokens=sampling.max_tokens,
         sampler=make_sampler(temp=sampling.temperature, top_p=sampling.top_p),
         prefill_step_size=chunk,
+        prompt_cache=reuse.cache,
         prompt_cache_checkpoint=after_chunk,
-        prompt_cache_checkpoint_lengths=list(range(chunk, prompt_tokens - 1, chunk)),
+        prompt_cache_checkpoint_lengths=list(range(chunk, todo - 1, chunk)),
         **inputs,
     )
+    tokens: list[int] = []
     try:
         with wired_limit(parts.model, [generation_stream]):
             try:
-                reason, text, _tokens, _reasoning = decode(
+                reason, text, tokens, _reasoning = decode(
                     _segments(generator, loaded.tokenizer),
                     request=request,
                     control=control,
@@ -222,13 +233,54 @@ def run_vision_turn(
             except CancelledByRequest:
                 reason, text = "cancelled", ""
             mx.synchronize(generation_stream)
+    except BaseException:
+        cache.invalidate()
+        raise
     finally:
         generator.close()
         mx.clear_cache()
+    cache.record(full_ids + list(tokens))
     stats = clock.stats(request_id)
     emit(stats)
-    usage = Usage(prompt_tokens, 0, clock.generated)
+    usage = Usage(prompt_tokens, cached, clock.generated)
     return Finished(request_id, reason, text, usage, stats=stats)
+
+
+def _images_fingerprint(paths) -> str:
+    """The images' content, in order. Image placeholder tokens are the same whatever the picture, so a cache is
+    reused only for the very same images (another picture in the same place must be read)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _reuse_prefix(
+    parts: VisionParts,
+    cache: ConversationCache,
+    conversation_id: str,
+    route: str,
+    full_ids: list[int],
+    input_ids,
+    mask,
+    inputs,
+) -> Reuse:
+    """The conversation's cache, holding the prefix of this prompt it can serve, by mlx-vlm's own rules: the part
+    still to prefill must be text only (image features are merged in only where the whole image is read), and a
+    model with multimodal rotary positions (Qwen-VL) must be able to derive them for the full prompt first."""
+    reuse = cache.prepare(conversation_id, full_ids, route=route)
+    if reuse.cached_tokens == 0:
+        return reuse
+    try:
+        from mlx_vlm import apc
+        from mlx_vlm.generate.dispatch import _prime_cached_prefix_rope_state
+
+        media = apc.multimodal_token_ids_from_config(parts.model.config)
+        usable = apc.prefix_leaves_text_only_suffix(full_ids, reuse.cached_tokens, media)
+        usable = usable and _prime_cached_prefix_rope_state(parts.model, input_ids, mask, inputs)
+    except (ImportError, AttributeError):  # another mlx-vlm: read everything, as before
+        usable = False
+    return reuse if usable else cache.fresh(conversation_id, route=route)
 
 
 def _segments(generator, tokenizer) -> Iterator[tuple[str, int]]:

@@ -1,0 +1,92 @@
+"""Image conversations reuse their prompt cache: a text follow-up about an image neither encodes the image nor
+reads the history again; another image in the same place is read."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from PIL import Image
+
+from mlxchat.engine import ChatRequest, LoadModel, Message, SamplingParams, Started
+from mlxchat.models.random_vision import build_tiny_vlm
+
+GREEDY = SamplingParams(temperature=0.0, max_tokens=5)
+
+
+@pytest.fixture(scope="module", params=["smolvlm", "qwen2_vl"])
+def vlm(request, tmp_path_factory):
+    folder = build_tiny_vlm(tmp_path_factory.mktemp("vlm") / request.param, request.param)
+    return request.param, folder
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pictures")
+    red, blue = root / "red.png", root / "blue.png"
+    Image.new("RGB", (64, 64), (220, 30, 30)).save(red)
+    Image.new("RGB", (64, 64), (20, 30, 220)).save(blue)
+    return red, blue
+
+
+@pytest.fixture
+def tower_calls(monkeypatch, vlm) -> list[int]:
+    """One entry per run of the vision tower (the real one, instrumented)."""
+    tower = importlib.import_module(f"mlx_vlm.models.{vlm[0]}").VisionModel
+    original = tower.__call__
+    calls: list[int] = []
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tower, "__call__", counting)
+    return calls
+
+
+@pytest.fixture
+def vlm_engine(engine, event_log, vlm):
+    load = LoadModel(str(vlm[1]))
+    engine.submit(load)
+    assert event_log.finished(load.request_id).reason == "stop"
+    return engine
+
+
+def turn(engine, event_log, messages, conversation_id="image-chat"):
+    request = ChatRequest(tuple(messages), conversation_id=conversation_id, sampling=GREEDY)
+    assert engine.submit(request) is None
+    finished = event_log.finished(request.request_id)
+    assert finished.reason == "length", finished.error
+    return event_log.wait_for(Started, request.request_id), finished
+
+
+def test_a_text_follow_up_about_an_image_reads_only_the_new_words(vlm_engine, event_log, pictures, tower_calls):
+    opening = [Message("user", "What is in this picture?", (pictures[0],))]
+    first, answer = turn(vlm_engine, event_log, opening)
+    assert first.cached_tokens == 0 and len(tower_calls) == 1
+    follow_up = opening + [Message("assistant", answer.text), Message("user", "And its colours?")]
+    second, _ = turn(vlm_engine, event_log, follow_up)
+    assert second.route == "vision"
+    assert second.cached_tokens >= first.prompt_tokens
+    assert len(tower_calls) == 1, "the image was encoded again"
+
+
+def test_the_same_placement_with_another_image_is_read_again(vlm_engine, event_log, pictures, tower_calls):
+    red_started, red = turn(vlm_engine, event_log, [Message("user", "What is this?", (pictures[0],))])
+    blue_started, blue = turn(vlm_engine, event_log, [Message("user", "What is this?", (pictures[1],))])
+    assert blue_started.cached_tokens == 0 and len(tower_calls) == 2
+    again_started, again = turn(vlm_engine, event_log, [Message("user", "What is this?", (pictures[0],))])
+    assert again_started.cached_tokens == 0
+    assert again.text == red.text
+
+
+def test_a_follow_up_matches_the_answer_read_from_scratch(vlm_engine, event_log, pictures):
+    """Reusing the cache must not change what the model says: the same follow-up in a new conversation (read
+    whole) gives the same greedy answer."""
+    opening = [Message("user", "What is in this picture?", (pictures[1],))]
+    _, answer = turn(vlm_engine, event_log, opening, "reuse")
+    follow_up = opening + [Message("assistant", answer.text), Message("user", "And its colours?")]
+    reused_started, reused = turn(vlm_engine, event_log, follow_up, "reuse")
+    cold_started, cold = turn(vlm_engine, event_log, follow_up, "cold")
+    assert reused_started.cached_tokens > 0 and cold_started.cached_tokens == 0
+    assert reused.text == cold.text

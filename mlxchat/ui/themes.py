@@ -1,8 +1,8 @@
 """Provides mlxchat's themes: one built in, plus theme files (TOML) users can copy and edit.
 
-The app registers Textual's own themes, `mlxchat` (the default), the files in the source tree's top-level
-`themes/` folder (when running from a checkout) and the files in `<config_dir>/themes/`. A theme file is the
-fields of Textual's `Theme` as TOML:
+The app registers Textual's own themes, `mlxchat` (the default), the theme files shipped in the package
+(`mlxchat/themes/`, linked from the checkout's top-level `themes/`) and the files in `<config_dir>/themes/`.
+A theme file is the fields of Textual's `Theme` as TOML:
 
     name = "dusk"
     dark = true
@@ -56,8 +56,9 @@ class ThemeFiles:
 
 
 def source_theme_folder() -> Path:
-    """The checkout's top-level `themes/` folder (it may not exist in an installed wheel)."""
-    return Path(__file__).resolve().parents[2] / "themes"
+    """The theme files shipped with mlxchat: `mlxchat/themes/`, package data, so a wheel install has them too
+    (the checkout's top-level `themes/` is a link to it, for users to find and copy)."""
+    return Path(__file__).resolve().parents[1] / "themes"
 
 
 def user_theme_folder() -> Path:

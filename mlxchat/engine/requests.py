@@ -26,11 +26,14 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class Message:
-    """One turn of a conversation. `images` belong to this turn only and stay with it across later turns."""
+    """One turn of a conversation. `images` belong to this turn only and stay with it across later turns.
+    `documents` (text or PDF files) too: their text goes into this turn's prompt before `content`, each in a
+    delimited block (see `documents.py`)."""
 
     role: Role
     content: str
     images: tuple[Path, ...] = ()
+    documents: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class ChatRequest:
     thinking: bool | None = None
     thinking_budget: int | None = None
     request_id: str = field(default_factory=lambda: new_request_id("chat"))
+    label: str | None = None
+    """What the person knows this request as (the chat screen puts the conversation's title here): a `Busy`
+    refusal names it instead of the request id, which means nothing to them."""
 
     @property
     def has_images(self) -> bool:

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .documents import message_text
 from .errors import RequestError
 from .requests import Message
 
@@ -153,6 +154,6 @@ def template_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     rendered = []
     for message in messages:
         content: list[dict[str, Any]] = [{"type": "image"} for _ in message.images]
-        content.append({"type": "text", "text": message.content})
+        content.append({"type": "text", "text": message_text(message)})
         rendered.append({"role": message.role, "content": content})
     return rendered

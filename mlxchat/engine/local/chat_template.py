@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..requests import ChatRequest, Message
+from ..documents import message_text
 
 
 def template_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    return [{"role": m.role, "content": m.content} for m in messages]
+    return [{"role": m.role, "content": message_text(m)} for m in messages]
 
 
 def render_prompt(tokenizer: Any, request: ChatRequest) -> list[int]:

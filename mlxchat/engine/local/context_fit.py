@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..context_window import ContextOverflow, Window, answer_room, describe_overflow, plan_window
+from ..documents import describe_too_large, message_text
 from ..errors import RequestError
 from ..requests import ChatRequest, Message
 from .chat_template import render_prompt
@@ -54,6 +55,9 @@ def fit_prompt(tokenizer, request: ChatRequest, context_size: int, model_name: s
         except ContextOverflow as overflow:
             overflow.needed += overhead
             overflow.room += overhead
+            last = request.messages[-1]
+            if last.documents and overflow.policy != "stop":
+                raise RequestError(_documents_too_large(tokenizer, last, overflow)) from None
             raise RequestError(describe_overflow(overflow, model_name, context_size)) from None
         kept = tuple(request.messages[i] for i in window.kept)
         prompt = render_prompt(tokenizer, replace(request, messages=kept))
@@ -80,4 +84,13 @@ def message_costs(tokenizer, messages: tuple[Message, ...]) -> tuple[list[int], 
     three = length([probe_user, probe_answer, probe_user])
     framing = max(0, (three - one - text_tokens("y") - text_tokens("x")) // 2)
     overhead = max(0, one - text_tokens("x") - framing)
-    return [text_tokens(message.content) + framing for message in messages], overhead
+    return [text_tokens(message_text(message)) + framing for message in messages], overhead
+
+
+def _documents_too_large(tokenizer, message: Message, overflow: ContextOverflow) -> str:
+    """Name the documents of the last message, their tokens, and the room the rest of the prompt leaves them."""
+    with_documents = len(tokenizer.encode(message_text(message), add_special_tokens=False))
+    without = len(tokenizer.encode(message.content, add_special_tokens=False))
+    document_tokens = with_documents - without
+    room = overflow.room - (overflow.needed - document_tokens)
+    return describe_too_large([path.name for path in message.documents], document_tokens, room)

@@ -1,0 +1,165 @@
+"""Document attachments: what is read, what is refused (by name, with the reason), and how a document enters the
+prompt through the engine."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from mlxchat.engine.documents import (
+    DocumentError,
+    document_block,
+    is_document_path,
+    prompt_content,
+    read_document,
+)
+
+
+def make_pdf(path, text: str | None) -> None:
+    """A one-page PDF with `text` on it (None: a blank page, as a scan without a text layer reads)."""
+    stream = f"BT /F1 18 Tf 10 100 Td ({text}) Tj ET".encode() if text else b""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 144] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def test_a_markdown_file_is_read_with_its_name_and_size(tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("# Notes\r\nParis is the capital.\r\n", encoding="utf-8")
+    document = read_document(path)
+    assert (document.name, document.size_bytes) == ("notes.md", path.stat().st_size)
+    assert document.text == "# Notes\nParis is the capital.\n"
+    assert document.estimated_tokens > 0
+
+
+def test_utf16_with_a_byte_order_mark_is_text(tmp_path):
+    path = tmp_path / "windows.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "héllo".encode("utf-16-le"))
+    assert read_document(path).text == "héllo"
+
+
+def test_a_pdf_gives_the_text_of_its_pages(tmp_path):
+    path = tmp_path / "paper.pdf"
+    make_pdf(path, "Hello PDF world")
+    assert "Hello PDF world" in read_document(path).text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("photo.dat", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        ("legacy.txt", "café".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "not a readable PDF"),
+    ],
+)
+def test_what_is_not_text_is_refused_by_name(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DocumentError) as refused:
+        read_document(path)
+    assert str(refused.value).startswith(f"{name}: ") and reason in str(refused.value)
+
+
+def test_a_pdf_without_a_text_layer_is_refused(tmp_path):
+    path = tmp_path / "scan.pdf"
+    make_pdf(path, None)
+    with pytest.raises(DocumentError, match="scan.pdf: the PDF has no text layer"):
+        read_document(path)
+
+
+def test_a_missing_file_and_a_folder_are_refused(tmp_path):
+    with pytest.raises(DocumentError, match="gone.txt: the file does not exist"):
+        read_document(tmp_path / "gone.txt")
+    with pytest.raises(DocumentError, match="not a file"):
+        read_document(tmp_path)
+
+
+def test_documents_go_before_the_words_each_in_a_named_block(tmp_path):
+    first, second = tmp_path / "a.py", tmp_path / "b.csv"
+    first.write_text("def f():\n    return 1\n")
+    second.write_text("x,y\n1,2\n")
+    content = prompt_content("Compare them.", (first, second))
+    assert content == (
+        '<document name="a.py">\ndef f():\n    return 1\n</document>\n\n'
+        '<document name="b.csv">\nx,y\n1,2\n</document>\n\nCompare them.'
+    )
+    assert document_block(read_document(first)).startswith('<document name="a.py">')
+
+
+def test_names_tell_documents_from_images():
+    assert is_document_path("x.md") and is_document_path("report.PDF") and is_document_path("Makefile")
+    assert not is_document_path("cat.png") and not is_document_path("photo.jpg")
+
+
+# ---- through the engine ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_model(tmp_path_factory):
+    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
+
+    spec = RandomLlamaSpec(max_position_embeddings=256)
+    return build_random_llama(tmp_path_factory.mktemp("models") / "short", spec)
+
+
+@pytest.fixture
+def short_engine(engine, event_log, short_model):
+    from mlxchat.engine import LoadModel
+
+    load = LoadModel(str(short_model))
+    engine.submit(load)
+    assert event_log.finished(load.request_id).reason == "stop"
+    return engine
+
+
+def ask(engine, event_log, message):
+    from mlxchat.engine import ChatRequest, SamplingParams
+
+    request = ChatRequest((message,), sampling=SamplingParams(temperature=0, max_tokens=3))
+    assert engine.submit(request) is None
+    return event_log.finished(request.request_id)
+
+
+def test_an_attached_document_is_read_by_the_model(short_engine, event_log, tmp_path):
+    from mlxchat.engine import Message
+
+    path = tmp_path / "facts.txt"
+    path.write_text("The capital of France is Paris. The capital of Italy is Rome.")
+    plain = ask(short_engine, event_log, Message("user", "Which capital?"))
+    with_document = ask(short_engine, event_log, Message("user", "Which capital?", documents=(path,)))
+    assert with_document.reason == "length", with_document.error
+    assert with_document.usage.prompt_tokens > plain.usage.prompt_tokens + 10
+
+
+def test_a_document_too_large_for_the_context_says_its_tokens_against_the_room(short_engine, event_log, tmp_path):
+    from mlxchat.engine import Message
+
+    path = tmp_path / "book.txt"
+    path.write_text("Once upon a time there was a small model that answered every question. " * 40)
+    finished = ask(short_engine, event_log, Message("user", "Summarise.", documents=(path,)))
+    assert finished.reason == "error"
+    assert finished.error.startswith("book.txt is about ") and "tokens are left" in finished.error
+
+
+def test_a_document_that_became_unreadable_fails_the_turn_with_its_name(short_engine, event_log, tmp_path):
+    from mlxchat.engine import Message
+
+    path = tmp_path / "moved.txt"
+    finished = ask(short_engine, event_log, Message("user", "Read it.", documents=(path,)))
+    assert finished.reason == "error" and finished.error == "moved.txt: the file does not exist."

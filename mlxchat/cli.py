@@ -379,6 +379,7 @@ def models(
                 "size_bytes": ref.size_bytes,
                 "path": str(ref.path),
                 "source": ref.source,
+                "base_model": ref.base_model,
             }
             for ref in found
         ]
@@ -401,7 +402,7 @@ def models(
         table.add_column(column, justify="right" if column == "size" else "left", no_wrap=column != "location")
     for ref in found:
         location = str(ref.path) if ref.path.exists() else f"{ref.path} (prepared on first use)"
-        table.add_row(ref.name, ref.kind, ref.quantization, human_size(ref.size_bytes), location)
+        table.add_row(ref.name, ref.kind_label, ref.quantization, human_size(ref.size_bytes), location)
     # In a pipe, print whole rows (no terminal width to fit, nothing cut short).
     Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
@@ -624,7 +625,7 @@ def import_(
     finally:
         if show:
             print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
-    print(f"Imported {ref.name} ({ref.kind}, {ref.quantization}, {human_size(ref.size_bytes)}) into {ref.path}")
+    print(f"Imported {ref.name} ({ref.kind_label}, {ref.quantization}, {human_size(ref.size_bytes)}) into {ref.path}")
     print(f"Chat with it: mlxchat --model {ref.name}")
 
 

@@ -61,11 +61,14 @@ class ModelRef:
     """Its chat template writes `<think>` blocks or has a thinking switch (Qwen3, DeepSeek-R1 style)."""
     kv_bytes_per_token: int | None = None
     """What one token of context costs in the KV cache at 16 bits; None when the config lacks the shapes."""
+    base_model: bool = False
+    """Imported from a GGUF without a chat template: it runs its family's turn format, or plain completion."""
 
     @property
     def kind_label(self) -> str:
-        """"text", "vision", "text · thinking", "vision · thinking"."""
-        return f"{self.kind} · thinking" if self.thinking else self.kind
+        """"text", "vision", "text · thinking", "vision · thinking", "text · base model"."""
+        label = f"{self.kind} · thinking" if self.thinking else self.kind
+        return f"{label} · base model" if self.base_model else label
 
     def memory_needed(self, context_tokens: int) -> int:
         """Bytes to run it at `context_tokens` of context: the weights plus a full KV cache (an estimate)."""
@@ -189,6 +192,7 @@ def describe_folder(folder: Path, *, name: str, source: ModelSource) -> ModelRef
         context_length=context_length(config),
         thinking=has_thinking_template(folder),
         kv_bytes_per_token=kv_bytes_per_token(config),
+        base_model=bool((config.get("gguf") or {}).get("base_model")),
     )
 
 

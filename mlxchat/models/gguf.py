@@ -37,7 +37,7 @@ from mlxchat.models.gguf_architectures import (
     model_config,
 )
 from mlxchat.models.gguf_reader import GGUFHeader, TensorInfo, read_header
-from mlxchat.models.tokenizer_from_gguf import write_tokenizer_files
+from mlxchat.models.tokenizer_from_gguf import FROM_FILE, turn_format, write_tokenizer_files
 
 __all__ = [
     "ALLOWED_BITS",
@@ -139,6 +139,8 @@ def convert_gguf(
         "float_dtype": float_dtype,
         "bits": bits,
         "keep_float": keep_float,
+        "turn_format": (format_name := turn_format(header.metadata)[0]),
+        "base_model": format_name != FROM_FILE,  # no chat template in the file: a base model
         "converter_version": CONVERTER_VERSION,
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")  # last: marks the folder whole

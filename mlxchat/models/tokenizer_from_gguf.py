@@ -83,13 +83,57 @@ def write_tokenizer_files(metadata: dict[str, Any], out_dir: Path) -> list[int]:
     config = {key: value for key, value in config.items() if value is not None}
     if isinstance(context := metadata.get(f"{metadata.get('general.architecture')}.context_length"), int):
         config["model_max_length"] = context
-    if template := metadata.get("tokenizer.chat_template"):
-        config["chat_template"] = template
+    format_name, template, end_of_turn = turn_format(metadata)
+    config["chat_template"] = template
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
     stop_keys = ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id")
     stop_ids = [metadata[key] for key in stop_keys if isinstance(metadata.get(key), int)]
+    if end_of_turn is not None:
+        stop_ids.append(tokens.index(end_of_turn))
     return list(dict.fromkeys(stop_ids))
+
+
+# Turn formats for GGUFs without a chat template (base models), recognised by their control tokens:
+# (name, tokens that must all be in the vocabulary, end-of-turn token, template; BOS is added where used).
+_TURN_FORMATS = (
+    ("chatml", ("<|im_start|>", "<|im_end|>"), "<|im_end|>",
+     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"),
+    ("llama3", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"), "<|eot_id|>",
+     "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' "
+     "+ m['content'] + '<|eot_id|>' }}{% endfor %}"
+     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"),
+    ("gemma", ("<start_of_turn>", "<end_of_turn>"), "<end_of_turn>",
+     "{{ bos_token }}{% for m in messages %}{% set role = 'model' if m['role'] == 'assistant' else 'user' %}"
+     "{{ '<start_of_turn>' + role + '\\n' + m['content'] + '<end_of_turn>\\n' }}{% endfor %}"
+     "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"),
+    ("phi3", ("<|user|>", "<|assistant|>", "<|end|>"), "<|end|>",
+     "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}"
+     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"),
+)  # fmt: skip
+_PLAIN_COMPLETION = (
+    "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% if not loop.last %}{{ '\\n\\n' }}{% endif %}"
+    "{% endfor %}"
+)
+FROM_FILE = "from the file"
+
+
+def turn_format(metadata: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(format name, chat template, extra end-of-turn token) for this GGUF.
+
+    The file's own `tokenizer.chat_template` when it has one (name `FROM_FILE`); else the turn format its
+    control tokens belong to (ChatML, Llama 3, Gemma, Phi-3), so a base model of a known family still
+    answers turn by turn; else "plain completion": the messages joined as text for the model to continue.
+    """
+    if template := metadata.get("tokenizer.chat_template"):
+        return FROM_FILE, template, None
+    tokens = set(metadata.get("tokenizer.ggml.tokens") or [])
+    bos = "{{ bos_token }}" if _adds_bos(metadata) else ""
+    for name, needed, end_of_turn, template in _TURN_FORMATS:
+        if all(token in tokens for token in needed):
+            return name, template.replace("{{ bos_token }}", bos), end_of_turn
+    return "plain completion", _PLAIN_COMPLETION.replace("{{ bos_token }}", bos), None
 
 
 def _adds_bos(metadata: dict[str, Any]) -> bool:

@@ -95,3 +95,35 @@ def test_cli_import_takes_bits_and_refuses_contradictions(tmp_path: Path, capsys
     assert "--bits 3 is not supported; choose one of 4, 5, 6, 8" in capsys.readouterr().err
     assert run(["import", str(tmp_path / "tiny.gguf"), "--name", "t", "--bits", "4", "--keep-float"]) != 0
     assert "contradict" in capsys.readouterr().err
+
+
+def test_a_gguf_without_chat_template_is_a_base_model_answering_by_plain_completion(tmp_path: Path) -> None:
+    import mlx_lm
+
+    from mlxchat.models.discovery import import_gguf
+
+    write_tiny_gguf(tmp_path / "base.gguf", "llama", TYPES)  # byte vocabulary, no turn tokens, no template
+    ref = import_gguf(tmp_path / "base.gguf", "base")
+    assert ref.base_model and ref.kind_label == "text · base model"
+    _, tokenizer = mlx_lm.load(str(ref.path))
+    messages = [{"role": "user", "content": "Once upon"}, {"role": "assistant", "content": "a time"}]
+    assert tokenizer.apply_chat_template(messages, tokenize=False) == "Once upon\n\na time"
+
+
+def test_a_base_model_of_a_known_family_gets_its_turn_format_and_stops_at_its_end(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from mlxchat.models.tokenizer_from_gguf import write_tokenizer_files
+
+    tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *[chr(c) for c in range(ord("a"), ord("z") + 1)], "Ġ"]
+    metadata = {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [3, 3, 3] + [1] * 27,
+        "tokenizer.ggml.merges": [],
+        "tokenizer.ggml.eos_token_id": 0,
+    }
+    assert write_tokenizer_files(metadata, tmp_path) == [0, 2]  # <|endoftext|>, then ChatML's <|im_end|>
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

@@ -9,8 +9,11 @@ Exit codes, shared by every command:
     0    success
     1    the command failed while running (generation error, history or file error, internal error)
     2    bad input: usage error, missing image, unknown model, a model that cannot be loaded or imported
+    129  the chat screen's terminal was closed or lost (SIGHUP, or end of input on the terminal): drained, saved
     130  interrupted with Ctrl+C (SIGINT): the engine was drained first, partial output kept
     141  the reader of stdout went away (`mlxchat ask … | head -1`): generation was stopped and drained
+    143  asked to stop (SIGTERM): drained, the partial answer saved as stopped
+The signal codes follow the shell's 128 + signal number.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from typing import NoReturn, Protocol
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
+EXIT_TERMINATED = 143
 
 CLOSE_TIMEOUT_S = 15.0
 

@@ -47,8 +47,12 @@ class PtyApp:
         columns: int = 100,
         rows: int = 30,
         cwd: Path | None = None,
+        controlling_terminal: bool = True,
     ) -> None:
         self.command = list(command)
+        self.controlling_terminal = controlling_terminal
+        """False: the pty is only the app's stdin/stdout, so closing it sends no SIGHUP (a lost ssh session or a
+        terminal that vanished without hanging up)."""
         self.env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows), **(env or {})}
         self.env.pop("TEXTUAL", None)
         self.size = (columns, rows)
@@ -80,7 +84,7 @@ class PtyApp:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=_take_controlling_terminal,
+            preexec_fn=_take_controlling_terminal if self.controlling_terminal else None,
             close_fds=True,
         )
         os.close(slave)
@@ -178,6 +182,14 @@ class PtyApp:
         with self._lock:
             self._lock.wait_for(lambda: self._eof, timeout=5)
         return rc
+
+    def close_terminal(self) -> None:
+        """Close the terminal's side of the pty, as a terminal window that goes away does. The app reads EOF or
+        EIO from then on (and gets SIGHUP if the pty is its controlling terminal)."""
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -2,7 +2,7 @@
 
 Run from the repository root:  .venv/bin/python scripts/screenshots.py [--out screenshots] [--size 110x34]
 
-The states are the staged scenes the snapshot tests use (`mlxchat.ui.staged`): real engine event types with
+The states are the staged scenes the snapshot tests use (`tests/staged.py`): real engine event types with
 fixed numbers, so the pictures are the same on every machine and rerunning the script changes nothing unless
 the UI changed. No model is loaded and MLX is never imported.
 """
@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
-from mlxchat.ui import staged
-from mlxchat.ui.app import make_app
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted engine is test code
+
+import staged  # noqa: E402 (needs the path above)
+
+from mlxchat.ui.app import make_app  # noqa: E402
 
 SCENES = [
     ("01-loading", staged.loading_scene, {}),

@@ -39,3 +39,12 @@ def test_importing_the_engine_api_loads_no_mlx_until_the_owner_thread_needs_it()
 def test_ui_modules_never_import_mlx():
     loaded = imported_after(modules_under("ui"))
     assert not {m for m in loaded if m.split(".")[0] in ("mlx", "mlx_lm", "mlx_vlm")}
+
+
+def test_the_import_linter_contracts_in_pyproject_hold():
+    """The same layers, statically: every import in the source (lazy ones too), per `[tool.importlinter]`."""
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=PACKAGE_ROOT.parent, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

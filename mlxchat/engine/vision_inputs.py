@@ -19,10 +19,23 @@ from typing import Any, BinaryIO
 
 from .documents import message_text
 from .errors import RequestError
+from .events import ModelInfo
 from .requests import Message
 
 MAX_IMAGE_EDGE = 2048
 """Longest side, in pixels, of an image handed to a processor. Processors resize to ~1-2k pixels at most."""
+
+
+def images_refused(model: ModelInfo | None) -> str | None:
+    """Why `model` cannot take images ("X reads text only and cannot see images."), or None when it can.
+
+    The one statement of the text-only rule, used by the engine (which refuses such a request), the chat screen
+    (which keeps the prompt and says so before sending) and `mlxchat ask` (which exits with bad input). With no
+    model loaded yet there is nothing to refuse: the engine decides once one is.
+    """
+    if model is None or model.kind != "text":
+        return None
+    return f"{model.name} reads text only and cannot see images."
 
 
 def load_image(path: Path | str):

@@ -1,9 +1,10 @@
 """Provides the app factory `make_app` and `run_tui`, the entry point the CLI calls.
 
 The app paints first and only then starts the engine and asks it to load the model, so the window is up before
-`import mlx_lm` (about 1.3 s) happens on the engine's owner thread. Engine events come in through
-`post_message` (thread-safe, never blocks the engine) and are handed to the chat screen in order. Quitting while
-the engine works cancels, waits for the request's `Finished` (the drain is shown), then exits.
+`import mlx_lm` (about 1.3 s) happens on the engine's owner thread. The engine's sink posts each event to the
+chat screen (`post_message` is thread-safe and never blocks the engine), which handles them in order; a closed
+screen takes no more messages, so late events after quitting go nowhere. Quitting while the engine works
+cancels, waits for the screen's `Idle` (the request's `Finished`; the drain is shown), then exits.
 
 `make_app` takes its collaborators — engine factory, theme, keymap, chat settings, history, a clock — so the CLI,
 the tests and the screenshot script build the same app.
@@ -16,12 +17,13 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from textual import on
 from textual.app import App, SystemCommand
-from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from mlxchat import paths
 from mlxchat.engine import Engine, Event
+from mlxchat.engine.client import EngineClient, EngineFactory
 from mlxchat.settings import ChatSettings
 
 from .chat_model import ChatSession
@@ -31,9 +33,6 @@ from .messages import EngineEvent
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
 from .themes import DEFAULT_THEME, all_themes
-
-EngineFactory = Callable[[Callable[[Event], None]], object]
-
 
 class MlxChatApp(App[int]):
     """mlxchat's Textual app. Build it with `make_app`."""
@@ -66,7 +65,7 @@ class MlxChatApp(App[int]):
         self._load_model = load_model
         self._on_theme_change = on_theme_change
         self._quitting = False
-        self.engine = engine_factory(self._engine_sink)
+        self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
         self.session = ChatSession(settings=defaults)
         if conversation is not None:  # resume: its own settings and model, unless a model was asked for
@@ -77,12 +76,12 @@ class MlxChatApp(App[int]):
             self.engine,
             self.session,
             store=store,
+            default_settings=defaults,
             model_spec=self.model_spec,
             keymap=self.keymap,
             clock=clock,
             animate=animate,
         )
-        self.chat.default_settings = defaults
         files = all_themes()
         for registered in files.themes:
             self.register_theme(registered)
@@ -94,8 +93,8 @@ class MlxChatApp(App[int]):
             self.set_keymap(self.keymap)
 
     def _engine_sink(self, event: Event) -> None:
-        """Called on the engine's owner thread: enqueue and return at once."""
-        self.post_message(EngineEvent(event))
+        """Called on the engine's owner thread: enqueue on the chat screen and return at once."""
+        self.chat.post_message(EngineEvent(event))
 
     def get_default_screen(self) -> Screen:
         return self.chat
@@ -114,14 +113,9 @@ class MlxChatApp(App[int]):
         if self._load_model:
             self.chat.load_model(self.model_spec)
 
-    async def on_engine_event(self, message: EngineEvent) -> None:
-        try:
-            await self.chat.handle_engine_event(message.event)
-        except NoMatches:
-            if self.chat.has_panes:
-                raise
-            return  # the app is closing and its panes are gone; the engine is closed on unmount
-        if self._quitting and not self.chat.busy:
+    @on(ChatScreen.Idle)
+    def _engine_idle(self) -> None:
+        if self._quitting:
             self.exit(0)
 
     def watch_theme(self, theme: str) -> None:
@@ -168,9 +162,7 @@ class MlxChatApp(App[int]):
         return run
 
     def on_unmount(self) -> None:
-        close = getattr(self.engine, "close", None)
-        if close is not None:
-            close(timeout_s=10.0)
+        self.engine.close(timeout_s=10.0)
 
 
 def make_app(**options) -> MlxChatApp:
@@ -232,9 +224,13 @@ def run_tui(
     if endpoint:
         from mlxchat.engine.remote import remote_engine_factory
 
+        from mlxchat.engine.remote.request import plain_http_key_warning
+
         remote["engine_factory"] = remote_engine_factory(
             endpoint, api_key_env or config.api_key_env, model or chat_settings.model
         )
+        warning = plain_http_key_warning(endpoint, api_key_env or config.api_key_env)
+        notices += [warning] if warning else []
     else:  # conversations resume from their saved prompt caches (mlxchat -c after a restart, switching back)
         from functools import partial
 

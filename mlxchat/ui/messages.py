@@ -1,7 +1,7 @@
-"""Provides the Textual message that carries engine events from the engine's owner thread into the app.
+"""Provides the Textual message that carries engine events from the engine's owner thread to the chat screen.
 
-The engine calls its sink on the owner thread, which must never wait for the UI; `App.post_message` is
-thread-safe and only enqueues, so the sink is just `app.post_message(EngineEvent(event))`. Progress and stats
+The engine calls its sink on the owner thread, which must never wait for the UI; `post_message` is thread-safe
+and only enqueues, so the sink is just `chat_screen.post_message(EngineEvent(event))`. Progress and stats
 events are "latest value wins": if the UI falls behind, a newer one replaces an unhandled older one of the same
 kind and request in the queue, so a slow repaint never builds a backlog.
 """

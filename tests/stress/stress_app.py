@@ -14,7 +14,7 @@ from textual import events
 from mlxchat.engine import Engine, Event
 from mlxchat.settings import ChatSettings
 from mlxchat.ui.app import MlxChatApp, make_app
-from mlxchat.ui.staged import until  # noqa: F401 (re-exported)
+from staged import until  # noqa: F401 (re-exported)
 
 SIZE = (100, 32)
 

@@ -127,7 +127,7 @@ async def test_soak_keys_stay_responsive_while_a_long_code_block_streams():
     from mlxchat.bench.pty_app import strip_escapes
     from mlxchat.engine import TextDelta
     from mlxchat.ui.app import make_app
-    from mlxchat.ui.staged import TINY_INFO, StagedEngine, loaded_scene
+    from staged import TINY_INFO, StagedEngine, loaded_scene
 
     holder = {}
 

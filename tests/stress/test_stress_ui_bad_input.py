@@ -159,12 +159,12 @@ async def test_odd_file_names_attach_however_they_are_quoted(apps, tiny_vlm, odd
         problems = []
         for quoting, quote in QUOTINGS.items():
             for kind, path in odd_files.items():
-                app.chat.attachments.clear()
+                app.chat.attachment_pane.clear()
                 app.chat.prompt.clear()
                 await send(pilot, f"/attach {quote(path)}")
                 if [a.path for a in app.chat.attachments] != [path]:
                     problems.append((quoting, kind, quote(path), app.chat.notice_text()))
-            app.chat.attachments.clear()
+            app.chat.attachment_pane.clear()
             app.chat.prompt.clear()
             some = list(odd_files.values())[:3]
             await paste(pilot, " ".join(quote(path) for path in some) + " compare these")

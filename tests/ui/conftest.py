@@ -14,7 +14,7 @@ import pytest
 from mlxchat.engine import Engine, Event
 from mlxchat.settings import ChatSettings
 from mlxchat.ui.app import MlxChatApp, make_app
-from mlxchat.ui.staged import StagedEngine, loaded_scene, sample_images, until  # noqa: F401 (re-exported)
+from staged import StagedEngine, loaded_scene, sample_images, until  # noqa: F401 (re-exported)
 
 SIZE = (100, 32)
 
@@ -155,7 +155,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
 
 async def staged_loaded(pilot, engine: StagedEngine, info=None) -> None:
     """Play a finished model load into an app on the staged engine (once the app has asked for it)."""
-    from mlxchat.ui.staged import TINY_INFO
+    from staged import TINY_INFO
 
     await loaded_scene(pilot, engine, info or TINY_INFO)
 

@@ -9,7 +9,7 @@ import pytest
 from textual import events
 
 from mlxchat.ui.attachment_files import AttachmentError, open_attachment
-from mlxchat.ui.staged import VISION_INFO
+from staged import VISION_INFO
 from mlxchat.ui.widgets.attachments import AttachmentItem, AttachmentPane
 
 from conftest import SIZE, loaded, staged_loaded, until

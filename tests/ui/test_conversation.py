@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlxchat.engine import TextDelta
-from mlxchat.ui import staged
+import staged
 from mlxchat.ui.widgets.message import code_blocks, stats_line
 
 from conftest import SIZE, until

@@ -8,7 +8,7 @@ import pytest
 
 from mlxchat.engine import TextDelta
 from mlxchat.store import History, StoreError
-from mlxchat.ui import staged
+import staged
 from mlxchat.ui.screens.conversations import ConversationsScreen
 from mlxchat.ui.screens.dialogs import ConfirmScreen, TextInputScreen
 from mlxchat.ui.screens.settings import SettingsScreen

@@ -1,6 +1,6 @@
 """Snapshots of every visible state, at a fixed size.
 
-States are staged from real engine event types (`mlxchat.ui.staged`, the same scenes `scripts/screenshots.py`
+States are staged from real engine event types (`tests/staged.py`, the same scenes `scripts/screenshots.py`
 draws) with fixed numbers, a fixed clock and animation off, so no timing, elapsed time or memory figure varies
 between runs. The real event flow behind each state is tested in `test_chat_real_engine.py`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from textual import events
 
-from mlxchat.ui import staged
+import staged
 from mlxchat.ui.widgets.status import StatusBar
 
 from conftest import SIZE, staged_loaded, until

@@ -1,9 +1,16 @@
 """Provides `ChatScreen`: the conversation, attachments, prompt and status, and the chat rules behind them.
 
-The screen talks to the engine only through `submit` and `cancel` and learns everything from engine events,
-which the app hands it in order (`handle_engine_event`). Nothing is queued behind the user's back: a request is
+The screen talks to the engine only through `submit` and `cancel` (an `EngineClient`) and learns everything from
+engine events, which the app posts to it as `EngineEvent` messages, handled in order on the screen's own queue;
+once the screen is closed, they are simply not delivered. Nothing is queued behind the user's back: a request is
 submitted at once, and when the engine refuses it (`Busy`) the refusal is shown inline and the typed prompt and
 attachments stay. A turn appears in the conversation only once the engine accepted it.
+
+Who owns what: the `ConversationView` owns the message views and the answer streaming into them; the
+`AttachmentPane` owns the images for the next message; the `StatusBar` owns the `EngineStatus` it draws, which
+`mlxchat.ui.engine_status` computes from events. The screen owns the conversation (`ChatSession`), the request
+it waits on (`active`), saving to history, and the rules that join these: what is sent, when a switch is
+refused, what a refusal says.
 """
 
 from __future__ import annotations
@@ -13,52 +20,78 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
+from textual import getters, on
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
-from mlxchat.engine import Busy, ChatRequest, LoadModel, ModelInfo
+from mlxchat.engine import (
+    Busy,
+    ChatRequest,
+    Finished,
+    LoadModel,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelUnloaded,
+    TextDelta,
+)
+from mlxchat.engine.client import EngineClient
 from mlxchat.engine.errors import EngineClosed
+from mlxchat.engine.requests import Request
+from mlxchat.settings import ChatSettings
 
 from ..attachment_files import Attachment
 from ..chat_model import ChatSession, Turn
-from ..session_store import SessionStore
+from ..engine_status import (
+    AnswerKeys,
+    Awaited,
+    EngineStatus,
+    after_event,
+    answer_requested,
+    cancel_requested,
+    load_requested,
+)
 from ..keys import bindings, first_key
-from ..paths_in_text import find_paths, is_image_name
-from ..widgets.attachments import AttachmentPane
+from ..messages import EngineEvent
+from ..paths_in_text import FoundPaths, find_paths, is_image_name, split_words, to_path
+from ..session_store import SessionStore
+from ..widgets.attachments import AttachmentItem, AttachmentPane
 from ..widgets.conversation import ConversationView
-from ..widgets.message import MessageView
+from ..widgets.message import code_blocks
 from ..widgets.prompt_input import PromptInput
-from ..widgets.status import EngineStatus, StatusBar
-from .attaching import AttachingMixin
-from .engine_events import EngineEventsMixin
-from .history_actions import HistoryMixin
-from .reading import ReadingMixin
+from ..widgets.status import StatusBar
+from .conversations import ConversationsResult, ConversationsScreen
+from .file_picker import FilePickerScreen
+from .settings import SettingsScreen
 
 NoticeKind = Literal["info", "warning", "error"]
 
 
-@dataclass
-class ActiveRequest:
-    """The request this screen is waiting on. Cleared by its `Finished`."""
-
-    request_id: str
-    kind: Literal["chat", "load"]
-    turn: Turn | None = None
-    view: MessageView | None = None
-
-
-class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, Screen):
-    """The main screen. The app sets `engine`, `session` and the injected clock; events arrive from the app."""
+class ChatScreen(Screen):
+    """The main screen. Built by the app with its collaborators; engine events arrive as `EngineEvent`s."""
 
     BINDINGS = bindings("chat")
 
+    @dataclass
+    class Idle(Message):
+        """The request the screen waited on has finished: the engine is free (the app quits on it, if asked)."""
+
+    prompt = getters.query_one(PromptInput)
+    conversation = getters.query_one(ConversationView)
+    attachment_pane = getters.query_one(AttachmentPane)
+    status_bar = getters.query_one(StatusBar)
+    notice = getters.query_one("#notice", Label)
+    title_label = getters.query_one("#chat-title", Label)
+
     def __init__(
         self,
-        engine,
+        engine: EngineClient,
         session: ChatSession,
         *,
         store: SessionStore,
+        default_settings: ChatSettings | None = None,
         model_spec: str | None = None,
         keymap: Mapping[str, str],
         clock: Callable[[], float] = time.monotonic,
@@ -68,8 +101,9 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         super().__init__()
         self.engine = engine
         self.session = session
+        """The conversation on screen."""
         self.store = store
-        self.default_settings = session.settings
+        self.default_settings = default_settings or session.settings
         """Settings for a new conversation (from config.toml and flags)."""
         self.model_spec = model_spec
         """The model last asked for (None: the demo model); a conversation naming another one loads it."""
@@ -77,16 +111,15 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         self.clock = clock
         self.animate = animate
         self.prompt_history = prompt_history if prompt_history is not None else []
-        self.active: ActiveRequest | None = None
-        self.model: ModelInfo | None = None
-        self.attachments: list[Attachment] = []
-        self.status = EngineStatus()
+        self.active: Awaited | None = None
+        """The request this screen waits on; cleared by its `Finished`."""
         self.refused_prompt_waiting = False
         """True after a refusal while the kept prompt waits; the next `Finished` says it can go now."""
+        self.answer_keys = AnswerKeys(first_key("continue_answer", keymap), first_key("retry_answer", keymap))
 
     def compose(self) -> ComposeResult:
         yield Label(self.session.title, id="chat-title", markup=False)
-        yield ConversationView(id="conversation")
+        yield ConversationView(id="conversation", keys=self.answer_keys)
         yield AttachmentPane(id="attachments")
         yield Label("", id="notice", markup=False)
         prompt = PromptInput(id="prompt", prompt_history=self.prompt_history, placeholder="Ask anything…")
@@ -95,12 +128,11 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         yield StatusBar(id="status", clock=self.clock, animate=self.animate)
         yield Footer(id="footer")
 
-    def on_mount(self) -> None:
-        self.query_one("#notice").display = False
-        self.query_one(PromptInput).focus()
-        self.set_status(self.status)
+    async def on_mount(self) -> None:
+        self.notice.display = False
+        self.prompt.focus()
         if self.session.turns:  # a resumed conversation
-            self.call_later(self.show_session, self.session)
+            await self.conversation.show_turns(self.session.turns, assistant_label=self._assistant_label())
 
     # ---- what the app and tests read ------------------------------------------------------------------------
 
@@ -109,31 +141,28 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         return self.active is not None
 
     @property
-    def has_panes(self) -> bool:
-        """False before compose and while the app tears the screen down."""
-        return self.query_one_optional(StatusBar) is not None
+    def status(self) -> EngineStatus:
+        """What the status pane shows (the `StatusBar` holds it)."""
+        return self.status_bar.status
 
     @property
-    def prompt(self) -> PromptInput:
-        return self.query_one(PromptInput)
+    def model(self) -> ModelInfo | None:
+        """The loaded model, as the engine last reported it."""
+        return self.status.model
 
     @property
-    def conversation(self) -> ConversationView:
-        return self.query_one(ConversationView)
+    def attachments(self) -> tuple[Attachment, ...]:
+        """The images for the next message (the `AttachmentPane` holds them)."""
+        return self.attachment_pane.attachments
 
     def notice_text(self) -> str:
-        notice = self.query_one("#notice", Label)
-        return str(notice.content) if notice.display else ""
+        return str(self.notice.content) if self.notice.display else ""
 
     # ---- attributes down ------------------------------------------------------------------------------------
 
-    def set_status(self, status: EngineStatus) -> None:
-        self.status = status
-        if self.is_mounted:
-            self.query_one(StatusBar).status = status
-
     def show_notice(self, text: str, kind: NoticeKind = "warning") -> None:
-        notice = self.query_one("#notice", Label)
+        """One line above the prompt: what went wrong or what to do next. Empty text hides it."""
+        notice = self.notice
         notice.update(text)
         for name in ("info", "warning", "error"):
             notice.set_class(name == kind, f"-{name}")
@@ -142,21 +171,57 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
     def clear_notice(self) -> None:
         self.show_notice("")
 
+    def _set_status(self, status: EngineStatus) -> None:
+        self.status_bar.status = status
+
+    def _show_title(self) -> None:
+        self.title_label.update(self.session.title)
+
+    def _assistant_label(self) -> str:
+        return f"assistant · {self.model.name}" if self.model is not None else "assistant"
+
+    # ---- engine events --------------------------------------------------------------------------------------
+
+    @on(EngineEvent)
+    async def _engine_event(self, message: EngineEvent) -> None:
+        event, awaited = message.event, self.active
+        self._set_status(after_event(self.status, event, awaited, now=self.clock(), keys=self.answer_keys))
+        ours = awaited is not None and awaited.request_id == event.request_id
+        match event:
+            case ModelLoaded() | ModelUnloaded():
+                self.attachment_pane.model = self.model
+            case ModelLoadFailed():
+                self.attachment_pane.model = self.model
+                self.show_notice(f"Could not load {event.model}: {event.message}", "error")
+            case TextDelta() if ours and awaited.kind == "chat":
+                await self.conversation.append(event.text, event.tokens)
+            case Finished() if ours:
+                await self._finished(event, awaited)
+
+    async def _finished(self, event: Finished, awaited: Awaited) -> None:
+        self.active = None
+        if self.refused_prompt_waiting:
+            self.refused_prompt_waiting = False
+            self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
+        if awaited.kind == "chat":
+            answer = await self.conversation.finish(event)
+            self.store.save_answer(self.session, answer)
+        self.post_message(self.Idle())
+
     # ---- model ----------------------------------------------------------------------------------------------
 
     def load_model(self, spec: str | None) -> None:
         """Ask the engine to load `spec` (None: the bundled demo model); progress arrives as events."""
         request = LoadModel(spec)
-        refusal = self._submit(request)
-        if refusal is None:
+        if self._submit(request) is None:
             self.model_spec = spec
-            self.active = ActiveRequest(request.request_id, "load")
-            label = spec and Path(spec).name or "demo model"
-            self.set_status(self.status.with_phase("loading", detail=f"Loading {label}", progress=None))
+            self.active = Awaited(request.request_id, "load")
+            self._set_status(load_requested(self.status, spec and Path(spec).name or "demo model"))
 
     # ---- sending --------------------------------------------------------------------------------------------
 
-    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+    @on(PromptInput.Submitted)
+    async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
         message.stop()
         text = message.text
         if text.lstrip().startswith("/attach"):
@@ -166,7 +231,7 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         if found and all(is_image_name(path) for path in found.paths):
             # A drop the terminal typed instead of pasting: attach, then send what follows, if anything. If a
             # file cannot be attached, its reason is shown and the prompt keeps everything that was typed.
-            if self.attach_found(found):
+            if self._attach_found(found):
                 return
             self.prompt.set_text(found.rest)
             if not found.rest.strip():
@@ -176,48 +241,34 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
 
     async def send(self, text: str) -> bool:
         """Send `text` with the attached images. False (prompt and images kept) when it cannot go now."""
-        if not text.strip() and not self.attachments:
+        pane = self.attachment_pane
+        if not text.strip() and not pane.attachments:
             return False
-        images = tuple(attachment.path for attachment in self.attachments)
-        if images and self.model is not None and self.model.kind == "text":
-            self.show_notice(
-                f"{self.model.name} reads text only and cannot see images. Remove them "
-                f"({first_key('remove_attachment', self.keymap)}) or load a vision model. Nothing was sent.",
-                "error",
-            )
+        refusal = pane.refusal()
+        if refusal is not None:
+            key = first_key("remove_attachment", self.keymap)
+            self.show_notice(f"{refusal} Remove them ({key}) or load a vision model. Nothing was sent.", "error")
             return False
-        user_turn = Turn("user", text.strip(), images)
-        request = self.session.request_for(user_turn)
+        question = Turn("user", text.strip(), pane.paths)
+        request = self.session.request_for(question)
         if self._submit(request) is not None:
             return False
-        # Accepted: events for it may arrive at any await from here on, so it is tracked before the first one.
-        self.session.turns.append(user_turn)
-        user_view = self.conversation.new_view(user_turn, label="you")
-        answer_view = self._track(request)
-        self.on_user_sent(user_turn)
+        answer = Turn("assistant", status="streaming")
+        self.session.turns += [question, answer]
+        self._await_answer(request)
+        self.store.save_user(self.session, question)
+        self._show_title()
         self.prompt_history.append(text)
         self.prompt.clear()
-        self.attachments.clear()
-        self._show_attachments()
-        await self.conversation.show(user_view, answer_view)
+        pane.take()
+        await self.conversation.add_exchange(question, answer, label=self._assistant_label())
         return True
 
-    def _track(self, request: ChatRequest, turn: Turn | None = None) -> MessageView:
-        """Track the accepted `request`: a new assistant turn (and view, not yet mounted) unless continuing
-        `turn`, whose view is already on screen."""
-        if turn is None:
-            turn = Turn("assistant", status="streaming")
-            self.session.turns.append(turn)
-            view = self.conversation.new_view(turn, label=self._assistant_label())
-        else:
-            turn.status = "streaming"
-            view = self.conversation.last_view()
-            view.refresh_from_turn()
-        self.active = ActiveRequest(request.request_id, "chat", turn, view)
-        self.set_status(self.status.with_phase("prefill", detail="", prefill_done=0, prefill_total=0, tokens=0))
-        return view
+    def _await_answer(self, request: ChatRequest, tokens_before: int = 0) -> None:
+        self.active = Awaited(request.request_id, "chat", tokens_before)
+        self._set_status(answer_requested(self.status))
 
-    def _submit(self, request) -> Busy | None:
+    def _submit(self, request: Request) -> Busy | None:
         """Submit now or show why not. Returns the refusal (or a stand-in after close), None when accepted."""
         try:
             refusal = self.engine.submit(request)
@@ -232,9 +283,6 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         self.clear_notice()
         return None
 
-    def _assistant_label(self) -> str:
-        return f"assistant · {self.model.name}" if self.model is not None else "assistant"
-
     # ---- cancel, continue, retry ----------------------------------------------------------------------------
 
     def cancel(self, reason: str = "cancel") -> bool:
@@ -242,11 +290,7 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
         if self.active is None:
             return False
         if self.engine.cancel(self.active.request_id, reason=reason):
-            if self.status.phase != "draining":
-                detail = "stopping after the current step…"
-                if reason == "shutdown":
-                    detail = "quitting when the engine has stopped…"
-                self.set_status(self.status.with_phase("draining", detail=detail, since=self.clock()))
+            self._set_status(cancel_requested(self.status, reason, self.clock()))
             return True
         return False
 
@@ -268,7 +312,9 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
             self.show_notice("Nothing to continue: only a stopped answer with some text can be continued.", "info")
             return
         if self._submit(request) is None:
-            self._track(request, turn=self.session.turns[-1])
+            answer = self.session.turns[-1]
+            self._await_answer(request, tokens_before=answer.tokens)
+            self.conversation.continue_answer(answer)
 
     async def action_retry_answer(self) -> None:
         request = self.session.retry_request()
@@ -277,11 +323,170 @@ class ChatScreen(HistoryMixin, EngineEventsMixin, AttachingMixin, ReadingMixin, 
             return
         if self._submit(request) is not None:
             return
-        replaced = None
-        if self.session.turns[-1].role == "assistant":
-            self.on_turns_dropped(self.session.turns.pop())
-            replaced = self.conversation.last_view()
-        view = self._track(request)
+        replaced = self.session.turns.pop() if self.session.turns[-1].role == "assistant" else None
         if replaced is not None:
-            await replaced.remove()
-        await self.conversation.show(view)
+            self.store.drop_from(replaced)
+        answer = Turn("assistant", status="streaming")
+        self.session.turns.append(answer)
+        self._await_answer(request)
+        await self.conversation.replace_answer(answer, label=self._assistant_label(), replacing=replaced)
+
+    # ---- attachments ----------------------------------------------------------------------------------------
+
+    @on(PromptInput.PathsDropped)
+    def _paths_dropped(self, message: PromptInput.PathsDropped) -> None:
+        message.stop()
+        failed = self._attach_found(message.found)
+        leftover = " ".join(failed + ([message.found.rest] if message.found.rest else []))
+        if leftover:
+            self.prompt.insert(leftover)
+
+    @on(AttachmentPane.Changed)
+    def _attachments_changed(self, message: AttachmentPane.Changed) -> None:
+        if message.removed:  # the removed image may have had the focus
+            self.prompt.focus()
+
+    def _attach_found(self, found: FoundPaths) -> list[str]:
+        """Attach each found path; return the text of those that failed (it goes back into the prompt)."""
+        failed, problems = [], []
+        for path, source in zip(found.paths, found.sources):
+            problem = self.attachment_pane.attach(path)
+            if problem:
+                failed.append(source)
+                problems.append(problem)
+        self._report_attached(problems)
+        return failed
+
+    def _report_attached(self, problems: list[str]) -> None:
+        if problems:
+            self.show_notice(" ".join(problems), "error")
+        else:
+            self.clear_notice()
+
+    def _attach_command(self, argument: str) -> None:
+        words = split_words(argument)
+        if not words:
+            self.show_notice("Usage: /attach PATH [PATH…] (quote or escape spaces).", "info")
+            return
+        problems = self.attachment_pane.attach_all(to_path(word.value) or Path(word.value) for word in words)
+        self._report_attached(problems)
+        if not problems:
+            self.prompt.clear()
+
+    def action_attach_file(self) -> None:
+        def attach_picked(path: Path | None) -> None:
+            if path is not None:
+                self._report_attached(self.attachment_pane.attach_all([path]))
+            self.prompt.focus()
+
+        self.app.push_screen(FilePickerScreen(Path.home()), attach_picked)
+
+    def action_remove_attachment(self) -> None:
+        focused = self.focused
+        if isinstance(focused, AttachmentItem):
+            self.attachment_pane.remove(focused.attachment.path)
+        else:
+            self.attachment_pane.remove_last()
+
+    # ---- reading: copy, scroll, focus -----------------------------------------------------------------------
+
+    def action_copy_message(self) -> None:
+        view = self.conversation.message_for_copy(self.focused)
+        if view is None or not view.text:
+            self.notify("There is no message to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(view.text)
+        self.notify(f"Copied the message ({len(view.text)} characters).")
+
+    def action_copy_code(self) -> None:
+        view = self.conversation.message_for_copy(self.focused)
+        blocks = code_blocks(view.text) if view is not None else []
+        if not blocks:
+            self.notify("No code block to copy in that message.", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.notify(f"Copied the code block ({len(blocks[-1].splitlines())} lines).")
+
+    def action_scroll_conversation(self, pages: int) -> None:
+        self.conversation.scroll_pages(pages)
+
+    def action_focus_prompt(self) -> None:
+        self.prompt.focus()
+
+    # ---- conversations: new, switch, settings, edit ---------------------------------------------------------
+
+    async def show_session(self, session: ChatSession) -> None:
+        """Replace what the screen shows with `session`, loading its model when it names another one."""
+        self.session = session
+        self._show_title()
+        self.clear_notice()
+        await self.conversation.show_turns(session.turns, assistant_label=self._assistant_label())
+        if session.settings.model != self.model_spec:
+            self.load_model(session.settings.model)
+
+    def _refused_while_busy(self, what: str) -> bool:
+        if self.busy:
+            self.show_notice(f"The engine is busy: stop it first (Esc), then {what}.", "warning")
+            return True
+        return False
+
+    async def action_new_conversation(self) -> None:
+        if self._refused_while_busy("start a new conversation"):
+            return
+        await self.show_session(ChatSession(settings=self.default_settings))
+        self.prompt.focus()
+
+    def action_conversations(self) -> None:
+        if not self.store.enabled:
+            self.show_notice("History is off in this session, so there is no list of conversations.", "info")
+            return
+
+        async def chosen(result: ConversationsResult | None) -> None:
+            if result is not None and (result.new or result.open_id):
+                if self._refused_while_busy("switch conversations"):
+                    return
+                if result.new:
+                    await self.show_session(ChatSession(settings=self.default_settings))
+                elif result.open_id != self.session.stored_id:
+                    session = self.store.load(result.open_id)
+                    if session is not None:
+                        await self.show_session(session)
+            elif self.session.stored_id is not None and not self.store.exists(self.session.stored_id):
+                await self.show_session(ChatSession(settings=self.default_settings))  # it was deleted
+            elif self.session.stored_id is not None:
+                fresh = self.store.load(self.session.stored_id)
+                if fresh is not None:
+                    self.session.title = fresh.title
+                    self._show_title()
+            self.prompt.focus()
+
+        self.app.push_screen(ConversationsScreen(self.store.history, self.session.stored_id), chosen)
+
+    def action_conversation_settings(self) -> None:
+        def chosen(settings) -> None:
+            if settings is None:
+                return
+            model_changed = settings.model != self.session.settings.model
+            self.store.save_settings(self.session, settings)
+            if model_changed and settings.model != self.model_spec:
+                self.load_model(settings.model)
+            self.prompt.focus()
+
+        self.app.push_screen(SettingsScreen(self.session.settings, self.session.title), chosen)
+
+    async def action_edit_last(self) -> None:
+        """Take back the last message: it returns to the prompt (with its images) for editing and resending."""
+        if self._refused_while_busy("edit the last message"):
+            return
+        last_user = self.session.last_user()
+        if last_user is None:
+            self.show_notice("There is no message to edit yet.", "info")
+            return
+        dropped = self.session.truncate_from(last_user)
+        self.store.drop_from(last_user)
+        await self.conversation.drop(dropped)
+        pane = self.attachment_pane
+        pane.clear()
+        pane.attach_all(last_user.images)
+        self.prompt.set_text(last_user.text)
+        self.prompt.focus()

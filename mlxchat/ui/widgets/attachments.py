@@ -1,17 +1,19 @@
 """Provides the attachment pane: the images that go with the next message, each with a preview and its facts.
 
 Previews are drawn with upper half blocks ("▀", foreground = top pixel, background = bottom pixel), which every
-terminal with true colour shows, so no graphics protocol is needed. The pane hides itself when empty. Removing
-an image is a message up (`AttachmentPane.RemoveRequested`); the screen owns the list and sets it back down.
+terminal with true colour shows, so no graphics protocol is needed. The pane hides itself when empty. It owns
+the list for the next message and knows the loaded model, so it can say when that model cannot take images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from rich.style import Style
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, HorizontalScroll, Vertical
@@ -19,7 +21,10 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Label, Static
 
-from ..attachment_files import Attachment, human_size
+from mlxchat.engine import ModelInfo
+from mlxchat.engine.vision_inputs import images_refused
+
+from ..attachment_files import Attachment, AttachmentError, human_size, open_attachment
 
 
 def half_block_preview(attachment: Attachment) -> Text:
@@ -56,32 +61,88 @@ class AttachmentItem(Horizontal, can_focus=True):
 
 
 class AttachmentPane(Vertical):
-    """The images attached to the next message."""
+    """The images attached to the next message. It owns the list: attach, remove and take go through it, and
+    every change is announced with `AttachmentPane.Changed`."""
 
     @dataclass
     class RemoveRequested(Message):
-        """The user asked to remove the image at `path` from the next message."""
+        """The user asked to remove the image at `path` (posted by an `AttachmentItem`; the pane handles it)."""
 
         path: Path
 
-    attachments: reactive[tuple[Attachment, ...]] = reactive((), always_update=True, recompose=True)
-    """The images for the next message, in the order they were attached. Set by the screen."""
+    @dataclass
+    class Changed(Message):
+        """The list changed: something was attached, removed, or taken for a message."""
 
-    note: reactive[str] = reactive("")
-    """A warning about the attachments, e.g. that the loaded model reads text only."""
+        pane: "AttachmentPane"
+        attachments: tuple[Attachment, ...]
+        removed: bool
+        """True when an image was taken off the list by the user (the focus may have been on it)."""
+
+        @property
+        def control(self) -> "AttachmentPane":
+            return self.pane
+
+    attachments: reactive[tuple[Attachment, ...]] = reactive((), always_update=True, recompose=True)
+    """The images for the next message, in the order they were attached. Changed only through the methods."""
+
+    model: reactive[ModelInfo | None] = reactive(None, recompose=True)
+    """The loaded model, set by the screen: the title warns when it cannot take images."""
 
     def compose(self) -> ComposeResult:
         self.display = bool(self.attachments)
         count = len(self.attachments)
-        yield Label(
-            f"{count} image{'s' if count != 1 else ''} for the next message{' · ' + self.note if self.note else ''}",
-            id="attachments-title",
-            markup=False,
-        )
+        refusal = self.refusal()
+        note = f" · {refusal} Load a vision model to send them." if refusal else ""
+        yield Label(f"{count} image{'s' if count != 1 else ''} for the next message{note}", id="attachments-title",
+                    markup=False)
         with HorizontalScroll(id="attachments-list"):
             for attachment in self.attachments:
                 yield AttachmentItem(attachment)
 
-    def watch_note(self) -> None:
-        if self.is_mounted:
-            self.refresh(recompose=True)
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(attachment.path for attachment in self.attachments)
+
+    def refusal(self) -> str | None:
+        """Why these images cannot go to the loaded model (it reads text only), or None when they can."""
+        return images_refused(self.model) if self.attachments else None
+
+    def attach(self, path: Path) -> str | None:
+        """Check and attach one image. Returns the problem in words (nothing attached), or None."""
+        try:
+            attachment = open_attachment(path)
+        except AttachmentError as exc:
+            return str(exc)
+        if attachment.path not in self.paths:
+            self._set(self.attachments + (attachment,), removed=False)
+        return None
+
+    def attach_all(self, paths: Iterable[Path]) -> list[str]:
+        """Attach each of `paths`; returns the problems, one sentence per file that failed."""
+        return [problem for path in paths if (problem := self.attach(path))]
+
+    def remove(self, path: Path) -> None:
+        self._set(tuple(a for a in self.attachments if a.path != path), removed=True)
+
+    def remove_last(self) -> None:
+        if self.attachments:
+            self.remove(self.attachments[-1].path)
+
+    def take(self) -> tuple[Path, ...]:
+        """The paths for the message being sent; the list is empty afterwards."""
+        paths = self.paths
+        self._set((), removed=False)
+        return paths
+
+    def clear(self) -> None:
+        self._set((), removed=True)
+
+    @on(RemoveRequested)
+    def _remove_requested(self, message: RemoveRequested) -> None:
+        message.stop()
+        self.remove(message.path)
+
+    def _set(self, attachments: tuple[Attachment, ...], *, removed: bool) -> None:
+        self.attachments = attachments
+        self.post_message(self.Changed(self, attachments, removed))

@@ -1,4 +1,9 @@
-"""Provides the conversation pane: the turns, newest at the bottom, following the answer as it streams.
+"""Provides `ConversationView`: one conversation's turns, newest at the bottom, and the answer streaming into it.
+
+The view owns its `MessageView`s and the answer being written: the screen begins an answer, appends what the
+engine sends, and finishes it with the request's `Finished`; everything about showing that (the turn's status,
+its footer and hint, the Markdown stream) happens here. It can show a whole session, drop turns, pick the
+message to copy, and scroll.
 
 It is anchored (`Widget.anchor()`): while the reader is at the bottom, new text keeps it there; once they scroll
 up it stays where they put it, and returning to the bottom re-anchors it. Nothing here polls or forces scrolling.
@@ -6,10 +11,16 @@ up it stays where they put it, and returning to the bottom re-anchors it. Nothin
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from textual.containers import VerticalScroll
+from textual.widget import AwaitMount
 from textual.widgets import Static
 
-from ..chat_model import Turn
+from mlxchat.engine import Finished
+
+from ..chat_model import Turn, TurnStatus
+from ..engine_status import AnswerKeys
 from .message import MessageView
 
 WELCOME = (
@@ -17,9 +28,34 @@ WELCOME = (
     "Drop an image on the window (or paste its path) to attach it. F1 lists every key."
 )
 
+TURN_STATUS: dict[str, TurnStatus] = {
+    "stop": "complete",
+    "length": "complete",
+    "cancelled": "stopped",
+    "shutdown": "stopped",
+    "error": "error",
+}
+"""What each `Finished.reason` makes of the answer it ends."""
+
+
+def answer_hint(turn: Turn, reason: str | None, keys: AnswerKeys) -> str:
+    """The keys worth knowing under an answer: continue or retry a stopped one, retry one cut at max tokens."""
+    if turn.status == "stopped":
+        return keys.stopped_hint(bool(turn.text))
+    if reason == "length":
+        return keys.length_hint()
+    return ""
+
 
 class ConversationView(VerticalScroll, can_focus=False):
-    """The scrolling list of `MessageView`s."""
+    """The scrolling list of one conversation's `MessageView`s, and the answer streaming into it, if any."""
+
+    def __init__(self, *, keys: AnswerKeys, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.keys = keys
+        """The continue and retry keys, named in the hints under stopped answers."""
+        self.answer: MessageView | None = None
+        """The view the awaited answer streams into; None when no answer is being written here."""
 
     def compose(self):
         yield Static(WELCOME, id="welcome", markup=False)
@@ -27,22 +63,67 @@ class ConversationView(VerticalScroll, can_focus=False):
     def on_mount(self) -> None:
         self.anchor()
 
-    def new_view(self, turn: Turn, *, label: str) -> MessageView:
-        """A view for `turn`, not yet shown. The screen tracks it before mounting, so no event is missed."""
-        return MessageView(turn, label=label)
+    # ---- an answer, from first token to Finished --------------------------------------------------------------
 
-    async def show(self, *views: MessageView) -> None:
-        """Mount `views` at the bottom."""
-        self.query_one("#welcome").display = False
-        await self.mount_all(views)
+    def add_exchange(self, question: Turn, answer: Turn, *, label: str) -> AwaitMount:
+        """Show `question` and begin `answer` below it (the answer streams in as `append` is called)."""
+        self.answer = MessageView(answer, label=label)
+        return self._show(MessageView(question, label="you"), self.answer)
 
-    async def add_turn(self, turn: Turn, *, label: str) -> MessageView:
-        """Show `turn` at the bottom and return its view."""
-        view = self.new_view(turn, label=label)
-        await self.show(view)
-        return view
+    async def replace_answer(self, answer: Turn, *, label: str, replacing: Turn | None) -> None:
+        """Begin `answer` in place of the answer `replacing` (a retry), or below the last turn."""
+        self.answer = MessageView(answer, label=label)
+        if replacing is not None:
+            await self.drop([replacing])
+        await self._show(self.answer)
+
+    def continue_answer(self, answer: Turn) -> None:
+        """The last answer (`answer`, stopped) streams again: new text is appended to what it shows."""
+        view = self._view_of(answer)
+        answer.status = "streaming"
+        view.refresh_from_turn()
+        self.answer = view
+
+    async def append(self, text: str, tokens: int) -> None:
+        """Add streamed `text` (`tokens` of it) to the answer being written."""
+        view = self.answer
+        view.turn.text += text
+        view.turn.tokens += tokens
+        await view.sync()
+
+    async def finish(self, event: Finished) -> Turn:
+        """End the answer being written as `event` says; returns its turn, complete, stopped or failed."""
+        view, self.answer = self.answer, None
+        await view.end_stream()
+        turn = view.turn
+        turn.status = TURN_STATUS[event.reason]
+        turn.stats = event.stats or turn.stats
+        turn.error = event.error
+        view.refresh_from_turn(answer_hint(turn, event.reason, self.keys))
+        return turn
+
+    # ---- whole conversations --------------------------------------------------------------------------------
+
+    async def show_turns(self, turns: Iterable[Turn], *, assistant_label: str) -> None:
+        """Replace what is shown with `turns` (a session opened from history, or a new empty one)."""
+        await self.clear_turns()
+        views = [
+            MessageView(turn, label="you" if turn.role == "user" else assistant_label) for turn in turns
+        ]
+        for view in views:
+            view.refresh_from_turn(answer_hint(view.turn, None, self.keys))
+        if views:
+            await self._show(*views)
+        self.anchor()
+
+    async def drop(self, turns: Iterable[Turn]) -> None:
+        """Remove the views of `turns` (taken back for editing, or replaced by a retry)."""
+        dropped = {id(turn) for turn in turns}
+        views = [view for view in self.query(MessageView) if id(view.turn) in dropped]
+        await self.remove_children(views)
 
     async def clear_turns(self) -> None:
+        self.answer = None
         await self.query(MessageView).remove()
         self.query_one("#welcome").display = True
 
@@ -52,3 +133,28 @@ class ConversationView(VerticalScroll, can_focus=False):
     def last_view(self) -> MessageView | None:
         views = self.views()
         return views[-1] if views else None
+
+    # ---- reading --------------------------------------------------------------------------------------------
+
+    def message_for_copy(self, focused: object) -> MessageView | None:
+        """The focused message if a message has focus, else the last answer."""
+        if isinstance(focused, MessageView):
+            return focused
+        answers = [view for view in self.views() if view.turn.role == "assistant"]
+        return answers[-1] if answers else None
+
+    def scroll_pages(self, pages: int) -> None:
+        """Page up or down; paging down at the bottom keeps following the answer."""
+        if pages < 0:
+            self.scroll_page_up(animate=False)
+        elif self.scroll_y >= self.max_scroll_y:
+            self.anchor()  # already at the bottom: paging down must not let go of the answer
+        else:
+            self.scroll_page_down(animate=False)  # reaching the bottom re-anchors (Widget.anchor)
+
+    def _show(self, *views: MessageView) -> AwaitMount:
+        self.query_one("#welcome").display = False
+        return self.mount_all(views)
+
+    def _view_of(self, turn: Turn) -> MessageView:
+        return next(view for view in self.query(MessageView) if view.turn is turn)

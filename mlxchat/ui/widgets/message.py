@@ -51,11 +51,29 @@ def stats_line(stats: Stats) -> str:
     return " · ".join(parts)
 
 
+class MessageFooter(Label):
+    """The line under a message: how it ended. Hidden while empty."""
+
+    text: reactive[str] = reactive("")
+    """Set through `MessageView.footer` (data-bound), so it is right whether it changes before or after mount."""
+
+    def watch_text(self, text: str) -> None:
+        self.update(text)
+        self.display = bool(text)
+
+
 class MessageView(Vertical, can_focus=True):
-    """A user or assistant turn. Focus one (click or tab) to copy it with the copy key."""
+    """A user or assistant turn. Focus one (click or tab) to copy it with the copy key.
+
+    The view draws its `Turn`, which the `ConversationView` changes as events arrive: `sync` writes the text not
+    shown yet, `refresh_from_turn` the status and footer once the turn ended.
+    """
 
     status: reactive[TurnStatus] = reactive("complete")
     """How the turn stands; shown as the class `-streaming`, `-complete`, `-stopped` or `-error`."""
+
+    footer: reactive[str] = reactive("")
+    """The footer line: the answer's stats, "stopped" with the keys that continue or retry it, or the error."""
 
     def __init__(self, turn: Turn, *, label: str, **kwargs) -> None:
         super().__init__(classes=f"message -{turn.role}", **kwargs)
@@ -64,8 +82,8 @@ class MessageView(Vertical, can_focus=True):
         self._stream: MarkdownStream | None = None
         self._markdown: Markdown | None = None
         self._written = 0
-        self._hint = ""
         self.set_reactive(MessageView.status, turn.status)
+        self.set_reactive(MessageView.footer, self._footer_for(""))
 
     @property
     def text(self) -> str:
@@ -82,11 +100,10 @@ class MessageView(Vertical, can_focus=True):
             self._written = len(self.turn.text)
             self._markdown = Markdown(visible(self.turn.text), classes="message-body")
             yield self._markdown
-        yield Label("", classes="message-footer", markup=False)
+        yield MessageFooter(classes="message-footer", markup=False).data_bind(text=MessageView.footer)
 
     async def on_mount(self) -> None:
         self.set_class(True, f"-{self.status}")
-        self._show_footer()
         await self.sync()
 
     def watch_status(self, old: TurnStatus, new: TurnStatus) -> None:
@@ -101,7 +118,7 @@ class MessageView(Vertical, can_focus=True):
         delta is lost or shown twice whatever the order of mounting and events.
         """
         markdown = self._markdown
-        if markdown is None or not markdown.is_mounted:
+        if markdown is None or not markdown.is_mounted:  # not drawn yet: compose and on_mount show the text then
             return
         new_text = self.turn.text[self._written :]
         if not new_text:
@@ -122,24 +139,15 @@ class MessageView(Vertical, can_focus=True):
         # An answer still streaming when the view goes away (app closing) must not leave its task pending.
         await self.end_stream()
 
-    def set_footer(self, text: str) -> None:
-        if self.parent is None:  # removed (a conversation switch): Textual keeps `is_mounted` true after remove()
-            return
-        footer = self.query_one(".message-footer", Label)
-        footer.update(text)
-        footer.display = bool(text)
-
     def refresh_from_turn(self, hint: str = "") -> None:
-        """Show the turn's status and footer after it changed (finished, stopped, failed); before the view is
-        mounted this is remembered and shown by `on_mount`."""
-        self._hint = hint
+        """Show the turn's status and footer after it changed (started again, finished, stopped, failed), with
+        `hint` (the keys that continue or retry it) after the footer."""
         self.status = self.turn.status
-        if self.is_mounted:
-            self._show_footer()
+        self.footer = self._footer_for(hint)
 
-    def _show_footer(self) -> None:
-        footer, hint = self._static_footer(), self._hint
-        self.set_footer(f"{footer} — {hint}" if hint and footer else footer or hint)
+    def _footer_for(self, hint: str) -> str:
+        footer = self._static_footer()
+        return f"{footer} — {hint}" if hint and footer else footer or hint
 
     def _static_footer(self) -> str:
         turn = self.turn

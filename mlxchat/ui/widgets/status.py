@@ -1,6 +1,7 @@
 """Provides the status pane: one line that always says what the engine is doing.
 
-The app turns engine events into an `EngineStatus` and sets it here (attributes down); the pane only draws it.
+`mlxchat.ui.engine_status` turns engine events into an `EngineStatus`; the chat screen sets it here (attributes
+down) and the pane only draws it.
 Draining has its own colour and a spinner with the time since the cancel key, because "I pressed Esc and it is
 still going" is the moment a user most needs to see the truth. The clock is injected so snapshot tests show a
 fixed elapsed time, and animation can be switched off for them.
@@ -9,8 +10,7 @@ fixed elapsed time, and animation can be switched off for them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from typing import Callable
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -18,36 +18,11 @@ from textual.reactive import reactive
 from textual.widgets import Label
 
 from ..attachment_files import human_size
+from ..engine_status import EngineStatus, StatusPhase
 
-StatusPhase = Literal[
-    "starting", "loading", "ready", "prefill", "generating", "draining", "stopped", "busy", "error", "no-model"
-]
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _ANIMATED = {"starting", "loading", "prefill", "generating", "draining"}
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """Everything the status pane shows. Built by the app from engine events; never read back from widgets."""
-
-    phase: StatusPhase = "starting"
-    detail: str = ""
-    """A short sentence for the phase: the load step, why it stopped, the error, the busy refusal."""
-    progress: float | None = None
-    """Load progress from 0 to 1, or None while the step has no measurable progress."""
-    prefill_done: int = 0
-    prefill_total: int = 0
-    tokens: int = 0
-    tokens_per_s: float | None = None
-    since: float | None = None
-    """Clock time the phase began (draining shows the time since the cancel key)."""
-    model_name: str | None = None
-    memory_bytes: int | None = None
-    context_used: int | None = None
-    context_size: int | None = None
-
-    def with_phase(self, phase: StatusPhase, **changes) -> "EngineStatus":
-        return replace(self, phase=phase, **changes)
+_PHASES = StatusPhase.__args__
 
 
 class StatusBar(Horizontal):
@@ -58,10 +33,10 @@ class StatusBar(Horizontal):
     StatusBar > #status-detail { width: 1fr; }
     """
 
-    status: reactive[EngineStatus] = reactive(EngineStatus, always_update=True)
-    """What to show. The app replaces it whenever an engine event changes something."""
+    status: reactive[EngineStatus] = reactive(EngineStatus, always_update=True, init=False)
+    """What to show. The chat screen replaces it with what the `engine_status` reducer returns."""
 
-    frame: reactive[int] = reactive(0)
+    frame: reactive[int] = reactive(0, init=False)
     """Spinner frame, advanced by a timer while the engine works (frozen when animation is off)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, animate: bool = True, **kwargs) -> None:
@@ -85,7 +60,7 @@ class StatusBar(Horizontal):
 
     def watch_status(self, status: EngineStatus) -> None:
         self.set_class(True, f"-{status.phase}")
-        for phase in StatusPhase.__args__:
+        for phase in _PHASES:
             if phase != status.phase:
                 self.remove_class(f"-{phase}")
         self._draw()
@@ -94,8 +69,6 @@ class StatusBar(Horizontal):
         self._draw()
 
     def _draw(self) -> None:
-        if not self.is_mounted:
-            return
         self.query_one("#status-phase", Label).update(self.phase_text())
         self.query_one("#status-detail", Label).update(self.detail_text())
         self.query_one("#status-model", Label).update(self.model_text())

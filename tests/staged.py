@@ -1,9 +1,11 @@
-"""Provides `StagedEngine`: the engine's API with no thread and no MLX, for snapshots and screenshots.
+"""Provides `StagedEngine`: the tests' scripted engine — the `EngineClient` API with no thread and no MLX — and
+the scenes that drive an app on it to each visible state, for snapshots and screenshots.
 
 Snapshot tests and `scripts/screenshots.py` need every visible state drawn the same way on every run, which a
 real model on a shared CPU cannot give (timings, memory, token counts). The staged engine accepts or refuses
 requests like the real one and plays *real engine event types* into the app through the same sink, so what is
-drawn is what the real event sequence draws. The scenes below are shared by the tests and the script.
+drawn is what the real event sequence draws. The scenes below are shared by the tests and the script, which
+imports this module with `tests/` on its path: it is test code, not part of the installed package.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ ANSWER = (
 
 @dataclass
 class StagedEngine:
-    """Accepts requests (or refuses them while `active` is set) and lets the caller emit events."""
+    """Accepts requests (or refuses them while `active` is set) and lets the caller emit events. An
+    `EngineClient`, like the local and remote engines."""
 
     sink: Callable[[Event], None]
     submitted: list = field(default_factory=list)
@@ -235,7 +238,8 @@ async def draining_scene(pilot, engine: StagedEngine) -> None:
     await streaming_scene(pilot, engine)
     await pilot.press("escape")
     pilot.app.test_clock[0] += 1.2
-    pilot.app.chat.set_status(pilot.app.chat.status)
+    chat = pilot.app.chat
+    chat.status_bar.status = chat.status  # redraw the elapsed time with the moved clock
 
 
 async def stopped_scene(pilot, engine: StagedEngine) -> None:

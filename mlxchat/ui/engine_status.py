@@ -1,0 +1,198 @@
+"""Provides `EngineStatus` and the reducer that is the single place turning engine events into it.
+
+The status pane must say what the engine is doing, never a guess. So the rules live here, as plain functions of
+plain values, with no Textual: `after_event(status, event, awaited, ...)` gives the status after an engine event,
+and three more functions give it after what the user did (asked for a load, sent a prompt, pressed cancel).
+The chat screen calls them and hands the result to the `StatusBar`, which only draws it. The rules:
+
+- Draining is shown from the cancel key until the request's `Finished`, even while late text and stats arrive;
+  only `Finished` ends it.
+- Events for a request the screen is not waiting on (a late event after a restart, say) change the model facts
+  (loaded model, memory, context) at most, never the phase.
+- Stats, whether streamed or carried by `Finished`, update the numbers the same way (`with_stats`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from mlxchat.engine import (
+    Draining,
+    Event,
+    Finished,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ModelUnloaded,
+    PrefillProgress,
+    Started,
+    Stats,
+    TextDelta,
+)
+
+StatusPhase = Literal[
+    "starting", "loading", "ready", "prefill", "generating", "draining", "stopped", "busy", "error", "no-model"
+]
+RequestKind = Literal["chat", "load"]
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Everything the status pane shows, built only by this module's functions."""
+
+    phase: StatusPhase = "starting"
+    detail: str = ""
+    """A short sentence for the phase: the load step, why it stopped, the error."""
+    progress: float | None = None
+    """Load progress from 0 to 1, or None while the step has no measurable progress."""
+    prefill_done: int = 0
+    prefill_total: int = 0
+    tokens: int = 0
+    """Tokens generated for the awaited request so far (streamed deltas, corrected by its stats)."""
+    tokens_per_s: float | None = None
+    since: float | None = None
+    """Clock time the phase began (draining shows the time since the cancel key)."""
+    model: ModelInfo | None = None
+    """The loaded model, as the engine last reported it; None when none is loaded."""
+    model_name: str | None = None
+    """The name shown on the right: the loaded model, or the one still loaded after a failed switch."""
+    memory_bytes: int | None = None
+    context_used: int | None = None
+    context_size: int | None = None
+    answering_in: str | None = None
+    """The title of the conversation the awaited answer belongs to, when the reader is looking at another one."""
+
+    def with_phase(self, phase: StatusPhase, **changes) -> "EngineStatus":
+        return replace(self, phase=phase, **changes)
+
+    def with_stats(self, stats: Stats) -> "EngineStatus":
+        """The numbers from a `Stats` (streamed, or the final one a `Finished` carries); the phase stays."""
+        return replace(
+            self,
+            tokens=stats.generation_tokens,
+            tokens_per_s=stats.decode_tps or None,
+            memory_bytes=stats.peak_memory_bytes or self.memory_bytes,
+            context_used=stats.context_used,
+            context_size=stats.context_size,
+        )
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """The request the screen waits on, as far as the status needs to know it. Cleared by its `Finished`."""
+
+    request_id: str
+    kind: RequestKind
+    tokens_before: int = 0
+    """Tokens the answer already held before this request (a continue extends a stopped answer)."""
+
+
+@dataclass(frozen=True)
+class AnswerKeys:
+    """The keys that continue and retry an answer, as the user has bound them, for the hints that name them."""
+
+    continue_key: str
+    retry_key: str
+
+    def stopped_hint(self, has_text: bool) -> str:
+        """What the user can do with a stopped answer: continue it (only when it has text) or retry it."""
+        retry = f"{self.retry_key} retries"
+        return f"{self.continue_key} continues · {retry}" if has_text else retry
+
+    def length_hint(self) -> str:
+        return f"reached the max tokens limit · {self.retry_key} retries"
+
+
+# ---- what the user did -----------------------------------------------------------------------------------------
+
+
+def load_requested(status: EngineStatus, label: str) -> EngineStatus:
+    """A model load was accepted; `label` names the model ("demo model", a folder's name)."""
+    return status.with_phase("loading", detail=f"Loading {label}", progress=None)
+
+
+def answer_requested(status: EngineStatus, answering_in: str | None = None) -> EngineStatus:
+    """A chat request was accepted: prefill starts, and the token count starts from zero."""
+    return status.with_phase(
+        "prefill", detail="", prefill_done=0, prefill_total=0, tokens=0, answering_in=answering_in
+    )
+
+
+def cancel_requested(status: EngineStatus, reason: str, now: float) -> EngineStatus:
+    """The engine agreed to stop the awaited request; draining shows until its `Finished`."""
+    if status.phase == "draining":
+        return status
+    detail = "quitting when the engine has stopped…" if reason == "shutdown" else "stopping after the current step…"
+    return status.with_phase("draining", detail=detail, since=now)
+
+
+def reading_elsewhere(status: EngineStatus, answering_in: str | None) -> EngineStatus:
+    """The reader switched conversations: say where the awaited answer is going (None: they are looking at it)."""
+    return replace(status, answering_in=answering_in)
+
+
+# ---- what the engine said --------------------------------------------------------------------------------------
+
+
+def after_event(
+    status: EngineStatus, event: Event, awaited: Awaited | None, *, now: float, keys: AnswerKeys
+) -> EngineStatus:
+    """The status after `event`, given the request the screen waits on (`awaited`, None when idle)."""
+    draining = status.phase == "draining"
+    ours = awaited is not None and awaited.request_id == event.request_id
+    match event:
+        case ModelLoading():
+            return status if draining else status.with_phase("loading", detail=event.step, progress=event.fraction)
+        case ModelLoaded():
+            info = event.info
+            return status.with_phase(
+                "ready",
+                detail=f"{info.name} loaded in {event.load_s:.1f}s",
+                progress=None,
+                model=info,
+                model_name=info.name,
+                memory_bytes=info.size_bytes,
+                context_used=0,
+                context_size=info.context_size,
+            )
+        case ModelLoadFailed():
+            if event.still_loaded is None:
+                return status.with_phase("error", detail=event.message, progress=None, model=None, model_name=None)
+            return status.with_phase("ready", detail=event.message, progress=None, model_name=event.still_loaded)
+        case ModelUnloaded():
+            return status.with_phase("no-model", detail="", model=None, model_name=None, memory_bytes=None)
+        case Started() if ours and not draining:
+            return status.with_phase(
+                "prefill", prefill_done=event.cached_tokens, prefill_total=event.prompt_tokens, tokens=0
+            )
+        case PrefillProgress() if ours and not draining:
+            return status.with_phase("prefill", prefill_done=event.done, prefill_total=event.total)
+        case TextDelta() if ours and awaited.kind == "chat":
+            return status if draining else status.with_phase("generating", tokens=status.tokens + event.tokens)
+        case Stats():
+            return status.with_stats(event)
+        case Draining() if ours and not draining:  # the engine stopped it on its own (the cancel key sets it first)
+            return status.with_phase("draining", detail="stopping after the current step…", since=now)
+        case Finished() if ours:
+            return _after_finished(status, event, awaited, keys)
+    return status
+
+
+def _after_finished(status: EngineStatus, event: Finished, awaited: Awaited, keys: AnswerKeys) -> EngineStatus:
+    if event.stats is not None:
+        status = status.with_stats(event.stats)
+    status = replace(status, answering_in=None)
+    if awaited.kind == "load":
+        if event.reason in ("cancelled", "shutdown"):
+            return status.with_phase("no-model" if status.model is None else "ready", detail="load stopped")
+        if event.reason == "error" and status.phase != "error":
+            return status.with_phase("error", detail=event.error or "the load failed")
+        return status
+    if event.reason in ("cancelled", "shutdown"):
+        tokens = awaited.tokens_before + status.tokens
+        return status.with_phase("stopped", detail=f"after {tokens} tokens · {keys.stopped_hint(tokens > 0)}")
+    if event.reason == "error":
+        return status.with_phase("error", detail=event.error or "the answer failed")
+    return status.with_phase("ready", detail="reached max tokens" if event.reason == "length" else "")

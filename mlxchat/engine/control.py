@@ -21,6 +21,8 @@ class RequestControl:
     started_at: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = "cancel"
+    label: str | None = None
+    """What a person knows the request as (a conversation's title, a model's name), for `Busy`."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

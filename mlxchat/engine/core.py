@@ -92,9 +92,11 @@ class EngineCore:
                 raise EngineClosed("The engine is closed.")
             active = self._active
             if active is not None:
-                return Busy(request.request_id, active.request_id, active.kind, active.phase, active.elapsed_s)
+                return Busy(
+                    request.request_id, active.request_id, active.kind, active.phase, active.elapsed_s, active.label
+                )
             phase: Phase = "loading" if kind == "load" else "prefill"
-            control = RequestControl(request.request_id, kind, phase)
+            control = RequestControl(request.request_id, kind, phase, label=_label_of(request))
             self._active = control
             self._inbox.put((request, control))
         return None
@@ -226,6 +228,15 @@ def _kind_of(request: Request) -> str:
     if isinstance(request, UnloadModel):
         return "unload"
     raise TypeError(f"not an engine request: {request!r}")
+
+
+def _label_of(request: Request) -> str | None:
+    """What the person knows `request` as: the chat's label, the model being loaded."""
+    if isinstance(request, ChatRequest):
+        return request.label
+    if isinstance(request, LoadModel):
+        return request.model or "the demo model"
+    return None
 
 
 def _stopped_reason(control: RequestControl):

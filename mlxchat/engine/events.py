@@ -196,13 +196,17 @@ class Busy:
     active_kind: Literal["chat", "load", "unload"]
     phase: Phase
     elapsed_s: float
+    active_label: str | None = None
+    """What the person knows the active request as (a conversation's title, a model's name), if anything."""
 
     @property
     def message(self) -> str:
-        verb = {"chat": "answering", "load": "loading a model for", "unload": "unloading a model for"}[
-            self.active_kind
-        ]
-        return (
-            f"Engine busy: {verb} {self.active_request_id} ({self.phase}, {self.elapsed_s:.1f}s). "
-            "Wait for it to finish or cancel it."
-        )
+        """'Engine busy: answering in 'France trivia' (generating, 7.6 s). Wait for it to finish or cancel it.'"""
+        label = " ".join((self.active_label or "").split())
+        if self.active_kind == "chat":
+            doing = f"answering in {label!r}" if label else "answering another message"
+        elif self.active_kind == "load":
+            doing = f"loading {label}" if label else "loading a model"
+        else:
+            doing = "unloading the model"
+        return f"Engine busy: {doing} ({self.phase}, {self.elapsed_s:.1f} s). Wait for it to finish or cancel it."

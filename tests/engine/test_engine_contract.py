@@ -68,7 +68,7 @@ def test_a_request_while_busy_is_refused_at_once_naming_the_active_one(loaded_en
     assert time.perf_counter() - started < 0.05
     assert isinstance(busy, Busy)
     assert busy.active_request_id == first.request_id and busy.phase == "generating"
-    assert first.request_id in busy.message and "generating" in busy.message
+    assert busy.message.startswith("Engine busy: answering another message (generating, ")
     loaded_engine.cancel(first.request_id)
     event_log.finished(first.request_id)
     assert event_log.of(second.request_id) == [], "a refused request gets no events"

@@ -64,7 +64,7 @@ def test_truncated_weights_in_the_cache_are_rebuilt(converted_demo: Path) -> Non
 
 
 def test_failed_conversion_leaves_no_half_folder(isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def dies_halfway(gguf_path: Path, out_dir: Path, *, progress=None) -> Path:
+    def dies_halfway(gguf_path: Path, out_dir: Path, *, progress=None, **options) -> Path:
         (Path(out_dir) / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 

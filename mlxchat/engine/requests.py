@@ -26,11 +26,14 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class Message:
-    """One turn of a conversation. `images` belong to this turn only and stay with it across later turns."""
+    """One turn of a conversation. `images` belong to this turn only and stay with it across later turns.
+    `documents` (text or PDF files) too: their text goes into this turn's prompt before `content`, each in a
+    delimited block (see `documents.py`)."""
 
     role: Role
     content: str
     images: tuple[Path, ...] = ()
+    documents: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

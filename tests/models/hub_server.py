@@ -26,6 +26,7 @@ class FakeRepo:
     private: bool = False
     gated: bool = False
     commit: str = ""
+    _etags: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.commit:
@@ -33,7 +34,10 @@ class FakeRepo:
             self.commit = hashlib.sha1(listing).hexdigest()
 
     def etag(self, path: str) -> str:
-        return hashlib.sha256(self.files[path]).hexdigest()
+        """The file's sha256, as the Hub's ETag for LFS files (computed once: benchmarks serve big files)."""
+        if path not in self._etags:
+            self._etags[path] = hashlib.sha256(self.files[path]).hexdigest()
+        return self._etags[path]
 
 
 @dataclass
@@ -185,3 +189,25 @@ class HubServer:
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(body)
+
+
+def main() -> None:
+    """`python tests/models/hub_server.py REPO_ID SIZE_MB…`: serve one repo of random files until stdin closes.
+
+    Benchmarks run the server in its own process, so the downloader measured does not share its interpreter.
+    """
+    import os
+    import sys
+
+    repo_id, sizes = sys.argv[1], [int(mb) for mb in sys.argv[2:]]
+    files = {"config.json": b'{"model_type": "llama"}'}
+    for index, megabytes in enumerate(sizes, start=1):
+        files[f"model-{index:05d}-of-{len(sizes):05d}.safetensors"] = os.urandom(megabytes * 1_000_000)
+    server = HubServer(repos={repo_id: FakeRepo(files)}, chunk_bytes=1 << 20).start()
+    print(server.endpoint, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -66,6 +66,8 @@ class AskJob:
     """An OpenAI-compatible server to ask instead of a local model (`settings.model` names one of its models)."""
     api_key_env: str | None = None
     """The environment variable holding the server's API key."""
+    documents: tuple[Path, ...] = ()
+    """Text or PDF files whose text goes into the question (checked by `check_documents`)."""
     conversation: "Conversation | None" = None
     """The stored conversation this question continues (`ask -c`, `ask --conversation ID`); the question and its
     answer are saved to it. None: a one-off question, not saved."""
@@ -125,6 +127,21 @@ def read_prompt_from(stream) -> str:
         offset = data.index(b"\x00")
         raise BadInput(f"stdin is not text (a NUL byte at offset {offset}); mlxchat ask - expects UTF-8 text")
     return text
+
+
+def check_documents(documents: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Absolute paths of readable documents; raises `BadInput` naming the first that is not (binary, not UTF-8,
+    a PDF without text)."""
+    from mlxchat.engine.documents import DocumentError, read_document
+
+    checked = []
+    for document in documents:
+        try:
+            read_document(document)
+        except DocumentError as exc:
+            raise BadInput(str(exc)) from None
+        checked.append(Path(document).expanduser().resolve())
+    return tuple(checked)
 
 
 def find_conversation(conversation_id: str | None) -> "Conversation":
@@ -270,7 +287,8 @@ class _Session:
 
         history = History()
         try:
-            history.add_message(conversation.id, "user", self.job.prompt, images=self.job.images)
+            attachments = self.job.images + self.job.documents
+            history.add_message(conversation.id, "user", self.job.prompt, images=attachments)
             status = "stopped" if finished.reason == "cancelled" else "complete"
             history.add_message(conversation.id, "assistant", finished.text, status=status, stats=finished.stats)
         except StoreError as exc:
@@ -283,11 +301,11 @@ class _Session:
         conversation = self.job.conversation
         if conversation is not None:
             earlier = replace(conversation, settings=self.job.settings).engine_messages()
-            return earlier + (Message("user", self.job.prompt, self.job.images),)
+            return earlier + (Message("user", self.job.prompt, self.job.images, self.job.documents),)
         messages = []
         if self.job.settings.system_prompt:
             messages.append(Message("system", self.job.settings.system_prompt))
-        messages.append(Message("user", self.job.prompt, self.job.images))
+        messages.append(Message("user", self.job.prompt, self.job.images, self.job.documents))
         return tuple(messages)
 
     def _wait(self, request_id: str) -> Finished:

@@ -154,6 +154,10 @@ def ask(
         Optional[list[Path]],
         typer.Option("--image", "-i", help="Attach an image (repeat for several); needs a vision model."),
     ] = None,
+    file: Annotated[
+        Optional[list[Path]],
+        typer.Option("--file", "-f", help="Attach a text, code, JSON, CSV or PDF file (repeat for several)."),
+    ] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to answer with.")] = None,
     system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
     temp: Annotated[
@@ -221,10 +225,20 @@ def ask(
     mlxchat ask "What is this?" --image cat.png --model ~/models/SmolVLM
     mlxchat ask "Name three colours" --json | jq -r .text
     mlxchat ask -c "And in French?"     # continues the last conversation
+    mlxchat ask -f report.pdf "What are the three main findings?"
     mlxchat ask "Hello" --endpoint http://gpu-box:8000/v1 --model mlx-community/Qwen3-8B-4bit
     ```
     """
-    from mlxchat.ask import AskJob, BadInput, check_images, check_model, find_conversation, read_prompt_from, run_ask
+    from mlxchat.ask import (
+        AskJob,
+        BadInput,
+        check_documents,
+        check_images,
+        check_model,
+        find_conversation,
+        read_prompt_from,
+        run_ask,
+    )
     from mlxchat.settings import saved_cache_folder
 
     config = _config()
@@ -269,6 +283,7 @@ def ask(
             print(f"mlxchat: warning: {warning}", file=sys.stderr)
     try:
         images = check_images(tuple(image or ()))
+        documents = check_documents(tuple(file or ()))
         if endpoint is None:  # a remote model is checked against the server's list as it is selected
             _pull_if_needed(settings.model)
             check_model(settings.model)
@@ -278,6 +293,7 @@ def ask(
         prompt,
         images,
         settings,
+        documents=documents,
         json_output=json_output,
         show_stats=stats,
         show_thinking=show_thinking,

@@ -21,7 +21,8 @@ STATUSES: tuple[str, ...] = ("complete", "stopped", "error")
 
 @dataclass(frozen=True)
 class StoredAttachment:
-    """An image attached to a message, kept as a content-addressed copy in `<data_dir>/attachments/`."""
+    """An image or document attached to a message, kept as a content-addressed copy in `<data_dir>/attachments/`
+    (the copy keeps the original's suffix, which tells the two apart)."""
 
     sha256: str
     name: str
@@ -29,6 +30,12 @@ class StoredAttachment:
     path: Path
     """The stored copy. It stays valid when the original is moved or deleted."""
     size_bytes: int
+
+
+def _is_document(attachment: StoredAttachment) -> bool:
+    from mlxchat.engine.documents import is_document_path  # light: no MLX
+
+    return is_document_path(attachment.name) or is_document_path(attachment.path)
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,17 @@ class StoredMessage:
 
     @property
     def image_paths(self) -> tuple[Path, ...]:
-        return tuple(attachment.path for attachment in self.attachments)
+        return tuple(attachment.path for attachment in self.attachments if not _is_document(attachment))
+
+    @property
+    def document_paths(self) -> tuple[Path, ...]:
+        return tuple(attachment.path for attachment in self.attachments if _is_document(attachment))
 
     def to_engine_message(self):
-        """This turn as the engine's `Message` (images point at the stored copies)."""
+        """This turn as the engine's `Message` (images and documents point at the stored copies)."""
         from mlxchat.engine.requests import Message
 
-        return Message(self.role, self.text, self.image_paths)
+        return Message(self.role, self.text, self.image_paths, self.document_paths)
 
 
 @dataclass(frozen=True)

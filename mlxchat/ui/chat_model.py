@@ -21,6 +21,11 @@ TurnStatus = Literal["streaming", "complete", "stopped", "error"]
 _session_ids = itertools.count(1)
 
 
+
+def context_options(settings) -> dict:
+    """The conversation's overflow policy and KV-cache quantization, as every chat request carries them."""
+    return {"overflow": settings.overflow, "kv_bits": settings.kv_bits}
+
 @dataclass
 class Turn:
     """One message on screen. Assistant turns change while they stream; user turns never change."""
@@ -68,6 +73,7 @@ class ChatSession:
             messages=self.context() + (user_turn.as_message(),),
             conversation_id=self.id,
             sampling=self.settings.sampling(),
+            **context_options(self.settings),
         )
 
     def continue_request(self) -> ChatRequest | None:
@@ -76,7 +82,11 @@ class ChatSession:
         if last is None or last is not self.turns[-1] or last.status != "stopped" or not last.text:
             return None
         return ChatRequest(
-            messages=self.context(), conversation_id=self.id, sampling=self.settings.sampling(), continue_last=True
+            messages=self.context(),
+            conversation_id=self.id,
+            sampling=self.settings.sampling(),
+            **context_options(self.settings),
+            continue_last=True,
         )
 
     def retry_request(self) -> ChatRequest | None:
@@ -86,7 +96,12 @@ class ChatSession:
             turns.pop()
         if not turns or turns[-1].role != "user":
             return None
-        return ChatRequest(messages=self.context(turns), conversation_id=self.id, sampling=self.settings.sampling())
+        return ChatRequest(
+            messages=self.context(turns),
+            conversation_id=self.id,
+            sampling=self.settings.sampling(),
+            **context_options(self.settings),
+        )
 
     def last_assistant(self) -> Turn | None:
         return next((turn for turn in reversed(self.turns) if turn.role == "assistant"), None)

@@ -1,0 +1,19 @@
+"""The chat screen's requests carry the conversation's overflow policy and KV-cache quantization."""
+
+from __future__ import annotations
+
+from mlxchat.settings import ChatSettings
+from mlxchat.ui.chat_model import ChatSession, Turn
+
+
+def test_every_request_of_a_conversation_carries_its_overflow_policy_and_kv_bits():
+    session = ChatSession(settings=ChatSettings(overflow="rolling-window", kv_bits=8))
+    question = Turn("user", "Hello")
+    session.turns = [question, Turn("assistant", "Hi", status="stopped")]
+    requests = [session.request_for(Turn("user", "More")), session.continue_request(), session.retry_request()]
+    assert [(r.overflow, r.kv_bits) for r in requests] == [("rolling-window", 8)] * 3
+
+
+def test_a_conversation_with_default_settings_truncates_the_middle_at_full_precision():
+    request = ChatSession().request_for(Turn("user", "Hello"))
+    assert (request.overflow, request.kv_bits) == ("truncate-middle", None)

@@ -25,9 +25,28 @@ from .requests import Message
 MAX_IMAGE_EDGE = 2048
 """Longest side, in pixels, of an image handed to a processor. Processors resize to ~1-2k pixels at most."""
 
+MAX_IMAGE_PIXELS = 50_000_000
+"""Largest image accepted anywhere: the chat's attach check, `mlxchat ask` and the engine all refuse a bigger one
+by its header size, before anything is decoded (`check_image_size`). A 48-megapixel phone photo fits; vision
+models read a few hundred pixels a side, so more only costs seconds and gigabytes of decoding."""
+
+
+class ImageTooLarge(ValueError):
+    """The image's header says it has more than `MAX_IMAGE_PIXELS` pixels."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(f"{width}×{height} pixels")
+        self.width, self.height = width, height
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Raise `ImageTooLarge` when a `width`×`height` image is over `MAX_IMAGE_PIXELS`: the one size limit."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLarge(width, height)
+
 
 def images_refused(model: ModelInfo | None) -> str | None:
-    """Why `model` cannot take images ("X reads text only and cannot see images."), or None when it can.
+    """Why `model` cannot take images ("X is a text-only model and cannot read images."), or None when it can.
 
     The one statement of the text-only rule, used by the engine (which refuses such a request), the chat screen
     (which keeps the prompt and says so before sending) and `mlxchat ask` (which exits with bad input). With no
@@ -35,7 +54,7 @@ def images_refused(model: ModelInfo | None) -> str | None:
     """
     if model is None or model.kind != "text":
         return None
-    return f"{model.name} reads text only and cannot see images."
+    return f"{model.name} is a text-only model and cannot read images."
 
 
 def load_image(path: Path | str):
@@ -51,6 +70,9 @@ def load_image(path: Path | str):
         with open_image_file(path) as handle, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # it would garble a TUI's screen
             return _read(handle)
+    except ImageTooLarge as exc:
+        megapixels = MAX_IMAGE_PIXELS // 1_000_000
+        raise RequestError(f"{path} is too large ({exc}); mlxchat takes up to {megapixels} megapixels.") from None
     except FileNotFoundError:
         raise RequestError(f"Image not found: {path}") from None
     except IsADirectoryError:
@@ -114,6 +136,7 @@ def _read(handle: BinaryIO):
     from PIL import Image, ImageOps
 
     with Image.open(handle) as probe:
+        check_image_size(*probe.size)  # from the header, before anything is decoded
         probe.verify()  # checks the file's structure without decoding the pixels
     handle.seek(0)
     with Image.open(handle) as image:

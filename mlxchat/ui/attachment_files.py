@@ -15,9 +15,6 @@ from pathlib import Path
 
 Pixel = tuple[int, int, int]
 
-MAX_PIXELS = 50_000_000
-"""Largest image accepted (a 48-megapixel phone photo fits). Vision models read a few hundred pixels a side, so
-more only costs seconds and gigabytes decoding on the UI's thread; such a file is refused by its header size."""
 PREVIEW_COLUMNS = 12
 PREVIEW_ROWS = 4  # terminal rows; each holds two pixel rows drawn with "▀"
 
@@ -49,26 +46,33 @@ def open_attachment(path: Path) -> Attachment:
 
     from PIL import Image, UnidentifiedImageError
 
-    from mlxchat.engine.vision_inputs import NotARegularFile, open_image_file
+    from mlxchat.engine.vision_inputs import (
+        MAX_IMAGE_PIXELS,
+        ImageTooLarge,
+        NotARegularFile,
+        check_image_size,
+        open_image_file,
+    )
 
     path = Path(path).expanduser()
     name = path.name or str(path)
     too_large = (
         f"Cannot attach {name}: the image is too large ({{}}); mlxchat takes up to "
-        f"{MAX_PIXELS // 1_000_000} megapixels. Scale it down and attach the smaller copy."
+        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels. Scale it down and attach the smaller copy."
     )
     try:
         with open_image_file(path) as handle, warnings.catch_warnings():
             size_bytes = os.fstat(handle.fileno()).st_size
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, in words
             with Image.open(handle) as image:
-                width, height = image.size  # from the header, before anything is decoded
-                if width * height > MAX_PIXELS:
-                    raise AttachmentError(too_large.format(f"{width}×{height} pixels"))
+                width, height = image.size
+                check_image_size(width, height)  # the engine's limit, from the header, before anything is decoded
                 image.draft("RGB", (PREVIEW_COLUMNS * 4, PREVIEW_ROWS * 8))  # JPEG decodes at a fraction
                 image_format = image.format or path.suffix.lstrip(".").upper()
                 image.load()
                 preview = _preview(image)
+    except ImageTooLarge as exc:
+        raise AttachmentError(too_large.format(exc)) from None
     except FileNotFoundError:
         raise AttachmentError(f"Cannot attach {name}: there is no such file ({path}).") from None
     except IsADirectoryError:

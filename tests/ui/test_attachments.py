@@ -63,7 +63,7 @@ async def test_a_path_followed_by_a_prompt_attaches_and_keeps_the_text(real_app,
         await paste(pilot, f"{images['sunset']} what is in this picture?")
         assert names(app) == ["sunset.png"]
         assert app.chat.prompt.text == "Look: what is in this picture?"
-        assert "reads text only" in str(app.chat.query_one("#attachments-title").content)
+        assert "text-only model" in str(app.chat.query_one("#attachments-title").content)
 
 
 async def test_sending_images_to_a_text_only_model_says_so_and_keeps_everything(real_app, images):
@@ -72,7 +72,7 @@ async def test_sending_images_to_a_text_only_model_says_so_and_keeps_everything(
         await loaded(pilot)
         await paste(pilot, str(images["sunset"]))
         await pilot.press(*"describe it", "enter")
-        assert "reads text only" in app.chat.notice_text()
+        assert "text-only model" in app.chat.notice_text()
         assert app.chat.prompt.text == "describe it"
         assert names(app) == ["sunset.png"]
         assert app.chat.session.turns == []

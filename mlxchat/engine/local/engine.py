@@ -18,6 +18,7 @@ from ..core import EngineCore, EngineState, Sink
 from ..errors import RequestError, describe_error
 from ..events import Finished, ModelLoaded, ModelLoadFailed, ModelLoading, ModelUnloaded
 from ..requests import ChatRequest, LoadModel, Request, UnloadModel
+from ..vision_inputs import images_refused
 
 __all__ = ["Engine", "EngineState", "Sink"]
 
@@ -75,11 +76,8 @@ class Engine(EngineCore):
         if loaded is None:
             raise RequestError("No model is loaded. Choose one with --model, or in the conversation settings (F3).")
         if request.has_images:
-            if loaded.vision is None:
-                raise RequestError(
-                    f"{loaded.info.name} is a text-only model and cannot read images. "
-                    "Remove the attachments or switch to a vision model."
-                )
+            if (refusal := images_refused(loaded.info)) is not None:
+                raise RequestError(f"{refusal} Remove the attachments or switch to a vision model.")
             from .vision import run_vision_turn
 
             return run_vision_turn(loaded, request, control, self._emit, self._cache)

@@ -105,7 +105,7 @@ class AttachmentPane(Vertical):
         return tuple(attachment.path for attachment in self.attachments)
 
     def refusal(self) -> str | None:
-        """Why these images cannot go to the loaded model (it reads text only), or None when they can."""
+        """Why these images cannot go to the loaded model (it is a text-only model), or None when they can."""
         return images_refused(self.model) if self.attachments else None
 
     def attach(self, path: Path) -> str | None:

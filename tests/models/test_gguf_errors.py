@@ -34,13 +34,13 @@ def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
 
 
 def test_unsupported_tensor_type_is_named_with_the_supported_list(tmp_path: Path, gguf_writer) -> None:
-    """Q8_1 (llama.cpp's activation type) has no decoder in the gguf package: refused, naming the tensor."""
-    q8_1_block = struct.pack("<ee", 0.1, 0.01) + bytes(32)  # 32 weights in 36 bytes
-    path = gguf_writer(tmp_path / "q8-1.gguf", _LLAMA_META, [("blk.0.attn_q.weight", 9, (1, 32), q8_1_block)])
+    """An integer tensor (I32) where a weight belongs: refused, naming the tensor, its type and what is supported."""
+    int_rows = struct.pack("<32i", *range(32))
+    path = gguf_writer(tmp_path / "ints.gguf", _LLAMA_META, [("blk.0.attn_q.weight", 26, (1, 32), int_rows)])
     with pytest.raises(GGUFImportError) as caught:
         convert_gguf(path, tmp_path / "out")
     message = str(caught.value)
-    assert "q8-1.gguf" in message and "Q8_1" in message and "blk.0.attn_q.weight" in message
+    assert "ints.gguf: tensor blk.0.attn_q.weight has type I32, which is not supported" in message
     assert "Q4_K" in message and "Q6_K" in message and "IQ4_XS" in message
 
 

@@ -277,6 +277,7 @@ def _write_weights(
         mx.save_safetensors(str(path), shard, metadata={"format": "mlx"})
         shard_files.append((path, list(shard)))
         shard.clear()
+        mx.clear_cache()  # hand the written shard's buffers back to the system, not to MLX's cache
 
     for done, info in enumerate(tensors, start=1):
         name = arch.mlx_name(info.name)

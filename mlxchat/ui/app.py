@@ -53,6 +53,7 @@ class MlxChatApp(App[int]):
         history=None,
         conversation=None,
         on_theme_change: Callable[[str], None] | None = None,
+        on_model_change: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         animate: bool = True,
         startup_notices: Iterable[str] = (),
@@ -64,6 +65,7 @@ class MlxChatApp(App[int]):
         self.model_spec = model
         self._load_model = load_model
         self._on_theme_change = on_theme_change
+        self._on_model_change = on_model_change
         self._quitting = False
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
@@ -112,6 +114,12 @@ class MlxChatApp(App[int]):
         self.engine.start()
         if self._load_model:
             self.chat.load_model(self.model_spec)
+
+    @on(ChatScreen.ModelPicked)
+    def _model_picked(self, message: ChatScreen.ModelPicked) -> None:
+        """Report the model the user picked so the caller can make it the default at the next start."""
+        if self._on_model_change is not None:
+            self._on_model_change(message.spec)
 
     @on(ChatScreen.Idle)
     def _engine_idle(self) -> None:
@@ -174,23 +182,45 @@ def _remembered_theme_file() -> Path:
     return paths.data_dir() / "ui-state.json"
 
 
-def remembered_theme() -> str | None:
-    """The theme last chosen in the app (kept in `<data_dir>/ui-state.json`), or None."""
+def _remembered(key: str) -> str | None:
     try:
-        value = json.loads(_remembered_theme_file().read_text(encoding="utf-8")).get("theme")
+        value = json.loads(_remembered_theme_file().read_text(encoding="utf-8")).get(key)
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
 
 
-def remember_theme(name: str) -> None:
-    """Keep the chosen theme for the next start. Failing to write it must never disturb the chat."""
+def _remember(key: str, value: str) -> None:
+    """Keep one choice for the next start, beside the others. Failing to write must never disturb the chat."""
     target = _remembered_theme_file()
     try:
+        state = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    state = state if isinstance(state, dict) else {}
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps({"theme": name}), encoding="utf-8")
+        target.write_text(json.dumps({**state, key: value}), encoding="utf-8")
     except OSError:
         pass
+
+
+def remembered_theme() -> str | None:
+    """The theme last chosen in the app (kept in `<data_dir>/ui-state.json`), or None."""
+    return _remembered("theme")
+
+
+def remember_theme(name: str) -> None:
+    _remember("theme", name)
+
+
+def remembered_model() -> str | None:
+    """The model last picked in the app's model picker, or None."""
+    return _remembered("model")
+
+
+def remember_model(spec: str) -> None:
+    _remember("model", spec)
 
 
 def run_tui(
@@ -202,7 +232,8 @@ def run_tui(
 ) -> int:
     """Run the chat in this terminal; returns the exit code.
 
-    Theme precedence: `theme` (a flag) > the theme last chosen in the app > `config.toml` > the default.
+    Theme precedence: `theme` (a flag) > the theme last chosen in the app > `config.toml` > the default; the
+    model for new chats likewise: `model` > the model last picked in the app > `config.toml` > the demo model.
     With an `endpoint` (flag or `config.toml`) the chat runs on a remote OpenAI-compatible server through the
     same engine contract; nothing else in the app changes.
     """
@@ -210,7 +241,8 @@ def run_tui(
     from mlxchat.store import History, StoreError
 
     config = load_config()
-    chat_settings = config.chat.merged(model=model)
+    picked = remembered_model() if model is None and not (endpoint or config.endpoint) else None
+    chat_settings = config.chat.merged(model=model or picked)
     history = History()
     notices = list(config.problems)
     conversation = None
@@ -246,6 +278,7 @@ def run_tui(
         keymap=config.keymap,
         chat_settings=chat_settings,
         on_theme_change=remember_theme,
+        on_model_change=remember_model,
         startup_notices=notices,
     )
     try:

@@ -91,6 +91,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "conversation_settings", "f3", "conversation_settings", "Settings",
         "This conversation's system prompt, temperature, top-p, max tokens, seed and model",
     ),
+    ActionSpec(
+        "pick_model", "ctrl+t", "pick_model", "Models",
+        "Pick a model to load, or type org/name to download one; it becomes the default for new chats",
+    ),
     ActionSpec("edit_last", "f9", "edit_last", "Edit last", "Take the last message back into the prompt to edit and resend"),
     ActionSpec("help", "f1", "help", "Help", "Show every key", "app", footer=True),
     ActionSpec("change_theme", "f4", "change_theme", "Theme", "Choose a theme (remembered)", "app"),

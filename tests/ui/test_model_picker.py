@@ -192,3 +192,65 @@ async def test_a_download_that_fails_says_why_and_the_picker_stays(hub_server):
         await pilot.press(*"org/missing", "enter")
         await until(pilot, lambda: "No model org/missing" in str(app.picker.query_one(DownloadLine).render()))
         assert app.picked == [] and app.picker.downloading is None
+
+
+# ---- switching from the chat screen (a real engine with the tiny model) ---------------------------------
+
+
+@pytest.fixture
+def second_model(tiny_model, tmp_path, monkeypatch) -> str:
+    """The tiny model imported a second time as "other" (an imported model: the picker lists it)."""
+    import shutil
+
+    monkeypatch.setenv("MLXCHAT_DATA_DIR", str(tmp_path / "data"))
+    shutil.copytree(tiny_model, tmp_path / "data" / "models" / "other")
+    return "other"
+
+
+async def test_a_picked_model_loads_without_restart_and_new_chats_use_it(real_app, second_model):
+    from conftest import loaded
+
+    remembered: list[str] = []
+    app = real_app(on_model_change=remembered.append)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await pilot.press(*"other", "enter")
+        await until(pilot, lambda: app.chat.model is not None and app.chat.model.name == "other" and not app.chat.busy)
+        assert remembered == ["other"] and app.chat.session.settings.model == "other"
+        await pilot.press("ctrl+n")
+        assert app.chat.session.settings.model == "other" and app.chat.model_spec == "other"
+
+
+async def test_switching_while_an_answer_runs_shows_the_busy_answer_and_stop_drains_before_loading(real_app, second_model):
+    from conftest import generating, loaded
+
+    from mlxchat.engine import Finished, ModelLoaded
+    from mlxchat.ui.screens.dialogs import ConfirmScreen
+
+    app = real_app()
+    async with app.run_test(size=(120, 32)) as pilot:
+        await loaded(pilot)
+        await pilot.press(*"hello", "enter")
+        await generating(pilot)
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await pilot.press(*"other", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen.question.startswith("Engine busy: answering") and "Stop it and switch to other?" in app.screen.question
+        assert "Engine busy" in app.chat.notice_text()
+
+        await pilot.press("n")  # keep answering: nothing changes
+        assert app.chat.busy and app.chat.status.phase == "generating" and app.chat.model_after_drain is None
+
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await pilot.press(*"other", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: app.chat.model is not None and app.chat.model.name == "other" and not app.chat.busy)
+
+    chat_end = next(i for i, e in enumerate(real_app.events) if isinstance(e, Finished) and e.reason == "cancelled")
+    other_loaded = next(i for i, e in enumerate(real_app.events) if isinstance(e, ModelLoaded) and e.info.name == "other")
+    assert chat_end < other_loaded, "the answer drains before the new model loads"

@@ -16,7 +16,7 @@ refused, what a refusal says.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
@@ -63,7 +63,9 @@ from ..widgets.message import code_blocks
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status import StatusBar
 from .conversations import ConversationsResult, ConversationsScreen
+from .dialogs import ConfirmScreen
 from .file_picker import FilePickerScreen
+from .model_picker import ModelPickerScreen
 from .settings import SettingsScreen
 
 NoticeKind = Literal["info", "warning", "error"]
@@ -77,6 +79,12 @@ class ChatScreen(Screen):
     @dataclass
     class Idle(Message):
         """The request the screen waited on has finished: the engine is free (the app quits on it, if asked)."""
+
+    @dataclass
+    class ModelPicked(Message):
+        """The user picked a model in the picker: the default for new chats from now on (the app remembers it)."""
+
+        spec: str
 
     prompt = getters.query_one(PromptInput)
     conversation = getters.query_one(ConversationView)
@@ -115,6 +123,8 @@ class ChatScreen(Screen):
         """The request this screen waits on; cleared by its `Finished`."""
         self.refused_prompt_waiting = False
         """True after a refusal while the kept prompt waits; the next `Finished` says it can go now."""
+        self.model_after_drain: str | None = None
+        """A model picked while an answer ran, which the user chose to stop: it loads when the answer has drained."""
         self.answer_keys = AnswerKeys(first_key("continue_answer", keymap), first_key("retry_answer", keymap))
 
     def compose(self) -> ComposeResult:
@@ -207,6 +217,8 @@ class ChatScreen(Screen):
             answer = await self.conversation.finish(event)
             self.store.save_answer(self.session, answer)
         self.post_message(self.Idle())
+        if self.model_after_drain is not None:
+            self.use_model(self.model_after_drain)
 
     # ---- model ----------------------------------------------------------------------------------------------
 
@@ -214,9 +226,62 @@ class ChatScreen(Screen):
         """Ask the engine to load `spec` (None: the bundled demo model); progress arrives as events."""
         request = LoadModel(spec)
         if self._submit(request) is None:
-            self.model_spec = spec
-            self.active = Awaited(request.request_id, "load")
-            self._set_status(load_requested(self.status, spec and Path(spec).name or "demo model"))
+            self._track_load(request, spec)
+
+    def _track_load(self, request: LoadModel, spec: str | None) -> None:
+        self.model_spec = spec
+        self.active = Awaited(request.request_id, "load")
+        self._set_status(load_requested(self.status, spec and Path(spec).name or "demo model"))
+
+    def action_pick_model(self) -> None:
+        """Open the model picker. Its "fits" column counts the KV cache of this conversation so far plus a full
+        answer (at least 4096 tokens)."""
+        context_tokens = max(4096, (self.status.context_used or 0) + self.session.settings.max_tokens)
+
+        def picked(spec: str | None) -> None:
+            if spec is not None:
+                self.switch_model(spec)
+            self.prompt.focus()
+
+        self.app.push_screen(ModelPickerScreen(context_tokens=context_tokens, current=self.model_spec or "demo"), picked)
+
+    def switch_model(self, spec: str) -> None:
+        """Switch to `spec` without a restart. While a request runs the engine refuses at once with its busy
+        answer; that answer is shown and the user may stop the request: it drains, then the model loads."""
+        if not self.busy:
+            self.use_model(spec)
+            return
+        request = LoadModel(spec)
+        try:
+            refusal = self.engine.submit(request)
+        except EngineClosed as exc:
+            self.show_notice(f"{exc} Restart mlxchat.", "error")
+            return
+        if refusal is None:  # the request finished in between: the engine took the load
+            self._track_load(request, spec)
+            self._model_chosen(spec)
+            return
+        self.show_notice(refusal.message, "warning")
+
+        def answered(stop: bool) -> None:
+            if stop and self.cancel():
+                self.model_after_drain = spec
+                self.show_notice(f"Stopping the answer; {spec} loads when it has drained.", "info")
+
+        self.app.push_screen(
+            ConfirmScreen(f"{refusal.message} Stop it and switch to {spec}?", confirm_label="Stop and switch"), answered
+        )
+
+    def use_model(self, spec: str) -> None:
+        """Load `spec` now, for this conversation and as the default for new ones."""
+        self.model_after_drain = None
+        self.load_model(spec)
+        self._model_chosen(spec)
+
+    def _model_chosen(self, spec: str) -> None:
+        self.default_settings = replace(self.default_settings, model=spec)
+        self.store.save_settings(self.session, replace(self.session.settings, model=spec))
+        self.post_message(self.ModelPicked(spec))
 
     # ---- sending --------------------------------------------------------------------------------------------
 

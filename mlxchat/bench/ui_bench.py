@@ -2,8 +2,10 @@
 
 `run_ui_bench(model)` measures, in one process on one model (`None`: the bundled demo model):
 
-- **Decode through the TUI ÷ raw mlx-lm.** Raw: `mlx_lm.stream_generate` on this thread, the same prompt tokens,
-  greedy, the same token count. Each round runs raw then the TUI back to back, after one untimed round; the
+- **Decode through the TUI ÷ raw mlx-lm**, on realistic text (`realistic.py`: paragraphs, a list, a table and a
+  500-line code block, forced through the real model by `ForcedTokens`, so each token costs a full forward pass).
+  Raw: `mlx_lm.stream_generate` on this thread with the same forcing processor, the same prompt tokens, the same
+  token count. Each round runs raw then the TUI back to back, after one untimed round; the
   ratio is the median of the rounds' ratios (a shared machine's drift hits both sides of a round alike), with
   best ÷ best beside it. TUI: a fresh headless app (`App.run_test`) per run on the real engine; the prompt is typed into the real prompt and
   sent with Enter; the answer streams through `MarkdownStream` into the real widgets. Speed is tokens over the
@@ -15,10 +17,13 @@
   (`pty_app.PtyApp`), from spawn to the arrival of the bytes that complete the first frame's text (the welcome
   line), with the alternate-screen switch and "model ready" times beside it. Then Ctrl+Q; the exit code is kept.
   Target < 1 s.
-- **Keypress → repaint while an answer streams.** While a long answer streams, `Pilot.press` sends a letter (the
-  same `driver.send_message(Key)` path a terminal's input takes); latency runs from the press to the first
+- **Keypress → repaint while an answer streams.** While the realistic answer streams, `Pilot.press` sends a letter
+  (the same `driver.send_message(Key)` path a terminal's input takes); latency runs from the press to the first
   composed frame whose escape sequences contain the prompt's last typed letters (and the prompt holds them).
-  Presses are spaced by random gaps so they do not lock onto the screen's update timer. Target p99 < 50 ms.
+  Presses are spaced by random gaps so they do not lock onto the screen's update timer, and run through one
+  whole answer, so they land in every part of the 500-line code block; presses made while a fence is open are
+  reported apart, by the lines it held. The stream is paced to each of `key_rates` tok/s (`realistic.paced`)
+  where the model is faster. Target p99 < 50 ms.
 - **An image turn** on a tiny random VLM through the UI: `/attach`, then a question; Enter → last text rendered,
   with the engine's TTFT and decode tok/s.
 - **Peak memory** against the model's size: MLX's peak while a long answer streams (reset after the raw copy of
@@ -34,6 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .realistic import REALISTIC_ANSWER
 from .stats import median
 from .ui_probes import (
     RawMlxLm,
@@ -42,6 +48,7 @@ from .ui_probes import (
     keypress_latencies,
     launch_to_first_frame,
     photo,
+    rate_label,
     tui_decode_once,
 )
 
@@ -67,7 +74,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
         folder = Path(tmp)
         # Rounds of raw then TUI, back to back, after one untimed round: a shared machine's drift hits both sides
         # of each round's ratio alike. The raw copy of the model is released before memory is measured.
-        raw = RawMlxLm(str(ref.path))
+        raw = RawMlxLm(str(ref.path), config.answer)
         raws, runs = [], []
         for round_index in range(config.runs + 1):
             what = "warm-up round" if round_index == 0 else f"round {round_index}/{config.runs}"
@@ -99,18 +106,29 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
         import mlx.core as mx
 
         mx.reset_peak_memory()  # MLX's peak is process-wide: from here on it is the app's alone
-        progress("keypress → repaint while streaming …")
-        numbers.update(asyncio.run(keypress_latencies(model, config)))
-        progress("launch → first frame (pty) …")
-        numbers.update(launch_to_first_frame(model, config.launch_trials, config.size, folder))
-        progress("image turn on a vision model …")
-        vision = config.vision_model
-        if vision is None:
-            from mlxchat.models.random_vision import build_tiny_vlm
+        numbers["key_rates"] = [rate_label(rate) for rate in config.key_rates]
+        for rate in config.key_rates:
+            progress(f"keypress → repaint while streaming at {rate_label(rate)} …")
+            try:
+                keys = asyncio.run(keypress_latencies(model, config, rate))
+            except Exception as exc:  # one rate's failure must not lose the others' numbers
+                progress(f"keypress probe at {rate_label(rate)} failed: {exc.__class__.__name__}: {exc}")
+                numbers[f"key_{rate_label(rate)}_error"] = f"{exc.__class__.__name__}: {exc}"
+                continue
+            keys["mlx_peak_memory_bytes"] = max(keys["mlx_peak_memory_bytes"], numbers.get("mlx_peak_memory_bytes", 0))
+            numbers.update(keys)
+        if config.launch_trials:
+            progress("launch → first frame (pty) …")
+            numbers.update(launch_to_first_frame(model, config.launch_trials, config.size, folder))
+        if config.image_turn:
+            progress("image turn on a vision model …")
+            vision = config.vision_model
+            if vision is None:
+                from mlxchat.models.random_vision import build_tiny_vlm
 
-            vision = str(build_tiny_vlm(folder / "tiny-vlm"))
-        numbers.update(asyncio.run(image_turn(vision, config, photo(folder))))
-        numbers["vision_model"] = Path(vision).name
+                vision = str(build_tiny_vlm(folder / "tiny-vlm"))
+            numbers.update(asyncio.run(image_turn(vision, config, photo(folder))))
+            numbers["vision_model"] = Path(vision).name
     numbers["process_peak_rss_bytes"] = _peak_rss_bytes()
     return numbers
 
@@ -136,17 +154,28 @@ def format_ui_table(n: dict[str, Any]) -> str:
     lines.append(_row("  best TUI ÷ best raw", f"{n['tui_over_raw_best']:.3f}"))
     lines.append(_row("  tokens · frames · serialise p50", f"{n['tui_tokens']} · {n['tui_frames']} · {n['tui_frame_serialise_ms_p50']:.1f} ms"))
     lines.append(_row("  answer on screen = engine's text", "yes" if n["tui_text_matches"] else f"NO ({n['tui_missing_chars']} chars missing)", "yes", n["tui_text_matches"]))
-    first = n["launch_first_frame_s"]
-    lines.append(_row("launch → first painted frame (median)", f"{first * 1000:.0f} ms", "< 1000 ms", first < 1.0))
-    lines.append(_row("  slowest launch · alt screen", f"{n['launch_first_frame_max_s'] * 1000:.0f} · {n['launch_alt_screen_s'] * 1000:.0f} ms"))
-    lines.append(_row("  launch → model loaded", f"{n['launch_model_ready_s']:.2f} s"))
-    lines.append(_row("  exit codes after Ctrl+Q", " ".join(map(str, n["launch_exit_codes"])), "0", all(c == 0 for c in n["launch_exit_codes"])))
-    p99 = n["key_repaint_p99_ms"]
-    lines.append(_row("keypress → repaint while streaming p50", f"{n['key_repaint_p50_ms']:.1f} ms"))
-    lines.append(_row(f"keypress → repaint p99 (n={n['key_probes']})", f"{p99:.1f} ms", "< 50 ms", p99 < 50 and not n["key_probes_missed"]))
-    lines.append(_row("image turn (Enter → answer drawn)", f"{n['image_turn_s'] * 1000:.0f} ms", f"{n['vision_model']}"))
-    lines.append(_row("  image TTFT · decode", f"{n['image_ttft_s'] * 1000:.0f} ms · {n['image_decode_tps']:.1f} tok/s"))
-    lines.append(_row("  prompt tokens · answer tokens", f"{n['image_prompt_tokens']} · {n['image_tokens']}", n["image_finish"]))
+    if "launch_first_frame_s" in n:
+        first = n["launch_first_frame_s"]
+        lines.append(_row("launch → first painted frame (median)", f"{first * 1000:.0f} ms", "< 1000 ms", first < 1.0))
+        lines.append(_row("  slowest launch · alt screen", f"{n['launch_first_frame_max_s'] * 1000:.0f} · {n['launch_alt_screen_s'] * 1000:.0f} ms"))
+        lines.append(_row("  launch → model loaded", f"{n['launch_model_ready_s']:.2f} s"))
+        lines.append(_row("  exit codes after Ctrl+Q", " ".join(map(str, n["launch_exit_codes"])), "0", all(c == 0 for c in n["launch_exit_codes"])))
+    for label in n.get("key_rates", []):
+        k = f"key_{label}"
+        if f"{k}_error" in n:
+            lines.append(_row(f"keypress → repaint at {label}", "FAILED", n[f"{k}_error"][:60], False))
+            continue
+        p99 = n[f"{k}_p99_ms"]
+        lines.append(_row(f"keypress → repaint at {label} (decode {n[f'{k}_decode_tps']:.0f} tok/s)", f"p50 {n[f'{k}_p50_ms']:.1f} ms"))
+        lines.append(_row(f"  p99 (n={n[f'{k}_probes']}, missed {n[f'{k}_missed']})", f"{p99:.1f} ms", "< 50 ms", p99 < 50 and not n[f"{k}_missed"]))
+        code_p99 = n[f"{k}_code_p99_ms"]
+        lines.append(_row(f"  in the code block p50 · p99 (n={n[f'{k}_code_probes']})", f"{n[f'{k}_code_p50_ms']:.1f} · {code_p99:.1f} ms", "< 50 ms", code_p99 < 50))
+        for name in ("0-49", "50-199", "200+"):
+            lines.append(_row(f"    fence at {name} lines (n={n[f'{k}_code_{name}_probes']})", f"{n[f'{k}_code_{name}_p50_ms']:.1f} · {n[f'{k}_code_{name}_p99_ms']:.1f} ms"))
+    if "image_turn_s" in n:
+        lines.append(_row("image turn (Enter → answer drawn)", f"{n['image_turn_s'] * 1000:.0f} ms", f"{n['vision_model']}"))
+        lines.append(_row("  image TTFT · decode", f"{n['image_ttft_s'] * 1000:.0f} ms · {n['image_decode_tps']:.1f} tok/s"))
+        lines.append(_row("  prompt tokens · answer tokens", f"{n['image_prompt_tokens']} · {n['image_tokens']}", n["image_finish"]))
     lines.append(_row("MLX peak memory", f"{n['mlx_peak_memory_bytes'] / mib:.1f} MiB", f"model {n['model_size_bytes'] / mib:.1f} MiB"))
     lines.append(_row("process peak RSS (everything)", f"{n['process_peak_rss_bytes'] / mib:.0f} MiB"))
     return "\n".join(lines)
@@ -161,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlxchat.bench.ui_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder, cached repo id or imported name (default: demo)")
     parser.add_argument("--tiny", action="store_true", help="a tiny random-weight llama instead (built in a temp folder)")
-    parser.add_argument("--tokens", type=int, default=None, help="tokens per decode run (default: 48 demo, 600 tiny)")
+    parser.add_argument("--tokens", type=int, default=None, help="tokens per decode run (default: the whole realistic answer)")
+    parser.add_argument("--free", action="store_true", help="let the model choose its answer instead of the realistic text")
+    parser.add_argument("--rates", default="own", help="keypress probe rates in tok/s, comma-separated ('own': the model's speed)")
+    parser.add_argument("--launches", type=int, default=3, help="launch → first frame trials (0: skip)")
+    parser.add_argument("--no-image", action="store_true", help="skip the image turn")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
@@ -171,11 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="mlxchat-tiny-") as tmp:
             model = args.model
             if args.tiny:
-                from mlxchat.models.random_weights import build_random_llama
+                from .realistic import build_bench_model, cpu_spec
 
-                model = str(build_random_llama(Path(tmp) / "tiny-llama"))
-            tokens = args.tokens or (600 if args.tiny else 48)
-            config = UIBenchConfig(decode_tokens=tokens, runs=args.runs, key_probes=args.probes)
+                model = str(build_bench_model(Path(tmp) / "tiny-llama", cpu_spec()))
+            tokens = args.tokens or (100_000 if not args.free else 600 if args.tiny else 48)
+            rates = tuple(None if rate == "own" else float(rate) for rate in args.rates.split(","))
+            config = UIBenchConfig(
+                decode_tokens=tokens,
+                runs=args.runs,
+                key_probes=args.probes,
+                answer=None if args.free else REALISTIC_ANSWER,
+                key_rates=rates,
+                launch_trials=args.launches,
+                image_turn=not args.no_image,
+            )
             numbers = run_ui_bench(model, config, progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(format_ui_table(numbers))
         if args.json:

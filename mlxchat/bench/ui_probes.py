@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .frames import FrameRecorder, SettledText
+from .realistic import REALISTIC_ANSWER, answer_script, code_fence_lines, forced_ids, paced
 from .stats import median, percentile
 
 DECODE_PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
@@ -33,16 +34,23 @@ class UIBenchConfig:
     vision_model: str | None = None
     """A vision model for the image turn; None builds a tiny random SmolVLM in a temporary folder."""
     load_timeout_s: float = 600.0
+    answer: str | None = REALISTIC_ANSWER
+    """The text every answer is forced to (see `realistic.py`); None lets the model choose (random weights: "!!!!")."""
+    key_rates: tuple[float | None, ...] = (None,)
+    """Token rates the keypress probe runs at, one whole answer each (None: the model's own speed)."""
+    image_turn: bool = True
 
 
 # ---- the app, with every engine event timestamped --------------------------------------------------------------
 
 
 class EventTee:
-    """An engine factory for `make_app` that keeps (perf_counter time, event) of everything the engine emits."""
+    """An engine factory for `make_app` that keeps (perf_counter time, event) of everything the engine emits.
+    With `answer`, the engine forces that text through the model (`Engine(script=...)`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: str | None = None) -> None:
         self.events: list[tuple[float, Any]] = []
+        self.answer = answer
 
     def __call__(self, sink):
         from mlxchat.engine import Engine
@@ -51,7 +59,7 @@ class EventTee:
             self.events.append((time.perf_counter(), event))
             sink(event)
 
-        return Engine(tee)
+        return Engine(tee, script=answer_script(self.answer) if self.answer is not None else None)
 
     def of(self, request_id: str, kind=object) -> list[tuple[float, Any]]:
         return [(at, e) for at, e in list(self.events) if e.request_id == request_id and isinstance(e, kind)]
@@ -111,7 +119,7 @@ def _settled_markdown():
 async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, Any]:
     from mlxchat.engine import Finished, TextDelta
 
-    tee = EventTee()
+    tee = EventTee(config.answer)
     app = _app(spec, config.decode_tokens, tee)
     with _settled_markdown() as tracked:
         async with app.run_test(size=config.size) as pilot:
@@ -186,74 +194,116 @@ def _event_speed(emitted) -> float:
 # ---- keypress → repaint ---------------------------------------------------------------------------------------
 
 
-async def keypress_latencies(spec: str | None, config: UIBenchConfig) -> dict[str, Any]:
+CODE_BUCKETS = ((0, 50), (50, 200), (200, 10**9))
+"""Lines of an open code fence at the press, as the issue grouped them (0–49, 50–199, 200+)."""
+
+
+def rate_label(rate: float | None) -> str:
+    return "own" if not rate else f"{rate:g}tps"
+
+
+async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: float | None = None) -> dict[str, Any]:
+    """Keypress → repaint while answers stream at `rate` tok/s (None: the model's own speed).
+
+    With a forced answer the probe runs through one whole answer, so presses land in the paragraphs, the table
+    and every part of the 500-line code block; each press is filed by the lines its open fence held then."""
+    from textual.pilot import WaitForScreenTimeout
+
     from mlxchat.bench.pty_app import strip_escapes
 
-    tee = EventTee()
+    tee = EventTee(config.answer)
     app = _app(spec, 1_000_000, tee)
     rng = random.Random(6)
     latencies: list[float] = []
+    in_code: list[tuple[int, float]] = []  # (lines of the open fence at the press, latency)
     misses = 0
-    async with app.run_test(size=config.size) as pilot:
-        await _loaded(pilot, config.load_timeout_s)
-        recorder = FrameRecorder(app)
-        chat = app.chat
+    answers = 0
+    with paced(rate):
+        async with app.run_test(size=config.size) as pilot:
+            await _loaded(pilot, config.load_timeout_s)
+            recorder = FrameRecorder(app)
+            chat = app.chat
 
-        async def streaming() -> None:
-            if chat.busy:
-                return
-            chat.prompt.clear()
-            chat.prompt.insert(DECODE_PROMPT)
-            await pilot.press("enter")
-            await _until(pilot, lambda: chat.status.phase == "generating", config.load_timeout_s, "generation")
-
-        typed = ""
-        for _ in range(config.key_probes):
-            await streaming()
-            if len(typed) > config.size[0] // 2:
-                chat.prompt.clear()
-                typed = ""
-                await pilot.pause(0.05)
-            letter = rng.choice(PROBE_LETTERS)
-            typed += letter
-            expected, tail = typed, typed[-4:]
-            seen = asyncio.Event()
-            pressed_at = [0.0]
-
-            def on_frame(at: float, frame: str, expected=expected, tail=tail, seen=seen, pressed_at=pressed_at) -> bool:
-                if seen.is_set():
-                    return True  # timed out and given up on: drop it
-                if chat.prompt.text == expected and tail in strip_escapes(frame.encode()):
-                    latencies.append(at - pressed_at[0])
-                    seen.set()
+            async def streaming() -> bool:
+                """Start an answer when none streams; False once the forced answer has streamed in full."""
+                nonlocal answers
+                if chat.busy:
                     return True
-                return False
+                if config.answer is not None and answers:
+                    return False
+                answers += 1
+                chat.prompt.clear()
+                chat.prompt.insert(DECODE_PROMPT)
+                await pilot.press("enter")
+                await _until(pilot, lambda: chat.status.phase == "generating", config.load_timeout_s, "generation")
+                return True
 
-            recorder.watch(on_frame)
-            pressed_at[0] = time.perf_counter()
-            press = asyncio.create_task(pilot.press(letter))
-            try:
-                await asyncio.wait_for(seen.wait(), 5.0)
-            except TimeoutError:
-                misses += 1
-                seen.set()
-            await press
-            await asyncio.sleep(rng.uniform(0.03, 0.15))
-        if chat.busy:
-            chat.cancel()
-            await _until(pilot, lambda: not chat.busy, 60, "the cancelled answer")
-        recorder.close()
+            typed = ""
+            while config.answer is not None or len(latencies) + misses < config.key_probes:
+                if not await streaming():
+                    break
+                if len(typed) > config.size[0] // 2:
+                    chat.prompt.clear()
+                    typed = ""
+                    await pilot.pause(0.05)
+                letter = rng.choice(PROBE_LETTERS)
+                typed += letter
+                expected, tail = typed, typed[-4:]
+                seen = asyncio.Event()
+                pressed_at = [0.0]
+
+                def on_frame(at: float, frame: str, expected=expected, tail=tail, seen=seen, pressed_at=pressed_at) -> bool:
+                    if seen.is_set():
+                        return True  # timed out and given up on: drop it
+                    if chat.prompt.text == expected and tail in strip_escapes(frame.encode()):
+                        latencies.append(at - pressed_at[0])
+                        seen.set()
+                        return True
+                    return False
+
+                recorder.watch(on_frame)
+                fence_lines = code_fence_lines(chat.session.turns[-1].text) if chat.session.turns else None
+                pressed_at[0] = time.perf_counter()
+                press = asyncio.create_task(pilot.press(letter))
+                try:
+                    await asyncio.wait_for(seen.wait(), 5.0)
+                    if fence_lines is not None:
+                        in_code.append((fence_lines, latencies[-1]))
+                except TimeoutError:
+                    misses += 1
+                    seen.set()
+                try:
+                    await press
+                except WaitForScreenTimeout:
+                    pass  # the pilot's own wait for idle widgets gave up (the screen is busy): the frame was timed above
+                await asyncio.sleep(rng.uniform(0.03, 0.15))
+            if chat.busy:
+                chat.cancel()
+                await _until(pilot, lambda: not chat.busy, 60, "the cancelled answer")
+            recorder.close()
     from mlxchat.engine import Finished
 
-    peaks = [e.stats.peak_memory_bytes for _, e in tee.events if isinstance(e, Finished) and e.stats is not None]
-    return {
-        "mlx_peak_memory_bytes": max(peaks, default=0),
-        "key_repaint_p50_ms": percentile(latencies, 50) * 1000,
-        "key_repaint_p99_ms": percentile(latencies, 99) * 1000,
-        "key_repaint_max_ms": max(latencies, default=float("nan")) * 1000,
-        "key_probes": len(latencies),
-        "key_probes_missed": misses,
+    finished = [e for _, e in tee.events if isinstance(e, Finished) and e.stats is not None]
+    label = rate_label(rate)
+    numbers: dict[str, Any] = {
+        "mlx_peak_memory_bytes": max((e.stats.peak_memory_bytes for e in finished), default=0),
+        f"key_{label}_decode_tps": median([e.stats.decode_tps for e in finished if e.stats.generation_tokens > 1]),
+        f"key_{label}_p50_ms": percentile(latencies, 50) * 1000,
+        f"key_{label}_p99_ms": percentile(latencies, 99) * 1000,
+        f"key_{label}_max_ms": max(latencies, default=float("nan")) * 1000,
+        f"key_{label}_probes": len(latencies),
+        f"key_{label}_missed": misses,
+        f"key_{label}_code_p50_ms": percentile([lat for _, lat in in_code], 50) * 1000,
+        f"key_{label}_code_p99_ms": percentile([lat for _, lat in in_code], 99) * 1000,
+        f"key_{label}_code_probes": len(in_code),
     }
+    for low, high in CODE_BUCKETS:
+        bucket = [lat for lines, lat in in_code if low <= lines < high]
+        name = f"{low}-{high - 1}" if high < 10**9 else f"{low}+"
+        numbers[f"key_{label}_code_{name}_p50_ms"] = percentile(bucket, 50) * 1000
+        numbers[f"key_{label}_code_{name}_p99_ms"] = percentile(bucket, 99) * 1000
+        numbers[f"key_{label}_code_{name}_probes"] = len(bucket)
+    return numbers
 
 
 # ---- an image turn --------------------------------------------------------------------------------------------
@@ -262,7 +312,7 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig) -> dict[st
 async def image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> dict[str, Any]:
     from mlxchat.engine import Finished
 
-    tee = EventTee()
+    tee = EventTee()  # the vision model answers freely: the measure is the image turn, not the text
     app = _app(vision_model, 32, tee)
     with _settled_markdown() as tracked:
         async with app.run_test(size=config.size) as pilot:
@@ -345,9 +395,10 @@ def launch_to_first_frame(spec: str | None, trials: int, size: tuple[int, int], 
 
 class RawMlxLm:
     """Plain mlx-lm on this (main) thread with its own copy of the model; it runs only while no app (and so no
-    engine) is running, never beside one."""
+    engine) is running, never beside one. With `answer`, each run forces that text with the same `ForcedTokens`
+    processor the engine uses, so both sides do identical work."""
 
-    def __init__(self, model_path: str) -> None:
+    def __init__(self, model_path: str, answer: str | None = None) -> None:
         from mlx_lm import load
 
         from mlxchat.engine import ChatRequest, Message
@@ -358,11 +409,18 @@ class RawMlxLm:
         fit_to_device(self.model)
         # The tokens the engine renders for the same user message: its chat template, no extra specials.
         self.prompt = render_prompt(self.tokenizer, ChatRequest((Message("user", DECODE_PROMPT),)))
+        self.forced = forced_ids(self.tokenizer, answer) if answer is not None else None
 
     def decode_tps(self, max_tokens: int) -> float:
         from mlx_lm import stream_generate
 
-        times = [time.perf_counter() for _ in stream_generate(self.model, self.tokenizer, self.prompt, max_tokens=max_tokens)]
+        from mlxchat.engine.local.scripted import ForcedTokens
+
+        processors = [ForcedTokens(*self.forced)] if self.forced is not None else None
+        times = [
+            time.perf_counter()
+            for _ in stream_generate(self.model, self.tokenizer, self.prompt, max_tokens=max_tokens, logits_processors=processors)
+        ]
         return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
 
     def release(self) -> None:

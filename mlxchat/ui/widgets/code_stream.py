@@ -1,0 +1,276 @@
+"""Provides `AnswerStream`: an answer's Markdown streamed at a frame budget, with open code fences drawn line by line.
+
+Textual's `Markdown.append` re-parses the document's last block on every update. While a long code fence is
+open, that block is the whole fence, so each update re-parses and re-highlights every line so far: at 200+ lines
+a keypress waited 300–450 ms for a repaint (BENCHMARKS.md). And `MarkdownStream` appends as often as text
+arrives, so a fast model keeps the UI thread busy in Python, holding the GIL that the engine's owner thread
+needs between tokens.
+
+`AnswerStream` fixes both, with the same `write` / `stop` interface as `MarkdownStream`:
+
+- **A frame budget.** Text is applied at most `frame_interval_s` apart (25 updates a second by default);
+  whatever arrives in between is coalesced into the next update.
+- **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each batch of
+  new lines once and draws only lines, so an update costs the new lines, not the block. When the closing fence
+  arrives, the whole block goes to the Markdown in one append and the `CodeStream` empties: the finished answer
+  is the Markdown's own rendering of the full text, exactly what plain streaming gives.
+
+`FenceTracker` is the part without Textual: it reads the text once, line by line, and says where an open fence
+starts. Only fences at the start of a line (CommonMark's ``` or ~~~, three or more) are streamed this way; an
+indented fence (inside a list item) simply streams through the Markdown as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Markdown
+from textual.widgets._markdown import MarkdownFence
+
+_OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
+
+
+@dataclass(frozen=True)
+class OpenFence:
+    """A fence whose closing line has not arrived: `start` is the offset of its opening line, `body_start` that
+    of its first code line, `language` the info string's first word ("" when none)."""
+
+    start: int
+    body_start: int
+    marker: str
+    language: str
+
+
+class FenceTracker:
+    """Follows a growing text and knows whether it ends inside an open, top-level code fence.
+
+    `feed` reads only the lines that completed since the last call, so following an answer costs its length once.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.open: OpenFence | None = None
+        self._scanned = 0  # offset of the first line not yet read completely
+
+    def feed(self, fragment: str) -> None:
+        self.text += fragment
+        text = self.text
+        while True:
+            end = text.find("\n", self._scanned)
+            if end < 0:
+                return
+            line = text[self._scanned : end]
+            if self.open is None:
+                match = _OPENING.match(line)
+                # A backtick fence's info string may not contain backticks (CommonMark 4.5).
+                if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
+                    words = match.group(2).split()
+                    self.open = OpenFence(self._scanned, end + 1, match.group(1), words[0] if words else "")
+            elif _closes(line, self.open.marker):
+                self.open = None
+            self._scanned = end + 1
+
+    @property
+    def partial_line(self) -> str:
+        """The last line, still without its newline."""
+        return self.text[self._scanned :]
+
+    def safe_end(self) -> int:
+        """How far the text can go to the Markdown now: up to an open fence, or else all of it except a last,
+        incomplete line that may still become a fence's opening line."""
+        if self.open is not None:
+            return self.open.start
+        partial = self.partial_line
+        if partial[:1] in ("`", "~") and partial == partial[:1] * min(len(partial), 3) + partial[3:]:
+            return self._scanned
+        return len(self.text)
+
+
+def _closes(line: str, marker: str) -> bool:
+    stripped = line.rstrip(" \t")
+    return len(stripped) >= len(marker) and stripped == marker[0] * len(stripped)
+
+
+class CodeStream(Widget):
+    """An open code fence drawn line by line: appended lines are highlighted once, in batches, and each frame
+    draws only the lines on screen. Looks like Textual's `MarkdownFence`, which takes over when the fence closes."""
+
+    DEFAULT_CSS = """
+    CodeStream {
+        width: 1fr;
+        height: auto;
+        margin: 1 0;
+        padding: 1 2;
+        color: rgb(210,210,210);
+        background: black 10%;
+        &:light { background: white 30%; }
+        &.-idle { display: none; }
+    }
+    CodeStream:ansi {
+        background: transparent;
+        margin: 0;
+        padding: 1 0;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.language = ""
+        self.lines: list[Content] = []
+        self.partial = Content("")
+        self.add_class("-idle")
+
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
+    def begin(self, language: str) -> None:
+        """Start showing a new fence in `language` ("" for none)."""
+        self.language = language
+        self.lines = []
+        self.partial = Content("")
+        self.remove_class("-idle")
+        self.refresh(layout=True)
+
+    def append_lines(self, lines: list[str], partial: str) -> None:
+        """Add complete `lines` (highlighted together, so a construct spanning them colours right) and show
+        `partial`, the line still arriving, plain."""
+        if lines:
+            highlighted = self._highlight("\n".join(lines))
+            parts = highlighted.split("\n", allow_blank=True)[: len(lines)]
+            # The highlighter drops trailing blank lines (it splits with `splitlines`): put them back.
+            self.lines.extend(parts + [Content("")] * (len(lines) - len(parts)))
+        self.partial = Content(partial)
+        self.refresh(layout=True)
+
+    def clear(self) -> None:
+        """The fence closed and the Markdown shows it now."""
+        self.lines = []
+        self.partial = Content("")
+        self.add_class("-idle")
+        self.refresh(layout=True)
+
+    def _highlight(self, code: str) -> Content:
+        if not self.language:
+            return Content(code)
+        return MarkdownFence.highlight(code, self.language, ansi=self.app.native_ansi_color, dark=self.app.current_theme.dark)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.lines) + (1 if self.partial else 0)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        style = self.rich_style
+        if y < len(self.lines):
+            content = self.lines[y]
+        elif y == len(self.lines) and self.partial:
+            content = self.partial
+        else:
+            return Strip.blank(width, style)
+        segments = content.render_segments(self.visual_style)
+        return Strip(segments).crop_extend(0, width, style).simplify()
+
+
+class AnswerStream:
+    """Writes an answer into a `Markdown` and a `CodeStream` at a frame budget (see the module docstring).
+
+    `shown_chars` is how much of the written text the widgets hold after the last update (the benchmark matches
+    frames to it)."""
+
+    frame_interval_s = 0.04
+
+    def __init__(self, markdown: Markdown, code: CodeStream, *, frame_interval_s: float | None = None) -> None:
+        self.markdown = markdown
+        self.code = code
+        if frame_interval_s is not None:
+            self.frame_interval_s = frame_interval_s
+        self.fences = FenceTracker()
+        self.shown_chars = 0
+        self.updates = 0
+        self._to_markdown = 0  # offset of the first character not yet handed to the Markdown
+        self._code_shown_upto = 0  # offset up to which the open fence's complete lines are drawn
+        self._showing: OpenFence | None = None
+        self._pending: list[str] = []
+        self._new_text = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopped = False
+
+    async def write(self, fragment: str) -> None:
+        if self._stopped:
+            raise RuntimeError("Can't write to the stream after it has stopped.")
+        if not fragment:
+            return
+        self._pending.append(fragment)
+        self._new_text.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        """Draw everything written, hand an unclosed fence to the Markdown, and end the stream."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        self._new_text.set()  # wakes the task if it waits for text
+        if self._task is not None:
+            await self._task
+        await self._update(final=True)
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            await self._new_text.wait()
+            if self._stop.is_set():
+                return
+            started = time.perf_counter()
+            await self._update(final=False)
+            # The frame budget: text that arrives now waits for the next update.
+            rest = self.frame_interval_s - (time.perf_counter() - started)
+            if rest > 0:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), rest)
+                except TimeoutError:
+                    pass
+
+    async def _update(self, *, final: bool) -> None:
+        self._new_text.clear()
+        if self._pending:
+            self.fences.feed("".join(self._pending))
+            self._pending.clear()
+        fences, text = self.fences, self.fences.text
+        fence = fences.open
+        if self._showing is not None and (final or fence is None or fence.start != self._showing.start):
+            # The shown fence closed (or the answer ended inside it): the Markdown takes the whole block.
+            self._showing = None
+            self._code_shown_upto = 0
+            with self.markdown.app.batch_update():
+                await self._to_markdown_upto(len(text) if final else fences.safe_end())
+                self.code.clear()
+        end = len(text) if final else fences.safe_end()
+        await self._to_markdown_upto(end)
+        if fence is not None and not final:
+            if self._showing is None:
+                self._showing = fence
+                self.code.begin(fence.language)
+            complete_end = len(text) - len(fences.partial_line)
+            shown = max(self._code_shown_upto, fence.body_start)
+            new_lines = text[shown:complete_end].split("\n")[:-1] if complete_end > shown else []
+            self._code_shown_upto = max(shown, complete_end)
+            self.code.append_lines(new_lines, fences.partial_line)
+            self.shown_chars = len(text)
+        else:
+            self.shown_chars = self._to_markdown
+        self.updates += 1
+
+    async def _to_markdown_upto(self, end: int) -> None:
+        if end > self._to_markdown:
+            fragment = self.fences.text[self._to_markdown : end]
+            self._to_markdown = end
+            await self.markdown.append(fragment)

@@ -1,0 +1,174 @@
+"""An answer streamed through `AnswerStream`: open code fences are drawn line by line by a `CodeStream` and handed
+to the Markdown when they close, and the finished answer renders exactly like plain Markdown."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Markdown
+from textual.widgets._markdown import MarkdownFence
+
+from mlxchat.ui.widgets.code_stream import AnswerStream, CodeStream, FenceTracker
+
+SIZE = (80, 60)
+BEFORE = "Here is the function you asked for, with a short test.\n\n"
+CODE = "def add(a, b):\n    return a + b\n\n\nclass Box:\n    size = 3\n"
+AFTER = "\nRun it with `python add.py`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+ANSWER = f"{BEFORE}```python\n{CODE}```\n{AFTER}"
+
+
+# ---- the fence tracker, without Textual -------------------------------------------------------------------
+
+
+def fed(text: str, step: int = 1) -> FenceTracker:
+    tracker = FenceTracker()
+    for start in range(0, len(text), step):
+        tracker.feed(text[start : start + step])
+    return tracker
+
+
+def test_an_open_fence_is_found_whatever_the_chunking():
+    text = f"{BEFORE}```python\ndef add(a, b):\n    ret"
+    for step in (1, 3, 7, len(text)):
+        tracker = fed(text, step)
+        assert tracker.open is not None
+        assert tracker.open.start == len(BEFORE)
+        assert tracker.open.language == "python"
+        assert text[tracker.open.body_start :].startswith("def add")
+        assert tracker.safe_end() == len(BEFORE)
+        assert tracker.partial_line == "    ret"
+
+
+def test_a_closing_line_of_the_same_marker_closes_the_fence():
+    assert fed(f"{BEFORE}```python\n{CODE}```\n").open is None
+    assert fed("~~~~\ncode\n~~~\n").open is not None  # shorter than the opening: still code
+    assert fed("~~~\ncode\n```\n").open is not None  # another marker: still code
+    assert fed("```\ncode\n```  \nafter\n").open is None
+
+
+def test_a_line_that_may_still_become_a_fence_is_held_back():
+    tracker = fed("Intro.\n``")
+    assert tracker.safe_end() == len("Intro.\n")
+    tracker = fed("Intro.\n`code` is inline")
+    assert tracker.safe_end() == len(tracker.text)
+
+
+def test_indented_and_inline_backticks_are_not_fences():
+    assert fed("1. step\n   ```python\n   x = 1\n").open is None
+    assert fed("Use ```a`` ` b``` here\n").open is None
+
+
+# ---- the widgets ------------------------------------------------------------------------------------------
+
+
+class AnswerApp(App):
+    """A Markdown with its code view below it, as a message view holds them; `text` is shown from the start."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(self.text)
+            yield CodeStream()
+
+
+async def settle(pilot, stream: AnswerStream, chars: int, timeout_s: float = 5.0) -> None:
+    """Wait until the widgets hold the first `chars` characters written."""
+    deadline = time.monotonic() + timeout_s
+    while stream.shown_chars < chars:
+        assert time.monotonic() < deadline, f"only {stream.shown_chars} of {chars} characters shown"
+        await pilot.pause()
+    await pilot.pause()
+
+
+async def test_an_open_fence_streams_into_the_code_view_line_by_line():
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        partial = f"{BEFORE}```python\n{CODE}    ret"
+        for start in range(0, len(partial), 5):
+            await stream.write(partial[start : start + 5])
+        await settle(pilot, stream, len(partial))
+
+        assert markdown.source == BEFORE  # the Markdown never sees the open fence
+        assert not markdown.query(MarkdownFence)
+        assert code.display
+        assert [line.plain for line in code.lines] == CODE.rstrip("\n").split("\n")
+        assert code.partial.plain == "    ret"
+        assert code.size.height == len(code.lines) + 1  # every line and the partial one
+        assert code.lines[0].spans, "the code is highlighted"
+        drawn = "".join(segment.text for segment in code.render_line(0))
+        assert drawn.startswith("def add(a, b):")
+        await stream.stop()
+
+
+async def test_the_closing_fence_hands_the_block_to_markdown():
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        upto_close = f"{BEFORE}```python\n{CODE}```\n"
+        await stream.write(upto_close[:-8])
+        await settle(pilot, stream, len(upto_close) - 8)
+        assert code.line_count > 0
+        await stream.write(upto_close[-8:] + "More")
+        await settle(pilot, stream, len(upto_close) + 4)
+
+        assert markdown.source == upto_close + "More"
+        fences = markdown.query(MarkdownFence)
+        assert len(fences) == 1 and fences[0].code == CODE.rstrip("\n")
+        assert code.line_count == 0 and not code.display
+        await stream.stop()
+
+
+async def test_an_answer_that_ends_inside_a_fence_is_handed_to_markdown_on_stop():
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        text = f"{BEFORE}```python\n{CODE}"
+        await stream.write(text)
+        await settle(pilot, stream, len(text))
+        await stream.stop()
+        await pilot.pause()
+        assert markdown.source == text
+        assert markdown.query(MarkdownFence)
+        assert not code.display
+
+
+async def test_text_is_applied_at_the_frame_budget():
+    """Many small writes inside one frame interval become one update."""
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=60)
+        for word in ANSWER.split(" "):
+            await stream.write(word + " ")
+        await pilot.pause()
+        assert stream.updates == 1  # the first write drew at once; the rest wait for the next frame
+        await stream.stop()
+        assert stream.updates == 2
+        assert markdown.source == ANSWER + " "
+
+
+async def test_the_finished_answer_renders_exactly_like_plain_markdown():
+    streamed = AnswerApp()
+    async with streamed.run_test(size=SIZE) as pilot:
+        stream = AnswerStream(streamed.query_one(Markdown), streamed.query_one(CodeStream), frame_interval_s=0)
+        for start in range(0, len(ANSWER), 3):
+            await stream.write(ANSWER[start : start + 3])
+            if start % 30 == 0:
+                await pilot.pause()
+        await stream.stop()
+        await pilot.pause()
+        streamed_screen = streamed.export_screenshot()
+    plain = AnswerApp(ANSWER)
+    async with plain.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        plain_screen = plain.export_screenshot()
+    assert streamed_screen == plain_screen

@@ -64,3 +64,18 @@ async def test_switching_thinking_off_and_setting_a_budget_are_saved():
         await pilot.press("ctrl+s")
         await pilot.pause()
     assert (app.result.thinking, app.result.thinking_budget, app.result.temperature) == (False, 256, None)
+
+
+async def test_the_overflow_policy_and_kv_cache_bits_are_chosen_and_saved():
+    from textual.widgets import Select
+
+    app = Host(SettingsScreen(ChatSettings(), "Chat", model=DEMO))
+    async with app.run_test(size=(110, 60)) as pilot:
+        await pilot.pause()
+        assert app.modal.query_one("#settings-overflow", Select).value == "truncate-middle"
+        assert app.modal.query_one("#settings-kv_bits", Select).value == "0"
+        app.modal.query_one("#settings-overflow", Select).value = "rolling-window"
+        app.modal.query_one("#settings-kv_bits", Select).value = "8"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert (app.result.overflow, app.result.kv_bits) == ("rolling-window", 8)

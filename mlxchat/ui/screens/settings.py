@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, Select, TextArea
 
 from mlxchat.engine.events import ModelInfo
 from mlxchat.settings import SAMPLING_DEFAULTS, ChatSettings, resolve_sampling, sampling_values
@@ -30,6 +30,13 @@ _NUMBERS = (
 )
 _WHOLE_NUMBERS = ("max_tokens", "seed", "top_k", "thinking_budget")
 _MAY_BE_EMPTY = ("seed", "thinking_budget", *SAMPLING_DEFAULTS)
+
+OVERFLOW_CHOICES = (
+    ("keep the start and the latest turns (truncate middle)", "truncate-middle"),
+    ("keep the latest turns (rolling window)", "rolling-window"),
+    ("stop and say so", "stop"),
+)
+KV_BITS_CHOICES = (("full precision", "0"), ("8-bit", "8"), ("4-bit", "4"))
 
 SOURCE_WORDS = {
     "conversation": "set here",
@@ -58,6 +65,10 @@ def parse_settings(
             raise ValueError(f"{label}: {text!r} is not a number") from None
     if "model" in values:
         parsed["model"] = values["model"].strip() or None
+    if "overflow" in values:
+        parsed["overflow"] = values["overflow"]
+    if "kv_bits" in values:
+        parsed["kv_bits"] = int(values["kv_bits"]) or None  # "0": full precision
     parsed["thinking"] = thinking if thinking is not None else base.thinking
     fields = {**base.to_dict(), **parsed}
     return ChatSettings(**fields)
@@ -122,6 +133,16 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
                 yield Label("Model — a folder, a cached Hugging Face id or an imported name; empty for the demo model",
                             classes="settings-label", markup=False)
                 yield Input(settings.model or "", id="settings-model", compact=True)
+                yield Label("When the conversation outgrows the model's context", classes="settings-label")
+                yield Select(
+                    OVERFLOW_CHOICES, value=settings.overflow, allow_blank=False, id="settings-overflow", compact=True
+                )
+                yield Label("KV cache — quantized uses less memory at long contexts, decodes a little slower",
+                            classes="settings-label", markup=False)
+                yield Select(
+                    KV_BITS_CHOICES, value=str(settings.kv_bits or 0), allow_blank=False, id="settings-kv_bits",
+                    compact=True,
+                )
             yield Label("", id="settings-problem", markup=False)
             with Horizontal(id="settings-buttons"):
                 yield Button("Save", variant="primary", id="settings-save-button")
@@ -162,6 +183,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
     def action_save(self) -> None:
         values = {name: self.query_one(f"#settings-{name}", Input).value for name, _, _ in _NUMBERS}
         values["model"] = self.query_one("#settings-model", Input).value
+        values["overflow"] = str(self.query_one("#settings-overflow", Select).value)
+        values["kv_bits"] = str(self.query_one("#settings-kv_bits", Select).value)
         system_prompt = self.query_one("#settings-system_prompt", TextArea).text
         checkbox = self.query_one("#settings-thinking", Checkbox)
         # An untouched switch keeps "the model's default" (None); a toggled one is the user's choice.

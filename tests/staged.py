@@ -74,7 +74,8 @@ class StagedEngine:
             active_kind = kind_of(self.active)
             # Numbered per engine, not per process, so a snapshot does not depend on which tests ran before it.
             active_name = f"{active_kind}-{len(self.submitted)}"
-            return Busy(request.request_id, active_name, active_kind, self.phase, self.busy_elapsed_s)
+            label = self.active.label if active_kind == "chat" else (self.active.model or "the demo model")
+            return Busy(request.request_id, active_name, active_kind, self.phase, self.busy_elapsed_s, label)
         self.submitted.append(request)
         self.active = request
         self.phase = "loading" if kind_of(request) == "load" else "prefill"

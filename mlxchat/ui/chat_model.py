@@ -67,6 +67,15 @@ class ChatSession:
             messages.append(turn.as_message())
         return tuple(messages)
 
+    def label(self, first_message: str = "") -> str:
+        """What the person knows this conversation as, for a busy message that names it: its title, or for a
+        new chat the title its first message will give it."""
+        if self.title != "New chat" or not first_message.strip():
+            return self.title
+        from mlxchat.store.rows import auto_title  # the store's naming rule, plain Python
+
+        return auto_title(first_message)
+
     def request_for(self, user_turn: Turn) -> ChatRequest:
         """A request that answers `user_turn`, appended after the conversation so far."""
         return ChatRequest(
@@ -74,6 +83,7 @@ class ChatSession:
             conversation_id=self.id,
             sampling=self.settings.sampling(),
             **context_options(self.settings),
+            label=self.label(user_turn.text),
         )
 
     def continue_request(self) -> ChatRequest | None:
@@ -87,6 +97,7 @@ class ChatSession:
             sampling=self.settings.sampling(),
             **context_options(self.settings),
             continue_last=True,
+            label=self.label(),
         )
 
     def retry_request(self) -> ChatRequest | None:
@@ -101,6 +112,7 @@ class ChatSession:
             conversation_id=self.id,
             sampling=self.settings.sampling(),
             **context_options(self.settings),
+            label=self.label(),
         )
 
     def last_assistant(self) -> Turn | None:

@@ -57,8 +57,9 @@ def test_stopped(snap_compare, staged_app):
 
 
 def test_busy_refusal(snap_compare, staged_app):
-    """You should see the draining status and, above the prompt, the engine's busy answer ("Engine busy:
-    answering chat-2 (draining, 1.4s) … Your prompt is kept."), with "And Italy?" still in the prompt."""
+    """You should see the draining status and, above the prompt, the engine's busy answer naming the
+    conversation ("Engine busy: answering in 'What is the capital of France?' (draining, 1.4 s) … Your prompt is
+    kept."), with "And Italy?" still in the prompt."""
     assert snap(snap_compare, staged_app, staged.busy_scene)
 
 

@@ -41,6 +41,7 @@ from mlxchat.engine.client import EngineClient
 from mlxchat.engine.errors import EngineClosed
 from mlxchat.engine.requests import Request
 from mlxchat.settings import ChatSettings
+from mlxchat.terminal_text import visible
 
 from ..attachment_files import Attachment
 from ..chat_model import ChatSession, Turn
@@ -123,6 +124,8 @@ class ChatScreen(Screen):
         """The request this screen waits on; cleared by its `Finished`."""
         self.refused_prompt_waiting = False
         """True after a refusal while the kept prompt waits; the next `Finished` says it can go now."""
+        self.sent_question: Turn | None = None
+        """The last message sent as a new question (a busy server's refusal gives it back to the prompt)."""
         self.model_after_drain: str | None = None
         """A model picked while an answer ran, which the user chose to stop: it loads when the answer has drained."""
         self.answer_keys = AnswerKeys(first_key("continue_answer", keymap), first_key("retry_answer", keymap))
@@ -173,7 +176,7 @@ class ChatScreen(Screen):
     def show_notice(self, text: str, kind: NoticeKind = "warning") -> None:
         """One line above the prompt: what went wrong or what to do next. Empty text hides it."""
         notice = self.notice
-        notice.update(text)
+        notice.update(visible(text))  # errors quote servers and file names: shown, never obeyed
         for name in ("info", "warning", "error"):
             notice.set_class(name == kind, f"-{name}")
         notice.display = bool(text)
@@ -215,8 +218,28 @@ class ChatScreen(Screen):
             self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
         if awaited.kind == "chat":
             answer = await self.conversation.finish(event)
-            self.store.save_answer(self.session, answer)
+            if not (event.busy and await self._take_back_refused_question(event, answer)):
+                self.store.save_answer(self.session, answer)
         self.post_message(self.Idle())
+
+    async def _take_back_refused_question(self, event: Finished, answer: Turn) -> bool:
+        """A server refused the message just sent because it is busy (`Finished.busy`): as with the engine's
+        own refusal, the message goes back into the prompt with its images, nothing of it stays in the
+        conversation or the history, and the notice says it can be sent again. False when there is an
+        answer to keep (some text came) or the request was not a fresh message (a retry or a continue)."""
+        turns = self.session.turns
+        if answer.text or len(turns) < 2 or turns[-1] is not answer or turns[-2] is not self.sent_question:
+            return False
+        question = turns[-2]
+        self.session.truncate_from(question)
+        self.store.drop_from(question)
+        await self.conversation.drop([question, answer])
+        if not self.prompt.text.strip():
+            self.prompt.set_text(question.text)
+        if not self.attachment_pane.attachments:
+            self.attachment_pane.attach_all(question.images)
+        self.show_notice(f"{event.error} Your prompt is kept: press Enter to send it again.", "warning")
+        return True
         if self.model_after_drain is not None:
             self.use_model(self.model_after_drain)
 
@@ -321,6 +344,7 @@ class ChatScreen(Screen):
         answer = Turn("assistant", status="streaming")
         self.session.turns += [question, answer]
         self._await_answer(request)
+        self.sent_question = question
         self.store.save_user(self.session, question)
         self._show_title()
         self.prompt_history.append(text)

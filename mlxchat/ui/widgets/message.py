@@ -17,21 +17,11 @@ from textual.widgets import Label, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from mlxchat.engine import Stats
+from mlxchat.terminal_text import visible  # model text may hold ESC, BEL, CSI: shown, never obeyed
 
 from ..chat_model import Turn, TurnStatus
 
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
-
-
-# Control characters from a model (random or broken weights emit them) must never reach the terminal, where
-# ESC, CAN or BEL would be read as commands: show C0 ones as their visible symbols, C1 ones as U+FFFD.
-_VISIBLE = {code: chr(0x2400 + code) for code in range(32) if chr(code) not in "\n\t"}
-_VISIBLE.update({0x7F: "\u2421", **{code: "\ufffd" for code in range(0x80, 0xA0)}})
-
-
-def visible(text: str) -> str:
-    """`text` safe to draw: control characters replaced by visible stand-ins."""
-    return text.translate(_VISIBLE)
 
 
 def code_blocks(markdown: str) -> list[str]:
@@ -154,7 +144,7 @@ class MessageView(Vertical, can_focus=True):
         if turn.status == "streaming":
             return ""
         if turn.status == "error":
-            return f"✖ {turn.error or 'the answer failed'}"
+            return f"✖ {visible(turn.error or 'the answer failed')}"
         stats = stats_line(turn.stats) if turn.stats is not None and turn.role == "assistant" else ""
         if turn.status == "stopped":
             return f"■ stopped after {turn.tokens} tokens"

@@ -17,6 +17,8 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Label
 
+from mlxchat.terminal_text import visible
+
 from ..attachment_files import human_size
 from ..engine_status import EngineStatus, StatusPhase
 
@@ -70,7 +72,7 @@ class StatusBar(Horizontal):
 
     def _draw(self) -> None:
         self.query_one("#status-phase", Label).update(self.phase_text())
-        self.query_one("#status-detail", Label).update(self.detail_text())
+        self.query_one("#status-detail", Label).update(visible(self.detail_text()))  # a server's words, maybe
         self.query_one("#status-model", Label).update(self.model_text())
 
     def phase_text(self) -> str:

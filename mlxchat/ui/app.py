@@ -28,7 +28,7 @@ from mlxchat.settings import ChatSettings
 
 from .chat_model import ChatSession
 from .session_store import SessionStore, session_from
-from .keys import ACTIONS, bindings, keys_for
+from .keys import ACTIONS, bindings, checked_keymap, keys_for
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
@@ -59,8 +59,10 @@ class MlxChatApp(App[int]):
         startup_notices: Iterable[str] = (),
     ) -> None:
         super().__init__()
-        self._startup_notices = tuple(startup_notices)
-        self.keymap = dict(keymap or {})
+        # A keymap entry whose keys Textual cannot parse would lose the action's keys (the quit key, once):
+        # it is left out, and said so at start.
+        self.keymap, keymap_problems = checked_keymap(keymap or {})
+        self._startup_notices = (*startup_notices, *keymap_problems)
         self.history = history
         self.model_spec = model
         self._load_model = load_model

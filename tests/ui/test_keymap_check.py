@@ -35,3 +35,16 @@ def test_a_bad_entry_is_left_out_whole_and_named_with_the_default_it_keeps():
         "config.toml: keymap.new_conversation = 'ctrl+n,bogus' ignored: 'bogus' is not a key name (examples: ctrl+n, "
         "f5, escape, pageup, question_mark); new_conversation keeps ctrl+n.",
     ]
+
+
+async def test_the_app_keeps_the_quit_key_when_the_keymap_names_a_non_key(staged_app):
+    from conftest import SIZE, staged_loaded
+
+    app, engine = staged_app(keymap={"quit": "nonsense+++key"})
+    async with app.run_test(size=SIZE) as pilot:
+        await staged_loaded(pilot, engine)
+        shown = list(app._startup_notices)  # what the app notifies once it is up
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.return_code is not None or not app.is_running, "ctrl+q still quits"
+    assert any("keymap.quit = 'nonsense+++key' ignored" in message for message in shown), shown

@@ -90,3 +90,35 @@ def test_a_follow_up_matches_the_answer_read_from_scratch(vlm_engine, event_log,
     cold_started, cold = turn(vlm_engine, event_log, follow_up, "cold")
     assert reused_started.cached_tokens > 0 and cold_started.cached_tokens == 0
     assert reused.text == cold.text
+
+
+@pytest.fixture(scope="module")
+def short_vlm(tmp_path_factory):
+    """A tiny SmolVLM that reads at most 160 tokens."""
+    import json
+
+    folder = build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "short", "smolvlm")
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["max_position_embeddings"] = 160
+    config.pop("max_position_embeddings", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_an_image_chat_longer_than_the_context_keeps_being_answered(engine, event_log, short_vlm, pictures):
+    from mlxchat.engine import ContextWindow
+
+    load = LoadModel(str(short_vlm))
+    engine.submit(load)
+    assert event_log.finished(load.request_id).reason == "stop"
+    messages = [Message("user", "What is in this picture?", (pictures[0],)), Message("assistant", "A red square.")]
+    for turn_number in range(12):
+        messages += [Message("user", f"Tell me more about the colours, code, cats and images {turn_number}.")]
+        request = ChatRequest(tuple(messages), sampling=GREEDY)
+        assert engine.submit(request) is None
+        finished = event_log.finished(request.request_id)
+        assert finished.reason == "length", finished.error
+        messages.append(Message("assistant", finished.text))
+    window = event_log.wait_for(ContextWindow, request.request_id)
+    assert window.hidden and 0 not in window.hidden, "the image turn is the first exchange: it stays in view"
+    assert window.prompt_tokens <= 160

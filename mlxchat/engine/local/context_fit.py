@@ -2,12 +2,14 @@
 
 `context_window.plan_window` decides from token costs; this module measures them with the model's tokenizer and
 chat template, then renders the chosen messages and checks the real length (a template's framing is estimated per
-message, so the check may shrink the room and plan again).
+message, so the check may shrink the room and plan again). The text route and the vision route (whose prompts
+also hold image tokens) share `fit_messages`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from ..context_window import ContextOverflow, Window, answer_room, describe_overflow, plan_window
 from ..documents import describe_too_large, message_text
@@ -32,20 +34,45 @@ def fit_prompt(tokenizer, request: ChatRequest, context_size: int, model_name: s
 
     Raises `RequestError` (with the numbers and the way out) when it cannot fit.
     """
+    rendered: list[list[int]] = []
+
+    def measure(candidate: ChatRequest) -> int:
+        rendered.append(render_prompt(tokenizer, candidate))
+        return len(rendered[-1])
+
+    _fitted, window, length = fit_messages(tokenizer, request, context_size, model_name, measure)
+    return FittedPrompt(rendered[-1], window, context_size - length)
+
+
+def fit_messages(
+    tokenizer,
+    request: ChatRequest,
+    context_size: int,
+    model_name: str,
+    measure: Callable[[ChatRequest], int],
+    per_image: int = 0,
+) -> tuple[ChatRequest, Window, int]:
+    """The request cut to fit (its kept messages), the window, and its measured prompt length.
+
+    `measure` gives the real prompt length of a request (the text route renders and tokenizes; the vision route
+    also counts image tokens); the last call is always for the request returned, so a caller may keep what it
+    built. `per_image` is the estimated token cost of one image, added to the cost of each message that has some.
+    """
     everything = tuple(range(len(request.messages)))
-    prompt = render_prompt(tokenizer, request)
+    length = measure(request)
     if request.overflow == "stop":
         # The former behaviour: read everything, refuse only what cannot be read at all.
-        if len(prompt) >= context_size:
-            overflow = ContextOverflow(len(prompt), context_size - 1, "stop")
+        if length >= context_size:
+            overflow = ContextOverflow(length, context_size - 1, "stop")
             raise RequestError(describe_overflow(overflow, model_name, context_size))
-        return FittedPrompt(prompt, Window(everything, (), len(prompt)), context_size - len(prompt))
+        return request, Window(everything, (), length), length
     reserved = answer_room(context_size, request.sampling.max_tokens)
     room = context_size - reserved
-    if len(prompt) <= room:
-        return FittedPrompt(prompt, Window(everything, (), len(prompt)), context_size - len(prompt))
+    if length <= room:
+        return request, Window(everything, (), length), length
 
     costs, overhead = message_costs(tokenizer, request.messages)
+    costs = [cost + per_image * len(message.images) for cost, message in zip(costs, request.messages)]
     roles = [message.role for message in request.messages]
     keep_last = 2 if request.continue_last and len(roles) >= 2 and roles[-2] == "user" else 1
     budget = room - overhead
@@ -59,14 +86,12 @@ def fit_prompt(tokenizer, request: ChatRequest, context_size: int, model_name: s
             if last.documents and overflow.policy != "stop":
                 raise RequestError(_documents_too_large(tokenizer, last, overflow)) from None
             raise RequestError(describe_overflow(overflow, model_name, context_size)) from None
-        kept = tuple(request.messages[i] for i in window.kept)
-        prompt = render_prompt(tokenizer, replace(request, messages=kept))
-        if len(prompt) <= room:
-            return FittedPrompt(prompt, window, context_size - len(prompt))
-        budget -= len(prompt) - room  # the framing estimate was short: plan again with less room
-    raise RequestError(
-        describe_overflow(ContextOverflow(len(prompt), room, request.overflow), model_name, context_size)
-    )
+        fitted = replace(request, messages=tuple(request.messages[i] for i in window.kept))
+        length = measure(fitted)
+        if length <= room:
+            return fitted, window, length
+        budget -= length - room  # the cost estimate was short: plan again with less room
+    raise RequestError(describe_overflow(ContextOverflow(length, room, request.overflow), model_name, context_size))
 
 
 def message_costs(tokenizer, messages: tuple[Message, ...]) -> tuple[list[int], int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,8 +25,10 @@ from mlx_lm import tokenizer_utils
 
 from ..control import CancelledByRequest, RequestControl
 from ..errors import RequestError
-from ..events import Finished, PrefillProgress, Started, Usage
+from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
+from .chat_template import render_prompt
+from .context_fit import fit_messages
 from .prompt_cache import ConversationCache, Reuse
 from ..requests import ChatRequest
 from ..vision_inputs import image_paths, load_image, template_messages
@@ -170,19 +172,15 @@ def run_vision_turn(
 
     parts: VisionParts = loaded.vision
     request_id = request.request_id
-    images = [load_image(path) for path in image_paths(request.messages)]
-    prompt = _render_prompt(parts, request)
-    inputs = _prepare_inputs(parts, prompt, images)
+    context_size = loaded.info.context_size
+    request, window, inputs = _fit_to_context(loaded, request)
     input_ids = inputs.pop("input_ids")
     pixel_values = inputs.pop("pixel_values", None)
     mask = inputs.pop("attention_mask", None)
     prompt_tokens = int(input_ids.shape[1])
-    context_size = loaded.info.context_size
-    if prompt_tokens >= context_size:
-        raise RequestError(
-            f"The conversation and its images are {prompt_tokens} tokens; {loaded.info.name} reads at most "
-            f"{context_size}. Start a new conversation or attach fewer images."
-        )
+    answer_room = context_size - prompt_tokens
+    if request.sampling.max_tokens > answer_room:
+        request = replace(request, sampling=replace(request.sampling, max_tokens=answer_room))
     sampling = request.sampling
     if sampling.seed is not None:
         mx.random.seed(sampling.seed)
@@ -195,6 +193,7 @@ def run_vision_turn(
         input_ids, pixel_values = input_ids[:, cached:], None
     clock = TurnClock(time.perf_counter(), prompt_tokens, cached, context_size, peak_memory=peak_memory)
     emit(Started(request_id, prompt_tokens, cached, "vision"))
+    emit(ContextWindow(request_id, request.overflow, window.hidden, prompt_tokens, context_size, answer_room))
     emit(PrefillProgress(request_id, cached, prompt_tokens))
     chunk = loaded.chunker.size
     todo = prompt_tokens - cached
@@ -243,7 +242,30 @@ def run_vision_turn(
     stats = clock.stats(request_id)
     emit(stats)
     usage = Usage(prompt_tokens, cached, clock.generated)
-    return Finished(request_id, reason, text, usage, stats=stats)
+    context_full = reason == "length" and clock.generated >= answer_room
+    return Finished(request_id, reason, text, usage, stats=stats, context_full=context_full)
+
+
+def _fit_to_context(loaded, request: ChatRequest):
+    """The request cut to the context by its overflow policy, its window, and its prepared inputs (token ids,
+    pixels). Images count as the tokens the processor makes of them; a message's images leave with it."""
+    parts: VisionParts = loaded.vision
+    prepared: list[tuple[ChatRequest, dict[str, Any]]] = []  # the last request measured and its inputs
+
+    def measure(candidate: ChatRequest) -> int:
+        if not prepared or prepared[-1][0] is not candidate:
+            images = [load_image(path) for path in image_paths(candidate.messages)]
+            prepared[:] = [(candidate, _prepare_inputs(parts, _render_prompt(parts, candidate), images))]
+        return int(prepared[-1][1]["input_ids"].shape[1])
+
+    full = measure(request)
+    images = sum(len(message.images) for message in request.messages)
+    text_only = len(render_prompt(loaded.tokenizer, request))
+    per_image = max(0, full - text_only) // max(1, images)
+    fitted, window, _length = fit_messages(
+        loaded.tokenizer, request, loaded.info.context_size, loaded.info.name, measure, per_image
+    )
+    return fitted, window, dict(prepared[-1][1])
 
 
 def _images_fingerprint(paths) -> str:

@@ -103,11 +103,24 @@ def _gemma2(header: GGUFHeader, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _sliding_window_pattern(header: GGUFHeader) -> int:
+    """Every n-th layer is global: llama.cpp's fixed 6 for Gemma 3, unless the file states it (a number, or one
+    bool per layer, true for a sliding-window layer, as newer converters write it)."""
+    key = f"{header.architecture}.attention.sliding_window_pattern"
+    stated = header.metadata.get(key, 6)
+    if isinstance(stated, list):
+        period = stated.index(False) + 1 if False in stated else len(stated) + 1
+        if any(bool(flag) != ((i + 1) % period != 0) for i, flag in enumerate(stated)):
+            raise GGUFImportError(f"metadata key {key} is not a repeating pattern, which mlx-lm cannot express.")
+        return period
+    return int(stated)
+
+
 def _gemma3(header: GGUFHeader, config: dict[str, Any]) -> dict[str, Any]:
     return {
         "query_pre_attn_scalar": _gemma_query_scalar(header, config, large_block_count=62),
         "sliding_window": int(meta(header, "attention.sliding_window", 1024)),
-        "sliding_window_pattern": 6,
+        "sliding_window_pattern": _sliding_window_pattern(header),
         "rope_local_base_freq": 10000.0,
     }
 

@@ -152,3 +152,18 @@ def test_exact_types_compute_the_reference_logits_quantized_and_dense(tmp_path: 
         _check_weights(arch, model, tensors)
         ours, expected = model(tokens), _reference_model(arch, config, tensors)(tokens)
         assert mx.allclose(ours, expected, atol=1e-4, rtol=1e-4).item(), f"keep_float={keep_float}"
+
+
+def test_gemma3_sliding_window_pattern_from_the_file_or_llama_cpps_default() -> None:
+    from mlxchat.models.errors import GGUFImportError
+    from mlxchat.models.gguf_architectures import _sliding_window_pattern
+    from mlxchat.models.gguf_reader import GGUFHeader
+
+    def header(**metadata) -> GGUFHeader:
+        return GGUFHeader(Path("g.gguf"), 3, {"general.architecture": "gemma3", **metadata}, {}, 0, 0)
+
+    key = "gemma3.attention.sliding_window_pattern"
+    assert _sliding_window_pattern(header()) == 6
+    assert _sliding_window_pattern(header(**{key: ([True] * 3 + [False]) * 2})) == 4
+    with pytest.raises(GGUFImportError, match="not a repeating pattern"):
+        _sliding_window_pattern(header(**{key: [True, False, False]}))

@@ -127,6 +127,23 @@ def find_paths(text: str, *, exists: Callable[[Path], bool] = Path.exists) -> Fo
     return FoundPaths(tuple(path for path, _, _ in kept), sources, rest)
 
 
+def paths_to_attach(argument: str, *, exists: Callable[[Path], bool] = Path.exists) -> list[Path]:
+    """The files `/attach ARGUMENT` names, by the same rules as a paste, so what pasting attaches, typing attaches:
+    the whole argument when it is one existing file (a relative name with plain spaces too), else the paths a
+    paste of it would find when that is all of it (unquoted spaces joined while the path exists), else each
+    shell word as a path (so a missing file is named in the error)."""
+    whole = argument.strip()
+    if not whole:
+        return []
+    as_one = Path(os.path.expanduser(whole))
+    if _safe_exists(exists, as_one):
+        return [as_one]
+    found = find_paths(whole, exists=exists)
+    if found and not found.rest:
+        return list(found.paths)
+    return [to_path(word.value) or Path(os.path.expanduser(word.value)) for word in split_words(whole)]
+
+
 def _path_at(words: list[Word], i: int, exists: Callable[[Path], bool]) -> tuple[Path, int] | None:
     """The path starting at word `i` and the index after its last word, or None."""
     word = words[i]

@@ -37,7 +37,13 @@ def names(app) -> list[str]:
 
 async def paste(pilot, text: str) -> None:
     pilot.app.post_message(events.Paste(text))
+    await settled(pilot)
+
+
+async def settled(pilot) -> None:
+    """Wait until the files being attached have been read (that happens off the event loop)."""
     await pilot.pause()
+    await until(pilot, lambda: not pilot.app.chat.attaching, what="the attachment")
 
 
 async def test_each_pasted_path_form_becomes_an_attachment(real_app, images):
@@ -136,10 +142,12 @@ async def test_attach_command_and_typed_paths(staged_app, images):
         await staged_loaded(pilot, engine, VISION_INFO)
         app.chat.prompt.set_text(f"/attach '{images['spaced']}' {images['flag']}")
         await pilot.press("enter")
+        await settled(pilot)
         assert names(app) == [images["spaced"].name, "flag.png"]
         assert app.chat.prompt.text == ""
         app.chat.prompt.set_text(f"/attach {images['missing']}")
         await pilot.press("enter")
+        await settled(pilot)
         assert "no such file" in app.chat.notice_text()
         assert app.chat.prompt.text == f"/attach {images['missing']}"
         app.chat.prompt.set_text(f"{images['sunset']} what is this?")  # a terminal that types the dropped path
@@ -219,6 +227,7 @@ async def test_a_typed_path_that_fails_keeps_the_prompt_and_sends_nothing(staged
         typed = f"{images['missing']} what is this?"
         app.chat.prompt.set_text(typed)
         await pilot.press("enter")
+        await settled(pilot)
         assert "no such file" in app.chat.notice_text()
         assert app.chat.prompt.text == typed
         assert app.chat.session.turns == [] and len(engine.submitted) == 1  # only the model load

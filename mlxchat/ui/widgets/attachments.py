@@ -7,6 +7,7 @@ the list for the next message and knows the loaded model, so it can say when tha
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -108,19 +109,26 @@ class AttachmentPane(Vertical):
         """Why these images cannot go to the loaded model (it is a text-only model), or None when they can."""
         return images_refused(self.model) if self.attachments else None
 
-    def attach(self, path: Path) -> str | None:
-        """Check and attach one image. Returns the problem in words (nothing attached), or None."""
+    async def attach(self, path: Path) -> str | None:
+        """Check and attach one image. Returns the problem in words (nothing attached), or None.
+
+        The file is read and decoded on a worker thread, so a slow disk, a network mount or a large image never
+        holds up the screen's event loop (keys, the streaming answer and the status keep going meanwhile)."""
         try:
-            attachment = open_attachment(path)
+            attachment = await asyncio.to_thread(open_attachment, path)
         except AttachmentError as exc:
             return str(exc)
         if attachment.path not in self.paths:
             self._set(self.attachments + (attachment,), removed=False)
         return None
 
-    def attach_all(self, paths: Iterable[Path]) -> list[str]:
-        """Attach each of `paths`; returns the problems, one sentence per file that failed."""
-        return [problem for path in paths if (problem := self.attach(path))]
+    async def attach_all(self, paths: Iterable[Path]) -> list[str]:
+        """Attach each of `paths`, in order; returns the problems, one sentence per file that failed."""
+        problems = []
+        for path in paths:
+            if problem := await self.attach(path):
+                problems.append(problem)
+        return problems
 
     def remove(self, path: Path) -> None:
         self._set(tuple(a for a in self.attachments if a.path != path), removed=True)

@@ -254,6 +254,13 @@ async def busy_scene(pilot, engine: StagedEngine) -> None:
     await pilot.press(*"And Italy?", "enter")
 
 
+async def reading_elsewhere_scene(pilot, engine: StagedEngine) -> None:
+    """The answer streams on in its conversation while the reader starts a new chat (titles need a history)."""
+    await streaming_scene(pilot, engine)
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: pilot.app.chat.status.answering_in is not None, what="the new chat")
+
+
 async def answered_scene(pilot, engine: StagedEngine) -> None:
     await loaded_scene(pilot, engine)
     await ask(pilot)

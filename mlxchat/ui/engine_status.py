@@ -183,7 +183,15 @@ def after_event(
 def _after_finished(status: EngineStatus, event: Finished, awaited: Awaited, keys: AnswerKeys) -> EngineStatus:
     if event.stats is not None:
         status = status.with_stats(event.stats)
-    status = replace(status, answering_in=None)
+    elsewhere, status = status.answering_in, replace(status, answering_in=None)
+    ended = _ended(status, event, awaited, keys)
+    if awaited.kind == "chat" and elsewhere is not None:  # the reader is in another conversation: say which one
+        return replace(ended, detail=f"in '{elsewhere}': {ended.detail or 'answered, and saved'}")
+    return ended
+
+
+def _ended(status: EngineStatus, event: Finished, awaited: Awaited, keys: AnswerKeys) -> EngineStatus:
+    """The phase and detail a `Finished` leaves, by what the request was and how it ended."""
     if awaited.kind == "load":
         if event.reason in ("cancelled", "shutdown"):
             return status.with_phase("no-model" if status.model is None else "ready", detail="load stopped")

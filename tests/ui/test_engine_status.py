@@ -119,3 +119,16 @@ def test_events_for_a_request_not_awaited_never_change_the_phase():
     assert late == generating
     idle = run(ready(), TextDelta("chat-1", "a", 1), Finished("chat-1", "stop"), awaited=None)
     assert idle == ready()
+
+
+def test_an_answer_in_a_conversation_the_reader_left_says_where_it_is_and_where_it_ended():
+    from mlxchat.ui.engine_status import reading_elsewhere
+
+    status = reading_elsewhere(run(answer_requested(ready()), TextDelta("chat-1", "a", 1)), "France trivia")
+    status = run(status, TextDelta("chat-1", "b", 1), stats_for("chat-1", 2))
+    assert (status.phase, status.answering_in) == ("generating", "France trivia")
+    done = run(status, Finished("chat-1", "stop"))
+    assert (done.phase, done.detail, done.answering_in) == ("ready", "in 'France trivia': answered, and saved", None)
+    stopped = run(status, Finished("chat-1", "cancelled"))
+    assert stopped.detail == "in 'France trivia': after 2 tokens · f5 continues · f4 retries"
+    assert reading_elsewhere(status, None).answering_in is None, "back in the answering conversation"

@@ -175,12 +175,12 @@ async def test_rename_delete_and_search_in_the_list(staged_app, history):
         assert app.chat.conversation.views() == []
 
 
-async def test_switching_while_an_answer_runs_is_refused(staged_app, history):
+async def test_editing_while_an_answer_runs_is_refused(staged_app, history):
     app, engine = staged_app(history=history)
     async with app.run_test(size=SIZE) as pilot:
         await staged.loaded_scene(pilot, engine)
         await staged.ask(pilot, "Long one")
-        await pilot.press("ctrl+n")
+        await pilot.press("f9")
         assert "stop it first" in app.chat.notice_text()
         assert len(app.chat.conversation.views()) == 2
 

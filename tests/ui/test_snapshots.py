@@ -109,6 +109,19 @@ async def test_draining_is_a_distinct_style(staged_app):
         assert bar.has_class("-draining") and not bar.has_class("-generating")
 
 
+def test_reading_another_conversation_while_one_answers(snap_compare, staged_app, tmp_path):
+    """You should see a new, empty chat ("New chat" on top, the welcome text) while the status pane says
+    "answering in 'What is the capital of Fr…'" (and the token count, where the line has room): the answer
+    streams on in the conversation the reader left."""
+    from mlxchat.store import History
+
+    history = History(tmp_path / "data")
+    try:
+        assert snap(snap_compare, staged_app, staged.reading_elsewhere_scene, history=history)
+    finally:
+        history.close()
+
+
 def _history_with_three(tmp_path):
     return staged.example_history(tmp_path / "data")
 

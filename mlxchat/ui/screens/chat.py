@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
-from textual import getters, on, work
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
@@ -53,10 +53,11 @@ from ..engine_status import (
     answer_requested,
     cancel_requested,
     load_requested,
+    reading_elsewhere,
 )
 from ..keys import bindings, first_key
 from ..messages import EngineEvent
-from ..paths_in_text import FoundPaths, find_paths, is_image_name, paths_to_attach
+from ..paths_in_text import FoundPaths, find_paths, is_image_name, split_words, to_path
 from ..session_store import SessionStore
 from ..widgets.attachments import AttachmentItem, AttachmentPane
 from ..widgets.conversation import ConversationView
@@ -70,6 +71,19 @@ from .model_picker import ModelPickerScreen
 from .settings import SettingsScreen
 
 NoticeKind = Literal["info", "warning", "error"]
+
+
+@dataclass
+class Answering:
+    """Where the awaited answer is being written: its conversation and the view that owns its stream. The reader
+    may be looking at another conversation meanwhile; the answer streams on here and is saved when it ends."""
+
+    session: ChatSession
+    view: ConversationView
+
+
+def answering_view(answering: Answering | None) -> ConversationView | None:
+    return answering.view if answering is not None else None
 
 
 class ChatScreen(Screen):
@@ -88,7 +102,6 @@ class ChatScreen(Screen):
         spec: str
 
     prompt = getters.query_one(PromptInput)
-    conversation = getters.query_one(ConversationView)
     attachment_pane = getters.query_one(AttachmentPane)
     status_bar = getters.query_one(StatusBar)
     notice = getters.query_one("#notice", Label)
@@ -129,10 +142,14 @@ class ChatScreen(Screen):
         self.model_after_drain: str | None = None
         """A model picked while an answer ran, which the user chose to stop: it loads when the answer has drained."""
         self.answer_keys = AnswerKeys(first_key("continue_answer", keymap), first_key("retry_answer", keymap))
+        self.conversation = ConversationView(id="conversation", keys=self.answer_keys)
+        """The conversation being read. Another one may be answering out of sight meanwhile (`answering`)."""
+        self.answering: Answering | None = None
+        """The conversation and view the awaited answer streams into; None when no answer is awaited."""
 
     def compose(self) -> ComposeResult:
         yield Label(self.session.title, id="chat-title", markup=False)
-        yield ConversationView(id="conversation", keys=self.answer_keys)
+        yield self.conversation
         yield AttachmentPane(id="attachments")
         yield Label("", id="notice", markup=False)
         prompt = PromptInput(id="prompt", prompt_history=self.prompt_history, placeholder="Ask anything…")
@@ -207,7 +224,7 @@ class ChatScreen(Screen):
                 self.attachment_pane.model = self.model
                 self.show_notice(f"Could not load {event.model}: {event.message}", "error")
             case TextDelta() if ours and awaited.kind == "chat":
-                await self.conversation.append(event.text, event.tokens)
+                await self.answering.view.append(event.text, event.tokens)
             case Finished() if ours:
                 await self._finished(event, awaited)
 
@@ -217,10 +234,18 @@ class ChatScreen(Screen):
             self.refused_prompt_waiting = False
             self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
         if awaited.kind == "chat":
-            answer = await self.conversation.finish(event)
-            if not (event.busy and await self._take_back_refused_question(event, answer)):
+            answering, self.answering = self.answering, None
+            answer = await answering.view.finish(event)
+            if answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
+                self.store.save_answer(answering.session, answer)
+                await answering.view.remove()
+            elif not (event.busy and await self._take_back_refused_question(event, answer)):
                 self.store.save_answer(self.session, answer)
         self.post_message(self.Idle())
+        if self.model_after_drain is None and self.session.settings.model != self.model_spec:
+            self.load_model(self.session.settings.model)  # the conversation now read, opened while it answered
+        if self.model_after_drain is not None:
+            self.use_model(self.model_after_drain)
 
     async def _take_back_refused_question(self, event: Finished, answer: Turn) -> bool:
         """A server refused the message just sent because it is busy (`Finished.busy`): as with the engine's
@@ -237,11 +262,9 @@ class ChatScreen(Screen):
         if not self.prompt.text.strip():
             self.prompt.set_text(question.text)
         if not self.attachment_pane.attachments:
-            await self.attachment_pane.attach_all(question.images)
+            self.attachment_pane.attach_all(question.images)
         self.show_notice(f"{event.error} Your prompt is kept: press Enter to send it again.", "warning")
         return True
-        if self.model_after_drain is not None:
-            self.use_model(self.model_after_drain)
 
     # ---- model ----------------------------------------------------------------------------------------------
 
@@ -313,23 +336,19 @@ class ChatScreen(Screen):
         message.stop()
         text = message.text
         if text.lstrip().startswith("/attach"):
-            self._attach_command(text, text.lstrip()[len("/attach") :])
+            self._attach_command(text.lstrip()[len("/attach") :])
             return
         found = find_paths(text)
         if found and all(is_image_name(path) for path in found.paths):
-            self._attach_typed_drop(found)
-            return
+            # A drop the terminal typed instead of pasting: attach, then send what follows, if anything. If a
+            # file cannot be attached, its reason is shown and the prompt keeps everything that was typed.
+            if self._attach_found(found):
+                return
+            self.prompt.set_text(found.rest)
+            if not found.rest.strip():
+                return
+            text = found.rest
         await self.send(text)
-
-    @work(group="attachments")
-    async def _attach_typed_drop(self, found: FoundPaths) -> None:
-        """A drop the terminal typed instead of pasting: attach, then send what follows, if anything. If a file
-        cannot be attached, its reason is shown and the prompt keeps everything that was typed."""
-        if await self._attach_found(found):
-            return
-        self.prompt.set_text(found.rest)
-        if found.rest.strip():
-            await self.send(found.rest)
 
     async def send(self, text: str) -> bool:
         """Send `text` with the attached images. False (prompt and images kept) when it cannot go now."""
@@ -359,6 +378,7 @@ class ChatScreen(Screen):
 
     def _await_answer(self, request: ChatRequest, tokens_before: int = 0) -> None:
         self.active = Awaited(request.request_id, "chat", tokens_before)
+        self.answering = Answering(self.session, self.conversation)
         self._set_status(answer_requested(self.status))
 
     def _submit(self, request: Request) -> Busy | None:
@@ -426,24 +446,11 @@ class ChatScreen(Screen):
 
     # ---- attachments ----------------------------------------------------------------------------------------
 
-    @property
-    def attaching(self) -> bool:
-        """True while files are being read for attachment (on worker threads, off the event loop)."""
-        return any(worker.group == "attachments" and not worker.is_finished for worker in self.workers)
-
     @on(PromptInput.PathsDropped)
     def _paths_dropped(self, message: PromptInput.PathsDropped) -> None:
         message.stop()
-        self._attach_dropped(message.found)
-
-    @work(group="attachments")
-    async def _attach_dropped(self, found: FoundPaths) -> None:
-        """Attach what was dropped; the text of files that failed, and what followed them, go into the prompt.
-
-        Files are read in a worker, never in a handler: a handler that waits holds the screen's message queue,
-        and keys would wait with it."""
-        failed = await self._attach_found(found)
-        leftover = " ".join(failed + ([found.rest] if found.rest else []))
+        failed = self._attach_found(message.found)
+        leftover = " ".join(failed + ([message.found.rest] if message.found.rest else []))
         if leftover:
             self.prompt.insert(leftover)
 
@@ -452,11 +459,11 @@ class ChatScreen(Screen):
         if message.removed:  # the removed image may have had the focus
             self.prompt.focus()
 
-    async def _attach_found(self, found: FoundPaths) -> list[str]:
+    def _attach_found(self, found: FoundPaths) -> list[str]:
         """Attach each found path; return the text of those that failed (it goes back into the prompt)."""
         failed, problems = [], []
         for path, source in zip(found.paths, found.sources):
-            problem = await self.attachment_pane.attach(path)
+            problem = self.attachment_pane.attach(path)
             if problem:
                 failed.append(source)
                 problems.append(problem)
@@ -469,28 +476,23 @@ class ChatScreen(Screen):
         else:
             self.clear_notice()
 
-    @work(group="attachments")
-    async def _attach_command(self, command: str, argument: str) -> None:
-        paths = paths_to_attach(argument)
-        if not paths:
-            self.show_notice("Usage: /attach PATH [PATH…] (a path with spaces works as it is, quoted or not).", "info")
+    def _attach_command(self, argument: str) -> None:
+        words = split_words(argument)
+        if not words:
+            self.show_notice("Usage: /attach PATH [PATH…] (quote or escape spaces).", "info")
             return
-        problems = await self.attachment_pane.attach_all(paths)
+        problems = self.attachment_pane.attach_all(to_path(word.value) or Path(word.value) for word in words)
         self._report_attached(problems)
-        if not problems and self.prompt.text == command:  # unless the user has typed on meanwhile
+        if not problems:
             self.prompt.clear()
 
     def action_attach_file(self) -> None:
         def attach_picked(path: Path | None) -> None:
             if path is not None:
-                self._attach_picked(path)
+                self._report_attached(self.attachment_pane.attach_all([path]))
             self.prompt.focus()
 
         self.app.push_screen(FilePickerScreen(Path.home()), attach_picked)
-
-    @work(group="attachments")
-    async def _attach_picked(self, path: Path) -> None:
-        self._report_attached(await self.attachment_pane.attach_all([path]))
 
     def action_remove_attachment(self) -> None:
         focused = self.focused
@@ -527,13 +529,38 @@ class ChatScreen(Screen):
     # ---- conversations: new, switch, settings, edit ---------------------------------------------------------
 
     async def show_session(self, session: ChatSession) -> None:
-        """Replace what the screen shows with `session`, loading its model when it names another one."""
+        """Replace what the screen shows with `session`, loading its model when it names another one (once the
+        engine is free). An answer being written keeps streaming into its own conversation, out of sight, and
+        the status says where; coming back to that conversation shows it again, still streaming."""
         self.session = session
         self._show_title()
         self.clear_notice()
-        await self.conversation.show_turns(session.turns, assistant_label=self._assistant_label())
-        if session.settings.model != self.model_spec:
+        await self._read(session)
+        if not self.busy and session.settings.model != self.model_spec:
             self.load_model(session.settings.model)
+
+    async def _read(self, session: ChatSession) -> None:
+        """Show `session` in a conversation view: the answering one when it is that conversation, a new one when
+        the view on screen must keep streaming out of sight, else the view on screen, refilled."""
+        answering, reading = self.answering, self.conversation
+        if answering is not None and session is answering.session:
+            view = answering.view
+        elif answering is not None and reading is answering.view:
+            view = ConversationView(keys=self.answer_keys)
+            await self.mount(view, after=reading)
+        else:
+            view = reading
+        if view is not answering_view(answering):
+            await view.show_turns(session.turns, assistant_label=self._assistant_label())
+        if view is not reading:
+            view.remove_class("-background")
+            if reading is answering_view(answering):
+                reading.add_class("-background")
+            else:
+                await reading.remove()
+            self.conversation = view
+        elsewhere = answering is not None and view is not answering.view
+        self._set_status(reading_elsewhere(self.status, answering.session.title if elsewhere else None))
 
     def _refused_while_busy(self, what: str) -> bool:
         if self.busy:
@@ -542,8 +569,6 @@ class ChatScreen(Screen):
         return False
 
     async def action_new_conversation(self) -> None:
-        if self._refused_while_busy("start a new conversation"):
-            return
         await self.show_session(ChatSession(settings=self.default_settings))
         self.prompt.focus()
 
@@ -554,12 +579,14 @@ class ChatScreen(Screen):
 
         async def chosen(result: ConversationsResult | None) -> None:
             if result is not None and (result.new or result.open_id):
-                if self._refused_while_busy("switch conversations"):
-                    return
+                answering = self.answering
                 if result.new:
                     await self.show_session(ChatSession(settings=self.default_settings))
                 elif result.open_id != self.session.stored_id:
-                    session = self.store.load(result.open_id)
+                    if answering is not None and answering.session.stored_id == result.open_id:
+                        session = answering.session  # back to the answer being written
+                    else:
+                        session = self.store.load(result.open_id)
                     if session is not None:
                         await self.show_session(session)
             elif self.session.stored_id is not None and not self.store.exists(self.session.stored_id):
@@ -598,6 +625,6 @@ class ChatScreen(Screen):
         await self.conversation.drop(dropped)
         pane = self.attachment_pane
         pane.clear()
-        await pane.attach_all(last_user.images)
+        pane.attach_all(last_user.images)
         self.prompt.set_text(last_user.text)
         self.prompt.focus()

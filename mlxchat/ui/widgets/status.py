@@ -1,7 +1,9 @@
 """Provides the status pane: one line that always says what the engine is doing.
 
 `mlxchat.ui.engine_status` turns engine events into an `EngineStatus`; the chat screen sets it here (attributes
-down) and the pane only draws it.
+down) and the pane only draws it. While the reader is in another conversation than the one answering, the phase
+says where the answer goes ("answering in 'France trivia'").
+
 Draining has its own colour and a spinner with the time since the cancel key, because "I pressed Esc and it is
 still going" is the moment a user most needs to see the truth. The clock is injected so snapshot tests show a
 fixed elapsed time, and animation can be switched off for them.
@@ -81,6 +83,8 @@ class StatusBar(Horizontal):
         match status.phase:
             case "loading":
                 return f" {spin} loading {_percent(status.progress)}"
+            case "prefill" | "generating" if status.answering_in is not None:  # the reader is elsewhere
+                return f" {spin} answering in '{_shortened(status.answering_in)}' "
             case "prefill":
                 if not status.prefill_total:
                     return f" {spin} prefill "
@@ -123,6 +127,11 @@ class StatusBar(Horizontal):
 
     def _elapsed(self) -> float:
         return max(0.0, self._clock() - self.status.since) if self.status.since is not None else 0.0
+
+
+def _shortened(title: str, limit: int = 24) -> str:
+    """A conversation's title short enough to leave the status line room for the model."""
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 
 def _percent(progress: float | None) -> str:

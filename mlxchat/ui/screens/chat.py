@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
-from textual import getters, on
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
@@ -57,7 +57,7 @@ from ..engine_status import (
 )
 from ..keys import bindings, first_key
 from ..messages import EngineEvent
-from ..paths_in_text import FoundPaths, find_paths, is_image_name, split_words, to_path
+from ..paths_in_text import FoundPaths, find_paths, is_image_name, paths_to_attach
 from ..session_store import SessionStore
 from ..widgets.attachments import AttachmentItem, AttachmentPane
 from ..widgets.conversation import ConversationView
@@ -262,7 +262,7 @@ class ChatScreen(Screen):
         if not self.prompt.text.strip():
             self.prompt.set_text(question.text)
         if not self.attachment_pane.attachments:
-            self.attachment_pane.attach_all(question.images)
+            await self.attachment_pane.attach_all(question.images)
         self.show_notice(f"{event.error} Your prompt is kept: press Enter to send it again.", "warning")
         return True
 
@@ -336,19 +336,23 @@ class ChatScreen(Screen):
         message.stop()
         text = message.text
         if text.lstrip().startswith("/attach"):
-            self._attach_command(text.lstrip()[len("/attach") :])
+            self._attach_command(text, text.lstrip()[len("/attach") :])
             return
         found = find_paths(text)
         if found and all(is_image_name(path) for path in found.paths):
-            # A drop the terminal typed instead of pasting: attach, then send what follows, if anything. If a
-            # file cannot be attached, its reason is shown and the prompt keeps everything that was typed.
-            if self._attach_found(found):
-                return
-            self.prompt.set_text(found.rest)
-            if not found.rest.strip():
-                return
-            text = found.rest
+            self._attach_typed_drop(found)
+            return
         await self.send(text)
+
+    @work(group="attachments")
+    async def _attach_typed_drop(self, found: FoundPaths) -> None:
+        """A drop the terminal typed instead of pasting: attach, then send what follows, if anything. If a file
+        cannot be attached, its reason is shown and the prompt keeps everything that was typed."""
+        if await self._attach_found(found):
+            return
+        self.prompt.set_text(found.rest)
+        if found.rest.strip():
+            await self.send(found.rest)
 
     async def send(self, text: str) -> bool:
         """Send `text` with the attached images. False (prompt and images kept) when it cannot go now."""
@@ -446,11 +450,24 @@ class ChatScreen(Screen):
 
     # ---- attachments ----------------------------------------------------------------------------------------
 
+    @property
+    def attaching(self) -> bool:
+        """True while files are being read for attachment (on worker threads, off the event loop)."""
+        return any(worker.group == "attachments" and not worker.is_finished for worker in self.workers)
+
     @on(PromptInput.PathsDropped)
     def _paths_dropped(self, message: PromptInput.PathsDropped) -> None:
         message.stop()
-        failed = self._attach_found(message.found)
-        leftover = " ".join(failed + ([message.found.rest] if message.found.rest else []))
+        self._attach_dropped(message.found)
+
+    @work(group="attachments")
+    async def _attach_dropped(self, found: FoundPaths) -> None:
+        """Attach what was dropped; the text of files that failed, and what followed them, go into the prompt.
+
+        Files are read in a worker, never in a handler: a handler that waits holds the screen's message queue,
+        and keys would wait with it."""
+        failed = await self._attach_found(found)
+        leftover = " ".join(failed + ([found.rest] if found.rest else []))
         if leftover:
             self.prompt.insert(leftover)
 
@@ -459,11 +476,11 @@ class ChatScreen(Screen):
         if message.removed:  # the removed image may have had the focus
             self.prompt.focus()
 
-    def _attach_found(self, found: FoundPaths) -> list[str]:
+    async def _attach_found(self, found: FoundPaths) -> list[str]:
         """Attach each found path; return the text of those that failed (it goes back into the prompt)."""
         failed, problems = [], []
         for path, source in zip(found.paths, found.sources):
-            problem = self.attachment_pane.attach(path)
+            problem = await self.attachment_pane.attach(path)
             if problem:
                 failed.append(source)
                 problems.append(problem)
@@ -476,23 +493,28 @@ class ChatScreen(Screen):
         else:
             self.clear_notice()
 
-    def _attach_command(self, argument: str) -> None:
-        words = split_words(argument)
-        if not words:
-            self.show_notice("Usage: /attach PATH [PATH…] (quote or escape spaces).", "info")
+    @work(group="attachments")
+    async def _attach_command(self, command: str, argument: str) -> None:
+        paths = paths_to_attach(argument)
+        if not paths:
+            self.show_notice("Usage: /attach PATH [PATH…] (a path with spaces works as it is, quoted or not).", "info")
             return
-        problems = self.attachment_pane.attach_all(to_path(word.value) or Path(word.value) for word in words)
+        problems = await self.attachment_pane.attach_all(paths)
         self._report_attached(problems)
-        if not problems:
+        if not problems and self.prompt.text == command:  # unless the user has typed on meanwhile
             self.prompt.clear()
 
     def action_attach_file(self) -> None:
         def attach_picked(path: Path | None) -> None:
             if path is not None:
-                self._report_attached(self.attachment_pane.attach_all([path]))
+                self._attach_picked(path)
             self.prompt.focus()
 
         self.app.push_screen(FilePickerScreen(Path.home()), attach_picked)
+
+    @work(group="attachments")
+    async def _attach_picked(self, path: Path) -> None:
+        self._report_attached(await self.attachment_pane.attach_all([path]))
 
     def action_remove_attachment(self) -> None:
         focused = self.focused
@@ -625,6 +647,6 @@ class ChatScreen(Screen):
         await self.conversation.drop(dropped)
         pane = self.attachment_pane
         pane.clear()
-        pane.attach_all(last_user.images)
+        await pane.attach_all(last_user.images)
         self.prompt.set_text(last_user.text)
         self.prompt.focus()

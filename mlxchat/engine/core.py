@@ -186,6 +186,7 @@ class EngineCore:
                 self._active = None
                 self._emit(finished)
                 self._idle.notify_all()
+            self._after_finished()
 
     def _execute(self, request: Request, control: RequestControl) -> Finished:
         if control.cancelled:
@@ -209,6 +210,10 @@ class EngineCore:
 
     def _shutdown(self) -> None:
         """Release what the backend holds; called once, on the owner thread, after the last request."""
+
+    def _after_finished(self) -> None:
+        """Work that may wait until the consumer has the `Finished` (saving a cache to disk). A request submitted
+        meanwhile is accepted and starts right after it."""
 
     def _interrupt(self, control: RequestControl) -> None:
         """Wake the owner thread out of a blocking wait after a cancel. Called on the CALLER's thread, so it must

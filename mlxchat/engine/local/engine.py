@@ -92,6 +92,13 @@ class Engine(EngineCore):
             request = with_model_sampling(request, self._loaded.info.sampling_defaults)
         return self._answer(request, control)
 
+    def _after_finished(self) -> None:
+        """Save the answered conversation's prompt cache now that the answer is delivered."""
+        try:
+            self._cache.persist()
+        except Exception:  # a cache is an optimisation: never let saving it take the engine down
+            log.exception("saving the prompt cache failed")
+
     def _load(self, request: LoadModel, control: RequestControl) -> Finished:
         from . import loader
 

@@ -244,7 +244,7 @@ def run_text_turn(
         raise
     cache.record(prompt + generated)
     if reason in ("stop", "length"):
-        cache.persist()
+        cache.persist_later()
     stats = clock.stats(request_id)
     emit(stats)
     return Finished(

@@ -141,6 +141,8 @@ class ConversationCache:
     """Where finished turns are saved and resumed from; None keeps the cache in memory only."""
     model_key: str | None = None
     """The loaded model's fingerprint (`saved_caches.model_fingerprint`): a saved cache must match it."""
+    unsaved: bool = False
+    """A finished answer's cache waits to be saved (see `persist_later`)."""
     route: str = "text"
     """Which route filled the cache. Text and vision turns never share one: a vision model keeps rotary-position
     state from its image prompt (Qwen-VL), which the text route's positions do not match."""
@@ -152,6 +154,7 @@ class ConversationCache:
         self.conversation_id = None
         self.tokens = []
         self.cache = None
+        self.unsaved = False
 
     def prepare(
         self, conversation_id: str, prompt: list[int], kv_bits: int | None = None, route: str = "text"
@@ -188,9 +191,15 @@ class ConversationCache:
             return
         self.tokens = list(tokens_fed[:held])
 
+    def persist_later(self) -> None:
+        """Mark the cache to be saved once the answer's `Finished` is out (`persist`): writing a long
+        conversation's cache takes a moment, which the person should spend reading, not waiting."""
+        self.unsaved = True
+
     def persist(self) -> None:
-        """Save the conversation's cache to disk (after a finished text answer), when saving is on."""
-        if self.saved is None or self.cache is None or not self.tokens or self.model_key is None:
+        """Save the conversation's cache to disk if a finished text answer left it unsaved (saving must be on)."""
+        unsaved, self.unsaved = self.unsaved, False
+        if not unsaved or self.saved is None or self.cache is None or not self.tokens or self.model_key is None:
             return
         if self.route != "text":
             return
@@ -210,6 +219,7 @@ class ConversationCache:
         """The KV state no longer matches `tokens` (an error mid-step, a vision turn): start over next time."""
         self.cache = None
         self.tokens = []
+        self.unsaved = False
 
     def fresh(self, conversation_id: str, kv_bits: int | None = None, route: str = "text") -> Reuse:
         """An empty cache for the conversation, whatever is in memory or saved (a prompt the cache cannot serve)."""

@@ -299,7 +299,13 @@ def measure_memory(config: LongBenchConfig, work: Path, progress, context_size: 
     return results
 
 
-def run(config: LongBenchConfig, progress=print) -> dict[str, Any]:
+SECTIONS = ("resume", "image", "long", "memory")
+
+
+def run(
+    config: LongBenchConfig, progress=print, sections=SECTIONS, on_section=lambda result: None
+) -> dict[str, Any]:
+    """Measure `sections`; `on_section` gets the result so far after each one (a long run keeps what it has)."""
     import mlx.core as mx
 
     with tempfile.TemporaryDirectory(prefix="mlxchat-long-bench-") as temporary:
@@ -313,10 +319,16 @@ def run(config: LongBenchConfig, progress=print) -> dict[str, Any]:
             "device": str(mx.default_device()),
             "config": config.__dict__,
         }
-        result["resume"] = measure_resume(config, work, progress)
-        result["image_follow_up"] = measure_image_follow_up(config, work, progress)
-        result["long_chat"] = measure_long_chat(config, work, progress, info.path)
-        result["memory"] = measure_memory(config, work, progress, info.context_size)
+        measures = {
+            "resume": ("resume", lambda: measure_resume(config, work, progress)),
+            "image": ("image_follow_up", lambda: measure_image_follow_up(config, work, progress)),
+            "long": ("long_chat", lambda: measure_long_chat(config, work, progress, info.path)),
+            "memory": ("memory", lambda: measure_memory(config, work, progress, info.context_size)),
+        }
+        for section in sections:
+            key, measure = measures[section]
+            result[key] = measure()
+            on_section(result)
     return result
 
 
@@ -334,6 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overflow-context", type=int)
     parser.add_argument("--memory-context", type=int)
     parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     config = LongBenchConfig(model=args.model, vision_model=args.vision_model)
     for name, value in (QUICK if args.quick else {}).items():
@@ -341,11 +354,17 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("history_tokens", "overflow_context", "memory_context"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
-    result = run(config, progress=lambda line: print(line, flush=True))
-    text = json.dumps(result, indent=2, default=str)
-    if args.json:
-        args.json.write_text(text + "\n")
-    print(text, flush=True)
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})")
+
+    def save(result: dict[str, Any]) -> None:
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+    result = run(config, progress=lambda line: print(line, flush=True), sections=sections, on_section=save)
+    print(json.dumps(result, indent=2, default=str), flush=True)
     from mlxchat.exit import flush_stdio
 
     flush_stdio()

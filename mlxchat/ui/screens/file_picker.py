@@ -1,5 +1,9 @@
 """Provides the file picker: a folder tree that shows folders and images, for terminals where drag and drop
-does not paste a path (or for people who prefer keys)."""
+does not paste a path (or for people who prefer keys).
+
+It starts in a folder (the home folder) but is not held there: Backspace on the tree goes up a folder, and the
+path box takes a typed or pasted path (a folder opens in the tree, a file is attached, by the same rules as
+`/attach`)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DirectoryTree, Label
+from textual.widgets import DirectoryTree, Input, Label
 
-from ..paths_in_text import is_image_name
+from ..paths_in_text import is_image_name, paths_to_attach
 
 
 class ImageTree(DirectoryTree):
@@ -30,9 +34,12 @@ def _is_dir(path: Path) -> bool:
 
 
 class FilePickerScreen(ModalScreen[Path | None]):
-    """Choose an image; Enter on a file attaches it, Esc closes without attaching."""
+    """Choose an image; Enter on a file attaches it, Backspace goes up a folder, Esc closes without attaching."""
 
-    BINDINGS = [Binding("escape", "close", "Close", id="close_file_picker")]
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="close_file_picker"),
+        Binding("backspace", "up", "Up a folder", id="file_picker_up"),
+    ]
 
     def __init__(self, start: Path) -> None:
         super().__init__()
@@ -40,13 +47,49 @@ class FilePickerScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
-            yield Label(f"Attach an image from {self._start}", id="picker-title", markup=False)
+            yield Label(self._title(self._start), id="picker-title", markup=False)
+            yield Input(placeholder="Type or paste a path: a folder opens, an image is attached", id="picker-path")
             yield ImageTree(self._start, id="picker-tree")
-            yield Label("Enter attaches the image · Esc closes", id="picker-hint")
+            yield Label(
+                "Enter attaches the image · Backspace: up a folder · Tab: type a path · Esc closes", id="picker-hint"
+            )
+
+    def on_mount(self) -> None:
+        self.query_one(ImageTree).focus()
+
+    @property
+    def folder(self) -> Path:
+        """The folder the tree shows."""
+        return Path(self.query_one(ImageTree).path)
+
+    def open_folder(self, folder: Path) -> None:
+        self.query_one(ImageTree).path = folder
+        self.query_one("#picker-title", Label).update(self._title(folder))
 
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         event.stop()
         self.dismiss(event.path)
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        paths = paths_to_attach(event.value)
+        if not paths:
+            return
+        path = paths[0] if paths[0].is_absolute() else self.folder / paths[0]
+        if _is_dir(path):
+            self.open_folder(path)
+            event.input.value = ""
+            self.query_one(ImageTree).focus()
+        else:
+            self.dismiss(path)  # the attach says what is wrong with it, if anything
+
+    def action_up(self) -> None:
+        if self.folder.parent != self.folder:
+            self.open_folder(self.folder.parent)
+
     def action_close(self) -> None:
         self.dismiss(None)
+
+    @staticmethod
+    def _title(folder: Path) -> str:
+        return f"Attach an image from {folder}"

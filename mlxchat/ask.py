@@ -39,7 +39,7 @@ from mlxchat.engine import (
 )
 from mlxchat.engine.core import EngineCore
 from mlxchat.engine.errors import RequestError
-from mlxchat.engine.vision_inputs import load_image
+from mlxchat.engine.vision_inputs import images_refused, load_image
 from mlxchat.exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
 from mlxchat.settings import ChatSettings
 from mlxchat.terminal_text import visible
@@ -236,9 +236,9 @@ class _Session:
         if loaded.reason != "stop":
             return AskResult(EXIT_BAD_INPUT, error=_one_line(loaded.error or "the model could not be loaded"))
         model = self.engine.model
-        if self.job.images and model is not None and model.kind == "text":
-            message = f"{model.name} is a text-only model and cannot read images; choose a vision model with --model."
-            return AskResult(EXIT_BAD_INPUT, model=model, error=message)
+        refusal = images_refused(model) if self.job.images else None
+        if refusal is not None:
+            return AskResult(EXIT_BAD_INPUT, model=model, error=f"{refusal} Choose a vision model with --model.")
 
         request = ChatRequest(
             messages=self._messages(),

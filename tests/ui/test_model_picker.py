@@ -254,3 +254,25 @@ async def test_switching_while_an_answer_runs_shows_the_busy_answer_and_stop_dra
     chat_end = next(i for i, e in enumerate(real_app.events) if isinstance(e, Finished) and e.reason == "cancelled")
     other_loaded = next(i for i, e in enumerate(real_app.events) if isinstance(e, ModelLoaded) and e.info.name == "other")
     assert chat_end < other_loaded, "the answer drains before the new model loads"
+
+
+async def test_a_conversation_held_with_another_model_says_so_and_the_picker_opens_on_it(
+    staged_app, second_model, tmp_path
+):
+    from mlxchat.settings import ChatSettings
+    from mlxchat.store import History
+
+    history = History(tmp_path / "history")
+    stored = history.create_conversation(title="Cats", settings=ChatSettings(model="other"))
+    history.add_message(stored.id, "user", "Tell me about cats")
+    history.add_message(stored.id, "assistant", "Cats purr.")
+    app, _engine = staged_app(model="demo", history=history, conversation=history.last_conversation())  # mlxchat -c --model demo
+    try:
+        async with app.run_test(size=(120, 32)) as pilot:
+            assert str(app.chat.title_label.render()) == "Cats  · held with other — ctrl+t, Enter switches back"
+            await pilot.press("ctrl+t")
+            await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+            options = app.screen.query_one("#picker-list")
+            assert options.get_option_at_index(options.highlighted).id == "other"
+    finally:
+        history.close()

@@ -86,6 +86,11 @@ def answering_view(answering: Answering | None) -> ConversationView | None:
     return answering.view if answering is not None else None
 
 
+def _same_model(first: str | None, second: str | None) -> bool:
+    """Whether two model specs name the same model (None and "demo" both mean the demo model)."""
+    return (first or "demo").strip().rstrip("/") == (second or "demo").strip().rstrip("/")
+
+
 class ChatScreen(Screen):
     """The main screen. Built by the app with its collaborators; engine events arrive as `EngineEvent`s."""
 
@@ -160,6 +165,7 @@ class ChatScreen(Screen):
 
     async def on_mount(self) -> None:
         self.notice.display = False
+        self._show_title()
         self.prompt.focus()
         if self.session.turns:  # a resumed conversation
             await self.conversation.show_turns(self.session.turns, assistant_label=self._assistant_label())
@@ -205,7 +211,18 @@ class ChatScreen(Screen):
         self.status_bar.status = status
 
     def _show_title(self) -> None:
-        self.title_label.update(self.session.title)
+        held = self.held_with()
+        key = first_key("pick_model", self.keymap)
+        note = f"  · held with {held} — {key}, Enter switches back" if held is not None else ""
+        self.title_label.update(self.session.title + note)
+
+    def held_with(self) -> str | None:
+        """The model this conversation was held with, when another one answers now (a resume with --model, a
+        model that failed to load); None when they agree or nothing was said yet."""
+        held = self.session.settings.model
+        if not self.session.turns or _same_model(held, self.model_spec):
+            return None
+        return held or "demo"
 
     def _assistant_label(self) -> str:
         return f"assistant · {self.model.name}" if self.model is not None else "assistant"
@@ -276,6 +293,7 @@ class ChatScreen(Screen):
 
     def _track_load(self, request: LoadModel, spec: str | None) -> None:
         self.model_spec = spec
+        self._show_title()
         self.active = Awaited(request.request_id, "load")
         self._set_status(load_requested(self.status, spec and Path(spec).name or "demo model"))
 
@@ -289,7 +307,10 @@ class ChatScreen(Screen):
                 self.switch_model(spec)
             self.prompt.focus()
 
-        self.app.push_screen(ModelPickerScreen(context_tokens=context_tokens, current=self.model_spec or "demo"), picked)
+        picker = ModelPickerScreen(
+            context_tokens=context_tokens, current=self.model_spec or "demo", highlight=self.held_with()
+        )
+        self.app.push_screen(picker, picked)
 
     def switch_model(self, spec: str) -> None:
         """Switch to `spec` without a restart. While a request runs the engine refuses at once with its busy
@@ -328,6 +349,7 @@ class ChatScreen(Screen):
         self.default_settings = replace(self.default_settings, model=spec)
         self.store.save_settings(self.session, replace(self.session.settings, model=spec))
         self.post_message(self.ModelPicked(spec))
+        self._show_title()
 
     # ---- sending --------------------------------------------------------------------------------------------
 

@@ -167,14 +167,18 @@ class ModelPickerScreen(ModalScreen[str | None]):
         *,
         context_tokens: int,
         current: str | None = None,
+        highlight: str | None = None,
         models: list[ModelRef] | None = None,
         memory_bytes: int | None = None,
         download: Callable[..., object] | None = None,
     ) -> None:
-        """`models`, `memory_bytes` and `download` default to the real ones; tests and benchmarks pass their own."""
+        """`current` is marked "●"; `highlight` (a model spec) starts highlighted, e.g. the model a conversation was
+        held with. `models`, `memory_bytes` and `download` default to the real ones; tests and benchmarks pass
+        their own."""
         super().__init__()
         self.context_tokens = context_tokens
         self.current = current
+        self.highlight = highlight
         self.models = models
         self.memory_bytes = machine_memory_bytes() if memory_bytes is None else memory_bytes
         self._download = download
@@ -200,7 +204,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
             self.models = list_models()
         self.query_one(DownloadLine).display = False
         self.query_one(ProgressBar).display = False
-        self.fill()
+        self.fill(highlight=self.highlight)
         self.query_one(Input).focus()
 
     def fill(self, highlight: str | None = None) -> None:

@@ -55,6 +55,9 @@ class ChatSession:
     turns: list[Turn] = field(default_factory=list)
     stored_id: str | None = None
     """The history's conversation id, once the first message is saved (None: in memory only)."""
+    context_used: int | None = None
+    """Tokens of the model's context its last request used (None until one ran in this window): the status
+    shows this figure whenever the conversation is on screen."""
 
     def context(self, turns: list[Turn] | None = None) -> tuple[Message, ...]:
         """What the model reads: the system prompt, then every turn except failed or empty answers."""

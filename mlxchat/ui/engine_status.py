@@ -108,9 +108,10 @@ class AnswerKeys:
 # ---- what the user did -----------------------------------------------------------------------------------------
 
 
-def load_requested(status: EngineStatus, label: str) -> EngineStatus:
-    """A model load was accepted; `label` names the model ("demo model", a folder's name)."""
-    return status.with_phase("loading", detail=f"Loading {label}", progress=None)
+def load_requested(status: EngineStatus, label: str, now: float | None = None) -> EngineStatus:
+    """A model load was accepted; `label` names the model ("demo model", a folder's name). `now` starts the
+    clock that "loaded in" is read from: the whole wait the person saw, not only the engine's part of it."""
+    return status.with_phase("loading", detail=f"Loading {label}", progress=None, since=now)
 
 
 def answer_requested(status: EngineStatus, answering_in: str | None = None) -> EngineStatus:
@@ -126,6 +127,12 @@ def cancel_requested(status: EngineStatus, reason: str, now: float) -> EngineSta
         return status
     detail = "quitting when the engine has stopped…" if reason == "shutdown" else "stopping after the current step…"
     return status.with_phase("draining", detail=detail, since=now)
+
+
+def conversation_shown(status: EngineStatus, context_used: int | None) -> EngineStatus:
+    """Another conversation is on screen: the context figure is its own (`context_used`, from its last request;
+    None while unknown, shown as "?"), not the one the previous conversation left behind."""
+    return replace(status, context_used=context_used)
 
 
 def reading_elsewhere(status: EngineStatus, answering_in: str | None) -> EngineStatus:
@@ -147,9 +154,10 @@ def after_event(
             return status if draining else status.with_phase("loading", detail=event.step, progress=event.fraction)
         case ModelLoaded():
             info = event.info
+            waited = now - status.since if status.phase == "loading" and status.since is not None else 0.0
             return status.with_phase(
                 "ready",
-                detail=f"{info.name} loaded in {event.load_s:.1f}s",
+                detail=f"{info.name} loaded in {max(event.load_s, waited):.1f}s",
                 progress=None,
                 model=info,
                 model_name=info.name,

@@ -52,6 +52,7 @@ from ..engine_status import (
     after_event,
     answer_requested,
     cancel_requested,
+    conversation_shown,
     load_requested,
     reading_elsewhere,
 )
@@ -252,6 +253,7 @@ class ChatScreen(Screen):
             self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
         if awaited.kind == "chat":
             answering, self.answering = self.answering, None
+            answering.session.context_used = self.status.context_used
             answer = await answering.view.finish(event)
             if answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
                 self.store.save_answer(answering.session, answer)
@@ -295,7 +297,7 @@ class ChatScreen(Screen):
         self.model_spec = spec
         self._show_title()
         self.active = Awaited(request.request_id, "load")
-        self._set_status(load_requested(self.status, spec and Path(spec).name or "demo model"))
+        self._set_status(load_requested(self.status, spec and Path(spec).name or "demo model", self.clock()))
 
     def action_pick_model(self) -> None:
         """Open the model picker. Its "fits" column counts the KV cache of this conversation so far plus a full
@@ -579,6 +581,7 @@ class ChatScreen(Screen):
         self.session = session
         self._show_title()
         self.clear_notice()
+        self._set_status(conversation_shown(self.status, session.context_used if session.turns else 0))
         await self._read(session)
         if not self.busy and session.settings.model != self.model_spec:
             self.load_model(session.settings.model)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -35,6 +36,7 @@ class StatusBar(Horizontal):
     DEFAULT_CSS = """
     StatusBar { height: 1; }
     StatusBar > #status-detail { width: 1fr; }
+    StatusBar.-error { height: auto; max-height: 3; }
     """
 
     status: reactive[EngineStatus] = reactive(EngineStatus, always_update=True, init=False)
@@ -72,10 +74,15 @@ class StatusBar(Horizontal):
     def watch_frame(self) -> None:
         self._draw()
 
+    def on_resize(self) -> None:
+        self._draw()
+
     def _draw(self) -> None:
         self.query_one("#status-phase", Label).update(self.phase_text())
         self.query_one("#status-detail", Label).update(visible(self.detail_text()))  # a server's words, maybe
-        self.query_one("#status-model", Label).update(self.model_text())
+        room = self.size.width - cell_len(self.phase_text() + self.detail_text()) if self.size.width else None
+        facts = self.model_text()
+        self.query_one("#status-model", Label).update(facts if room is None else fit_model_facts(facts, room))
 
     def phase_text(self) -> str:
         status = self.status
@@ -122,11 +129,25 @@ class StatusBar(Horizontal):
         if status.memory_bytes:
             parts.append(f"mem {human_size(status.memory_bytes)}")
         if status.context_size:
-            parts.append(f"ctx {status.context_used or 0}/{status.context_size}")
+            used = "?" if status.context_used is None else status.context_used  # unknown until the next answer
+            parts.append(f"ctx {used}/{status.context_size}")
         return " · ".join(parts) + " "
 
     def _elapsed(self) -> float:
         return max(0.0, self._clock() - self.status.since) if self.status.since is not None else 0.0
+
+
+def fit_model_facts(facts: str, room: int) -> str:
+    """The model facts ("name · mem … · ctx …") in at most `room` columns. The phase and its detail (tok/s, an
+    error) matter more, so the facts give way: first the memory, then the name is shortened, then dropped; the
+    context figure goes last."""
+    parts = facts.strip().split(" · ")
+    name, rest = parts[0], [part for part in parts[1:] if not part.startswith("mem ")]
+    for candidate in (parts, [name, *rest], [_shortened(name, 16), *rest], rest):
+        text = " · ".join(candidate) + " " if candidate else ""
+        if cell_len(text) <= room:
+            return text
+    return ""
 
 
 def _shortened(title: str, limit: int = 24) -> str:

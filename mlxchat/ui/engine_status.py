@@ -10,6 +10,8 @@ The chat screen calls them and hands the result to the `StatusBar`, which only d
 - Events for a request the screen is not waiting on (a late event after a restart, say) change the model facts
   (loaded model, memory, context) at most, never the phase.
 - Stats, whether streamed or carried by `Finished`, update the numbers the same way (`with_stats`).
+- The context meter warns from 80 % of the model's context and again from 95 % (`context_warning`), and says
+  how many turns the overflow policy left out of the model's view (a `ContextWindow`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from mlxchat.engine import (
+    ContextWindow,
     Draining,
     Event,
     Finished,
@@ -36,6 +39,19 @@ StatusPhase = Literal[
     "starting", "loading", "ready", "prefill", "generating", "draining", "stopped", "busy", "error", "no-model"
 ]
 RequestKind = Literal["chat", "load"]
+ContextWarning = Literal["filling", "full"]
+
+CONTEXT_FILLING = 0.80
+CONTEXT_FULL = 0.95
+
+
+def context_warning(used: int | None, size: int | None) -> ContextWarning | None:
+    """How full the context is, as the meter warns of it: "filling" from 80 %, "full" from 95 %, else None. Past
+    the limit the overflow policy leaves older turns out, so the warning says "soon" rather than "stop"."""
+    if not used or not size:
+        return None
+    share = used / size
+    return "full" if share >= CONTEXT_FULL else "filling" if share >= CONTEXT_FILLING else None
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,12 @@ class EngineStatus:
     context_size: int | None = None
     answering_in: str | None = None
     """The title of the conversation the awaited answer belongs to, when the reader is looking at another one."""
+    turns_out_of_view: int = 0
+    """Messages of the conversation the overflow policy left out of the last prompt (they stay in history)."""
+
+    @property
+    def context_warning(self) -> ContextWarning | None:
+        return context_warning(self.context_used, self.context_size)
 
     def with_phase(self, phase: StatusPhase, **changes) -> "EngineStatus":
         return replace(self, phase=phase, **changes)
@@ -175,6 +197,13 @@ def after_event(
             return status.with_phase(
                 "prefill", prefill_done=event.cached_tokens, prefill_total=event.prompt_tokens, tokens=0
             )
+        case ContextWindow() if ours:
+            return replace(
+                status,
+                context_used=event.prompt_tokens,
+                context_size=event.context_size,
+                turns_out_of_view=len(event.hidden),
+            )
         case PrefillProgress() if ours and not draining:
             return status.with_phase("prefill", prefill_done=event.done, prefill_total=event.total)
         case TextDelta() if ours and awaited.kind == "chat":
@@ -211,4 +240,7 @@ def _ended(status: EngineStatus, event: Finished, awaited: Awaited, keys: Answer
         return status.with_phase("stopped", detail=f"after {tokens} tokens · {keys.stopped_hint(tokens > 0)}")
     if event.reason == "error":
         return status.with_phase("error", detail=event.error or "the answer failed")
-    return status.with_phase("ready", detail="reached max tokens" if event.reason == "length" else "")
+    if event.reason == "length":
+        limit = "the context limit" if event.context_full else "max tokens"
+        return status.with_phase("ready", detail=f"reached {limit}")
+    return status.with_phase("ready", detail="")

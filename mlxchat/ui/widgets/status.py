@@ -5,7 +5,9 @@ down) and the pane only draws it. While the reader is in another conversation th
 says where the answer goes ("answering in 'France trivia'").
 
 Draining has its own colour and a spinner with the time since the cancel key, because "I pressed Esc and it is
-still going" is the moment a user most needs to see the truth. The clock is injected so snapshot tests show a
+still going" is the moment a user most needs to see the truth. The context meter on the right turns to the
+warning colour from 80 % of the model's context and to the error colour from 95 % (classes `-context-filling` and
+`-context-full`), and says how many turns are out of the model's view. The clock is injected so snapshot tests show a
 fixed elapsed time, and animation can be switched off for them.
 """
 
@@ -80,9 +82,13 @@ class StatusBar(Horizontal):
     def _draw(self) -> None:
         self.query_one("#status-phase", Label).update(self.phase_text())
         self.query_one("#status-detail", Label).update(visible(self.detail_text()))  # a server's words, maybe
+        model = self.query_one("#status-model", Label)
         room = self.size.width - cell_len(self.phase_text() + self.detail_text()) if self.size.width else None
         facts = self.model_text()
-        self.query_one("#status-model", Label).update(facts if room is None else fit_model_facts(facts, room))
+        model.update(facts if room is None else fit_model_facts(facts, room))
+        warning = self.status.context_warning
+        model.set_class(warning == "filling", "-context-filling")
+        model.set_class(warning == "full", "-context-full")
 
     def phase_text(self) -> str:
         status = self.status
@@ -130,7 +136,11 @@ class StatusBar(Horizontal):
             parts.append(f"mem {human_size(status.memory_bytes)}")
         if status.context_size:
             used = "?" if status.context_used is None else status.context_used  # unknown until the next answer
-            parts.append(f"ctx {used}/{status.context_size}")
+            share = f" {status.context_used / status.context_size:.0%}" if status.context_warning else ""
+            parts.append(f"ctx {used}/{status.context_size}{share}")
+        if status.turns_out_of_view:
+            count = status.turns_out_of_view
+            parts.append(f"{count} message{'s' if count != 1 else ''} out of view")
         return " · ".join(parts) + " "
 
     def _elapsed(self) -> float:

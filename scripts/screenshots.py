@@ -33,6 +33,7 @@ SCENES = [
     ("09-help", staged.help_scene, {}),
     ("13-conversations", "conversations", {}),
     ("14-settings", "settings", {}),
+    ("15-reading-elsewhere", staged.reading_elsewhere_scene, {}),
     ("10-theme-paper", staged.answered_scene, {"theme": "mlxchat-paper"}),
     ("11-theme-phosphor", staged.answered_scene, {"theme": "mlxchat-phosphor"}),
     ("12-theme-ember", staged.answered_scene, {"theme": "mlxchat-ember"}),
@@ -50,6 +51,11 @@ async def draw(name: str, scene, options: dict, out: Path, size: tuple[int, int]
     history = None
     if scene == "conversations":
         history = example_history(images[0].parent / "history")
+        options = {**options, "history": history}
+    elif scene is staged.reading_elsewhere_scene:  # the status names the answering conversation by its title
+        from mlxchat.store import History
+
+        history = History(images[0].parent / f"history-{name}")
         options = {**options, "history": history}
     app = make_app(engine_factory=engine_factory, animate=False, clock=lambda: clock[0], **options)
     app.test_clock = clock

@@ -289,6 +289,8 @@ def download_model(
     snapshot = storage / "snapshots" / repo.commit
     todo = [f for f in repo.wanted if not (snapshot / f.path).exists()]
     _check_disk_space(repo, todo, storage)
+    if todo:
+        _check_model_type(repo)
     if todo and not storage.exists():  # mlxchat creates this repo's folder: remember, so `mlxchat rm` may delete it
         record = _download_record(repo_id)
         record.parent.mkdir(parents=True, exist_ok=True)
@@ -317,6 +319,35 @@ def download_model(
         os.replace(refs / f".{revision}.tmp", refs / revision)
     meter.report(force=True, finished=True)
     return snapshot
+
+
+def _check_model_type(repo: RemoteRepo) -> None:
+    """Read the repo's config.json (a few kB, into a temp folder, not the cache) and refuse an architecture the
+    installed mlx-lm and mlx-vlm cannot load, before gigabytes of weights are fetched for nothing."""
+    import json
+    import tempfile
+
+    from huggingface_hub import hf_hub_download
+
+    from mlxchat.models.architectures import is_known_model_type
+
+    with tempfile.TemporaryDirectory(prefix="mlxchat-config-") as folder:
+        with _hub_errors(repo.repo_id):
+            path = hf_hub_download(
+                repo.repo_id, "config.json", revision=repo.commit, local_dir=folder, endpoint=hub_endpoint()
+            )
+        try:
+            config = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(model_type, str):
+        raise NotAnMLXModelError(f"{repo.repo_id} is not an MLX model: its config.json has no model_type.")
+    if not is_known_model_type(model_type):
+        raise NotAnMLXModelError(
+            f"{repo.repo_id} is a {model_type!r} model, which the installed mlx-lm and mlx-vlm cannot load "
+            f"(upgrading them may help: pip install -U mlx-lm mlx-vlm)."
+        )
 
 
 def _fetch_blob(repo: RemoteRepo, remote: RemoteFile, storage: Path, meter: "_Meter") -> Path:

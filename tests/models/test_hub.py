@@ -239,3 +239,12 @@ def test_inspect_repo_lists_what_would_be_downloaded_without_downloading(hub_ser
     assert "README.md" not in [f.path for f in repo.wanted]
     assert repo.download_bytes == sum(len(d) for d in tiny_repo_files(tiny_model).values())
     assert not [r for r in hub_server.requests if "/resolve/" in r.path]
+
+
+def test_an_architecture_mlx_cannot_load_is_refused_before_the_weights_download(hub_server):
+    files = big_repo_files() | {"config.json": json.dumps({"model_type": "no_such_architecture"}).encode()}
+    hub_server.repos["org/alien"] = FakeRepo(files)
+    with pytest.raises(hub.NotAnMLXModelError, match="'no_such_architecture' model, which the installed mlx-lm"):
+        hub.download_model("org/alien")
+    assert hub_server.gets_of("model.safetensors") == []
+    assert not (hf_hub_cache_dir() / "models--org--alien").exists()

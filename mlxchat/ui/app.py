@@ -217,8 +217,20 @@ def remember_theme(name: str) -> None:
 
 
 def remembered_model() -> str | None:
-    """The model last picked in the app's model picker, or None."""
-    return _remembered("model")
+    """The model last picked in the app's model picker, or None (also when it has been deleted since: a start
+    must not fail on a model that `mlxchat rm` removed)."""
+    from mlxchat.models import demo
+    from mlxchat.models.discovery import resolve_model
+    from mlxchat.models.errors import ModelError
+
+    spec = _remembered("model")
+    if spec is None or spec.strip().lower() in ("demo", demo.DEMO_MODEL_NAME.lower()):
+        return spec  # resolving the demo would convert it here; the engine does that
+    try:
+        resolve_model(spec)  # reads its config only
+    except (ModelError, OSError):
+        return None
+    return spec
 
 
 def remember_model(spec: str) -> None:

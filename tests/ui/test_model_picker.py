@@ -276,3 +276,15 @@ async def test_a_conversation_held_with_another_model_says_so_and_the_picker_ope
             assert options.get_option_at_index(options.highlighted).id == "other"
     finally:
         history.close()
+
+
+def test_the_picked_model_is_remembered_for_the_next_start_unless_it_was_deleted(second_model, tmp_path):
+    import shutil
+
+    from mlxchat.ui.app import remember_model, remember_theme, remembered_model, remembered_theme
+
+    remember_theme("textual-light")
+    remember_model("other")
+    assert remembered_model() == "other" and remembered_theme() == "textual-light"
+    shutil.rmtree(tmp_path / "data" / "models" / "other")
+    assert remembered_model() is None and remembered_theme() == "textual-light"

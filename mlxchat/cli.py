@@ -514,8 +514,12 @@ def _pull(repo_id: str):
             print(f"\r\x1b[2K{hub.describe_progress(report)}", end="", file=sys.stderr, flush=True)
 
     try:
-        repo = hub.inspect_repo(repo_id)
-        print(f"Downloading {repo_id}: {len(repo.wanted)} files, {human_size(repo.download_bytes)}", file=sys.stderr)
+        missing = hub.missing_files(hub.inspect_repo(repo_id))
+        if missing:
+            size = human_size(sum(f.size for f in missing))
+            print(f"Downloading {repo_id}: {len(missing)} files, {size}", file=sys.stderr)
+        else:
+            print(f"{repo_id} is up to date in the Hugging Face cache.", file=sys.stderr)
         hub.download_model(repo_id, progress=progress)
         return resolve_model(repo_id)
     except KeyboardInterrupt:

@@ -285,9 +285,9 @@ def download_model(
 
     repo = inspect_repo(repo_id, revision)
     cache = hf_hub_cache_dir()
-    storage = cache / ("models--" + repo_id.replace("/", "--"))
+    storage = _storage(repo_id)
     snapshot = storage / "snapshots" / repo.commit
-    todo = [f for f in repo.wanted if not (snapshot / f.path).exists()]
+    todo = missing_files(repo)
     _check_disk_space(repo, todo, storage)
     if todo:
         _check_model_type(repo)
@@ -319,6 +319,16 @@ def download_model(
         os.replace(refs / f".{revision}.tmp", refs / revision)
     meter.report(force=True, finished=True)
     return snapshot
+
+
+def missing_files(repo: RemoteRepo) -> list[RemoteFile]:
+    """The files of `repo.wanted` not yet in the cache's snapshot of `repo.commit` (all of them on a first pull)."""
+    snapshot = _storage(repo.repo_id) / "snapshots" / repo.commit
+    return [f for f in repo.wanted if not (snapshot / f.path).exists()]
+
+
+def _storage(repo_id: str) -> Path:
+    return hf_hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
 
 
 def _check_model_type(repo: RemoteRepo) -> None:

@@ -136,3 +136,42 @@ def test_rm_never_deletes_a_folder_named_by_path(mlxchat, tiny_model):
     result = mlxchat("rm", str(tiny_model), "--yes", "--force")
     assert result.returncode == 2 and "does not delete it" in result.stderr
     assert (tiny_model / "config.json").is_file()
+
+
+def test_ctrl_c_stops_a_pull_with_exit_130_and_the_next_pull_resumes_the_file(mlxchat, hub_server, tmp_path):
+    import signal
+    import time
+
+    from mlxchat.models.discovery import hf_hub_cache_dir
+    from test_hub import big_repo_files
+
+    hub_server.repos["org/big"] = FakeRepo(big_repo_files())
+    hub_server.chunk_delay_s = 0.05  # about 1.3 MB/s: the weights take a few seconds
+    environment = {**os.environ, "HF_ENDPOINT": hub_server.endpoint, "HF_TOKEN_PATH": str(tmp_path / "no-token")}
+    environment.pop("HF_HUB_OFFLINE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlxchat", "pull", "org/big"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+    )
+    blobs = hf_hub_cache_dir() / "models--org--big" / "blobs"
+
+    def partial_bytes() -> int:
+        return max((p.stat().st_size for p in blobs.glob("*.mlxchat-partial")), default=0)
+
+    deadline = time.monotonic() + 60
+    while partial_bytes() <= 200_000:
+        assert time.monotonic() < deadline and process.poll() is None, "the download never got going"
+        time.sleep(0.05)  # polling a file another process writes; bounded by the deadline
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted; run `mlxchat pull org/big` again to resume" in stderr and "Traceback" not in stderr
+
+    hub_server.chunk_delay_s = 0.0
+    resumed = mlxchat("pull", "org/big")
+    assert resumed.returncode == 0, resumed.stderr
+    last_get = hub_server.gets_of("model.safetensors")[-1]
+    assert last_get.range is not None and int(last_get.range.removeprefix("bytes=").split("-")[0]) > 200_000
+    snapshot = next((hf_hub_cache_dir() / "models--org--big" / "snapshots").iterdir())
+    assert (snapshot / "model.safetensors").read_bytes() == big_repo_files()["model.safetensors"]
+    assert "is up to date" in mlxchat("pull", "org/big").stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
+from conftest import generating, loaded
 from mlxchat.models import hub
 from mlxchat.models.discovery import ModelRef
 from mlxchat.ui.screens.model_picker import DownloadLine, ModelPickerScreen, memory_fit
@@ -208,8 +209,6 @@ def second_model(tiny_model, tmp_path, monkeypatch) -> str:
 
 
 async def test_a_picked_model_loads_without_restart_and_new_chats_use_it(real_app, second_model):
-    from conftest import loaded
-
     remembered: list[str] = []
     app = real_app(on_model_change=remembered.append)
     async with app.run_test(size=(120, 32)) as pilot:
@@ -224,8 +223,6 @@ async def test_a_picked_model_loads_without_restart_and_new_chats_use_it(real_ap
 
 
 async def test_switching_while_an_answer_runs_shows_the_busy_answer_and_stop_drains_before_loading(real_app, second_model):
-    from conftest import generating, loaded
-
     from mlxchat.engine import Finished, ModelLoaded
     from mlxchat.ui.screens.dialogs import ConfirmScreen
 

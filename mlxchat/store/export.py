@@ -54,9 +54,6 @@ def to_markdown(conversation: Conversation) -> str:
 
 def _message_markdown(message: StoredMessage) -> list[str]:
     lines = [f"## {_HEADINGS.get(message.role, _inline(message.role.title()))}", ""]
-    thinking = getattr(message, "thinking", None)
-    if thinking and thinking.strip():
-        lines += ["<details><summary>Thinking</summary>", "", *_fenced(thinking), "", "</details>", ""]
     if message.text.strip():
         lines += [*_fenced(message.text), ""]
     for attachment in message.attachments:

@@ -21,7 +21,7 @@ from mlxchat.engine import (
     ThinkingDone,
 )
 from mlxchat.engine.events import Finished
-from thinking_models import build_thinking_model
+from mlxchat.models.random_thinking import build_thinking_model
 
 SAMPLING = SamplingParams(temperature=0.0, max_tokens=400)
 

@@ -13,6 +13,7 @@ import mlx.core as mx
 
 from ..requests import ChatRequest
 from ..thinking import ThinkingFormat, ThinkingSplitter
+from .scripted import only_token
 
 
 class ThinkingBudget:
@@ -47,17 +48,15 @@ class ThinkingBudget:
             if was_thinking:
                 self._thought += 1
         if self._forcing:
-            return _only(logits, self._forcing.pop(0))
+            return only_token(logits, self._forcing.pop(0))
         if self._splitter.thinking and self._thought >= self.budget and self._close_ids:
             self.reported_to.cut_by_budget = True
             self._forcing = self._close_ids[1:]
-            return _only(logits, self._close_ids[0])
+            return only_token(logits, self._close_ids[0])
         return logits
 
 
-def _only(logits: mx.array, token: int) -> mx.array:
-    mask = mx.arange(logits.shape[-1]) == token
-    return mx.where(mask, mx.zeros_like(logits), mx.full(logits.shape, -1e9, dtype=logits.dtype))
+
 
 
 def thinking_setup(

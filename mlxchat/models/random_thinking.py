@@ -1,8 +1,8 @@
-"""Tiny random-weight model folders, one per thinking family, with their tokenizers and chat templates written here.
+"""Provides tiny random-weight model folders, one per thinking family, with the family's tokenizer and chat template.
 
-Each family is the tiny llama of `random_weights` with the family's special tokens added to its tokenizer and the
-family's chat template in `tokenizer_config.json`. The engine loads them like any model folder; tests answer
-through them with `Engine(sink, script=...)`, so the compute is real and the text exact.
+Each family is a random llama of `random_weights` with the family's special tokens added to its tokenizer and the
+family's chat template in `tokenizer_config.json`. The engine loads them like any model folder; tests and the
+thinking benchmark answer through them with `Engine(sink, script=...)`, so the compute is real and the text exact.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlxchat.models.random_weights import build_random_llama
+from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
 
 _TURNS = (
     "{% for message in messages %}"
@@ -46,15 +46,16 @@ FAMILIES = {
 }
 
 
-def build_thinking_model(folder: Path, family: str) -> Path:
-    """A tiny model folder of `family` (a key of `FAMILIES`)."""
+def build_thinking_model(folder: Path, family: str, spec: RandomLlamaSpec = RandomLlamaSpec()) -> Path:
+    """A random model folder of `family` (a key of `FAMILIES`)."""
     from tokenizers import AddedToken, Tokenizer
 
     special, template = FAMILIES[family]
-    build_random_llama(folder)
+    build_random_llama(folder, spec)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in special])
-    assert tokenizer.get_vocab_size() <= 512, "the added tokens must fit the tiny model's embedding"
+    if tokenizer.get_vocab_size() > spec.vocab_size:
+        raise ValueError(f"the {family} tokens do not fit a vocabulary of {spec.vocab_size}")
     tokenizer.save(str(folder / "tokenizer.json"))
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config["chat_template"] = template

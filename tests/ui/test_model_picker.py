@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
-from conftest import generating, loaded
+from conftest import generating, loaded, staged_loaded
 from mlxchat.models import hub
 from mlxchat.models.discovery import ModelRef
-from mlxchat.ui.screens.model_picker import DownloadLine, ModelPickerScreen, memory_fit
+from mlxchat.ui.screens.model_picker import ModelPickerScreen, PickerChoice, memory_fit
+from mlxchat.ui.widgets.model_download import ModelDownload
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
 from hub_server import FakeRepo, HubServer  # noqa: E402
@@ -36,7 +37,7 @@ class PickerHost(App[None]):
     def __init__(self, **options) -> None:
         super().__init__()
         self.options = {"context_tokens": 4096, "memory_bytes": 16 * GB, "models": list(MODELS), **options}
-        self.picked: list[str | None] = []
+        self.picked: list[PickerChoice | None] = []
 
     def on_mount(self) -> None:
         self.push_screen(ModelPickerScreen(**self.options), callback=self.picked.append)
@@ -85,27 +86,30 @@ def test_picker_offers_a_download(snap_compare):
     assert snap_compare(PickerHost(), terminal_size=SIZE, press=[*"mlx-community/Qwen3-8B-4bit"])
 
 
-def test_picker_downloading(snap_compare):
-    """You should see the download offer, and under the list a progress line "model.safetensors 1.2 GB / 4.6
-    GB · 25.0 MB/s · 2m 16s left │ total 1.2 / 4.6 GB (3/7 files) · 2m 16s left" with a bar at about 26%."""
+def test_download_progress_above_the_status_pane(snap_compare, staged_app, monkeypatch):
+    """You should see the chat screen and, just above the status pane, the line "model.safetensors 1.2 GB / 4.6 GB
+    · 25.0 MB/s · 2m 16s left │ total 1.2 GB / 4.6 GB (3/7 files) · 2m 16s left" with a bar at 26%."""
     release = threading.Event()
-
-    def download(repo_id, progress, cancel):
-        release.wait(10)  # held until the picture is taken
-
     report = hub.DownloadProgress(
         repo_id="mlx-community/Qwen3-8B-4bit", file="model.safetensors", file_done=1_200_000_000,
         file_total=4_600_000_000, done=1_200_000_000, total=4_600_000_000, files_done=3, files_total=7,
         bytes_per_s=25_000_000,
     )  # fixed numbers, so the picture does not depend on timing
 
+    def download(repo_id, progress, cancel):
+        progress(report)
+        release.wait(10)  # held until the picture is taken
+
+    monkeypatch.setattr(hub, "download_model", download)
+    app, engine = staged_app()
+
     async def run_before(pilot) -> None:
-        await pilot.press(*"mlx-community/Qwen3-8B-4bit", "enter")
-        pilot.app.picker.post_message(ModelPickerScreen.DownloadProgressed(report))
-        await pilot.pause()
+        await staged_loaded(pilot, engine)
+        app.chat.download_model("mlx-community/Qwen3-8B-4bit")
+        await until(pilot, lambda: "2m 16s" in str(app.chat.model_download.query_one("#download-line").render()))
 
     try:
-        assert snap_compare(PickerHost(download=download), terminal_size=SIZE, run_before=run_before)
+        assert snap_compare(app, terminal_size=(120, 24), run_before=run_before)
     finally:
         release.set()
 
@@ -118,7 +122,7 @@ async def test_enter_loads_the_highlighted_model_and_the_filter_narrows_the_list
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*"qwen thinking")
         await pilot.press("enter")
-    assert app.picked == ["mlx-community/Qwen3-4B-4bit"]
+    assert app.picked == [PickerChoice("mlx-community/Qwen3-4B-4bit")]
 
 
 async def test_the_demo_model_and_folders_are_picked_as_the_model_option_takes_them():
@@ -126,11 +130,11 @@ async def test_the_demo_model_and_folders_are_picked_as_the_model_option_takes_t
     app = PickerHost(models=[MODELS[0], folder])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("down", "enter")
-    assert app.picked == ["/home/me/my-model"]
+    assert app.picked == [PickerChoice("/home/me/my-model")]
     app = PickerHost(models=[MODELS[0], folder])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("enter")
-    assert app.picked == ["demo"]
+    assert app.picked == [PickerChoice("demo")]
 
 
 async def test_escape_closes_without_a_choice():
@@ -140,7 +144,14 @@ async def test_escape_closes_without_a_choice():
     assert app.picked == [None]
 
 
-async def test_escape_cancels_a_download_in_flight_and_says_it_resumes():
+async def test_enter_on_the_download_offer_closes_the_picker_with_the_repo_to_download():
+    app = PickerHost()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"org/new-model", "enter")
+    assert app.picked == [PickerChoice("org/new-model", download=True)]
+
+
+async def test_escape_cancels_a_download_in_flight_and_says_it_resumes(staged_app, monkeypatch):
     started = threading.Event()
 
     def download(repo_id, progress, cancel):
@@ -148,17 +159,19 @@ async def test_escape_cancels_a_download_in_flight_and_says_it_resumes():
         assert cancel.wait(10)
         raise hub.DownloadCancelled(f"Download of {repo_id} cancelled; `mlxchat pull {repo_id}` resumes it.")
 
-    app = PickerHost(download=download)
-    async with app.run_test(size=SIZE) as pilot:
+    monkeypatch.setattr(hub, "download_model", download)
+    app, engine = staged_app()
+    async with app.run_test(size=(120, 32)) as pilot:
+        await staged_loaded(pilot, engine)
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         await pilot.press(*"org/big", "enter")
         await until(pilot, started.is_set)
+        assert app.chat.model_download.running and app.screen is app.chat
         await pilot.press("escape")
-        line = app.picker.query_one(DownloadLine)
-        await until(pilot, lambda: app.picker.downloading is None)
-        assert "cancelled" in str(line.render()) and "resumes" in str(line.render())
-        assert app.picked == []  # the first Escape cancelled the download, it did not close the picker
-        await pilot.press("escape")
-    assert app.picked == [None]
+        await until(pilot, lambda: not app.chat.model_download.running)
+        assert "cancelled" in app.chat.notice_text() and "resumes" in app.chat.notice_text()
+        assert app.chat.model_download.display is False or not app.chat.model_download.has_class("-running")
 
 
 @pytest.fixture
@@ -176,23 +189,26 @@ def hub_server(monkeypatch, tmp_path):
     server.stop()
 
 
-async def test_typing_a_repo_id_downloads_it_and_enter_then_loads_it(hub_server, tiny_model):
+async def test_typing_a_repo_id_downloads_it_beside_the_chat_and_then_loads_it(real_app, hub_server, tiny_model):
     hub_server.repos["org/tiny"] = FakeRepo({p.name: p.read_bytes() for p in tiny_model.iterdir()})
-    app = PickerHost(models=None)
-    async with app.run_test(size=SIZE) as pilot:
+    remembered: list[str] = []
+    app = real_app(on_model_change=remembered.append)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         await pilot.press(*"org/tiny", "enter")
-        await until(pilot, lambda: app.picker.downloading is None and any(m.name == "org/tiny" for m in app.picker.models))
-        assert "Downloaded org/tiny" in str(app.picker.query_one(DownloadLine).render())
-        await pilot.press("enter")
-    assert app.picked == ["org/tiny"]
+        await until(pilot, lambda: app.chat.model is not None and app.chat.model.name == "org/tiny" and not app.chat.busy)
+        assert remembered == ["org/tiny"] and not app.chat.model_download.running
 
 
-async def test_a_download_that_fails_says_why_and_the_picker_stays(hub_server):
-    app = PickerHost()
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.press(*"org/missing", "enter")
-        await until(pilot, lambda: "No model org/missing" in str(app.picker.query_one(DownloadLine).render()))
-        assert app.picked == [] and app.picker.downloading is None
+async def test_a_download_that_fails_says_why_in_the_notice(staged_app, hub_server):
+    app, engine = staged_app()
+    async with app.run_test(size=(120, 32)) as pilot:
+        await staged_loaded(pilot, engine)
+        app.chat.download_model("org/missing")
+        await until(pilot, lambda: not app.chat.model_download.running and app.chat.notice_text())
+        assert app.chat.notice_text().startswith("No model org/missing on http://127.0.0.1")
 
 
 # ---- switching from the chat screen (a real engine with the tiny model) ---------------------------------

@@ -63,12 +63,13 @@ from ..session_store import SessionStore
 from ..widgets.attachments import AttachmentItem, AttachmentPane
 from ..widgets.conversation import ConversationView
 from ..widgets.message import code_blocks
+from ..widgets.model_download import ModelDownload
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status import StatusBar
 from .conversations import ConversationsResult, ConversationsScreen
 from .dialogs import ConfirmScreen
 from .file_picker import FilePickerScreen
-from .model_picker import ModelPickerScreen
+from .model_picker import ModelPickerScreen, PickerChoice
 from .settings import SettingsScreen
 
 NoticeKind = Literal["info", "warning", "error"]
@@ -110,6 +111,7 @@ class ChatScreen(Screen):
     prompt = getters.query_one(PromptInput)
     attachment_pane = getters.query_one(AttachmentPane)
     status_bar = getters.query_one(StatusBar)
+    model_download = getters.query_one(ModelDownload)
     notice = getters.query_one("#notice", Label)
     title_label = getters.query_one("#chat-title", Label)
 
@@ -161,6 +163,7 @@ class ChatScreen(Screen):
         prompt = PromptInput(id="prompt", prompt_history=self.prompt_history, placeholder="Ask anything…")
         prompt.cursor_blink = self.animate
         yield prompt
+        yield ModelDownload(id="model-download")
         yield StatusBar(id="status", clock=self.clock, animate=self.animate)
         yield Footer(id="footer")
 
@@ -304,15 +307,31 @@ class ChatScreen(Screen):
         answer (at least 4096 tokens)."""
         context_tokens = max(4096, (self.status.context_used or 0) + self.session.settings.max_tokens)
 
-        def picked(spec: str | None) -> None:
-            if spec is not None:
-                self.switch_model(spec)
+        def picked(choice: PickerChoice | None) -> None:
+            if choice is not None and choice.download:
+                self.download_model(choice.spec)
+            elif choice is not None:
+                self.switch_model(choice.spec)
             self.prompt.focus()
 
         picker = ModelPickerScreen(
             context_tokens=context_tokens, current=self.model_spec or "demo", highlight=self.held_with()
         )
         self.app.push_screen(picker, picked)
+
+    def download_model(self, repo_id: str) -> None:
+        """Download `repo_id` beside the chat (progress above the status pane, Esc cancels); it loads when done."""
+        download = self.model_download
+        if not download.start(repo_id):
+            self.show_notice(f"{download.repo_id} is still downloading; one at a time (Esc cancels it).", "warning")
+
+    @on(ModelDownload.Ended)
+    def _model_downloaded(self, message: ModelDownload.Ended) -> None:
+        if message.problem is not None:
+            self.show_notice(message.problem, "info" if message.cancelled else "error")
+            return
+        self.show_notice(f"Downloaded {message.repo_id}.", "info")
+        self.switch_model(message.repo_id)
 
     def switch_model(self, spec: str) -> None:
         """Switch to `spec` without a restart. While a request runs the engine refuses at once with its busy
@@ -436,7 +455,9 @@ class ChatScreen(Screen):
         return False
 
     def action_cancel(self) -> None:
-        if not self.cancel() and self.notice_text():
+        if self.cancel() or self.model_download.cancel():  # the engine's request first, then a download
+            return
+        if self.notice_text():
             self.clear_notice()
 
     def check_action(self, action: str, parameters) -> bool | None:

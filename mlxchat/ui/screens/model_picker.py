@@ -5,33 +5,30 @@ picker opens at once however large the models are (BENCHMARKS.md: picker open ti
 model fits is an estimate made from those numbers alone: its weights plus a full KV cache at the conversation's
 context, against this machine's memory.
 
-Typing `org/name` that is not local offers to download it. The download runs here, on a thread of its own that
-reports through messages (the latest progress replaces an older one still queued); Escape cancels it, and a
-cancelled download resumes the next time. When it finishes the model is highlighted and Enter loads it.
+Typing `org/name` that is not local offers to download it. The screen then closes at once: the download runs
+beside the chat, its progress above the status pane (`widgets.model_download`), so a model of many gigabytes
+does not hold the conversation up; the model loads when it has arrived.
 
-The screen dismisses with the model spec to load (what `--model` would take), or None.
+The screen dismisses with a `PickerChoice` (a model spec to load, as `--model` would take it, or a repo to
+download), or None.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
-from textual.reactive import reactive
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, ProgressBar, Static
+from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from mlxchat.models.discovery import HF_REPO_ID, ModelRef, list_models
-from mlxchat.models.hub import DownloadProgress, describe_progress
 
 from ..attachment_files import human_size
 
@@ -39,6 +36,14 @@ Fit = Literal["fits", "tight", "too big"]
 USABLE_MEMORY_SHARE = 0.75
 """Of a Mac's memory, what the GPU may use by default (Metal's recommended working set is about this)."""
 DOWNLOAD_PREFIX = "download:"
+
+
+@dataclass(frozen=True)
+class PickerChoice:
+    """What the user chose: `spec` to load now, or (`download`) a Hub repo id to download and then load."""
+
+    spec: str
+    download: bool = False
 
 
 def machine_memory_bytes() -> int:
@@ -105,28 +110,7 @@ def model_row(ref: ModelRef, context_tokens: int, memory_bytes: int, *, current:
     return row
 
 
-class DownloadLine(Static):
-    """The download in progress: one line of sizes, speed and time left, and a bar. It owns that state."""
-
-    DEFAULT_CSS = """
-    DownloadLine { height: auto; color: $text-muted; }
-    DownloadLine.-failed { color: $error; }
-    """
-
-    report: reactive[DownloadProgress | None] = reactive(None)
-    """The latest progress report; None when no download has reported yet."""
-
-    def watch_report(self, report: DownloadProgress | None) -> None:
-        if report is not None:
-            self.remove_class("-failed")
-            self.update(describe_progress(report))
-
-    def say(self, text: str, *, failed: bool = False) -> None:
-        self.set_class(failed, "-failed")
-        self.update(text)
-
-
-class ModelPickerScreen(ModalScreen[str | None]):
+class ModelPickerScreen(ModalScreen[PickerChoice | None]):
     """Pick a model to load, or download one."""
 
     DEFAULT_CSS = """
@@ -138,8 +122,6 @@ class ModelPickerScreen(ModalScreen[str | None]):
     #picker-title { text-style: bold; color: $primary; }
     #picker-columns { color: $text-muted; padding-left: 1; }
     #picker-list { height: 1fr; background: $surface; }
-    #picker-bar { width: 100%; }
-    #picker-bar Bar { width: 1fr; }
     #picker-hint { color: $text-muted; }
     """
 
@@ -149,19 +131,6 @@ class ModelPickerScreen(ModalScreen[str | None]):
         Binding("up", "move(-1)", "Previous", show=False, id="model_picker_previous"),
     ]
 
-    @dataclass
-    class DownloadProgressed(Message):
-        report: DownloadProgress
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, ModelPickerScreen.DownloadProgressed)
-
-    @dataclass
-    class DownloadEnded(Message):
-        repo_id: str
-        problem: str | None
-        """None when the model is now local; else what went wrong (or that it was cancelled)."""
-
     def __init__(
         self,
         *,
@@ -170,20 +139,15 @@ class ModelPickerScreen(ModalScreen[str | None]):
         highlight: str | None = None,
         models: list[ModelRef] | None = None,
         memory_bytes: int | None = None,
-        download: Callable[..., object] | None = None,
     ) -> None:
         """`current` is marked "●"; `highlight` (a model spec) starts highlighted, e.g. the model a conversation was
-        held with. `models`, `memory_bytes` and `download` default to the real ones; tests and benchmarks pass
-        their own."""
+        held with. `models` and `memory_bytes` default to the real ones; tests and benchmarks pass their own."""
         super().__init__()
         self.context_tokens = context_tokens
         self.current = current
         self.highlight = highlight
         self.models = models
         self.memory_bytes = machine_memory_bytes() if memory_bytes is None else memory_bytes
-        self._download = download
-        self._cancel: threading.Event | None = None
-        self.downloading: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
@@ -191,10 +155,8 @@ class ModelPickerScreen(ModalScreen[str | None]):
             yield Input(placeholder="Filter, or type org/name to download from the Hugging Face Hub…", id="picker-filter")
             yield Label(COLUMN_HEADINGS, id="picker-columns", markup=False)
             yield OptionList(id="picker-list")
-            yield DownloadLine(id="picker-download")
-            yield ProgressBar(id="picker-bar", show_eta=False, show_percentage=True)
             yield Label(
-                f"Enter loads · Esc closes or cancels a download · memory: weights + KV cache at "
+                f"Enter loads (or downloads) · Esc closes · memory: weights + KV cache at "
                 f"{self.context_tokens} tokens, of {human_size(self.memory_bytes)}",
                 id="picker-hint",
             )
@@ -202,8 +164,6 @@ class ModelPickerScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         if self.models is None:
             self.models = list_models()
-        self.query_one(DownloadLine).display = False
-        self.query_one(ProgressBar).display = False
         self.fill(highlight=self.highlight)
         self.query_one(Input).focus()
 
@@ -249,9 +209,9 @@ class ModelPickerScreen(ModalScreen[str | None]):
         if option_id is None:
             return
         if option_id.startswith(DOWNLOAD_PREFIX):
-            self.start_download(option_id.removeprefix(DOWNLOAD_PREFIX))
-        elif self.downloading is None:
-            self.dismiss(option_id)
+            self.dismiss(PickerChoice(option_id.removeprefix(DOWNLOAD_PREFIX), download=True))
+        else:
+            self.dismiss(PickerChoice(option_id))
 
     def action_move(self, step: int) -> None:
         options = self.query_one(OptionList)
@@ -259,51 +219,4 @@ class ModelPickerScreen(ModalScreen[str | None]):
             options.highlighted = ((options.highlighted or 0) + step) % options.option_count
 
     def action_close(self) -> None:
-        if self._cancel is not None and self.downloading is not None:
-            self._cancel.set()
-            self.query_one(DownloadLine).say(f"Cancelling the download of {self.downloading}…")
-            return
         self.dismiss(None)
-
-    # ---- download ----------------------------------------------------------------------------------------
-
-    def start_download(self, repo_id: str) -> None:
-        if self.downloading is not None:
-            return
-        from mlxchat.models import hub
-
-        download = self._download or hub.download_model
-        self.downloading, self._cancel = repo_id, threading.Event()
-        line, bar = self.query_one(DownloadLine), self.query_one(ProgressBar)
-        line.display = bar.display = True
-        line.say(f"Asking the Hub about {repo_id}…")
-        bar.update(total=None, progress=0)
-        cancel = self._cancel
-
-        def run() -> None:
-            try:
-                download(repo_id, progress=lambda r: self.post_message(self.DownloadProgressed(r)), cancel=cancel)
-            except hub.HubError as error:
-                self.post_message(self.DownloadEnded(repo_id, str(error)))
-            except Exception as error:  # the thread must always report, or the picker would wait forever
-                self.post_message(self.DownloadEnded(repo_id, f"Downloading {repo_id} failed: {error}"))
-            else:
-                self.post_message(self.DownloadEnded(repo_id, None))
-
-        threading.Thread(target=run, name=f"download {repo_id}", daemon=True).start()
-
-    def on_model_picker_screen_download_progressed(self, message: DownloadProgressed) -> None:
-        self.query_one(DownloadLine).report = message.report
-        self.query_one(ProgressBar).update(total=max(message.report.total, 1), progress=message.report.done)
-
-    def on_model_picker_screen_download_ended(self, message: DownloadEnded) -> None:
-        self.downloading, self._cancel = None, None
-        self.query_one(ProgressBar).display = False
-        line = self.query_one(DownloadLine)
-        if message.problem is not None:
-            line.say(message.problem, failed=True)
-            return
-        self.models = list_models()
-        self.query_one(Input).value = message.repo_id
-        self.fill(highlight=message.repo_id)
-        line.say(f"Downloaded {message.repo_id}; Enter loads it.")

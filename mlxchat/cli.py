@@ -600,7 +600,7 @@ def import_(
         typer.Option(
             "--bits",
             help="Store every matrix in 4, 5, 6 or 8 bits (default: each keeps its GGUF precision where MLX can "
-            "hold it exactly, Q6_K becomes 6-bit, everything else 4-bit).",
+            "hold it exactly, Q6_K becomes 8-bit, everything else 4-bit).",
             show_default=False,
         ),
     ] = None,

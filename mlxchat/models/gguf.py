@@ -7,7 +7,7 @@ GGUF's own vocabulary and chat template (see `tokenizer_from_gguf`).
 How each matrix is stored (see `gguf_tensors` for the exact mappings):
 
 * by default, a tensor MLX can hold exactly keeps its numbers: Q4_0, Q4_1, Q4_K as 4-bit; Q5_0, Q5_1, Q5_K as
-  5-bit; Q8_0 and Q8_K as 8-bit, all MLX affine with group size 32. Q6_K is quantized again to 6 bits; every
+  5-bit; Q8_0 and Q8_K as 8-bit, all MLX affine with group size 32. Q6_K is quantized again to 8 bits; every
   other type (F16/BF16/F32 matrices, Q2_K, Q3_K, the IQ types) to MLX's usual 4 bits;
 * `bits=N` stores every matrix in N bits: exactly where the source's codes fit in N bits, else quantized again;
 * `keep_float=True` stores every tensor dense (float32 on the CPU), the exact dequantization.
@@ -55,8 +55,10 @@ CONVERTER_VERSION = 2
 ALLOWED_BITS = (4, 5, 6, 8)
 SHARD_BYTES = 512 * 2**20
 """Weights are flushed to a new safetensors shard past this size, which bounds the memory a conversion holds."""
-_REQUANTIZED_DEFAULT_BITS = {"Q6_K": 6}
-"""Default width for types without an exact mapping; anything not listed gets 4 bits."""
+_REQUANTIZED_DEFAULT_BITS = {"Q6_K": 8}
+"""Default width for types without an exact mapping; anything not listed gets 4 bits. Q6_K holds the tensors
+llama.cpp keeps precise (output head, some attn_v/ffn_down); on the demo model's weights, 6-bit cost 0.008
+bits per character and 8-bit nothing measurable (benchmarks/gguf_quality.py), so it gets 8."""
 
 Progress = Callable[[str], None]
 

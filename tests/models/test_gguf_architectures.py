@@ -112,7 +112,7 @@ def _check_weights(arch: str, model, tensors: dict) -> None:
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_every_matrix_type_converts_exactly_or_within_one_step(tmp_path: Path, arch: str) -> None:
-    """Default conversion (exact types kept, others to 4 or 6 bits) and `bits=8` (every matrix in 8 bits,
+    """Default conversion (exact types kept, others to 4 or 8 bits) and `bits=8` (every matrix in 8 bits,
     exact types widened without loss): every weight within its bound; 8-bit logits close to the reference."""
     import mlx.core as mx
     import mlx_lm

@@ -127,3 +127,24 @@ def test_a_base_model_of_a_known_family_gets_its_turn_format_and_stops_at_its_en
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
     text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_default_precision_keeps_exact_types_and_gives_q6_k_eight_bits(tmp_path: Path) -> None:
+    """A Q4_K_M-like mix: Q4_K stays 4-bit, Q5_0 5-bit, Q8_0 8-bit (all exact); Q6_K is re-quantized to 8 bits."""
+    import mlx.core as mx
+
+    tensors = write_tiny_gguf(tmp_path / "m.gguf", "qwen2", TYPES)
+    folder = convert_gguf(tmp_path / "m.gguf", tmp_path / "out")
+    stored = mx.load(str(folder / "model.safetensors"))
+    expected_bits = {"Q4_K": 4, "Q5_0": 5, "Q8_0": 8, "Q6_K": 8}
+    for gguf_name, (type_name, values) in tensors.items():
+        if values.ndim != 2:
+            continue
+        layer = gguf_name.split(".")[1] if gguf_name.startswith("blk.") else None
+        part = gguf_name.split(".")[-2]
+        names = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                 "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+                 "ffn_down": "mlp.down_proj", "token_embd": "embed_tokens"}  # fmt: skip
+        name = f"model.layers.{layer}.{names[part]}" if layer else f"model.{names[part]}"
+        bits = stored[f"{name}.weight"].shape[-1] * 32 // values.shape[-1]
+        assert bits == expected_bits[type_name], f"{gguf_name} ({type_name}) stored in {bits} bits"

@@ -203,9 +203,11 @@ class History:
         status: MessageStatus = "complete",
         stats: Mapping[str, Any] | Any | None = None,
         images: Sequence[Path] = (),
+        thinking: str = "",
     ) -> StoredMessage:
         """Save one finished turn. `stats` may be the engine's `Stats` or a dict. `images` are copied into the
-        data folder first, so the message keeps them when the originals move."""
+        data folder first, so the message keeps them when the originals move. `thinking` is a reasoning model's
+        thinking, stored apart from the answer."""
         check(role, status)
         blobs = []
         for image in images:
@@ -218,9 +220,9 @@ class History:
         now = time.time()
         with self._writing("save the message") as db:
             cursor = db.execute(
-                "INSERT INTO messages (conversation_id, role, text, created_at, status, stats_json)"
-                " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)",
-                (conversation_id, role, text, now, status, stats_json(stats), conversation_id),
+                "INSERT INTO messages (conversation_id, role, text, created_at, status, stats_json, thinking)"
+                " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)",
+                (conversation_id, role, text, now, status, stats_json(stats), thinking, conversation_id),
             )
             if cursor.rowcount == 0:
                 raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
@@ -241,7 +243,7 @@ class History:
             for name, b in blobs
         )
         return StoredMessage(
-            message_id, conversation_id, role, text, status, time_of(now), stats_dict(stats), attachments
+            message_id, conversation_id, role, text, status, time_of(now), stats_dict(stats), attachments, thinking
         )
 
     def update_message(
@@ -251,6 +253,7 @@ class History:
         text: str | None = None,
         status: MessageStatus | None = None,
         stats: Mapping[str, Any] | Any | None = None,
+        thinking: str | None = None,
     ) -> StoredMessage:
         """Change a saved message: the edited last user message, or a stopped answer that was continued."""
         if status is not None:
@@ -261,8 +264,8 @@ class History:
                 raise StoreError(f"No message with id {message_id} in the history.", "not-found")
             db.execute(
                 "UPDATE messages SET text = COALESCE(?, text), status = COALESCE(?, status),"
-                " stats_json = COALESCE(?, stats_json) WHERE id = ?",
-                (text, status, stats_json(stats), message_id),
+                " stats_json = COALESCE(?, stats_json), thinking = COALESCE(?, thinking) WHERE id = ?",
+                (text, status, stats_json(stats), thinking, message_id),
             )
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), row[0]))
             (message,) = [m for m in self._messages(db, row[0]) if m.id == message_id]
@@ -432,9 +435,10 @@ class History:
                 created_at=time_of(row[4]),
                 stats=json.loads(row[5]) if row[5] else None,
                 attachments=tuple(attachments.get(row[0], ())),
+                thinking=row[6],
             )
             for row in db.execute(
-                "SELECT id, role, text, status, created_at, stats_json FROM messages"
+                "SELECT id, role, text, status, created_at, stats_json, thinking FROM messages"
                 " WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,),
             )

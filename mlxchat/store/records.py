@@ -51,6 +51,9 @@ class StoredMessage:
     stats: Mapping[str, Any] | None = None
     """The engine's final `Stats` as a dict (see `dataclasses.asdict`), or None."""
     attachments: tuple[StoredAttachment, ...] = ()
+    thinking: str = ""
+    """A reasoning model's thinking before this answer, kept apart from `text` (the answer); "" when none. Never
+    sent back to the model: templates drop earlier thinking. Export shows it as a collapsed block."""
 
     @property
     def image_paths(self) -> tuple[Path, ...]:

@@ -8,6 +8,7 @@ Version history:
   1. conversations(id, title, created_at, updated_at); messages(id, conversation_id, role, text, created_at).
   2. conversation settings (JSON); message status and stats (JSON); content-addressed attachments.
   3. conversations.opened_at: when a window last opened it (what `mlxchat -c` resumes).
+  4. messages.thinking: a reasoning model's thinking, kept apart from the answer in `text`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: when a conversation was last opened (resume reopens the one last used, read or written).
     """
     ALTER TABLE conversations ADD COLUMN opened_at REAL;
+    """,
+    # 4: a reasoning model's thinking, apart from the answer (copy and the next turn's prompt use `text` only).
+    """
+    ALTER TABLE messages ADD COLUMN thinking TEXT NOT NULL DEFAULT '';
     """,
 )
 

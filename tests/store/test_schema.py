@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from mlxchat.settings import ChatSettings
 from mlxchat.store import SCHEMA_VERSION, History, StoreError
 
 # The first released schema, written out by hand as an old mlxchat would have created it.
@@ -51,7 +52,7 @@ def test_a_version_1_database_migrates_forward_and_keeps_its_chats(data_dir, mak
         ("user", "Hi from v1", "complete", None),
         ("assistant", "Hello!", "complete", None),
     ]
-    assert old.settings.temperature == 0.7  # the defaults stand in for settings v1 did not keep
+    assert old.settings == ChatSettings()  # the defaults stand in for settings v1 did not keep
     # and the new features work on the migrated database
     history.add_message("old", "user", "and an image", images=[make_image()])
     assert len(history.get_conversation("old").messages[-1].attachments) == 1

@@ -144,7 +144,7 @@ def test_default_precision_keeps_exact_types_and_gives_q6_k_eight_bits(tmp_path:
         part = gguf_name.split(".")[-2]
         names = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
                  "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-                 "ffn_down": "mlp.down_proj", "token_embd": "embed_tokens"}  # fmt: skip
-        name = f"model.layers.{layer}.{names[part]}" if layer else f"model.{names[part]}"
+                 "ffn_down": "mlp.down_proj", "token_embd": "model.embed_tokens", "output": "lm_head"}  # fmt: skip
+        name = f"model.layers.{layer}.{names[part]}" if layer else names[part]
         bits = stored[f"{name}.weight"].shape[-1] * 32 // values.shape[-1]
         assert bits == expected_bits[type_name], f"{gguf_name} ({type_name}) stored in {bits} bits"

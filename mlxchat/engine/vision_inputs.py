@@ -2,8 +2,9 @@
 templates expect.
 
 Images come from paths a person typed or dropped, so each one is checked before any MLX work: it must exist,
-be readable and really be an image. A failure raises `RequestError` naming the file, which the engine reports as
-`Finished(reason="error")` and stays usable. Very large images are decoded at reduced size where the format
+be readable, really be an image and be at most `MAX_IMAGE_PIXELS`. `read_image` is that one check, for the
+engine, `mlxchat ask` and the chat's attach alike. A failure raises `ImageProblem` (a `RequestError`) naming the
+file, which the engine reports as `Finished(reason="error")` and stays usable. Very large images are decoded at reduced size where the format
 allows (JPEG) and shrunk to `MAX_IMAGE_EDGE`: every VLM processor resizes far below that anyway, so nothing is
 lost except memory and time.
 """
@@ -14,6 +15,7 @@ import errno
 import os
 import stat
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,40 +59,69 @@ def images_refused(model: ModelInfo | None) -> str | None:
     return f"{model.name} is a text-only model and cannot read images."
 
 
-def load_image(path: Path | str):
-    """Open `path` as an RGB `PIL.Image`, oriented and at most `MAX_IMAGE_EDGE` on its longest side.
+class ImageProblem(RequestError):
+    """An image that cannot be used. `reason` reads after the file's name ("it is a folder, not an image"), so
+    each caller can name the file its own way; `str()` is "PATH: reason."."""
 
-    Raises `RequestError` (message names the file) when it is missing, unreadable, not an image, damaged, or
-    so large that decoding it would exhaust memory.
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}.")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image that passed `read_image`: the decoded picture, and the facts of the file as it is on disk."""
+
+    image: Any
+    """RGB `PIL.Image`, oriented, 8 bits per channel, transparency on white, at most `max_edge` a side."""
+    width: int
+    height: int
+    size_bytes: int
+    format: str
+
+
+def read_image(path: Path | str, max_edge: int = MAX_IMAGE_EDGE) -> CheckedImage:
+    """The one check of an image file, used by the engine, `mlxchat ask` and the chat's attach: open it without
+    blocking, refuse it by its header when it is over `MAX_IMAGE_PIXELS`, verify its structure, decode it
+    (reduced where the format allows) and shrink it to `max_edge` a side.
+
+    Raises `ImageProblem` when it is missing, a folder or special file, unreadable, not an image, too large or
+    damaged.
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path).expanduser()
+    too_large = f"mlxchat takes up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels; scale it down and use the smaller copy"
     try:
         with open_image_file(path) as handle, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # it would garble a TUI's screen
-            return _read(handle)
+            return _read(handle, path, max_edge)
     except ImageTooLarge as exc:
-        megapixels = MAX_IMAGE_PIXELS // 1_000_000
-        raise RequestError(f"{path} is too large ({exc}); mlxchat takes up to {megapixels} megapixels.") from None
-    except FileNotFoundError:
-        raise RequestError(f"Image not found: {path}") from None
-    except IsADirectoryError:
-        raise RequestError(f"{path} is a folder, not an image.") from None
-    except NotARegularFile as exc:
-        raise RequestError(f"{path} is {exc.kind}, not an image file.") from None
-    except UnidentifiedImageError:
-        raise RequestError(f"{path} is not an image (or not in a format Pillow can read).") from None
+        raise ImageProblem(path, f"the image is too large ({exc}); {too_large}") from None
     except Image.DecompressionBombError:
-        limit = 2 * Image.MAX_IMAGE_PIXELS
-        raise RequestError(f"{path} is too large to read safely (more than {limit:,} pixels).") from None
+        raise ImageProblem(path, f"the image is too large (over Pillow's safety limit); {too_large}") from None
+    except FileNotFoundError:
+        raise ImageProblem(path, "it was not found (there is no such file)") from None
+    except IsADirectoryError:
+        raise ImageProblem(path, "it is a folder, not an image") from None
+    except NotARegularFile as exc:
+        raise ImageProblem(path, f"it is {exc.kind}, not an image file") from None
+    except UnidentifiedImageError:
+        raise ImageProblem(path, "it is not an image (PNG, JPEG, GIF, WebP and BMP work)") from None
     except PermissionError:
-        raise RequestError(f"{path} cannot be read: permission denied.") from None
+        raise ImageProblem(path, "permission denied, the file cannot be read") from None
     except MemoryError:
-        raise RequestError(f"{path} is too large to decode in the memory that is free.") from None
+        raise ImageProblem(path, "the image is too large to decode in the memory that is free") from None
     except Exception as exc:  # truncated data, bad chunks, broken headers: Pillow raises many kinds
         detail = str(exc).strip() or exc.__class__.__name__
-        raise RequestError(f"{path} is damaged and cannot be read as an image ({detail}).") from None
+        raise ImageProblem(path, f"the image is damaged and cannot be decoded ({detail})") from None
+
+
+def load_image(path: Path | str):
+    """The image at `path` for a vision turn: RGB, oriented, at most `MAX_IMAGE_EDGE` on its longest side.
+    Raises `ImageProblem` (a `RequestError` naming the file) as `read_image` does."""
+    return read_image(path).image
 
 
 class NotARegularFile(OSError):
@@ -131,21 +162,24 @@ def open_image_file(path: Path) -> BinaryIO:
         raise
 
 
-def _read(handle: BinaryIO):
-    """Verify, then decode (reduced where the format allows), orient and shrink."""
+def _read(handle: BinaryIO, path: Path, max_edge: int) -> CheckedImage:
+    """Check the size from the header, verify, then decode (reduced where the format allows), orient and shrink."""
     from PIL import Image, ImageOps
 
     with Image.open(handle) as probe:
-        check_image_size(*probe.size)  # from the header, before anything is decoded
+        width, height = probe.size
+        check_image_size(width, height)  # from the header, before anything is decoded
+        image_format = probe.format or path.suffix.lstrip(".").upper()
         probe.verify()  # checks the file's structure without decoding the pixels
+    size_bytes = os.fstat(handle.fileno()).st_size
     handle.seek(0)
     with Image.open(handle) as image:
-        image.draft("RGB", (MAX_IMAGE_EDGE, MAX_IMAGE_EDGE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
+        image.draft("RGB", (max_edge, max_edge))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
         image.load()
         image = eight_bit(ImageOps.exif_transpose(image))
-        if max(image.size) > MAX_IMAGE_EDGE:
-            image.thumbnail((MAX_IMAGE_EDGE, MAX_IMAGE_EDGE), Image.Resampling.BICUBIC, reducing_gap=2.0)
-        return _to_rgb(image)
+        if max(image.size) > max_edge:
+            image.thumbnail((max_edge, max_edge), Image.Resampling.BICUBIC, reducing_gap=2.0)
+        return CheckedImage(_to_rgb(image), width, height, size_bytes, image_format)
 
 
 def eight_bit(image):

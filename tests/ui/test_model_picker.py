@@ -114,6 +114,43 @@ def test_download_progress_above_the_status_pane(snap_compare, staged_app, monke
         release.set()
 
 
+def test_switching_while_an_answer_runs_asks_to_stop_it(snap_compare, staged_app):
+    """You should see the half-written answer behind a dialog that quotes the engine's busy answer ("Engine busy:
+    answering in …") and asks "Stop it and switch to other?" with "Stop and switch" and "Cancel"; the same busy
+    answer is in the notice above the prompt."""
+    import staged
+
+    app, engine = staged_app()
+
+    async def run_before(pilot) -> None:
+        await staged.streaming_scene(pilot, engine)
+        app.chat.switch_model("other")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 32), run_before=run_before)
+
+
+def test_a_conversation_held_with_another_model_says_so_in_its_header(snap_compare, staged_app, tmp_path):
+    """You should see the title "Cats  · held with other — ctrl+t, Enter switches back" above the two stored
+    messages, and the status pane loading the demo model (the app was started with --model demo)."""
+    from mlxchat.settings import ChatSettings
+    from mlxchat.store import History
+
+    history = History(tmp_path / "history")
+    stored = history.create_conversation(title="Cats", settings=ChatSettings(model="other"))
+    history.add_message(stored.id, "user", "Tell me about cats")
+    history.add_message(stored.id, "assistant", "Cats purr.")
+    app, engine = staged_app(model="demo", history=history, conversation=history.last_conversation())
+
+    async def run_before(pilot) -> None:
+        await until(pilot, lambda: bool(engine.submitted))  # the demo model loading, as `mlxchat -c --model demo`
+
+    try:
+        assert snap_compare(app, terminal_size=(120, 24), run_before=run_before)
+    finally:
+        history.close()
+
+
 # ---- behaviour -------------------------------------------------------------------------------------------
 
 

@@ -21,10 +21,15 @@ TurnStatus = Literal["streaming", "complete", "stopped", "error"]
 _session_ids = itertools.count(1)
 
 
-
 def context_options(settings) -> dict:
     """The conversation's overflow policy and KV-cache quantization, as every chat request carries them."""
     return {"overflow": settings.overflow, "kv_bits": settings.kv_bits}
+
+
+def read_by_model(turn: "Turn") -> bool:
+    """Whether a turn goes to the model: every user turn, and every answer that has text and did not fail."""
+    return not (turn.role == "assistant" and (turn.status in ("error", "streaming") or not turn.text))
+
 
 @dataclass
 class Turn:
@@ -39,6 +44,8 @@ class Turn:
     tokens: int = 0
     stored_id: int | None = None
     """The history store's id once saved; None while it exists only in memory."""
+    in_view: bool = True
+    """False when the overflow policy left this turn out of the model's last prompt (it stays in history)."""
 
     def as_message(self) -> Message:
         return Message(self.role, self.text, self.images)
@@ -65,10 +72,17 @@ class ChatSession:
         if self.settings.system_prompt:
             messages.append(Message("system", self.settings.system_prompt))
         for turn in self.turns if turns is None else turns:
-            if turn.role == "assistant" and (turn.status in ("error", "streaming") or not turn.text):
+            if not read_by_model(turn):
                 continue
             messages.append(turn.as_message())
         return tuple(messages)
+
+    def message_turns(self) -> list[Turn | None]:
+        """The turn behind each message of the last request, in order (None for the system prompt), so that a
+        `ContextWindow`'s indices name turns. The answer being written is not read by the model, so the list
+        matches `context()` as it was when the request was made."""
+        system = [None] if self.settings.system_prompt else []
+        return system + [turn for turn in self.turns if read_by_model(turn)]
 
     def label(self, first_message: str = "") -> str:
         """What the person knows this conversation as, for a busy message that names it: its title, or for a

@@ -17,3 +17,21 @@ def test_every_request_of_a_conversation_carries_its_overflow_policy_and_kv_bits
 def test_a_conversation_with_default_settings_truncates_the_middle_at_full_precision():
     request = ChatSession().request_for(Turn("user", "Hello"))
     assert (request.overflow, request.kv_bits) == ("truncate-middle", None)
+
+
+def test_a_context_windows_indices_name_the_turns_behind_the_request():
+    session = ChatSession(settings=ChatSettings(system_prompt="Be brief."))
+    first, answer, failed, second = (
+        Turn("user", "One"),
+        Turn("assistant", "Uno"),
+        Turn("assistant", "", status="error"),
+        Turn("user", "Two"),
+    )
+    session.turns = [first, answer, failed, second]
+    request = session.request_for(Turn("user", "Three"))
+    session.turns.append(Turn("user", "Three"))
+    session.turns.append(Turn("assistant", "", status="streaming"))  # the answer being written
+    behind = session.message_turns()
+    assert len(behind) == len(request.messages)
+    assert behind[0] is None and behind[1:4] == [first, answer, second]
+    assert [turn.text for turn in behind[1:]] == [message.content for message in request.messages[1:]]

@@ -29,6 +29,7 @@ from textual.widgets import Footer, Label
 from mlxchat.engine import (
     Busy,
     ChatRequest,
+    ContextWindow,
     Finished,
     LoadModel,
     ModelInfo,
@@ -244,6 +245,10 @@ class ChatScreen(Screen):
             case ModelLoadFailed():
                 self.attachment_pane.model = self.model
                 self.show_notice(f"Could not load {event.model}: {event.message}", "error")
+            case ContextWindow() if ours and self.answering is not None:
+                behind = self.answering.session.message_turns()
+                out = [behind[i] for i in event.hidden if i < len(behind) and behind[i] is not None]
+                self.answering.view.show_window(out)
             case TextDelta() if ours and awaited.kind == "chat":
                 await self.answering.view.append(event.text, event.tokens)
             case Finished() if ours:

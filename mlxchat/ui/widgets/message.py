@@ -65,6 +65,10 @@ class MessageView(Vertical, can_focus=True):
     footer: reactive[str] = reactive("")
     """The footer line: the answer's stats, "stopped" with the keys that continue or retry it, or the error."""
 
+    in_view: reactive[bool] = reactive(True, init=False)
+    """False when the model no longer reads this turn (the overflow policy left it out): the class
+    `-out-of-view` and a note in the header say so; the turn stays in the conversation and its history."""
+
     def __init__(self, turn: Turn, *, label: str, **kwargs) -> None:
         super().__init__(classes=f"message -{turn.role}", **kwargs)
         self.turn = turn
@@ -74,13 +78,14 @@ class MessageView(Vertical, can_focus=True):
         self._written = 0
         self.set_reactive(MessageView.status, turn.status)
         self.set_reactive(MessageView.footer, self._footer_for(""))
+        self.set_reactive(MessageView.in_view, turn.in_view)
 
     @property
     def text(self) -> str:
         return self.turn.text
 
     def compose(self) -> ComposeResult:
-        yield Label(self._label, classes="message-header", markup=False)
+        yield Label(self._header(), classes="message-header", markup=False)
         if self.turn.role == "user":
             yield Static(visible(self.turn.text), classes="message-body", markup=False)
             if self.turn.images:
@@ -94,7 +99,16 @@ class MessageView(Vertical, can_focus=True):
 
     async def on_mount(self) -> None:
         self.set_class(True, f"-{self.status}")
+        self.set_class(not self.in_view, "-out-of-view")
         await self.sync()
+
+    def watch_in_view(self, in_view: bool) -> None:
+        self.set_class(not in_view, "-out-of-view")
+        if self.is_mounted:
+            self.query_one(".message-header", Label).update(self._header())
+
+    def _header(self) -> str:
+        return self._label if self.in_view else f"{self._label}  · not in the model's view"
 
     def watch_status(self, old: TurnStatus, new: TurnStatus) -> None:
         self.remove_class(f"-{old}")

@@ -396,6 +396,8 @@ def models(
                 "path": str(ref.path),
                 "source": ref.source,
                 "base_model": ref.base_model,
+                "thinking": ref.thinking,
+                "context_length": ref.context_length,
             }
             for ref in found
         ]

@@ -276,3 +276,25 @@ def code_fence_lines(text: str) -> int | None:
 
 def token_ids_summary(ids: Sequence[int], text: str) -> str:
     return f"{len(ids)} tokens, {len(text)} characters ({len(text) / max(1, len(ids)):.1f} per token)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mlxchat.bench.realistic FOLDER --shape {tiny,1b,8b}`: build a bench model (GPU script)."""
+    import argparse
+
+    from mlxchat.models.random_weights import ONE_B
+
+    parser = argparse.ArgumentParser(prog="python -m mlxchat.bench.realistic", description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--shape", choices=("tiny", "1b", "8b"), default="tiny")
+    args = parser.parse_args(argv)
+    spec = {"tiny": cpu_spec, "1b": lambda: ONE_B, "8b": eight_b_spec}[args.shape]()
+    started = time.perf_counter()
+    build_bench_model(args.folder, spec)
+    size = sum(f.stat().st_size for f in args.folder.iterdir()) / 2**20
+    print(f"built {args.shape} bench model in {time.perf_counter() - started:.1f}s: {args.folder} ({size:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -48,7 +48,9 @@ from .ui_probes import (
     keypress_latencies,
     launch_to_first_frame,
     photo,
+    STREAM_VARIANTS,
     rate_label,
+    stream_variant,
     tui_decode_once,
 )
 
@@ -99,6 +101,10 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
             tui_tokens=best["tokens"],
             tui_frames=best["frames"],
             tui_frame_serialise_ms_p50=best["serialise_ms_p50"],
+            tui_text_events=best["text_events"],
+            ui_busy_fraction=median([run["ui_busy_fraction"] for run in runs]),
+            ui_cpu_ms_per_frame=median([run["ui_cpu_ms_per_frame"] for run in runs]),
+            ui_cpu_ms_per_text_event=median([run["ui_cpu_ms_per_text_event"] for run in runs]),
             tui_missing_chars=max(run["missing_chars"] for run in runs),
             tui_text_matches=all(run["shown_text_matches"] for run in runs),
             model_size_bytes=best["model_size_bytes"],
@@ -143,7 +149,7 @@ def _row(name: str, value: str, target: str = "", ok: bool | None = None) -> str
 
 def format_ui_table(n: dict[str, Any]) -> str:
     mib = 2**20
-    lines = [f"UI benchmark · model {n['model']} · device {n['device']}", "", _row("measure", "value", "target"), "-" * 80]
+    lines = [f"UI benchmark · model {n['model']} · device {n['device']} · {n.get('stream_variant', 'code-stream')}", "", _row("measure", "value", "target"), "-" * 80]
     lines.append(_row("raw mlx-lm decode (best)", f"{n['raw_decode_tps']:.1f} tok/s"))
     lines.append(_row("  raw runs (each just before a TUI run)", " / ".join(f"{v:.1f}" for v in n["raw_decode_tps_runs"])))
     lines.append(_row("TUI decode, rendered (best)", f"{n['tui_rendered_tps']:.1f} tok/s"))
@@ -153,6 +159,8 @@ def format_ui_table(n: dict[str, Any]) -> str:
     lines.append(_row("TUI rendered ÷ raw (median of rounds)", f"{ratio:.3f}", "≥ 0.95", ratio >= 0.95))
     lines.append(_row("  best TUI ÷ best raw", f"{n['tui_over_raw_best']:.3f}"))
     lines.append(_row("  tokens · frames · serialise p50", f"{n['tui_tokens']} · {n['tui_frames']} · {n['tui_frame_serialise_ms_p50']:.1f} ms"))
+    lines.append(_row("  UI thread busy (CPU ÷ wall, median)", f"{n['ui_busy_fraction'] * 100:.0f} %"))
+    lines.append(_row("  UI CPU per frame · per text event", f"{n['ui_cpu_ms_per_frame']:.2f} · {n['ui_cpu_ms_per_text_event']:.2f} ms", f"{n['tui_text_events']} events"))
     lines.append(_row("  answer on screen = engine's text", "yes" if n["tui_text_matches"] else f"NO ({n['tui_missing_chars']} chars missing)", "yes", n["tui_text_matches"]))
     if "launch_first_frame_s" in n:
         first = n["launch_first_frame_s"]
@@ -193,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=None, help="tokens per decode run (default: the whole realistic answer)")
     parser.add_argument("--free", action="store_true", help="let the model choose its answer instead of the realistic text")
     parser.add_argument("--rates", default="own", help="keypress probe rates in tok/s, comma-separated ('own': the model's speed)")
+    parser.add_argument("--key-tokens", type=int, default=1_000_000, help="tokens of the answer the keypress probe streams")
     parser.add_argument("--launches", type=int, default=3, help="launch → first frame trials (0: skip)")
+    parser.add_argument("--variant", choices=STREAM_VARIANTS, default="code-stream", help="how answers are streamed (what each change bought)")
     parser.add_argument("--no-image", action="store_true", help="skip the image turn")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
@@ -216,9 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                 answer=None if args.free else REALISTIC_ANSWER,
                 key_rates=rates,
                 launch_trials=args.launches,
+                key_max_tokens=args.key_tokens,
                 image_turn=not args.no_image,
             )
-            numbers = run_ui_bench(model, config, progress=lambda line: print(line, file=sys.stderr, flush=True))
+            with stream_variant(args.variant):
+                numbers = run_ui_bench(model, config, progress=lambda line: print(line, file=sys.stderr, flush=True))
+            numbers["stream_variant"] = args.variant
         print(format_ui_table(numbers))
         if args.json:
             args.json.write_text(json.dumps(numbers, indent=2, default=str))

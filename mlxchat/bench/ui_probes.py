@@ -39,6 +39,8 @@ class UIBenchConfig:
     key_rates: tuple[float | None, ...] = (None,)
     """Token rates the keypress probe runs at, one whole answer each (None: the model's own speed)."""
     image_turn: bool = True
+    key_max_tokens: int = 1_000_000
+    """Tokens of the answer the keypress probe streams through (fewer: a shorter run on a slow model)."""
 
 
 # ---- the app, with every engine event timestamped --------------------------------------------------------------
@@ -88,29 +90,95 @@ async def _loaded(pilot, timeout_s: float) -> None:
         raise RuntimeError(f"the model did not load: {chat.status.detail}")
 
 
+class DrawnText:
+    """How many characters of the answers the widgets hold, updated when an update has completed.
+
+    Answers stream through `AnswerStream` (its `shown_chars`: Markdown plus an open fence's code view) or, in an
+    app without it, straight into `Markdown.append` (`frames.SettledText` per widget); both are tracked."""
+
+    def __init__(self) -> None:
+        self.markdowns: dict[int, SettledText] = {}
+        self.streams: list[Any] = []
+
+    @property
+    def chars(self) -> int:
+        if self.streams:
+            return sum(stream.shown_chars for stream in self.streams)
+        return sum(tracker.settled_chars for tracker in self.markdowns.values())
+
+
 @contextmanager
-def _settled_markdown():
-    """Track every `Markdown` widget's settled text while the block is active (see `frames.SettledText`)."""
+def _drawn_text():
+    """Track what every answer stream (or `Markdown` widget) has drawn while the block is active."""
     from textual.widgets import Markdown
 
-    tracked: dict[int, SettledText] = {}
-    original = Markdown.append
+    from mlxchat.ui.widgets.code_stream import AnswerStream
+
+    drawn = DrawnText()
+    original_append, original_init = Markdown.append, AnswerStream.__init__
 
     def append(self, fragment: str):
-        tracker = tracked.get(id(self))
+        tracker = drawn.markdowns.get(id(self))
         if tracker is None:
-            Markdown.append = original  # SettledText wraps the original on the instance
+            Markdown.append = original_append  # SettledText wraps the original on the instance
             try:
-                tracker = tracked[id(self)] = SettledText(self)
+                tracker = drawn.markdowns[id(self)] = SettledText(self)
             finally:
                 Markdown.append = append
         return self.append(fragment)
 
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        drawn.streams.append(self)
+
     Markdown.append = append
+    AnswerStream.__init__ = init
     try:
-        yield tracked
+        yield drawn
     finally:
-        Markdown.append = original
+        Markdown.append = original_append
+        AnswerStream.__init__ = original_init
+
+
+STREAM_VARIANTS = ("code-stream", "frame-budget", "markdown-stream")
+"""How answers reach the screen, to measure what each change bought: `code-stream` is the app as shipped
+(`AnswerStream`: a frame budget, open fences drawn line by line); `frame-budget` keeps the budget but lets open
+fences go through the Markdown; `markdown-stream` is Textual's `MarkdownStream`, which the app used before."""
+
+
+@contextmanager
+def stream_variant(name: str):
+    """Make message views stream answers the `name` way (see `STREAM_VARIANTS`) while the block is active."""
+    from textual.widgets.markdown import MarkdownStream
+
+    from mlxchat.ui.widgets import message
+    from mlxchat.ui.widgets.code_stream import AnswerStream, FenceTracker
+
+    class NoFences(FenceTracker):
+        def feed(self, fragment: str) -> None:
+            self.text += fragment
+
+        def safe_end(self) -> int:
+            return len(self.text)
+
+    def budget_only(markdown, code):
+        stream = AnswerStream(markdown, code)
+        stream.fences = NoFences()
+        return stream
+
+    def markdown_stream(markdown, code):
+        stream = MarkdownStream(markdown)
+        stream.start()
+        return stream
+
+    if name not in STREAM_VARIANTS:
+        raise ValueError(f"unknown stream variant {name!r}; one of {', '.join(STREAM_VARIANTS)}")
+    original = message.AnswerStream
+    message.AnswerStream = {"code-stream": original, "frame-budget": budget_only, "markdown-stream": markdown_stream}[name]
+    try:
+        yield
+    finally:
+        message.AnswerStream = original
 
 
 # ---- decode through the TUI ---------------------------------------------------------------------------------
@@ -121,22 +189,26 @@ async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, 
 
     tee = EventTee(config.answer)
     app = _app(spec, config.decode_tokens, tee)
-    with _settled_markdown() as tracked:
+    with _drawn_text() as drawn:
         async with app.run_test(size=config.size) as pilot:
             await _loaded(pilot, config.load_timeout_s)
             recorder = FrameRecorder(app)
             shown: list[tuple[float, int]] = []  # (frame time, characters of the answer drawn by then)
 
             def on_frame(at: float, _frame: str) -> bool:
-                chars = sum(tracker.settled_chars for tracker in tracked.values())
+                chars = drawn.chars
                 if not shown or chars > shown[-1][1]:
                     shown.append((at, chars))
                 return False
 
             recorder.watch(on_frame)
             app.chat.prompt.insert(DECODE_PROMPT)
+            # CPU time of this (the UI) thread while the answer streams: Python here holds the GIL the owner
+            # thread needs between tokens.
+            ui_cpu_started, wall_started = time.thread_time(), time.perf_counter()
             await pilot.press("enter")
             await _until(pilot, lambda: not app.chat.busy, config.load_timeout_s, "the answer")
+            ui_cpu_s, wall_s = time.thread_time() - ui_cpu_started, time.perf_counter() - wall_started
             answer = app.chat.session.turns[-1]
             await _until(pilot, lambda: shown and shown[-1][1] >= len(answer.text), 10, "the last frame")
             recorder.close()
@@ -151,6 +223,11 @@ async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, 
         "tokens": finished.stats.generation_tokens,
         "peak_memory_bytes": finished.stats.peak_memory_bytes,
         "frames": len(recorder.frames),
+        "text_events": len(deltas),
+        "ui_cpu_s": ui_cpu_s,
+        "ui_busy_fraction": ui_cpu_s / wall_s if wall_s else float("nan"),
+        "ui_cpu_ms_per_frame": ui_cpu_s * 1000 / max(1, len(recorder.frames)),
+        "ui_cpu_ms_per_text_event": ui_cpu_s * 1000 / max(1, len(deltas)),
         "serialise_ms_p50": median(recorder.serialise_s) * 1000,
         "model_size_bytes": app.chat.model.size_bytes,
         "model_name": app.chat.model.name,
@@ -212,7 +289,7 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
     from mlxchat.bench.pty_app import strip_escapes
 
     tee = EventTee(config.answer)
-    app = _app(spec, 1_000_000, tee)
+    app = _app(spec, config.key_max_tokens, tee)
     rng = random.Random(6)
     latencies: list[float] = []
     in_code: list[tuple[int, float]] = []  # (lines of the open fence at the press, latency)
@@ -314,7 +391,7 @@ async def image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> d
 
     tee = EventTee()  # the vision model answers freely: the measure is the image turn, not the text
     app = _app(vision_model, 32, tee)
-    with _settled_markdown() as tracked:
+    with _drawn_text() as drawn:
         async with app.run_test(size=config.size) as pilot:
             await _loaded(pilot, config.load_timeout_s)
             chat = app.chat
@@ -325,7 +402,7 @@ async def image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> d
             drawn: list[float] = []
             recorder.watch(lambda at, _f: bool(
                 chat.session.turns and chat.session.turns[-1].status != "streaming"
-                and sum(t.settled_chars for t in tracked.values()) >= len(chat.session.turns[-1].text)
+                and drawn.chars >= len(chat.session.turns[-1].text)
                 and not drawn.append(at)))
             chat.prompt.insert(IMAGE_QUESTION)
             sent_at = time.perf_counter()

@@ -10,8 +10,8 @@ needs between tokens.
 
 - **A frame budget.** Text is applied at most `frame_interval_s` apart (25 updates a second by default);
   whatever arrives in between is coalesced into the next update.
-- **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each batch of
-  new lines once and draws only lines, so an update costs the new lines, not the block. When the closing fence
+- **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each new line
+  once and draws only lines, so an update costs the new lines, not the block. When the closing fence
   arrives, the whole block goes to the Markdown in one append and the `CodeStream` empties: the finished answer
   is the Markdown's own rendering of the full text, exactly what plain streaming gives.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 
 from textual.content import Content
@@ -98,8 +99,8 @@ def _closes(line: str, marker: str) -> bool:
 
 
 class CodeStream(Widget):
-    """An open code fence drawn line by line: appended lines are highlighted once, in batches, and each frame
-    draws only the lines on screen. Looks like Textual's `MarkdownFence`, which takes over when the fence closes."""
+    """An open code fence drawn line by line: each appended line is highlighted once, and each frame draws only
+    the lines on screen. Looks like Textual's `MarkdownFence`, which takes over when the fence closes."""
 
     DEFAULT_CSS = """
     CodeStream {
@@ -139,14 +140,13 @@ class CodeStream(Widget):
         self.refresh(layout=True)
 
     def append_lines(self, lines: list[str], partial: str) -> None:
-        """Add complete `lines` (highlighted together, so a construct spanning them colours right) and show
-        `partial`, the line still arriving, plain."""
-        if lines:
-            highlighted = self._highlight("\n".join(lines))
-            parts = highlighted.split("\n", allow_blank=True)[: len(lines)]
-            # The highlighter drops trailing blank lines (it splits with `splitlines`): put them back.
-            self.lines.extend(parts + [Content("")] * (len(lines) - len(parts)))
-        self.partial = Content(partial)
+        """Add complete `lines` and show `partial`, the line still arriving.
+
+        Each line is highlighted on its own, so what a line looks like depends on its text alone, never on how
+        the stream happened to batch it (a construct spanning lines, like a docstring, is coloured right once the
+        Markdown takes the finished block)."""
+        self.lines.extend(self._highlight_line(line) for line in lines)
+        self.partial = self._highlight_line(partial)
         self.refresh(layout=True)
 
     def clear(self) -> None:
@@ -156,10 +156,11 @@ class CodeStream(Widget):
         self.add_class("-idle")
         self.refresh(layout=True)
 
-    def _highlight(self, code: str) -> Content:
-        if not self.language:
-            return Content(code)
-        return MarkdownFence.highlight(code, self.language, ansi=self.app.native_ansi_color, dark=self.app.current_theme.dark)
+    def _highlight_line(self, line: str) -> Content:
+        if not self.language or not line.strip():
+            return Content(line)
+        highlighted = MarkdownFence.highlight(line, self.language, ansi=self.app.native_ansi_color, dark=self.app.current_theme.dark)
+        return highlighted.split("\n")[0]
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return len(self.lines) + (1 if self.partial else 0)
@@ -201,6 +202,7 @@ class AnswerStream:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopped = False
+        self._updating = False
 
     async def write(self, fragment: str) -> None:
         if self._stopped:
@@ -220,9 +222,17 @@ class AnswerStream:
         self._stopped = True
         self._stop.set()
         self._new_text.set()  # wakes the task if it waits for text
-        if self._task is not None:
-            await self._task
+        task, self._task = self._task, None
+        if task is not None and self._updating:
+            await task  # an update is drawing: let it finish (the loop ends after it)
+            task = None
+        elif task is not None:
+            task.cancel()  # waiting for text or for its frame: the last update below replaces it
+        # The last update starts at once, so the Markdown's source holds the whole answer before this yields.
         await self._update(final=True)
+        if task is not None:
+            with suppress(asyncio.CancelledError):
+                await task
 
     async def _run(self) -> None:
         while not self._stop.is_set():
@@ -230,7 +240,11 @@ class AnswerStream:
             if self._stop.is_set():
                 return
             started = time.perf_counter()
-            await self._update(final=False)
+            self._updating = True
+            try:
+                await self._update(final=False)
+            finally:
+                self._updating = False
             # The frame budget: text that arrives now waits for the next update.
             rest = self.frame_interval_s - (time.perf_counter() - started)
             if rest > 0:

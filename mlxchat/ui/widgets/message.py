@@ -1,9 +1,10 @@
 """Provides `MessageView`: one turn of the conversation, streaming its Markdown as the answer arrives.
 
-Answer text goes through Textual's `MarkdownStream`, which appends to the document instead of re-parsing the
-whole answer per chunk, so the cost of an update follows the new text, not the answer's length. The footer line
-says how the answer ended: its stats (TTFT, tok/s, tokens), "stopped" with the keys that continue or retry it,
-or the error.
+Answer text goes through an `AnswerStream` (code_stream.py): it appends to the document instead of re-parsing the
+whole answer per chunk, at most 25 times a second, and draws an open code fence line by line in a `CodeStream`
+until it closes, so the cost of an update follows the new text, not the answer's or the code block's length.
+The footer line says how the answer ended: its stats (TTFT, tok/s, tokens), "stopped" with the keys that
+continue or retry it, or the error.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Label, Markdown, Static
-from textual.widgets.markdown import MarkdownStream
 
 from mlxchat.engine import Stats
 from mlxchat.terminal_text import visible  # model text may hold ESC, BEL, CSI: shown, never obeyed
 
 from ..chat_model import Turn, TurnStatus
+from .code_stream import AnswerStream, CodeStream
 
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 
@@ -73,8 +74,9 @@ class MessageView(Vertical, can_focus=True):
         super().__init__(classes=f"message -{turn.role}", **kwargs)
         self.turn = turn
         self._label = label
-        self._stream: MarkdownStream | None = None
+        self._stream: AnswerStream | None = None
         self._markdown: Markdown | None = None
+        self._code: CodeStream | None = None
         self._written = 0
         self.set_reactive(MessageView.status, turn.status)
         self.set_reactive(MessageView.footer, self._footer_for(""))
@@ -95,6 +97,8 @@ class MessageView(Vertical, can_focus=True):
             self._written = len(self.turn.text)
             self._markdown = Markdown(visible(self.turn.text), classes="message-body")
             yield self._markdown
+            self._code = CodeStream()
+            yield self._code
         yield MessageFooter(classes="message-footer", markup=False).data_bind(text=MessageView.footer)
 
     async def on_mount(self) -> None:
@@ -129,7 +133,7 @@ class MessageView(Vertical, can_focus=True):
             return
         self._written = len(self.turn.text)
         if self._stream is None:
-            self._stream = Markdown.get_stream(markdown)
+            self._stream = AnswerStream(markdown, self._code)
         await self._stream.write(visible(new_text))
 
     async def end_stream(self) -> None:

@@ -62,8 +62,11 @@ def _peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progress=print) -> dict[str, Any]:
-    """Measure the UI on `model` (None: the demo model). Returns the numbers (see the module docstring)."""
+def run_ui_bench(
+    model: str | None, config: UIBenchConfig | None = None, progress=print, checkpoint=lambda numbers: None
+) -> dict[str, Any]:
+    """Measure the UI on `model` (None: the demo model). Returns the numbers (see the module docstring);
+    `checkpoint(numbers)` is called after each measurement, so a run cut short still leaves what it measured."""
     import mlx.core as mx
 
     from mlxchat.engine.local import loader
@@ -88,6 +91,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
                 runs.append(run)
         raw.release()
         rendered = [run["rendered_tps"] for run in runs]
+        numbers["tui_runs"] = runs
         best = max(runs, key=lambda run: run["rendered_tps"])
         numbers.update(
             raw_decode_tps=max(raws),
@@ -109,6 +113,7 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
             tui_text_matches=all(run["shown_text_matches"] for run in runs),
             model_size_bytes=best["model_size_bytes"],
         )
+        checkpoint(numbers)
         import mlx.core as mx
 
         mx.reset_peak_memory()  # MLX's peak is process-wide: from here on it is the app's alone
@@ -123,9 +128,11 @@ def run_ui_bench(model: str | None, config: UIBenchConfig | None = None, progres
                 continue
             keys["mlx_peak_memory_bytes"] = max(keys["mlx_peak_memory_bytes"], numbers.get("mlx_peak_memory_bytes", 0))
             numbers.update(keys)
+            checkpoint(numbers)
         if config.launch_trials:
             progress("launch → first frame (pty) …")
             numbers.update(launch_to_first_frame(model, config.launch_trials, config.size, folder))
+            checkpoint(numbers)
         if config.image_turn:
             progress("image turn on a vision model …")
             vision = config.vision_model
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 model = str(build_bench_model(Path(tmp) / "tiny-llama", cpu_spec()))
             tokens = args.tokens or (100_000 if not args.free else 600 if args.tiny else 48)
-            rates = tuple(None if rate == "own" else float(rate) for rate in args.rates.split(","))
+            rates = tuple(None if rate == "own" else float(rate) for rate in args.rates.split(",") if rate not in ("", "none"))
             config = UIBenchConfig(
                 decode_tokens=tokens,
                 runs=args.runs,
@@ -229,8 +236,14 @@ def main(argv: list[str] | None = None) -> int:
                 key_max_tokens=args.key_tokens,
                 image_turn=not args.no_image,
             )
+            def checkpoint(numbers: dict[str, Any]) -> None:
+                if args.json:
+                    args.json.write_text(json.dumps({**numbers, "stream_variant": args.variant}, indent=2, default=str))
+
             with stream_variant(args.variant):
-                numbers = run_ui_bench(model, config, progress=lambda line: print(line, file=sys.stderr, flush=True))
+                numbers = run_ui_bench(
+                    model, config, progress=lambda line: print(line, file=sys.stderr, flush=True), checkpoint=checkpoint
+                )
             numbers["stream_variant"] = args.variant
         print(format_ui_table(numbers))
         if args.json:

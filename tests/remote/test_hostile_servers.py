@@ -66,7 +66,23 @@ def test_a_server_that_ignores_max_tokens_is_stopped_on_the_client(engine, event
 def test_a_server_that_sends_only_keep_alives_meets_the_idle_timeout(engine, event_log, fake_server):
     finished = finish(engine, event_log, fake_server, stall("Hel", keepalive_s=0.05))
     assert finished.reason == "error" and finished.text == "Hel"
-    assert "sent only keep-alives for over 0.5 s and no answer (idle timeout)" in finished.error, finished.error
+    assert "sent no answer text for over 0.5 s, only keep-alives (idle timeout)" in finished.error, finished.error
+
+
+def empty_chunks_forever(handler) -> None:
+    """Well-formed chunks that say nothing (a role, no text), as fast as keep-alives."""
+    handler.start_stream()
+    handler.write(chunk("Hel"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        handler.write(chunk(role="assistant"))
+        time.sleep(0.02)
+
+
+def test_chunks_that_say_nothing_meet_the_idle_timeout_too(engine, event_log, fake_server):
+    finished = finish(engine, event_log, fake_server, empty_chunks_forever)
+    assert finished.reason == "error" and finished.text == "Hel"
+    assert "(idle timeout)" in finished.error, finished.error
 
 
 def test_an_endless_line_is_cut_at_the_line_cap(engine, event_log, fake_server):

@@ -59,15 +59,16 @@ class StreamReader:
             for event in iter_sse(bounded_lines(response.iter_bytes())):
                 if self._control.cancelled:
                     return
-                if event.data is None:  # a keep-alive: a chance to see the cancel flag, and the idle clock
-                    if time.monotonic() - idle_since > self._timeouts.idle_s:
-                        self.failure = (
-                            f"{self._endpoint} sent only keep-alives for over {self._timeouts.idle_s:g} s and no "
-                            "answer (idle timeout); stopped waiting."
-                        )
-                        return
+                # Only answer text, reasoning or the finish is progress: keep-alives and empty chunks (a role,
+                # nothing else) keep the connection open without answering, and meet the idle timeout.
+                if time.monotonic() - idle_since > self._timeouts.idle_s:
+                    self.failure = (
+                        f"{self._endpoint} sent no answer text for over {self._timeouts.idle_s:g} s, only "
+                        "keep-alives (idle timeout); stopped waiting."
+                    )
+                    return
+                if event.data is None:  # a keep-alive: a chance to see the cancel flag and the idle clock
                     continue
-                idle_since = time.monotonic()
                 if event.data.strip() == DONE:
                     self.done = True
                     return
@@ -79,6 +80,7 @@ class StreamReader:
                 self.finish_reason = update.finish_reason or self.finish_reason
                 if update.reasoning or update.content or update.finish_reason:
                     self.last_token_at = time.perf_counter()
+                    idle_since = time.monotonic()
                 if update.reasoning or update.content:
                     self.pieces += 1
                     if self._max_tokens is not None and self.pieces > self._max_tokens:

@@ -8,7 +8,7 @@ Q5_0/Q5_1/Q8_0 for matrices with 576 columns: the "share" column says how much o
 For each file, the reference is a float32 model of that file's own dequantized numbers (`keep_float`), and
 each path is scored by bits per character on a fixed English text: the difference is what the path loses.
 
-Run: `.venv/bin/python benchmarks/gguf_quality.py` (about ten minutes on two busy CPU cores).
+Run: `.venv/bin/python benchmarks/gguf_quality.py [--import-only]` (about 25 minutes on two busy CPU cores).
 """
 
 from __future__ import annotations
@@ -183,27 +183,53 @@ def bits_per_character(folder: Path) -> float:
     return nll / math.log(2) / len(TEXT)
 
 
-def measure_import(gguf: Path, out: Path, options: dict) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one conversion in a fresh process, MLX and mlx-lm imports excluded."""
+def measure_import(gguf: Path, out: Path, options: dict) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, RSS before it in MB) of one conversion in a fresh process.
+
+    Linux's peak-RSS mark is reset after MLX and mlx-lm are imported (`/proc/self/clear_refs`), so the peak
+    is the conversion's own high-water mark, the interpreter and libraries included."""
     code = (
-        "import json, resource, sys, time\n"
+        "import json, time\n"
         "from pathlib import Path\n"
         "import mlx.core, mlx_lm.models.llama\n"
         "from mlxchat.models.gguf import convert_gguf\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "def status(key):\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "base = status('VmRSS:')\n"
         "t = time.perf_counter()\n"
         f"convert_gguf(Path({str(gguf)!r}), Path({str(out)!r}), **json.loads({json.dumps(json.dumps(options))}))\n"
-        "print(time.perf_counter() - t, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(time.perf_counter() - t, status('VmHWM:'), base)\n"
     )
-    seconds, base_kb, peak_kb = subprocess.run(
+    seconds, peak_kb, base_kb = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.split()
-    return float(seconds), (int(peak_kb) - int(base_kb)) / 1024
+    return float(seconds), int(peak_kb) / 1024, int(base_kb) / 1024
+
+
+def quality(demo: Path, work: Path) -> None:
+    """Print bits per character per path: the file's own float32 numbers, then ours."""
+    from mlxchat.models.gguf import convert_gguf
+
+    print(f"Quality per path: bits per character on a {len(TEXT)}-character text (lower is better)\n")
+    print(f"{'path':40} {'share':>6} {'file bpc':>9} {'ours bpc':>9} {'cost':>8}")
+    references: dict[str, float] = {}
+    for label, type_name, options in PATHS:
+        gguf = work / f"{type_name}.gguf"
+        if not gguf.exists():
+            rewrite(demo, gguf, type_name)
+        if type_name not in references:
+            references[type_name] = bits_per_character(convert_gguf(gguf, work / f"{type_name}-float", keep_float=True))
+        ours = bits_per_character(convert_gguf(gguf, work / f"{label.split()[0]}-{options}", **options))
+        share = share_of_weights(gguf, type_name)
+        print(
+            f"{label:40} {share:6.0%} {references[type_name]:9.4f} {ours:9.4f} {ours - references[type_name]:+8.4f}",
+            flush=True,
+        )
 
 
 def main() -> int:
     from mlxchat.models.demo import demo_gguf_path
-    from mlxchat.models.gguf import convert_gguf
 
     demo = demo_gguf_path()
     if demo is None:
@@ -211,31 +237,23 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        print(f"Quality per path: bits per character on a {len(TEXT)}-character text (lower is better)\n")
-        print(f"{'path':40} {'share':>6} {'file bpc':>9} {'ours bpc':>9} {'cost':>8}")
-        references: dict[str, float] = {}
-        for label, type_name, options in PATHS:
-            gguf = work / f"{type_name}.gguf"
-            if not gguf.exists():
-                rewrite(demo, gguf, type_name)
-            if type_name not in references:
-                references[type_name] = bits_per_character(convert_gguf(gguf, work / f"{type_name}-float", keep_float=True))
-            ours = bits_per_character(convert_gguf(gguf, work / f"{label.split()[0]}-{options}", **options))
-            share = share_of_weights(gguf, type_name)
-            print(
-                f"{label:40} {share:6.0%} {references[type_name]:9.4f} {ours:9.4f} {ours - references[type_name]:+8.4f}",
-                flush=True,
-            )
-
-        print("\nImport time and peak memory (fresh process, after importing MLX)\n")
-        print(f"{'file':34} {'MB':>7} {'s':>6} {'s/100MB':>8} {'peak MB':>8} {'peak/file':>9}")
+        if "--import-only" not in sys.argv:
+            quality(demo, work)
+        print("\nImport time and peak memory (fresh process; RSS before the conversion, MLX imported)\n")
+        print(f"{'file':34} {'MB':>6} {'s':>6} {'s/100MB':>8} {'RSS before':>10} {'peak RSS':>9} {'(peak-before)/file':>18}")
         subjects = [(demo, {}), (work / "Q4_K.gguf", {}), (work / "Q6_K.gguf", {}), (work / "F16.gguf", {}),
                     (work / "F16.gguf", {"keep_float": True})]  # fmt: skip
         for number, (gguf, options) in enumerate(subjects):
+            if not gguf.exists():
+                rewrite(demo, gguf, gguf.stem)
             size = gguf.stat().st_size / 1e6
-            seconds, peak = measure_import(gguf, work / f"timed-{number}", options)
+            seconds, peak, before = measure_import(gguf, work / f"timed-{number}", options)
             label = gguf.name + (" --keep-float" if options else "")
-            print(f"{label:34} {size:7.0f} {seconds:6.2f} {seconds / size * 100:8.2f} {peak:8.0f} {peak / size:9.2f}")
+            print(
+                f"{label:34} {size:6.0f} {seconds:6.2f} {seconds / size * 100:8.2f} {before:10.0f} {peak:9.0f} "
+                f"{(peak - before) / size:18.2f}",
+                flush=True,
+            )
     return 0
 
 

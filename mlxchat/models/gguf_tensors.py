@@ -188,8 +188,16 @@ def _affine_to_float(codes: AffineCodes) -> np.ndarray:
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
-    """MLX's packing: codes as one little-endian bit stream per row, read as uint32 words."""
+    """MLX's packing: codes as one little-endian bit stream per row, read as uint32 words.
+
+    8 and 4 bits are whole bytes and nibbles, packed directly; other widths go through a bit plane per bit
+    (eight times the codes' size in memory, which the converter bounds by working in row chunks)."""
     rows, cols = codes.shape
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if bits == 8:
+        return codes.view(np.uint32)
+    if bits == 4:
+        return np.ascontiguousarray(codes[:, 0::2] | (codes[:, 1::2] << 4)).view(np.uint32)
     planes = (codes[..., None] >> np.arange(bits, dtype=np.uint8)) & 1
     return np.packbits(planes.reshape(rows, cols * bits), axis=1, bitorder="little").view(np.uint32)
 

@@ -171,20 +171,24 @@ def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> di
 
     model = config.vision_model
     if model is None:
-        from mlxchat.models.random_vision import build_tiny_vlm
+        from mlxchat.models.random_vision import TinyVisionSpec, build_tiny_vlm
 
-        model = str(build_tiny_vlm(work / "tiny-vlm"))
+        # Tiny, but with an image that costs what images cost: 256 patches through a 4-layer tower, 64 tokens.
+        spec = TinyVisionSpec(image_size=256, vision_hidden_size=256, vision_layers=4, text_hidden_size=256)
+        model = str(build_tiny_vlm(work / "tiny-vlm", spec=spec))
     image = work / "picture.png"
-    Image.new("RGB", (64, 64), (200, 40, 40)).save(image)
+    Image.new("RGB", (256, 256), (200, 40, 40)).save(image)
     driver = Driver()
     driver.load(model)
-    firsts, follow_ups, cached = [], [], []
+    firsts, follow_ups, cold_follow_ups, cached = [], [], [], []
     for round_ in range(config.image_rounds):
         progress(f"image follow-up: round {round_ + 1} of {config.image_rounds}")
         opening = [Message("user", "What is in this picture?", (image,))]
         first = driver.ask(opening, f"image-{round_}", config.decode_tokens)
         follow = opening + [Message("assistant", first.finished.text), Message("user", "And its colours?")]
         second = driver.ask(follow, f"image-{round_}", config.decode_tokens)
+        cold = driver.ask(follow, f"image-cold-{round_}", config.decode_tokens)  # the same follow-up, read whole
+        cold_follow_ups.append(cold.ttft_s)
         firsts.append(first.ttft_s)
         follow_ups.append(second.ttft_s)
         cached.append(second.started.cached_tokens)
@@ -193,6 +197,7 @@ def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> di
         "model": model,
         "first_image_turn_ttft_s": median(firsts),
         "text_follow_up_ttft_s": median(follow_ups),
+        "text_follow_up_without_cache_ttft_s": median(cold_follow_ups),
         "follow_up_cached_tokens": cached,
         "follow_up_route": second.started.route,
         "follow_up_over_first": median(follow_ups) / median(firsts),

@@ -289,7 +289,7 @@ class ChatScreen(Screen):
         if not self.prompt.text.strip():
             self.prompt.set_text(question.text)
         if not self.attachment_pane.attachments:
-            await self.attachment_pane.attach_all(question.images)
+            self._attach_paths(question.images, keep_notice=True)
         self.show_notice(f"{event.error} Your prompt is kept: press Enter to send it again.", "warning")
         return True
 
@@ -557,14 +557,18 @@ class ChatScreen(Screen):
     def action_attach_file(self) -> None:
         def attach_picked(path: Path | None) -> None:
             if path is not None:
-                self._attach_picked(path)
+                self._attach_paths([path])
             self.prompt.focus()
 
         self.app.push_screen(FilePickerScreen(Path.home()), attach_picked)
 
     @work(group="attachments")
-    async def _attach_picked(self, path: Path) -> None:
-        self._report_attached(await self.attachment_pane.attach_all([path]))
+    async def _attach_paths(self, paths: tuple[Path, ...] | list[Path], *, keep_notice: bool = False) -> None:
+        """Attach `paths` (picked, or given back with an edited or refused message) and say what failed; with
+        `keep_notice`, a notice already shown stays when nothing failed."""
+        problems = await self.attachment_pane.attach_all(paths)
+        if problems or not keep_notice:
+            self._report_attached(problems)
 
     def action_remove_attachment(self) -> None:
         focused = self.focused
@@ -698,6 +702,6 @@ class ChatScreen(Screen):
         await self.conversation.drop(dropped)
         pane = self.attachment_pane
         pane.clear()
-        await pane.attach_all(last_user.images)
+        self._attach_paths(last_user.images)
         self.prompt.set_text(last_user.text)
         self.prompt.focus()

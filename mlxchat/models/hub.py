@@ -145,8 +145,8 @@ class DownloadProgress:
 
 
 def describe_progress(report: DownloadProgress) -> str:
-    """One line for a progress report, the same in the terminal and the status pane:
-    `model.safetensors 312.4 MB / 2.1 GB · 14.8 MB/s · 2m 01s left │ total 0.4 / 2.3 GB (2/7 files) · 2m 10s left`."""
+    """One line for a progress report, the same in the terminal and above the status pane, e.g. `model.safetensors
+    312.4 MB / 2.1 GB · 14.8 MB/s · 2m 01s left │ total 0.4 GB / 2.3 GB (2/7 files) · 2m 10s left`."""
     from mlxchat.ui.attachment_files import human_size
 
     speed = f"{human_size(int(report.bytes_per_s))}/s" if report.bytes_per_s else "…/s"
@@ -209,7 +209,9 @@ def forget_download(repo_id: str) -> None:
 
 
 def is_offline() -> bool:
-    return any(os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as it is now, not as it was when huggingface_hub was imported."""
+    truthy = ("1", "ON", "YES", "TRUE")
+    return any(os.environ.get(name, "").strip().upper() in truthy for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def inspect_repo(repo_id: str, revision: str = "main") -> RemoteRepo:

@@ -152,7 +152,9 @@ class ModelPickerScreen(ModalScreen[PickerChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
             yield Label("Models", id="picker-title")
-            yield Input(placeholder="Filter, or type org/name to download from the Hugging Face Hub…", id="picker-filter")
+            yield Input(
+                placeholder="Filter, or type org/name to download from the Hugging Face Hub…", id="picker-filter"
+            )
             yield Label(COLUMN_HEADINGS, id="picker-columns", markup=False)
             yield OptionList(id="picker-list")
             yield Label(

@@ -70,3 +70,22 @@ async def test_the_chat_keeps_answering_keys_while_a_file_is_being_read(staged_a
         release.set()
         await until(pilot, lambda: bool(app.chat.attachments), what="the attachment")
         assert [a.path for a in app.chat.attachments] == [photo] and app.chat.prompt.text == "still typing"
+
+
+async def test_edit_last_gives_the_images_back_read_off_the_event_loop(staged_app, tmp_path):
+    from staged import VISION_INFO, play_answer_end
+
+    photo = an_image(tmp_path / "cat.png")
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded_scene(pilot, engine, VISION_INFO)
+        app.chat.prompt.post_message(events.Paste(f"{photo} what is this?"))
+        await until(pilot, lambda: bool(app.chat.attachments) and not app.chat.attaching, what="the attachment")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.chat.busy, what="the send")
+        play_answer_end(engine, "A cat.", 3)
+        await until(pilot, lambda: not app.chat.busy, what="the answer")
+        await pilot.press("f9")
+        await until(pilot, lambda: app.chat.prompt.text == "what is this?", what="the edit")
+        await until(pilot, lambda: bool(app.chat.attachments) and not app.chat.attaching, what="the images back")
+        assert [a.path for a in app.chat.attachments] == [photo]

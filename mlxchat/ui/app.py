@@ -13,6 +13,8 @@ the tests and the screenshot script build the same app.
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -24,6 +26,7 @@ from textual.screen import Screen
 from mlxchat import paths
 from mlxchat.engine import Engine, Event
 from mlxchat.engine.client import EngineClient, EngineFactory
+from mlxchat.exit import EXIT_OK
 from mlxchat.settings import ChatSettings
 
 from .chat_model import ChatSession
@@ -32,7 +35,13 @@ from .keys import ACTIONS, bindings, checked_keymap, keys_for
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
+from .screens.unsaved import UnsavedScreen, unsaved_question
+from .terminal import QuitRequested, driver_for
 from .themes import DEFAULT_THEME, all_themes
+
+QUIT_SAVE_TIMEOUT_S = 8.0
+"""At quit, how long the history's last writes may take (a lock held elsewhere, a retried write)."""
+
 
 class MlxChatApp(App[int]):
     """mlxchat's Textual app. Build it with `make_app`."""
@@ -69,13 +78,19 @@ class MlxChatApp(App[int]):
         self._on_theme_change = on_theme_change
         self._on_model_change = on_model_change
         self._quitting = False
+        self._exit_code = EXIT_OK
+        self._asking = True
+        """Whether quitting may ask about unsaved turns: not after a signal or a lost terminal."""
+        self.farewell: list[str] = []
+        """Lines for stderr once the screen has closed (what was not saved, where it was exported)."""
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
         self.session = ChatSession(settings=defaults)
         if conversation is not None:  # resume: its own settings and model, unless a model was asked for
             self.session = session_from(conversation)
             self.model_spec = model or self.session.settings.model
-        store = SessionStore(history, report=lambda text: self.chat.show_notice(text, "warning"))
+        store = SessionStore(history, report=lambda text, kind: self.chat.show_notice(text, kind))
+        store.know(self.session)
         self.chat = ChatScreen(
             self.engine,
             self.session,
@@ -124,9 +139,9 @@ class MlxChatApp(App[int]):
             self._on_model_change(message.spec)
 
     @on(ChatScreen.Idle)
-    def _engine_idle(self) -> None:
+    async def _engine_idle(self) -> None:
         if self._quitting:
-            self.exit(0)
+            await self._leave()
 
     def watch_theme(self, theme: str) -> None:
         """Report a theme the user chose (not the one we started with) so the caller can remember it."""
@@ -137,15 +152,69 @@ class MlxChatApp(App[int]):
     # ---- actions --------------------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Quit; a running request is cancelled and drained first so MLX is idle when the process exits."""
+        await self._quit(EXIT_OK, interactive=True)
+
+    @on(QuitRequested)
+    async def _quit_requested(self, message: QuitRequested) -> None:
+        """A signal or a lost terminal: end as Ctrl+Q does, with no question asked (nobody may be there)."""
+        await self._quit(message.exit_code, interactive=False)
+
+    async def _quit(self, exit_code: int, *, interactive: bool) -> None:
+        """Quit; a running request is cancelled and drained first, so MLX is idle when the process exits and the
+        partial answer is saved as stopped. The first non-zero `exit_code` asked for is the one the app exits
+        with."""
+        if self._exit_code == EXIT_OK:
+            self._exit_code = exit_code
+        self._asking = self._asking and interactive
         if not self.chat.busy:
-            self.exit(0)
+            await self._leave()
             return
         if self._quitting:
-            self.notify(f"Still waiting for the engine to stop ({self.engine.waiting_on() or 'finishing'}).")
+            if interactive:
+                self.notify(f"Still waiting for the engine to stop ({self.engine.waiting_on() or 'finishing'}).")
             return
         self._quitting = True
         self.chat.cancel(reason="shutdown")
+
+    async def _leave(self) -> None:
+        """Finish the history's writes, then exit. What it could not take is offered as an export (asked when
+        quitting by key; done at once for a signal or a lost terminal)."""
+        store = self.chat.store
+        if await store.flush(QUIT_SAVE_TIMEOUT_S):
+            self.exit(self._exit_code)
+            return
+        if not self._asking:
+            self._export_unsaved()
+            self.exit(self._exit_code)
+            return
+        question = unsaved_question(
+            store.unsaved_count, [session.title for session in store.unsaved_sessions()], store.last_problem
+        )
+
+        def answered(choice: str | None) -> None:
+            if choice is None:  # stay: the turns remain on screen and saving is tried again
+                self._quitting, self._exit_code, self._asking = False, EXIT_OK, True
+                return
+            if choice == "export":
+                self._export_unsaved()
+            else:
+                self.farewell.append(f"mlxchat: {store.unsaved_count} unsaved change(s) discarded at your request.")
+            self.exit(self._exit_code)
+
+        self.push_screen(UnsavedScreen(question), answered)
+
+    def _export_unsaved(self) -> None:
+        """Write what the history could not take to a Markdown file: in the data folder if it takes one, else in
+        the home folder, the current folder or the temporary folder. Says where on stderr after the screen."""
+        store = self.chat.store
+        folders = [store.history.data_dir, Path.home(), Path.cwd(), Path(tempfile.gettempdir())]
+        try:
+            written = store.export_unsaved(folders)
+        except OSError as exc:
+            self.farewell.append(f"mlxchat: {store.unsaved_count} change(s) could not be saved or exported ({exc}).")
+            return
+        for path in written:
+            self.farewell.append(f"mlxchat: the history could not be saved; the conversation is in {path}")
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -172,6 +241,7 @@ class MlxChatApp(App[int]):
         return run
 
     def on_unmount(self) -> None:
+        self.chat.store.close()
         self.engine.close(timeout_s=10.0)
 
 
@@ -259,6 +329,11 @@ def run_tui(
     chat_settings = config.chat.merged(model=model or picked)
     history = History()
     notices = list(config.problems)
+    if history.read_only:
+        notices.append(
+            f"History is read-only: {history.data_dir} cannot be written. Conversations are shown (F2); "
+            "nothing new is saved."
+        )
     conversation = None
     if resume:
         try:
@@ -295,8 +370,11 @@ def run_tui(
         on_model_change=remember_model,
         startup_notices=notices,
     )
+    app.driver_class = driver_for(app.driver_class)  # signals and a lost terminal end the chat as Ctrl+Q does
     try:
         return_code = app.run()
     finally:
         history.close()
+    for line in app.farewell:
+        print(line, file=sys.stderr)
     return int(return_code or 0)

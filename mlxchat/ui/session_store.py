@@ -29,14 +29,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from mlxchat.engine import Stats
 from mlxchat.settings import ChatSettings
 
 from .chat_model import ChatSession, Turn
 
-Report = Callable[[str], None]
+Report = Callable[[str, str], None]
+"""`report(text, kind)`: show one line to the user; kind is "warning" (not saved, waiting) or "info" (saved)."""
 
 PARTIAL_EVERY_S = 3.0
 """How often a streaming answer is saved (as "stopped"): what a `kill -9` can lose at most."""
@@ -64,11 +65,13 @@ def session_from(conversation) -> ChatSession:
         Turn(
             role=message.role,
             text=message.text,
-            images=message.image_paths,
+            images=message.image_paths + message.document_paths,
             status=message.status,
             stats=stats_from_dict(message.stats),
             tokens=(message.stats or {}).get("generation_tokens", 0),
             stored_id=message.id,
+            thinking=message.thinking,
+            thinking_tokens=(message.stats or {}).get("reasoning_tokens", 0),
         )
         for message in conversation.messages
         if message.role in ("user", "assistant")
@@ -125,6 +128,9 @@ class _Write:
 class SessionStore:
     """Writes sessions to `history` (or nowhere). `report` shows a problem, or its end, to the user."""
 
+    last_problem: str = ""
+    """The last failure, in words ("Cannot save the message: … is full."), for the question asked at quit."""
+
     def __init__(
         self,
         history,
@@ -149,6 +155,8 @@ class SessionStore:
         self._troubled = False
         """A failure or a long wait was reported and not yet followed by "saved"."""
         self._partial_saved_at: dict[int, float] = {}
+        self._known_ids: dict[str, set[int]] = {}
+        """Per conversation, the message ids this window loaded or wrote: all a removal may touch."""
 
     @property
     def enabled(self) -> bool:
@@ -172,6 +180,7 @@ class SessionStore:
         def write() -> None:
             stored = self.history.add_message(self._conversation_id(session), "user", turn.text, images=turn.images)
             turn.stored_id = stored.id
+            self._know(stored.conversation_id, stored.id)
 
         self._enqueue(_Write("your message", write, session))
 
@@ -194,21 +203,23 @@ class SessionStore:
         self._partial_saved_at[id(turn)] = now
         self._enqueue(_Write("the answer so far", lambda: self._write_answer(session, turn), session, partial_of=turn))
 
-    def drop(self, turns: Sequence[Turn]) -> None:
-        """Delete exactly these turns (regenerate, edit and resend). Another window's turns in the same
-        conversation stay: each window removes only what it shows."""
-        if self.enabled and turns:
-            turns = list(turns)
-            self._enqueue(
-                _Write("the removal", lambda: self.history.delete_messages([t.stored_id for t in turns if t.stored_id]), None)
-            )
-
     def drop_from(self, turn: Turn) -> None:
-        """Delete `turn` and everything after it in the conversation (regenerate, edit and resend)."""
+        """Delete `turn` and the later turns of its conversation that this window shows or wrote (regenerate,
+        edit and resend). Turns another window added to the same conversation stay: each window removes only
+        its own."""
         if self.enabled:
-            self._enqueue(
-                _Write("the removal", lambda: turn.stored_id and self.history.delete_messages_from(turn.stored_id), None)
-            )
+            self._enqueue(_Write("the removal", lambda: self._delete_from(turn), None))
+
+    def _delete_from(self, turn: Turn) -> None:
+        if turn.stored_id is None:
+            return
+        known = next((ids for ids in self._known_ids.values() if turn.stored_id in ids), {turn.stored_id})
+        doomed = {message_id for message_id in known if message_id >= turn.stored_id}
+        self.history.delete_messages(doomed)
+        known -= doomed
+
+    def _know(self, conversation_id: str, message_id: int) -> None:
+        self._known_ids.setdefault(conversation_id, set()).add(message_id)
 
     def save_settings(self, session: ChatSession, settings: ChatSettings) -> None:
         session.settings = settings
@@ -229,11 +240,19 @@ class SessionStore:
         status = stored_status(turn)
         if turn.stored_id is None:
             stored = self.history.add_message(
-                self._conversation_id(session), "assistant", turn.text, status=status, stats=turn.stats
+                self._conversation_id(session),
+                "assistant",
+                turn.text,
+                status=status,
+                stats=turn.stats,
+                thinking=turn.thinking,
             )
             turn.stored_id = stored.id
+            self._know(stored.conversation_id, stored.id)
         else:
-            self.history.update_message(turn.stored_id, text=turn.text, status=status, stats=turn.stats)
+            self.history.update_message(
+                turn.stored_id, text=turn.text, status=status, stats=turn.stats, thinking=turn.thinking
+            )
 
     # ---- reads ----------------------------------------------------------------------------------------------
 
@@ -247,8 +266,16 @@ class SessionStore:
         except StoreError as exc:
             self._report(f"Cannot open that conversation: {exc}")
             return None
+        self.know(session)
         self.note_opened(conversation_id)
         return session
+
+    def know(self, session: ChatSession) -> None:
+        """Take note of a stored session's turns (a loaded or resumed one): a removal from here may touch them."""
+        if session.stored_id is not None:
+            for turn in session.turns:
+                if turn.stored_id is not None:
+                    self._know(session.stored_id, turn.stored_id)
 
     def note_opened(self, conversation_id: str) -> None:
         """Remember that this conversation was opened now (best effort: nothing is lost when it fails)."""
@@ -326,9 +353,9 @@ class SessionStore:
 
     # ---- the queue ------------------------------------------------------------------------------------------
 
-    def _report(self, text: str) -> None:
+    def _report(self, text: str, kind: str = "warning") -> None:
         try:
-            self._report_to_user(text)
+            self._report_to_user(text, kind)
         except Exception:  # the screen may be gone while the app closes; saving must go on regardless
             pass
 
@@ -383,9 +410,10 @@ class SessionStore:
             except asyncio.TimeoutError:
                 pass
             delay = min(delay * 2, self.retry_after_s[1])
+        self.last_problem = ""
         if self._troubled:
             self._troubled = False
-            self._report("History saved again: everything on screen is in it now.")
+            self._report("History saved again: everything on screen is in it now.", "info")
 
     async def _attempt(self, write: _Write):
         """Run one write on the history thread; the StoreError it raised, or None. A long wait is named."""
@@ -410,7 +438,9 @@ class SessionStore:
         return None
 
     def _report_failure(self, write: _Write, error) -> None:
-        if not self._troubled:
+        """Say it once per problem: a retry that fails the same way stays quiet."""
+        if str(error) != self.last_problem:
             waiting = "" if self.read_only else " and saving is tried again"
             self._report(f"History not saved ({write.what}): {error} The conversation stays on screen{waiting}.")
+        self.last_problem = str(error)
         self._troubled = True

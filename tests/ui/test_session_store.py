@@ -19,7 +19,7 @@ from mlxchat.ui.session_store import SessionStore
 
 
 class Notices(list):
-    def __call__(self, text: str) -> None:
+    def __call__(self, text: str, kind: str = "warning") -> None:
         self.append(text)
 
 
@@ -37,7 +37,7 @@ def history(tmp_path):
 
 def make_store(history, notices, **options) -> SessionStore:
     options.setdefault("retry_after_s", (0.05, 0.2))
-    options.setdefault("lock_notice_after_s", 0.1)
+    options.setdefault("lock_notice_after_s", 5.0)
     return SessionStore(history, notices, **options)
 
 
@@ -72,7 +72,7 @@ def saved(history: History, session: ChatSession) -> list[tuple[str, str, str]]:
 
 async def test_writes_never_block_the_event_loop_and_a_held_lock_is_named(history, notices):
     """Another window holds the lock: before, each write froze the UI for the whole SQLite wait (10 s)."""
-    store = make_store(history, notices)
+    store = make_store(history, notices, lock_notice_after_s=0.1)
     session = ChatSession()
     history.create_conversation()  # the database exists, so the other window can lock it
     with held_write_lock(history.database_path):
@@ -110,7 +110,7 @@ async def test_a_failed_write_is_kept_and_retried_and_the_answer_waits_for_its_q
     assert not await store.flush(1.0)
     assert store.unsaved_count == 2
     assert [m.role for m in history.get_conversation(session.stored_id).messages] == [], "an answer without its question"
-    assert any("History not saved" in notice and "full" in notice for notice in notices)
+    assert any("History not saved" in notice and "full" in notice for notice in notices), notices
 
     disk["full"] = False
     await settled(store)
@@ -180,11 +180,16 @@ async def test_drop_removes_only_this_windows_turns(history, notices):
     window_b.save_answer(session_b, b_turns[1])
     await settled(window_b)
 
-    replaced = session_a.turns.pop()
-    window_a.drop([replaced])
+    replaced = session_a.turns.pop()  # regenerate: A's answer goes
+    window_a.drop_from(replaced)
     await settled(window_a)
-
     assert [text for _, text, _ in saved(history, session_a)] == ["A1", "B1", "b1"]
+
+    asked = session_a.last_user()  # edit and resend: A's question (and any answer of A's after it) goes
+    session_a.truncate_from(asked)
+    window_a.drop_from(asked)
+    await settled(window_a)
+    assert [text for _, text, _ in saved(history, session_a)] == ["B1", "b1"]
 
 
 async def test_opening_a_conversation_is_noted_for_resume(history, notices):

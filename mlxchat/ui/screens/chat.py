@@ -251,6 +251,7 @@ class ChatScreen(Screen):
                 self.answering.view.show_window(out)
             case TextDelta() if ours and awaited.kind == "chat":
                 await self.answering.view.append(event.text, event.tokens)
+                self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
             case Finished() if ours:
                 await self._finished(event, awaited)
 

@@ -1,0 +1,98 @@
+"""How the real chat screen ends when no key asks it to (issue 10, items 2 and 3): a signal, a terminal that goes
+away, `kill -9`. Each is the real `mlxchat` process in a pseudo-terminal, mid-answer, with its own data folder;
+the checks are the exit code, the terminal modes it leaves behind and the rows in the history database.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from stress_files import tiny_settings_config
+
+from mlxchat.bench.pty_app import ENTER, PtyApp, mlxchat_command
+
+ALT_SCREEN_OFF = b"\x1b[?1049l"
+MOUSE_OFF = b"\x1b[?1000l"
+
+
+def rows(database: Path) -> list[tuple[str, str, str]]:
+    if not database.exists():
+        return []
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT role, status, text FROM messages ORDER BY id").fetchall()
+
+
+def wait_for_rows(database: Path, condition, timeout_s: float, what: str) -> list:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = rows(database)
+        if condition(found):
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} in the history within {timeout_s}s: {found}")
+        time.sleep(0.05)
+
+
+def start(tiny_model: Path, tmp_path: Path, **options) -> tuple[PtyApp, Path]:
+    data = tmp_path / "data"
+    env = {"MLXCHAT_DATA_DIR": str(data), "MLXCHAT_CONFIG_DIR": str(tiny_settings_config(tmp_path / "config"))}
+    return PtyApp(mlxchat_command("--model", str(tiny_model)), env=env, **options), data / "history.sqlite3"
+
+
+def ask_and_stream(app: PtyApp) -> None:
+    app.wait_for("● ready", 60)
+    app.type("tell me everything")
+    app.send(ENTER)
+    app.wait_for("generating", 30)
+
+
+def assert_saved_stopped(database: Path) -> None:
+    saved = rows(database)
+    assert saved and saved[0][:2] == ("user", "complete") and saved[0][2] == "tell me everything", saved
+    assert len(saved) == 2 and saved[1][:2] == ("assistant", "stopped") and saved[1][2], saved
+
+
+@pytest.mark.parametrize(
+    "signum, exit_code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)], ids=["TERM", "HUP", "INT"]
+)
+def test_a_signal_mid_answer_drains_saves_restores_the_terminal_and_exits_with_its_code(
+    tiny_model, tmp_path, signum, exit_code
+):
+    app, database = start(tiny_model, tmp_path)
+    with app:
+        ask_and_stream(app)
+        mark = app.mark()
+        app.process.send_signal(signum)
+        assert app.wait(60) == exit_code, app.text()[-1500:]
+        after = app.output[mark:]
+        assert ALT_SCREEN_OFF in after and MOUSE_OFF in after, "the terminal was left in the app's modes"
+    assert_saved_stopped(database)
+
+
+def test_a_terminal_lost_without_a_hang_up_ends_the_app_and_saves_the_answer(tiny_model, tmp_path):
+    """The pty is not the app's controlling terminal, so closing it sends no SIGHUP: before, the app lived on,
+    spinning on end-of-file, and never saved the answer."""
+    app, database = start(tiny_model, tmp_path, controlling_terminal=False)
+    with app:
+        ask_and_stream(app)
+        app.close_terminal()
+        try:
+            assert app.process.wait(60) == 129
+        except Exception:
+            raise AssertionError("the app outlived its terminal") from None
+    assert_saved_stopped(database)
+
+
+def test_kill_9_mid_answer_loses_at_most_the_last_seconds(tiny_model, tmp_path):
+    """A streaming answer is saved every few seconds (as stopped), so even `kill -9` keeps most of it."""
+    app, database = start(tiny_model, tmp_path)
+    with app:
+        ask_and_stream(app)
+        saved = wait_for_rows(database, lambda found: len(found) == 2 and found[1][2], 20, "partial answer")
+        app.kill(signal.SIGKILL)
+    assert saved[1][:2] == ("assistant", "stopped")
+    assert rows(database)[1][2].startswith(saved[1][2][:20])

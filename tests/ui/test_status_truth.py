@@ -79,3 +79,17 @@ def test_snapshot_of_an_error_at_80_columns(snap_compare, staged_app):
         await narrow_error_scene(pilot, engine)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_a_server_s_error_with_control_sequences_is_shown_not_obeyed(staged_app):
+    from staged import streaming_scene
+
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await streaming_scene(pilot, engine)
+        engine.finish("error", error="bad \x1b]52;c;cHduZWQ=\x07 request")
+        await until(pilot, lambda: app.chat.status.phase == "error", what="the error")
+        await pilot.pause()
+        shown = [str(app.chat.status_bar.query_one("#status-detail").content), app.chat.conversation.views()[-1].footer]
+    assert all("\x1b" not in text and "\x07" not in text for text in shown), shown
+    assert all("␛]52;c;cHduZWQ=␇" in text for text in shown), shown

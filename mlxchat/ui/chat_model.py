@@ -22,8 +22,14 @@ _session_ids = itertools.count(1)
 
 
 def context_options(settings) -> dict:
-    """The conversation's overflow policy and KV-cache quantization, as every chat request carries them."""
-    return {"overflow": settings.overflow, "kv_bits": settings.kv_bits}
+    """The conversation's overflow policy, KV-cache quantization and thinking choices, as every chat request
+    carries them."""
+    return {
+        "overflow": settings.overflow,
+        "kv_bits": settings.kv_bits,
+        "thinking": settings.thinking,
+        "thinking_budget": settings.thinking_budget,
+    }
 
 
 def read_by_model(turn: "Turn") -> bool:
@@ -46,6 +52,15 @@ class Turn:
     """The history store's id once saved; None while it exists only in memory."""
     in_view: bool = True
     """False when the overflow policy left this turn out of the model's last prompt (it stays in history)."""
+    thinking: str = ""
+    """A reasoning model's thinking before this answer, apart from `text` (never copied, never sent back)."""
+    thinking_tokens: int = 0
+    thinking_since: float | None = None
+    """Clock time the first thinking arrived (the live block counts from it)."""
+    thought_s: float | None = None
+    """How long the thinking took, once it ended (None while thinking, or for a turn read from history)."""
+    thinking_cut: bool = False
+    """True when the thinking budget ended the thinking."""
 
     def as_message(self) -> Message:
         return Message(self.role, self.text, self.images)

@@ -33,10 +33,12 @@ from mlxchat.engine import (
     Started,
     Stats,
     TextDelta,
+    ThinkingDelta,
 )
 
 StatusPhase = Literal[
-    "starting", "loading", "ready", "prefill", "generating", "draining", "stopped", "busy", "error", "no-model"
+    "starting", "loading", "ready", "prefill", "thinking", "generating", "draining", "stopped", "busy", "error",
+    "no-model",
 ]
 RequestKind = Literal["chat", "load"]
 ContextWarning = Literal["filling", "full"]
@@ -208,6 +210,8 @@ def after_event(
             )
         case PrefillProgress() if ours and not draining:
             return status.with_phase("prefill", prefill_done=event.done, prefill_total=event.total)
+        case ThinkingDelta() if ours and awaited.kind == "chat":
+            return status if draining else status.with_phase("thinking", tokens=status.tokens + event.tokens)
         case TextDelta() if ours and awaited.kind == "chat":
             return status if draining else status.with_phase("generating", tokens=status.tokens + event.tokens)
         case Stats():

@@ -95,6 +95,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "pick_model", "ctrl+t", "pick_model", "Models",
         "Pick a model to load, or type org/name to download one; it becomes the default for new chats",
     ),
+    ActionSpec(
+        "toggle_thinking", "ctrl+b", "toggle_thinking", "Thinking on/off",
+        "Turn a reasoning model's thinking on or off for this conversation",
+    ),
+    ActionSpec(
+        "show_thinking", "alt+t", "show_thinking", "Show thinking",
+        "Expand or collapse the thinking of the focused message, or of the last answer (a click does it too)",
+    ),
     ActionSpec("edit_last", "f9", "edit_last", "Edit last", "Take the last message back into the prompt to edit and resend"),
     ActionSpec("help", "f1", "help", "Help", "Show every key", "app", footer=True),
     ActionSpec("change_theme", "f4", "change_theme", "Theme", "Choose a theme (remembered)", "app"),

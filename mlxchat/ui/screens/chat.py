@@ -37,6 +37,8 @@ from mlxchat.engine import (
     ModelLoadFailed,
     ModelUnloaded,
     TextDelta,
+    ThinkingDelta,
+    ThinkingDone,
 )
 from mlxchat.engine.client import EngineClient
 from mlxchat.engine.errors import EngineClosed
@@ -249,6 +251,10 @@ class ChatScreen(Screen):
                 behind = self.answering.session.message_turns()
                 out = [behind[i] for i in event.hidden if i < len(behind) and behind[i] is not None]
                 self.answering.view.show_window(out)
+            case ThinkingDelta() if ours and awaited.kind == "chat":
+                self.answering.view.append_thinking(event.text, event.tokens, self.clock())
+            case ThinkingDone() if ours and awaited.kind == "chat":
+                self.answering.view.end_thinking(event)
             case TextDelta() if ours and awaited.kind == "chat":
                 await self.answering.view.append(event.text, event.tokens)
                 self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
@@ -688,7 +694,28 @@ class ChatScreen(Screen):
                 self.load_model(settings.model)
             self.prompt.focus()
 
-        self.app.push_screen(SettingsScreen(self.session.settings, self.session.title), chosen)
+        self.app.push_screen(
+            SettingsScreen(self.session.settings, self.session.title, config=self.default_settings, model=self.model),
+            chosen,
+        )
+
+    def action_toggle_thinking(self) -> None:
+        """Thinking on or off for this conversation (saved with it); a model without a thinking format says why
+        there is nothing to switch."""
+        model = self.model
+        if model is not None and model.thinking is None:
+            self.show_notice(f"{model.name} has no thinking format: there is no thinking to switch.", "info")
+            return
+        thinking = self.session.settings.thinking is False  # None (the model's default) means on
+        self.store.save_settings(self.session, self.session.settings.merged(thinking=thinking))
+        how = "its template's switch" if model is None or model.thinking_switch else "ended at once: no switch"
+        words = "on" if thinking else f"off ({how})"
+        self.show_notice(f"Thinking {words} for this conversation, from the next message.", "info")
+
+    def action_show_thinking(self) -> None:
+        """Expand or collapse the thinking of the focused message, or of the last answer."""
+        if not self.conversation.toggle_thinking_of(self.conversation.message_for_copy(self.focused)):
+            self.notify("That answer has no thinking to show.", severity="warning")
 
     async def action_edit_last(self) -> None:
         """Take back the last message: it returns to the prompt (with its images) for editing and resending."""

@@ -17,11 +17,12 @@ from textual.containers import VerticalScroll
 from textual.widget import AwaitMount
 from textual.widgets import Static
 
-from mlxchat.engine import Finished
+from mlxchat.engine import Finished, ThinkingDone
 
 from ..chat_model import Turn, TurnStatus
 from ..engine_status import AnswerKeys
 from .message import MessageView
+from .thinking import ThinkingBlock
 
 WELCOME = (
     "Ask anything below and press Enter.\n"
@@ -92,11 +93,36 @@ class ConversationView(VerticalScroll, can_focus=False):
         view.turn.tokens += tokens
         await view.sync()
 
+    def append_thinking(self, text: str, tokens: int, now: float) -> None:
+        """Add streamed thinking to the answer being written; its block shows at once, live."""
+        view = self.answer
+        turn = view.turn
+        if turn.thinking_since is None:
+            turn.thinking_since = now
+        turn.thinking += text
+        turn.thinking_tokens += tokens
+        view.show_thinking()
+
+    def end_thinking(self, event: ThinkingDone) -> None:
+        """The answer starts: the thinking block collapses to one line with its time and tokens."""
+        turn = self.answer.turn
+        turn.thought_s, turn.thinking_tokens, turn.thinking_cut = event.seconds, event.tokens, event.by_budget
+        self.answer.show_thinking()
+
+    def toggle_thinking_of(self, view: MessageView | None) -> bool:
+        """Expand or collapse the thinking of `view`; False when it has none to show."""
+        blocks = list(view.query(ThinkingBlock)) if view is not None else []
+        if not blocks or not view.turn.thinking:
+            return False
+        blocks[0].toggle()
+        return True
+
     async def finish(self, event: Finished) -> Turn:
         """End the answer being written as `event` says; returns its turn, complete, stopped or failed."""
         view, self.answer = self.answer, None
         await view.end_stream()
         turn = view.turn
+        turn.thinking = event.reasoning or turn.thinking
         turn.status = TURN_STATUS[event.reason]
         turn.stats = event.stats or turn.stats
         turn.error = event.error

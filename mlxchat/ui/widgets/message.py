@@ -21,6 +21,7 @@ from mlxchat.terminal_text import visible  # model text may hold ESC, BEL, CSI: 
 
 from ..chat_model import Turn, TurnStatus
 from .code_stream import AnswerStream, CodeStream
+from .thinking import ThinkingBlock
 
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 
@@ -94,6 +95,7 @@ class MessageView(Vertical, can_focus=True):
                 names = " · ".join(path.name for path in self.turn.images)
                 yield Label(f"▣ {names}", classes="message-images", markup=False)
         else:
+            yield ThinkingBlock(self.turn)
             self._written = len(self.turn.text)
             self._markdown = Markdown(visible(self.turn.text), classes="message-body")
             yield self._markdown
@@ -152,6 +154,12 @@ class MessageView(Vertical, can_focus=True):
         `hint` (the keys that continue or retry it) after the footer."""
         self.status = self.turn.status
         self.footer = self._footer_for(hint)
+        self.show_thinking()
+
+    def show_thinking(self) -> None:
+        """Redraw the thinking block from the turn (new thinking, its end, the turn's end)."""
+        for block in self.query(ThinkingBlock):
+            block.show_turn()
 
     def _footer_for(self, hint: str) -> str:
         footer = self._static_footer()

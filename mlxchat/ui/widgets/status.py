@@ -28,7 +28,7 @@ from ..attachment_files import human_size
 from ..engine_status import EngineStatus, StatusPhase
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-_ANIMATED = {"starting", "loading", "prefill", "generating", "draining"}
+_ANIMATED = {"starting", "loading", "prefill", "thinking", "generating", "draining"}
 _PHASES = StatusPhase.__args__
 
 
@@ -96,12 +96,14 @@ class StatusBar(Horizontal):
         match status.phase:
             case "loading":
                 return f" {spin} loading {_percent(status.progress)}"
-            case "prefill" | "generating" if status.answering_in is not None:  # the reader is elsewhere
+            case "prefill" | "thinking" | "generating" if status.answering_in is not None:  # the reader is elsewhere
                 return f" {spin} answering in '{_shortened(status.answering_in)}' "
             case "prefill":
                 if not status.prefill_total:
                     return f" {spin} prefill "
                 return f" {spin} prefill {status.prefill_done}/{status.prefill_total} "
+            case "thinking":
+                return f" {spin} thinking "
             case "generating":
                 return f" {spin} generating "
             case "draining":
@@ -120,7 +122,7 @@ class StatusBar(Horizontal):
 
     def detail_text(self) -> str:
         status = self.status
-        if status.phase == "generating" and not status.detail:
+        if status.phase in ("thinking", "generating") and not status.detail:
             rate = f" · {status.tokens_per_s:.1f} tok/s" if status.tokens_per_s else ""
             return f" {status.tokens} tokens{rate}"
         if status.phase == "loading" and status.progress is not None:

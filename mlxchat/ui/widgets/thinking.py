@@ -1,0 +1,112 @@
+"""Provides `ThinkingBlock`: a reasoning model's thinking, shown above its answer.
+
+While the model thinks the block is live at once: dim, streaming the newest lines, with the time so far and the
+tokens. When the answer starts it collapses to one line ("▸ Thought for 12.4 s · 380 tokens") that a click or the
+show-thinking key expands again. An answer stopped while thinking keeps its thinking open, and a thinking cut by
+the budget says so. The block owns this state; `MessageView` only tells it that the turn changed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Label, Static
+
+from mlxchat.terminal_text import visible
+
+from ..chat_model import Turn
+
+LIVE_LINES = 6
+"""How many of the newest lines of thinking show while it streams (the whole of it once expanded)."""
+
+
+def thinking_header(turn: Turn, expanded: bool, now: float) -> str:
+    """The block's one line, from the turn's thinking state."""
+    tokens = f"{turn.thinking_tokens} tokens" if turn.thinking_tokens else ""
+    if turn.thought_s is not None:
+        arrow = "▾" if expanded else "▸"
+        budget = " · ended at its budget" if turn.thinking_cut else ""
+        return f"{arrow} Thought for {turn.thought_s:.1f} s" + (f" · {tokens}" if tokens else "") + budget
+    elapsed = now - turn.thinking_since if turn.thinking_since is not None else None
+    took = f"{elapsed:.1f} s" if elapsed is not None else ""
+    numbers = " · ".join(part for part in (took, tokens) if part)
+    if turn.status == "streaming":
+        return f"Thinking… {numbers}".rstrip()
+    if turn.status in ("stopped", "error"):
+        return f"■ Stopped while thinking · {numbers}" if numbers else "■ Stopped while thinking"
+    if not turn.text:  # finished without an answer: the token limit came first
+        return f"■ Still thinking when the answer reached its token limit · {numbers}".rstrip(" ·")
+    arrow = "▾" if expanded else "▸"  # from history: no timing, only what was thought
+    return f"{arrow} Thought" + (f" · {tokens}" if tokens else "")
+
+
+def is_settled(turn: Turn) -> bool:
+    """Whether the thinking is over and may collapse (it ended, or the turn was read back from history)."""
+    return turn.thought_s is not None or (turn.status == "complete" and bool(turn.text))
+
+
+class ThinkingBlock(Vertical):
+    """The thinking of one assistant turn. Hidden while the turn has none."""
+
+    DEFAULT_CSS = """
+    ThinkingBlock { height: auto; color: $text-muted; margin-bottom: 1; }
+    ThinkingBlock > .thinking-header { text-style: italic; }
+    ThinkingBlock > .thinking-body { padding-left: 2; text-style: dim; }
+    """
+
+    expanded: reactive[bool] = reactive(False, init=False)
+    """True when the reader opened settled thinking (a click, or the show-thinking key)."""
+
+    def __init__(self, turn: Turn, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.turn = turn
+        self.clock = time.monotonic
+        self.ticking = True
+        self._ticker = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("", classes="thinking-header", markup=False)
+        yield Static("", classes="thinking-body", markup=False)
+
+    def on_mount(self) -> None:
+        # The chat screen's clock stamps `turn.thinking_since`, so the elapsed time must be read on the same one;
+        # a screen with animation off (tests, screenshots) gets no ticking clock.
+        self.clock = getattr(self.screen, "clock", time.monotonic)
+        self.ticking = getattr(self.screen, "animate", True)
+        self.show_turn()
+
+    def on_click(self) -> None:
+        self.toggle()
+
+    def toggle(self) -> None:
+        if self.turn.thinking and is_settled(self.turn):
+            self.expanded = not self.expanded
+
+    def watch_expanded(self) -> None:
+        self.show_turn()
+
+    def show_turn(self) -> None:
+        """Draw the turn's thinking as it stands now; a live block ticks its clock until the thinking ends."""
+        turn = self.turn
+        self.display = bool(turn.thinking or turn.thinking_tokens)
+        if not self.is_mounted or not self.display:
+            return
+        live = turn.status == "streaming" and turn.thought_s is None
+        if live and self._ticker is None and self.ticking:
+            self._ticker = self.set_interval(0.1, self._tick)
+        elif not live and self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+        self.query_one(".thinking-header", Label).update(thinking_header(turn, self.expanded, self.clock()))
+        body = self.query_one(".thinking-body", Static)
+        if live:
+            body.update(visible("\n".join(turn.thinking.rstrip("\n").split("\n")[-LIVE_LINES:])))
+        else:
+            body.update(visible(turn.thinking.strip("\n")))
+        body.display = live or self.expanded or not is_settled(turn)
+
+    def _tick(self) -> None:
+        self.query_one(".thinking-header", Label).update(thinking_header(self.turn, self.expanded, self.clock()))

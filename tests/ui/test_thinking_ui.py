@@ -1,0 +1,146 @@
+"""A reasoning model's thinking on screen: a live block at once, one line once the answer starts, expanded by a
+key, kept open when stopped while thinking; stored apart; never copied with the answer; thinking switched per
+conversation by a key (with the reason when the model cannot think). Snapshots of each visible state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+import staged
+from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
+from mlxchat.store import History
+from mlxchat.ui.widgets.thinking import ThinkingBlock
+
+from conftest import SIZE, until
+
+QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+THOUGHT = "The user asks about MLX.\nIt is Apple's array framework for machine learning.\nKeep it short."
+
+
+@pytest.fixture
+def history(tmp_path):
+    store = History(tmp_path / "data")
+    yield store
+    store.close()
+
+
+def block(app) -> ThinkingBlock:
+    return app.chat.conversation.views()[-1].query_one(ThinkingBlock)
+
+
+def header(app) -> str:
+    return str(block(app).query_one(".thinking-header").content)
+
+
+def body_shown(app) -> bool:
+    return block(app).query_one(".thinking-body").display
+
+
+async def thinking_scene(pilot, engine) -> None:
+    """The model has thought for 2.5 s (three lines, 21 tokens) and not answered yet."""
+    await staged.loaded_scene(pilot, engine, QWEN_INFO)
+    await staged.ask(pilot)
+    rid = engine.last_request_id
+    engine.emit(Started(rid, 42, 0, "text"))
+    engine.emit(PrefillProgress(rid, 42, 42))
+    engine.emit(ThinkingDelta(rid, THOUGHT, 21))
+    await until(pilot, lambda: pilot.app.chat.status.phase == "thinking", what="thinking")
+    pilot.app.test_clock[0] += 2.5
+    block(pilot.app).show_turn()
+
+
+async def answering_scene(pilot, engine) -> None:
+    """Thinking ended after 2.5 s; the answer streams below the collapsed line."""
+    await thinking_scene(pilot, engine)
+    rid = engine.last_request_id
+    engine.emit(ThinkingDone(rid, 23, 2.5))
+    engine.emit(TextDelta(rid, staged.half_of(staged.ANSWER), 24))
+    await until(pilot, lambda: pilot.app.chat.status.phase == "generating", what="the answer")
+
+
+async def expanded_scene(pilot, engine) -> None:
+    await answering_scene(pilot, engine)
+    staged.play_answer_end(engine, staged.half_of(staged.ANSWER), 47)
+    await until(pilot, lambda: not pilot.app.chat.busy, what="the finish")
+    await pilot.press("alt+t")
+
+
+async def stopped_while_thinking_scene(pilot, engine) -> None:
+    await thinking_scene(pilot, engine)
+    await pilot.press("escape")
+    engine.finish("cancelled", reasoning=THOUGHT, usage=Usage(42, 0, 21, 21))
+    await until(pilot, lambda: not pilot.app.chat.busy, what="the finish")
+
+
+async def test_thinking_shows_live_at_once_then_collapses_when_the_answer_starts(staged_app):
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await thinking_scene(pilot, engine)
+        assert header(app) == "Thinking… 2.5 s · 21 tokens" and body_shown(app)
+        assert app.chat.conversation.views()[-1].text == "", "thinking is never answer text"
+        rid = engine.last_request_id
+        engine.emit(ThinkingDone(rid, 23, 2.5))
+        engine.emit(TextDelta(rid, "MLX is", 2))
+        await until(pilot, lambda: app.chat.status.phase == "generating", what="the answer")
+        assert header(app) == "▸ Thought for 2.5 s · 23 tokens" and not body_shown(app)
+        await pilot.click(ThinkingBlock)
+        assert body_shown(app) and header(app).startswith("▾")
+
+
+async def test_thinking_is_stored_apart_and_copy_takes_the_answer_only(staged_app, history):
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await answering_scene(pilot, engine)
+        staged.play_answer_end(engine, "MLX is an array framework.", 30)
+        await until(pilot, lambda: not app.chat.busy, what="the finish")
+        await pilot.press("f6")
+        assert app.clipboard == app.chat.conversation.views()[-1].text
+        assert "framework for machine learning" not in app.clipboard
+        await until(pilot, lambda: history.get_conversation(app.chat.session.stored_id).messages[-1].thinking
+                    == THOUGHT, what="the saved thinking")
+
+
+async def test_the_thinking_key_switches_it_per_conversation_or_says_why_not(staged_app):
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)  # the tiny model has no thinking format
+        await pilot.press("ctrl+b")
+        assert app.chat.session.settings.thinking is None
+        assert "has no thinking format" in str(app.chat.query_one("#notice").content)
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine, QWEN_INFO)
+        await pilot.press("ctrl+b")
+        assert app.chat.session.settings.thinking is False
+        await staged.ask(pilot)
+        assert engine.submitted[-1].thinking is False
+
+
+def test_snapshot_thinking_live(snap_compare, staged_app):
+    """You should see the question, then a dim italic "Thinking… 2.5 s · 21 tokens" over three dim lines of
+    thinking, no answer text yet, and "thinking" with 21 tokens in the status pane."""
+    app, engine = staged_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: thinking_scene(pilot, engine))
+
+
+def test_snapshot_thinking_collapsed_while_the_answer_streams(snap_compare, staged_app):
+    """You should see one dim line "▸ Thought for 2.5 s · 23 tokens" above half an answer (prose and the start of a
+    code block), and "generating" in the status pane."""
+    app, engine = staged_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: answering_scene(pilot, engine))
+
+
+def test_snapshot_thinking_expanded(snap_compare, staged_app):
+    """You should see "▾ Thought for 2.5 s · 23 tokens" with the three lines of thinking under it, then the
+    finished half answer with its stats footer, and "● ready"."""
+    app, engine = staged_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: expanded_scene(pilot, engine))
+
+
+def test_snapshot_stopped_while_thinking(snap_compare, staged_app):
+    """You should see "■ Stopped while thinking · 2.5 s · 21 tokens" with the three lines of thinking still
+    shown, no answer text, the footer "■ stopped after 0 tokens — …", and "■ stopped" in the status pane."""
+    app, engine = staged_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: stopped_while_thinking_scene(pilot, engine))

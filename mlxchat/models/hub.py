@@ -295,8 +295,11 @@ def download_model(
         _check_model_type(repo)
     if todo and not storage.exists():  # mlxchat creates this repo's folder: remember, so `mlxchat rm` may delete it
         record = _download_record(repo_id)
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(repo.commit + "\n")
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(repo.commit + "\n")
+        except OSError:
+            pass  # then `mlxchat rm` asks for --force; not worth failing a download over
     hf_constants.DOWNLOAD_CHUNK_SIZE = CHUNK_BYTES
     # The library logs a warning per retried chunk; our own messages say it better, and a log line on stderr
     # would tear through the progress line.
@@ -316,9 +319,10 @@ def download_model(
         meter.finish_file(blob)
     if revision == "main" or not _looks_like_commit(revision):
         refs = storage / "refs"
-        refs.mkdir(parents=True, exist_ok=True)
-        (refs / f".{revision}.tmp").write_text(repo.commit)
-        os.replace(refs / f".{revision}.tmp", refs / revision)
+        with _hub_errors(repo_id):
+            refs.mkdir(parents=True, exist_ok=True)
+            (refs / f".{revision}.tmp").write_text(repo.commit)
+            os.replace(refs / f".{revision}.tmp", refs / revision)
     meter.report(force=True, finished=True)
     return snapshot
 

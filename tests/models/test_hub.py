@@ -248,3 +248,12 @@ def test_an_architecture_mlx_cannot_load_is_refused_before_the_weights_download(
         hub.download_model("org/alien")
     assert hub_server.gets_of("model.safetensors") == []
     assert not (hf_hub_cache_dir() / "models--org--alien").exists()
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_clear_error(hub_server, tiny_model, monkeypatch, tmp_path):
+    """A file where the cache's folder should be fails for root too (a read-only folder would not)."""
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "not-a-folder" / "hub"))
+    hub_server.repos["org/tiny"] = FakeRepo(tiny_repo_files(tiny_model))
+    with pytest.raises(hub.HubError, match="Downloading org/tiny failed: .*Not a directory"):
+        hub.download_model("org/tiny")

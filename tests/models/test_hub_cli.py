@@ -175,3 +175,17 @@ def test_ctrl_c_stops_a_pull_with_exit_130_and_the_next_pull_resumes_the_file(ml
     snapshot = next((hf_hub_cache_dir() / "models--org--big" / "snapshots").iterdir())
     assert (snapshot / "model.safetensors").read_bytes() == big_repo_files()["model.safetensors"]
     assert "is up to date" in mlxchat("pull", "org/big").stderr
+
+
+def test_rm_deletes_an_imported_model_and_refuses_the_demo(mlxchat, tiny_model):
+    import shutil
+
+    from mlxchat.models.store import data_models_dir
+
+    shutil.copytree(tiny_model, data_models_dir() / "my-model")
+    removed = mlxchat("rm", "my-model", "--yes")
+    assert removed.returncode == 0 and removed.stdout.startswith("Deleted my-model (imported")
+    assert not (data_models_dir() / "my-model").exists()
+
+    demo = mlxchat("rm", "demo", "--yes")
+    assert demo.returncode == 2 and "uninstall that package" in demo.stderr

@@ -54,6 +54,8 @@ def to_markdown(conversation: Conversation) -> str:
 
 def _message_markdown(message: StoredMessage) -> list[str]:
     lines = [f"## {_HEADINGS.get(message.role, _inline(message.role.title()))}", ""]
+    if message.thinking.strip():  # collapsed, as on screen; fenced like the answer, so nothing in it is markup
+        lines += ["<details>", "<summary>Thinking</summary>", "", *_fenced(message.thinking), "", "</details>", ""]
     if message.text.strip():
         lines += [*_fenced(message.text), ""]
     for attachment in message.attachments:
@@ -96,6 +98,7 @@ def to_json(conversation: Conversation) -> str:
                 "id": message.id,
                 "role": message.role,
                 "text": message.text,
+                "thinking": message.thinking,
                 "status": message.status,
                 "created_at": message.created_at.isoformat(),
                 "stats": dict(message.stats) if message.stats is not None else None,

@@ -290,7 +290,14 @@ class _Session:
             attachments = self.job.images + self.job.documents
             history.add_message(conversation.id, "user", self.job.prompt, images=attachments)
             status = "stopped" if finished.reason == "cancelled" else "complete"
-            history.add_message(conversation.id, "assistant", finished.text, status=status, stats=finished.stats)
+            history.add_message(
+                conversation.id,
+                "assistant",
+                finished.text,
+                status=status,
+                stats=finished.stats,
+                thinking=finished.reasoning,
+            )
         except StoreError as exc:
             return f"the answer was not saved to the history: {exc}"
         finally:

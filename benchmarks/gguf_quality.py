@@ -171,6 +171,61 @@ def _value_type(value):
     return (GGUFValueType.ARRAY, _value_type(first)[0])
 
 
+def write_large_random(path: Path, layers: int = 24) -> None:
+    """A Qwen2-shaped Q4_K_M-like file of about 1 GB with random blocks (hidden 2048, FFN 8192, vocab 32768):
+    Q4_K for most matrices, Q6_K for ffn_down and the output head, Q8_0 for the embedding."""
+    from gguf import GGUFWriter
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    rng = np.random.default_rng(0)
+    hidden, ffn, vocab, heads, kv_heads = 2048, 8192, 32768, 16, 2
+    scale_offsets = {"Q4_K": (0, 2), "Q6_K": (208,), "Q8_0": (0,)}
+
+    def blocks(type_name: str, rows: int, cols: int) -> np.ndarray:
+        qtype = GGMLQuantizationType[type_name]
+        elems, size = GGML_QUANT_SIZES[qtype]
+        raw = rng.integers(0, 256, size=(rows, cols // elems * size), dtype=np.uint8)
+        view = raw.reshape(-1, size)
+        for offset in scale_offsets[type_name]:
+            view[:, offset : offset + 2] = np.frombuffer(np.float16(1e-4).tobytes(), dtype=np.uint8)
+        return raw
+
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    tokens = sorted(ByteLevel.alphabet()) + [f"<extra_{i}>" for i in range(vocab - 256)]
+    writer = GGUFWriter(str(path), "qwen2")
+    for key, value in (("block_count", layers), ("embedding_length", hidden), ("feed_forward_length", ffn),
+                       ("attention.head_count", heads), ("attention.head_count_kv", kv_heads),
+                       ("context_length", 4096)):  # fmt: skip
+        writer.add_uint32(f"qwen2.{key}", value)
+    writer.add_float32("qwen2.attention.layer_norm_rms_epsilon", 1e-6)
+    writer.add_string("tokenizer.ggml.model", "gpt2")
+    writer.add_string("tokenizer.ggml.pre", "qwen2")
+    writer.add_array("tokenizer.ggml.tokens", tokens)
+    writer.add_array("tokenizer.ggml.token_type", [1] * vocab)
+    writer.add_array("tokenizer.ggml.merges", [])
+    q = GGMLQuantizationType
+    writer.add_tensor("token_embd.weight", blocks("Q8_0", vocab, hidden), raw_dtype=q.Q8_0)
+    head = hidden // heads
+    for i in range(layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(hidden, np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(hidden, np.float32))
+        for part, rows, cols, type_name in (
+            ("attn_q", hidden, hidden, "Q4_K"), ("attn_k", kv_heads * head, hidden, "Q4_K"),
+            ("attn_v", kv_heads * head, hidden, "Q6_K"), ("attn_output", hidden, hidden, "Q4_K"),
+            ("ffn_gate", ffn, hidden, "Q4_K"), ("ffn_up", ffn, hidden, "Q4_K"), ("ffn_down", hidden, ffn, "Q6_K"),
+        ):  # fmt: skip
+            writer.add_tensor(f"blk.{i}.{part}.weight", blocks(type_name, rows, cols), raw_dtype=q[type_name])
+        for part, rows in (("attn_q", hidden), ("attn_k", kv_heads * head), ("attn_v", kv_heads * head)):
+            writer.add_tensor(f"blk.{i}.{part}.bias", np.zeros(rows, np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
+    writer.add_tensor("output.weight", blocks("Q6_K", vocab, hidden), raw_dtype=q.Q6_K)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def bits_per_character(folder: Path) -> float:
     import mlx.core as mx
     import mlx_lm
@@ -242,9 +297,11 @@ def main() -> int:
         print("\nImport time and peak memory (fresh process; RSS before the conversion, MLX imported)\n")
         print(f"{'file':34} {'MB':>6} {'s':>6} {'s/100MB':>8} {'RSS before':>10} {'peak RSS':>9} {'(peak-before)/file':>18}")
         subjects = [(demo, {}), (work / "Q4_K.gguf", {}), (work / "Q6_K.gguf", {}), (work / "F16.gguf", {}),
-                    (work / "F16.gguf", {"keep_float": True})]  # fmt: skip
+                    (work / "F16.gguf", {"keep_float": True}), (work / "large-Q4_K_M.gguf", {})]  # fmt: skip
         for number, (gguf, options) in enumerate(subjects):
-            if not gguf.exists():
+            if gguf.name.startswith("large"):
+                write_large_random(gguf)
+            elif not gguf.exists():
                 rewrite(demo, gguf, gguf.stem)
             size = gguf.stat().st_size / 1e6
             seconds, peak, before = measure_import(gguf, work / f"timed-{number}", options)

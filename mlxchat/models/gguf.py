@@ -227,8 +227,9 @@ def _unpermute_rows(x: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def _row_chunks(info: TensorInfo) -> int:
-    """Rows per chunk so that a chunk's float32 values stay near 64 MB, whatever the tensor's size."""
-    return max(1, (16 * 2**20) // max(1, info.shape[-1]))
+    """Rows per chunk so that a chunk's float32 values stay near 16 MB, whatever the tensor's size: the chunk's
+    temporaries (codes, bit planes, floats) are the conversion's working set on top of the shard it fills."""
+    return max(1, (4 * 2**20) // max(1, info.shape[-1]))
 
 
 def _convert_tensor(mx: Any, info: TensorInfo, rows: np.ndarray, plan: _Plan, float_dtype: Any) -> list[Any]:

@@ -185,20 +185,12 @@ def describe_too_large(names: list[str], document_tokens: int, room: int) -> str
     )
 
 
-def file_size_label(size_bytes: int) -> str:
-    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{size_bytes} B"
-
-
 __all__ = [
     "Document",
     "DocumentError",
     "describe_too_large",
     "document_block",
     "estimate_tokens",
-    "file_size_label",
     "is_document_path",
     "message_text",
     "prompt_content",

@@ -44,6 +44,7 @@ class Turn:
     role: Literal["user", "assistant"]
     text: str = ""
     images: tuple[Path, ...] = ()
+    """The files attached to the turn: images, and documents (told apart by name; see `as_message`)."""
     status: TurnStatus = "complete"
     stats: Stats | None = None
     error: str | None = None
@@ -63,7 +64,12 @@ class Turn:
     """True when the thinking budget ended the thinking."""
 
     def as_message(self) -> Message:
-        return Message(self.role, self.text, self.images)
+        """The engine's `Message`; attached documents (by name: `is_document_path`) go as `documents`."""
+        from mlxchat.engine.documents import is_document_path
+
+        documents = tuple(path for path in self.images if is_document_path(path))
+        images = tuple(path for path in self.images if not is_document_path(path))
+        return Message(self.role, self.text, images, documents)
 
 
 @dataclass

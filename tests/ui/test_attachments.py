@@ -86,7 +86,6 @@ async def test_sending_images_to_a_text_only_model_says_so_and_keeps_everything(
 
 BAD = [
     ("missing", "no such file"),
-    ("text", "not an image"),
     ("fake", "not an image"),
     ("corrupt", "damaged"),
     ("folder", "folder"),
@@ -97,6 +96,12 @@ BAD = [
 def test_bad_files_get_a_reason(images, key, words):
     with pytest.raises(AttachmentError, match=words):
         open_attachment(images[key])
+
+
+def test_a_text_file_is_attached_as_a_document(images):
+    """Issue 15: a dropped .txt no longer says "not an image"; it is a document with its estimated tokens."""
+    attachment = open_attachment(images["text"])
+    assert attachment.is_document and attachment.tokens > 0
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
@@ -133,7 +138,7 @@ async def test_bad_drops_show_a_message_and_leave_the_prompt_alone(staged_app, i
             assert names(app) == [], key
             app.chat.prompt.set_text("my question")
         await paste(pilot, f"{images['text']}")
-        assert "not an image" in app.chat.notice_text()
+        assert names(app) == ["notes.txt"], "a text file is a document now, not a bad image"
 
 
 async def test_attach_command_and_typed_paths(staged_app, images):

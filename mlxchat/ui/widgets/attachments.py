@@ -1,8 +1,10 @@
-"""Provides the attachment pane: the images that go with the next message, each with a preview and its facts.
+"""Provides the attachment pane: the images and documents that go with the next message, each with its facts
+(an image with a preview, a document with its size and estimated tokens).
 
 Previews are drawn with upper half blocks ("▀", foreground = top pixel, background = bottom pixel), which every
 terminal with true colour shows, so no graphics protocol is needed. The pane hides itself when empty. It owns
-the list for the next message and knows the loaded model, so it can say when that model cannot take images.
+the list for the next message and knows the loaded model, so it can say when that model cannot take images, or
+when a document is larger than the model's whole context.
 """
 
 from __future__ import annotations
@@ -28,6 +30,25 @@ from mlxchat.engine.vision_inputs import images_refused
 from ..attachment_files import Attachment, AttachmentError, human_size, open_attachment
 
 
+DOCUMENT_ICON = "┌──┐\n│≡≡│\n│≡≡│\n└──┘"
+
+
+def attachments_title(attachments: tuple[Attachment, ...], model: ModelInfo | None, refusal: str | None) -> str:
+    """'2 images, 1 document for the next message', with what stands in the way: images a text-only model cannot
+    see, or a document larger than the model's whole context."""
+    documents = [a for a in attachments if a.is_document]
+    images = len(attachments) - len(documents)
+    counts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((images, "image"), (len(documents), "document")) if n]
+    title = f"{', '.join(counts)} for the next message"
+    if refusal:
+        return f"{title} · {refusal} Load a vision model to send them."
+    too_large = [a for a in documents if model is not None and model.context_size and a.tokens >= model.context_size]
+    if too_large:
+        first = too_large[0]
+        return f"{title} · {first.name} is ~{first.tokens} tokens; {model.name} reads at most {model.context_size}."
+    return title
+
+
 def half_block_preview(attachment: Attachment) -> Text:
     """The preview grid as rich text: one terminal row per two pixel rows."""
     text = Text(no_wrap=True, overflow="crop")
@@ -41,7 +62,7 @@ def half_block_preview(attachment: Attachment) -> Text:
 
 
 class AttachmentItem(Horizontal, can_focus=True):
-    """One attached image. Delete or Backspace while it has focus removes it."""
+    """One attached image or document. Delete or Backspace while it has focus removes it."""
 
     BINDINGS = [Binding("delete,backspace", "remove", "Remove image", id="remove_focused_attachment")]
 
@@ -51,6 +72,13 @@ class AttachmentItem(Horizontal, can_focus=True):
 
     def compose(self) -> ComposeResult:
         attachment = self.attachment
+        if attachment.is_document:
+            yield Static(DOCUMENT_ICON, classes="attachment-preview -document")
+            with Vertical(classes="attachment-facts"):
+                yield Label(attachment.name, classes="attachment-name", markup=False)
+                yield Label(f"document · {human_size(attachment.size_bytes)}", markup=False)
+                yield Label(f"~{attachment.tokens} tokens", markup=False)
+            return
         yield Static(half_block_preview(attachment), classes="attachment-preview")
         with Vertical(classes="attachment-facts"):
             yield Label(attachment.name, classes="attachment-name", markup=False)
@@ -92,11 +120,8 @@ class AttachmentPane(Vertical):
 
     def compose(self) -> ComposeResult:
         self.display = bool(self.attachments)
-        count = len(self.attachments)
-        refusal = self.refusal()
-        note = f" · {refusal} Load a vision model to send them." if refusal else ""
-        yield Label(f"{count} image{'s' if count != 1 else ''} for the next message{note}", id="attachments-title",
-                    markup=False)
+        title = attachments_title(self.attachments, self.model, self.refusal())
+        yield Label(title, id="attachments-title", markup=False)
         with HorizontalScroll(id="attachments-list"):
             for attachment in self.attachments:
                 yield AttachmentItem(attachment)
@@ -106,8 +131,9 @@ class AttachmentPane(Vertical):
         return tuple(attachment.path for attachment in self.attachments)
 
     def refusal(self) -> str | None:
-        """Why these images cannot go to the loaded model (it is a text-only model), or None when they can."""
-        return images_refused(self.model) if self.attachments else None
+        """Why these images cannot go to the loaded model (it is a text-only model), or None when they can.
+        Documents are text: every model reads them."""
+        return images_refused(self.model) if any(not a.is_document for a in self.attachments) else None
 
     async def attach(self, path: Path) -> str | None:
         """Check and attach one image. Returns the problem in words (nothing attached), or None.

@@ -96,3 +96,47 @@ def test_kill_9_mid_answer_loses_at_most_the_last_seconds(tiny_model, tmp_path):
         app.kill(signal.SIGKILL)
     assert saved[1][:2] == ("assistant", "stopped")
     assert rows(database)[1][2].startswith(saved[1][2][:20])
+
+
+F5 = "\x1b[15~"
+
+
+def test_two_windows_on_one_conversation_never_delete_each_others_turns(tiny_model, tmp_path):
+    """Window A regenerates its answer (F5) after window B answered in the same conversation: before, the
+    delete-from-here took B's question and answer with it."""
+    from mlxchat.settings import ChatSettings
+    from mlxchat.store import History
+
+    data = tmp_path / "data"
+    history = History(data)
+    conversation = history.create_conversation(
+        settings=ChatSettings(model=str(tiny_model), temperature=0.0, max_tokens=6)
+    )
+    history.add_message(conversation.id, "user", "shared start")
+    history.add_message(conversation.id, "assistant", "shared answer")
+    history.close()
+    env = {
+        "MLXCHAT_DATA_DIR": str(data),
+        "MLXCHAT_CONFIG_DIR": str(tiny_settings_config(tmp_path / "config", max_tokens=6)),
+    }
+    command = mlxchat_command("-c", "--model", str(tiny_model))
+    with PtyApp(command, env=env) as window_a, PtyApp(command, env=env) as window_b:
+        for window, question in ((window_a, "from A"), (window_b, "from B")):
+            window.wait_for("● ready", 60)
+            window.wait_for("shared answer", 10)
+            mark = window.mark()
+            window.type(question)
+            window.send(ENTER)
+            window.wait_for("TTFT", 60, after=mark)
+            wait_for_rows(data / "history.sqlite3", lambda found, q=question: any(r[2] == q for r in found) and
+                          found[-1][0] == "assistant", 20, f"the answer to {question!r}")
+        before = rows(data / "history.sqlite3")
+        mark = window_a.mark()
+        window_a.send(F5)
+        window_a.wait_for("TTFT", 60, after=mark)
+        after = wait_for_rows(data / "history.sqlite3", lambda found: len(found) == len(before), 20, "the new answer")
+    texts = [text for _, _, text in after]
+    assert texts[:2] == ["shared start", "shared answer"], after
+    assert "from A" in texts and "from B" in texts, f"a window deleted the other's turns: {after}"
+    assert texts[texts.index("from B") + 1] == before[5][2], "B's answer is untouched"
+    assert after[-1][0] == "assistant" and len(after) == 6, "A's answer was replaced, nothing else"

@@ -19,7 +19,8 @@ from mlxchat.exit import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 EXIT_CODES_HELP = (
     "**Exit codes**: 0 success · 1 failed while running · 2 bad input (usage, missing image, unknown model, "
-    "model that cannot load) · 130 interrupted (Ctrl+C) · 141 stdout closed by its reader."
+    "model that cannot load) · 129 the chat's terminal closed or lost (SIGHUP) · 130 interrupted (Ctrl+C, SIGINT) · "
+    "141 stdout closed by its reader · 143 stopped (SIGTERM); the chat screen saves the partial answer for each."
 )
 
 app = typer.Typer(

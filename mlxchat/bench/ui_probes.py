@@ -212,6 +212,7 @@ async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, 
             answer = app.chat.session.turns[-1]
             await _until(pilot, lambda: shown and shown[-1][1] >= len(answer.text), 10, "the last frame")
             recorder.close()
+            model = app.chat.model  # the status pane holds it: read it while the app runs
     request_id = next(e.request_id for _, e in tee.events if isinstance(e, Finished) and e.request_id.startswith("chat"))
     finished = tee.of(request_id, Finished)[0][1]
     deltas = [e for _, e in tee.of(request_id, TextDelta)]
@@ -229,9 +230,9 @@ async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, 
         "ui_cpu_ms_per_frame": ui_cpu_s * 1000 / max(1, len(recorder.frames)),
         "ui_cpu_ms_per_text_event": ui_cpu_s * 1000 / max(1, len(deltas)),
         "serialise_ms_p50": median(recorder.serialise_s) * 1000,
-        "model_size_bytes": app.chat.model.size_bytes,
-        "model_name": app.chat.model.name,
-        "model_path": app.chat.model.path,
+        "model_size_bytes": model.size_bytes,
+        "model_name": model.name,
+        "model_path": model.path,
         "shown_text_matches": answer.text == finished.text,
     }
 
@@ -409,6 +410,7 @@ async def image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> d
             await pilot.press("enter")
             await _until(pilot, lambda: not chat.busy and bool(drawn), 120, "the image answer")
             recorder.close()
+            model = chat.model
     request_id = next(e.request_id for _, e in tee.events if isinstance(e, Finished) and e.request_id.startswith("chat"))
     finished_at, finished = tee.of(request_id, Finished)[0]
     stats = finished.stats
@@ -421,7 +423,7 @@ async def image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> d
         "image_prompt_tokens": stats.prompt_tokens,
         "image_finish": finished.reason,
         "image_error": finished.error,
-        "vision_model_size_bytes": app.chat.model.size_bytes,
+        "vision_model_size_bytes": model.size_bytes,
     }
 
 

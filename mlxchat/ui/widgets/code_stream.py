@@ -125,6 +125,8 @@ class CodeStream(Widget):
         self.language = ""
         self.lines: list[Content] = []
         self.partial = Content("")
+        self._strips: dict[int, Strip] = {}
+        self._strips_key: tuple | None = None
         self.add_class("-idle")
 
     @property
@@ -135,6 +137,7 @@ class CodeStream(Widget):
         """Start showing a new fence in `language` ("" for none)."""
         self.language = language
         self.lines = []
+        self._strips = {}
         self.partial = Content("")
         self.remove_class("-idle")
         self.refresh(layout=True)
@@ -152,6 +155,7 @@ class CodeStream(Widget):
     def clear(self) -> None:
         """The fence closed and the Markdown shows it now."""
         self.lines = []
+        self._strips = {}
         self.partial = Content("")
         self.add_class("-idle")
         self.refresh(layout=True)
@@ -166,14 +170,23 @@ class CodeStream(Widget):
         return len(self.lines) + (1 if self.partial else 0)
 
     def render_line(self, y: int) -> Strip:
+        """A complete line is rendered once per width and style (cached): a frame after an append redraws the
+        visible lines, and only the new ones cost more than a lookup."""
         width = self.size.width
         style = self.rich_style
+        key = (width, style, self.visual_style)
+        if key != self._strips_key:
+            self._strips_key, self._strips = key, {}
         if y < len(self.lines):
-            content = self.lines[y]
-        elif y == len(self.lines) and self.partial:
-            content = self.partial
-        else:
-            return Strip.blank(width, style)
+            strip = self._strips.get(y)
+            if strip is None:
+                strip = self._strips[y] = self._render(self.lines[y], width, style)
+            return strip
+        if y == len(self.lines) and self.partial:
+            return self._render(self.partial, width, style)
+        return Strip.blank(width, style)
+
+    def _render(self, content: Content, width: int, style) -> Strip:
         segments = content.render_segments(self.visual_style)
         return Strip(segments).crop_extend(0, width, style).simplify()
 

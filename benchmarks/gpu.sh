@@ -18,16 +18,20 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MLXCHAT_CACHE_DIR=/tmp/mlxch
   python3 -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device())"
   timeout 120 python3 -m mlxchat.bench.realistic /tmp/m/1b --shape 1b
 } 2>&1 | tee "$out/gpu.txt"
-timeout ${UI_1B_S:-300} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --rates own,100,300 --launches 3 --no-image \
-  --json "$out/gpu-ui-1b.json" 2>&1 | tee "$out/gpu-ui-1b.txt"
-if [ -f mlxchat/bench/long_bench.py ]; then
-  timeout ${LONG_S:-75} python3 -m mlxchat.bench.long_bench --model /tmp/m/1b --json "$out/gpu-long-bench.json" 2>&1 \
-    | tee "$out/gpu-long-bench.txt"
-fi
+timeout ${UI_1B_S:-290} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --rates ${RATES_1B:-100,300} --launches 3 \
+  --no-image --json "$out/gpu-ui-1b.json" 2>&1 | tee "$out/gpu-ui-1b.txt"
 if [ "${EIGHT_B:-1}" = 1 ]; then
   timeout 100 python3 -m mlxchat.bench.realistic /tmp/m/8b --shape 8b 2>&1 | tee -a "$out/gpu.txt"
-  timeout ${UI_8B_S:-150} python3 -m mlxchat.bench.ui_bench --model /tmp/m/8b --tokens ${TOKENS_8B:-1200} --rates ${RATES_8B:-none} \
+  timeout ${UI_8B_S:-130} python3 -m mlxchat.bench.ui_bench --model /tmp/m/8b --tokens ${TOKENS_8B:-800} --rates ${RATES_8B:-none} \
     --key-tokens ${KEY_TOKENS_8B:-2500} --launches 0 --no-image --json "$out/gpu-ui-8b.json" 2>&1 | tee "$out/gpu-ui-8b.txt"
+fi
+if [ "${BEFORE:-1}" = 1 ]; then  # the same app with Textual's MarkdownStream, as before issue 11: what the change bought
+  timeout ${BEFORE_S:-80} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --variant markdown-stream --runs 1 --tokens 3000 \
+    --rates 300 --key-tokens 3500 --launches 0 --no-image --json "$out/gpu-ui-1b-before.json" 2>&1 | tee -a "$out/gpu.txt"
+fi
+if [ -f mlxchat/bench/long_bench.py ]; then
+  timeout ${LONG_S:-60} python3 -m mlxchat.bench.long_bench --model /tmp/m/1b --json "$out/gpu-long-bench.json" 2>&1 \
+    | tee "$out/gpu-long-bench.txt"
 fi
 if [ "${ENGINE_BENCH:-0}" = 1 ]; then
   python3 -m mlxchat.bench --model /tmp/m/1b --json "$out/gpu-engine-bench.json" 2>&1 | tee "$out/gpu-engine-bench.txt"

@@ -31,10 +31,9 @@ import shutil
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from mlxchat.models.discovery import HF_REPO_ID, hf_hub_cache_dir, hf_snapshot
 from mlxchat.models.errors import ModelError, ModelWriteError
@@ -556,15 +555,19 @@ def _refuse_offline(repo_id: str) -> None:
         )
 
 
-@contextmanager
-def _hub_errors(repo_id: str) -> Iterator[None]:
+class _hub_errors:
     """Turns the library's and the network's exceptions into one `HubError` worded for the user."""
-    try:
-        yield
-    except HubError:
-        raise
-    except Exception as error:
-        raise _translate(repo_id, error) from None
+
+    def __init__(self, repo_id: str) -> None:
+        self.repo_id = repo_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None or isinstance(error, (HubError, KeyboardInterrupt)):
+            return False
+        raise _translate(self.repo_id, error) from None
 
 
 def _translate(repo_id: str, error: BaseException) -> BaseException:

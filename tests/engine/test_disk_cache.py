@@ -127,3 +127,36 @@ def test_the_history_deletes_a_conversations_saved_cache_with_it(tmp_path):
         saved.write_bytes(b"cache")
         history.delete_conversation(conversation.id)
     assert not saved.exists()
+
+
+def test_saving_waits_until_the_answer_is_delivered_and_refuses_no_one(event_log, tiny_model, folder, monkeypatch):
+    """The cache is written after `Finished` is out; a message sent meanwhile is accepted and answered next."""
+    import threading
+
+    from mlxchat.engine.local.prompt_cache import SavedPromptCaches
+
+    saving, release = threading.Event(), threading.Event()
+    original = SavedPromptCaches.save
+
+    def slow_save(self, *args, **kwargs):
+        saving.set()
+        assert release.wait(30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SavedPromptCaches, "save", slow_save)
+    engine = Engine(event_log, saved_caches=folder).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        event_log.finished(load.request_id)
+        first = ChatRequest(HISTORY, conversation_id="chat-1", sampling=GREEDY)
+        engine.submit(first)
+        assert event_log.finished(first.request_id).reason == "length"
+        assert saving.wait(30), "the save starts after Finished"
+        second = ChatRequest(HISTORY, conversation_id="chat-1", sampling=GREEDY)
+        assert engine.submit(second) is None, "not refused while the cache is being written"
+        release.set()
+        assert event_log.finished(second.request_id).reason == "length"
+    finally:
+        release.set()
+        engine.close(timeout_s=30)

@@ -31,9 +31,11 @@ import shutil
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 from mlxchat.models.discovery import HF_REPO_ID, hf_hub_cache_dir, hf_snapshot
 from mlxchat.models.errors import ModelError, ModelWriteError
@@ -380,6 +382,13 @@ def _fetch_blob(repo: RemoteRepo, remote: RemoteFile, storage: Path, meter: "_Me
     blob.parent.mkdir(parents=True, exist_ok=True)
     partial = blob.with_name(blob.name + PARTIAL_SUFFIX)
     expected = metadata.size if metadata.size is not None else remote.size
+    # As the library does: fetch the exact blob the HEAD found (its CDN location), and never send the Hub token
+    # to another host. A Xet-stored file is fetched from the resolve URL, whose redirects httpx follows.
+    source, headers = url, build_hf_headers()
+    if metadata.xet_file_data is None and metadata.location != url:
+        source = metadata.location
+        if _origin(source) != _origin(url):
+            headers.pop("authorization", None)
     try:
         with open(partial, "ab") as sink:
             resume_from = sink.tell()
@@ -388,10 +397,10 @@ def _fetch_blob(repo: RemoteRepo, remote: RemoteFile, storage: Path, meter: "_Me
                 resume_from = 0
             meter.resume(resume_from)
             http_get(
-                metadata.location,
+                source,
                 sink,
                 resume_size=resume_from,
-                headers=build_hf_headers(),
+                headers=headers,
                 expected_size=expected,
                 tqdm_class=meter.chunk_counter,
             )
@@ -543,6 +552,11 @@ def _disk_full(repo: RemoteRepo, remote: RemoteFile, partial: Path, error: OSErr
     )
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
 def _looks_like_commit(revision: str) -> bool:
     return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
@@ -555,19 +569,15 @@ def _refuse_offline(repo_id: str) -> None:
         )
 
 
-class _hub_errors:
+@contextmanager
+def _hub_errors(repo_id: str) -> Iterator[None]:
     """Turns the library's and the network's exceptions into one `HubError` worded for the user."""
-
-    def __init__(self, repo_id: str) -> None:
-        self.repo_id = repo_id
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        if error is None or isinstance(error, (HubError, KeyboardInterrupt)):
-            return False
-        raise _translate(self.repo_id, error) from None
+    try:
+        yield
+    except HubError:
+        raise
+    except Exception as error:
+        raise _translate(repo_id, error) from None
 
 
 def _translate(repo_id: str, error: BaseException) -> BaseException:

@@ -45,6 +45,7 @@ class Recorded:
     method: str
     path: str
     range: str | None
+    authorization: bool = False
 
 
 @dataclass
@@ -57,6 +58,9 @@ class HubServer:
     chunk_delay_s: float = 0.0
     drop_once_at: dict[str, int] = field(default_factory=dict)
     """file name -> byte offset where the first GET of that file hangs up."""
+    cdn: bool = False
+    """Serve *.safetensors as the Hub serves LFS files: a 302 from /resolve/ to a signed URL on another host
+    (`localhost` instead of `127.0.0.1`), with the file's ETag and size in X-Linked-Etag / X-Linked-Size."""
     requests: list[Recorded] = field(default_factory=list)
 
     def start(self) -> "HubServer":
@@ -97,8 +101,12 @@ class HubServer:
 
     def _handle(self, request: BaseHTTPRequestHandler, *, head: bool) -> None:
         path = unquote(urlsplit(request.path).path)
-        self.requests.append(Recorded("HEAD" if head else "GET", path, request.headers.get("Range")))
+        self.requests.append(
+            Recorded("HEAD" if head else "GET", path, request.headers.get("Range"), "Authorization" in request.headers)
+        )
         parts = path.strip("/").split("/")
+        if parts[0] == "cdn" and len(parts) == 4:
+            return self._cdn(request, "/".join(parts[1:3]), parts[3], head=head)
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id = "/".join(parts[2:4])
             return self._model_info(request, repo_id)
@@ -139,6 +147,20 @@ class HubServer:
         if file not in repo.files:
             return self._error(request, 404, "EntryNotFound")
         data = repo.files[file]
+        if self.cdn and file.endswith(".safetensors"):
+            port = self._server.server_address[1]
+            location = f"http://localhost:{port}/cdn/{repo_id}/{repo.etag(file)}?signature=test"
+            return self._send(
+                request,
+                302,
+                b"",
+                {
+                    "Location": location,
+                    "X-Linked-Etag": f'"{repo.etag(file)}"',
+                    "X-Linked-Size": str(len(data)),
+                    "X-Repo-Commit": repo.commit,
+                },
+            )
         headers = {"ETag": f'"{repo.etag(file)}"', "X-Repo-Commit": repo.commit, "Accept-Ranges": "bytes"}
         start = 0
         byte_range = request.headers.get("Range")
@@ -154,6 +176,22 @@ class HubServer:
             return
         drop_at = self.drop_once_at.pop(file, None)
         self._stream(request, 206 if start else 200, data[start:], headers, drop_after=drop_at)
+
+    def _cdn(self, request: BaseHTTPRequestHandler, repo_id: str, etag: str, *, head: bool) -> None:
+        """The CDN: signed URLs need no token, and a Hub token sent here would be a leak (tests check it is not)."""
+        repo = self.repos.get(repo_id)
+        name = next((n for n in (repo.files if repo else {}) if repo.etag(n) == etag), None)
+        if name is None:
+            return self._error(request, 404, "EntryNotFound")
+        data, start = repo.files[name], 0
+        headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
+        byte_range = request.headers.get("Range")
+        if byte_range and byte_range.startswith("bytes="):
+            start = int(byte_range.removeprefix("bytes=").split("-")[0])
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        if head:
+            return self._send(request, 200, b"", {**headers, "Content-Length": str(len(data))})
+        self._stream(request, 206 if start else 200, data[start:], headers, drop_after=self.drop_once_at.pop(name, None))
 
     def _stream(self, request, status: int, body: bytes, headers: dict, *, drop_after: int | None) -> None:
         request.send_response(status)
@@ -185,7 +223,8 @@ class HubServer:
         request.send_response(status)
         for key, value in headers.items():
             request.send_header(key, value)
-        request.send_header("Content-Length", str(len(body)))
+        if "Content-Length" not in headers:
+            request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(body)

@@ -257,3 +257,16 @@ def test_a_cache_folder_that_cannot_be_written_is_one_clear_error(hub_server, ti
     hub_server.repos["org/tiny"] = FakeRepo(tiny_repo_files(tiny_model))
     with pytest.raises(hub.HubError, match="Downloading org/tiny failed: .*Not a directory"):
         hub.download_model("org/tiny")
+
+
+def test_weights_come_from_the_cdn_the_hub_redirects_to_and_the_token_never_goes_there(hub_server, monkeypatch):
+    hub_server.repos["org/private"] = FakeRepo(big_repo_files(), private=True)
+    hub_server.cdn = True
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+
+    snapshot = hub.download_model("org/private")
+
+    assert (snapshot / "model.safetensors").read_bytes() == big_repo_files()["model.safetensors"]
+    cdn = [r for r in hub_server.requests if r.path.startswith("/cdn/")]
+    assert cdn and all(r.method == "GET" and not r.authorization for r in cdn)
+    assert all(r.authorization for r in hub_server.requests if "/resolve/" in r.path)

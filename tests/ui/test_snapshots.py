@@ -161,6 +161,60 @@ def test_delete_question(snap_compare, staged_app, tmp_path, monkeypatch):
         history.close()
 
 
+def test_read_only_conversation_list(snap_compare, staged_app, tmp_path, monkeypatch):
+    """You should see the conversation list with its three conversations and, under them, the whole line
+    "Read-only: conversations open, but nothing here is renamed, deleted or saved." (a real read-only folder is
+    tested in test_conversation_list.py)."""
+    from mlxchat.store import History
+
+    monkeypatch.setattr("mlxchat.ui.screens.conversations.when_label", lambda moment: "2024-05-01 14:03")
+    history = _history_with_three(tmp_path)
+    monkeypatch.setattr(History, "read_only", property(lambda self: True))
+
+    async def scene(pilot, engine):
+        await staged.loaded_scene(pilot, engine)
+        await pilot.press("f2")
+        await until(pilot, lambda: len(getattr(pilot.app.screen, "summaries", [])) == 3, what="the list")
+        await until(pilot, lambda: pilot.app.screen.query_one("#conversations-problem").display, what="the line")
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    try:
+        assert snap(snap_compare, staged_app, scene, history=history)
+    finally:
+        history.close()
+
+
+def test_unsaved_at_quit(snap_compare, staged_app, tmp_path, monkeypatch):
+    """You should see, over the chat, the question "2 changes to “What is the capital of France?” could not be saved
+    to the history: Cannot save the message: /data is read-only or not writable. Export the conversation to a Markdown
+    file before quitting?" with the buttons Export and quit (focused), Quit without saving and Stay; behind it the
+    notice "History not saved (your message): …"."""
+    from mlxchat.store import History, StoreError
+
+    history = History(tmp_path / "data")
+
+    def refuse(*args, **kwargs):
+        raise StoreError("Cannot save the message: /data is read-only or not writable.", "read-only")
+
+    monkeypatch.setattr(history, "add_message", refuse)
+    monkeypatch.setattr(History, "read_only", property(lambda self: False))
+
+    async def scene(pilot, engine):
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot)
+        staged.play_answer_start(engine, "A red circle.", 4)
+        staged.play_answer_end(engine, "A red circle.", 4)
+        await until(pilot, lambda: not pilot.app.chat.busy, what="the answer")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "UnsavedScreen", what="the question")
+
+    try:
+        assert snap(snap_compare, staged_app, scene, history=history)
+    finally:
+        history.close()
+
+
 def test_settings_modal(snap_compare, staged_app):
     """You should see the settings modal for "New chat": an empty system prompt box, then empty temperature, top-p,
     top-k and min-p fields, each with the value that applies beside it ("0.7, mlxchat's default", "1, mlxchat's

@@ -89,12 +89,7 @@ class ConversationsScreen(ModalScreen[ConversationsResult | None]):
             self.show_problem(self.read_only_line)
         self.query_one(Input).focus()
 
-    @property
-    def read_only_line(self) -> str:
-        return (
-            f"Read-only: {self.history.data_dir} cannot be written. Conversations are shown; renames, deletes "
-            "and new messages are not saved."
-        )
+    read_only_line = "Read-only: conversations open, but nothing here is renamed, deleted or saved."
 
     def _refused_read_only(self) -> bool:
         if self.history.read_only:

@@ -54,6 +54,8 @@ MLX_FILE_PATTERNS = (
     "*.jsonl",
     "*.jinja",
 )
+# Mistral's repos carry the weights twice; mlx-lm and mlx-vlm load the `model*` shards and skip this one.
+SKIPPED_PATTERNS = ("consolidated*.safetensors",)
 PYTORCH_WEIGHT_PATTERNS = ("*.bin", "*.pt", "*.pth")
 PARTIAL_SUFFIX = ".mlxchat-partial"
 # A chunk is the unit of progress and of cancelling. The library regroups what the socket delivers into 10 MiB
@@ -236,7 +238,13 @@ def inspect_repo(repo_id: str, revision: str = "main") -> RemoteRepo:
 
 
 def _wanted_files(files: tuple[RemoteFile, ...]) -> tuple[RemoteFile, ...]:
-    chosen = [f for f in files if "/" not in f.path and any(fnmatch.fnmatch(f.path, p) for p in MLX_FILE_PATTERNS)]
+    chosen = [
+        f
+        for f in files
+        if "/" not in f.path
+        and any(fnmatch.fnmatch(f.path, p) for p in MLX_FILE_PATTERNS)
+        and not any(fnmatch.fnmatch(f.path, p) for p in SKIPPED_PATTERNS)
+    ]
     # Small files first (a tokenizer problem shows early), config.json last (see the module docstring).
     return tuple(sorted(chosen, key=lambda f: (f.path == "config.json", f.path.endswith(".safetensors"), f.path)))
 

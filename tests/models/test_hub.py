@@ -66,7 +66,12 @@ def snapshot_of(repo_id: str, server: HubServer) -> Path:
 
 
 def test_pull_fetches_only_the_mlx_files_and_the_model_is_then_local(hub_server, tiny_model):
-    files = tiny_repo_files(tiny_model) | {"README.md": b"# tiny", "pytorch_model.bin": b"x" * 100, "original/w.safetensors": b"y"}
+    files = tiny_repo_files(tiny_model) | {
+        "README.md": b"# tiny",
+        "pytorch_model.bin": b"x" * 100,
+        "original/w.safetensors": b"y",
+        "consolidated.safetensors": b"z",
+    }
     hub_server.repos["org/tiny"] = FakeRepo(files)
 
     snapshot = hub.download_model("org/tiny")

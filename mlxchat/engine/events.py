@@ -44,6 +44,8 @@ class ModelInfo:
     """True when the chat template can turn thinking off; without a switch the engine ends thinking at once."""
     sampling_defaults: tuple[tuple[str, float], ...] = ()
     """The model's own sampling settings (its `generation_config.json`), as (name, value) pairs."""
+    base_model: bool = False
+    """Imported from a GGUF without a chat template: it runs its family's turn format or plain completion."""
 
 
 @dataclass(frozen=True)

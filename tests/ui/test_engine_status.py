@@ -52,6 +52,14 @@ def test_a_load_shows_its_steps_then_the_model_and_its_resources():
     assert (status.memory_bytes, status.context_used, status.context_size) == (114_000_000, 0, 8192)
 
 
+def test_a_base_model_says_so_when_it_has_loaded():
+    from dataclasses import replace
+
+    base = replace(TINY_INFO, base_model=True)
+    status = run(load_requested(EngineStatus(), "base"), ModelLoaded("load-1", base, 0.5), awaited=LOAD)
+    assert status.detail == "SmolLM2-135M-Instruct (base model) loaded in 0.5s"
+
+
 def test_a_failed_switch_keeps_the_model_that_is_still_loaded():
     status = run(ready(), ModelLoadFailed("load-2", "other", "no such model", still_loaded=TINY_INFO.name))
     assert (status.phase, status.detail, status.model) == ("ready", "no such model", TINY_INFO)

@@ -60,6 +60,7 @@ def load(ref, progress: Progress) -> LoadedModel:
         quantization=ref.quantization,
         size_bytes=ref.size_bytes,
         context_size=context_size(config),
+        base_model=getattr(ref, "base_model", False),
     )
     progress(f"Reading weights of {ref.name}", 0.1)
     _quiet_transformers()

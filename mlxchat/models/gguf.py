@@ -192,13 +192,15 @@ def _check_shapes(header: GGUFHeader, arch: Architecture, config: dict[str, Any]
                 f"tensor {info.name} has shape {info.shape}, but the metadata ({stated}) implies "
                 f"{expected[name]}: the file is inconsistent."
             )
-    missing = [n for n in expected if n not in given and not (n.startswith("lm_head") and config["tie_word_embeddings"])]
+    tied = config["tie_word_embeddings"]
+    missing = [n for n in expected if n not in given and not (n.startswith("lm_head") and tied)]
     if missing:
         raise GGUFImportError(f"tensors are missing for {', '.join(missing[:3])} (mlx-lm names).")
 
 
 def _plan(info: TensorInfo, mlx_name: str, bits: int | None, keep_float: bool) -> _Plan:
-    quantizable = len(info.shape) == 2 and mlx_name.endswith(".weight") and info.shape[1] % gguf_tensors.GROUP_SIZE == 0
+    matrix = len(info.shape) == 2 and mlx_name.endswith(".weight")
+    quantizable = matrix and info.shape[1] % gguf_tensors.GROUP_SIZE == 0
     if keep_float or not quantizable:
         return _Plan("dense")
     native = gguf_tensors.native_bits(info.type_name)

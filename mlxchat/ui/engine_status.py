@@ -181,9 +181,10 @@ def after_event(
         case ModelLoaded():
             info = event.info
             waited = now - status.since if status.phase == "loading" and status.since is not None else 0.0
+            label = f"{info.name} (base model)" if info.base_model else info.name
             return status.with_phase(
                 "ready",
-                detail=f"{info.name}{' (base model)' if info.base_model else ''} loaded in {max(event.load_s, waited):.1f}s",
+                detail=f"{label} loaded in {max(event.load_s, waited):.1f}s",
                 progress=None,
                 model=info,
                 model_name=info.name,

@@ -123,6 +123,12 @@ class _Write:
     optional: bool = False
     """Dropped instead of retried when it fails (noting when a conversation was opened)."""
     partial_of: Turn | None = None
+    done: bool = False
+    """Set on the history thread once `run` succeeded (a write is never done twice)."""
+
+    def __call__(self) -> None:
+        self.run()
+        self.done = True
 
 
 class SessionStore:
@@ -344,12 +350,15 @@ class SessionStore:
         return self.unsaved_count == 0
 
     def close(self) -> None:
-        """Stop the history thread (writes still queued stay in `unsaved_sessions()`)."""
+        """Finish the queue here and now (the app is closing: nothing waits on the event loop any more), then stop
+        the history thread. Bounded: a write waits at most the store's lock timeout, and the first one that
+        fails stops it; what is left stays in `unsaved_sessions()`."""
         if self._pump is not None:
             self._pump.cancel()
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=True)  # the write in flight, if any, ends (done or failed)
             self._executor = None
+        self._write_all_now()
 
     # ---- the queue ------------------------------------------------------------------------------------------
 
@@ -376,17 +385,27 @@ class SessionStore:
             self._pump = asyncio.get_running_loop().create_task(self._run_queue(), name="history writes")
 
     def _write_all_now(self) -> None:
-        from mlxchat.store import StoreError
-
+        """Do the queue on this thread, in order, stopping at the first write that fails."""
         while self._queue:
             write = self._queue[0]
-            try:
-                write.run()
-            except StoreError as exc:
-                if not write.optional:
-                    self._report_failure(write, exc)
-                    return
+            error = None if write.done else self._do(write)
+            if error is not None and not write.optional and error.kind != "not-found":
+                self._report_failure(write, error)
+                return
             self._queue.popleft()
+
+    @staticmethod
+    def _do(write: _Write):
+        """Run `write`; the StoreError it raised (a bug's exception becomes one, so the turn is kept), or None."""
+        from mlxchat.store import StoreError
+
+        try:
+            write()
+        except StoreError as exc:
+            return exc
+        except Exception as exc:
+            return StoreError(f"Cannot save ({exc.__class__.__name__}: {exc}).", "other")
+        return None
 
     async def _run_queue(self) -> None:
         """Do the queued writes in order; a failed one is retried (later, or when woken) before anything behind
@@ -417,11 +436,9 @@ class SessionStore:
 
     async def _attempt(self, write: _Write):
         """Run one write on the history thread; the StoreError it raised, or None. A long wait is named."""
-        from mlxchat.store import StoreError
-
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-writer")
-        future = asyncio.get_running_loop().run_in_executor(self._executor, write.run)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._do, write)
         done, _ = await asyncio.wait({future}, timeout=self.lock_notice_after_s)
         if not done and not write.optional:
             self._troubled = True
@@ -429,13 +446,7 @@ class SessionStore:
                 "Saving to the history is waiting: another program (another mlxchat window?) holds its lock. "
                 "The conversation stays on screen and is saved when the lock is free."
             )
-        try:
-            await future
-        except StoreError as exc:
-            return exc
-        except Exception as exc:  # a bug must not lose the turn or end the chat: keep it and say so
-            return StoreError(f"Cannot save ({exc.__class__.__name__}: {exc}).", "other")
-        return None
+        return await future
 
     def _report_failure(self, write: _Write, error) -> None:
         """Say it once per problem: a retry that fails the same way stays quiet."""

@@ -28,6 +28,7 @@ async def answer(pilot, engine, text: str, reason: str = "stop") -> None:
     staged.play_answer_start(engine, text, 5)
     staged.play_answer_end(engine, text, 5, reason)
     await until(pilot, lambda: not pilot.app.chat.busy, what="the finish")
+    await pilot.app.chat.store.flush(10)  # the history writes off the event loop: wait for it, not for luck
 
 
 async def chat(pilot, engine, question: str, reply: str, reason: str = "stop") -> None:
@@ -44,6 +45,7 @@ async def test_messages_are_saved_when_they_finish(staged_app, history):
     async with app.run_test(size=SIZE) as pilot:
         await staged.loaded_scene(pilot, engine)
         await staged.ask(pilot, "What is MLX?")
+        await app.chat.store.flush(10)
         conversation_id = app.chat.session.stored_id
         assert stored(history, conversation_id) == [("user", "What is MLX?", "complete")]
         engine.emit(TextDelta(engine.last_request_id, "An array", 2))
@@ -99,6 +101,7 @@ async def test_edit_last_takes_the_message_back_and_resends_it(staged_app, histo
         assert app.chat.prompt.text == "Whats 2+2"
         assert [t.text for t in app.chat.session.turns] == ["Hello", "Hi!"]
         assert len(app.chat.conversation.views()) == 2
+        await app.chat.store.flush(10)
         assert len(stored(history, app.chat.session.stored_id)) == 2
         app.chat.prompt.set_text("What's 2+2?")
         await pilot.press("enter")
@@ -200,6 +203,7 @@ async def test_settings_are_kept_per_conversation_and_used(staged_app, history):
         app.screen.query_one("#settings-system_prompt").load_text("Answer in French.")
         await pilot.press("ctrl+s")
         assert not isinstance(app.screen, SettingsScreen)
+        await app.chat.store.flush(10)
         saved = history.get_conversation(app.chat.session.stored_id).settings
         assert (saved.temperature, saved.seed, saved.system_prompt) == (0.2, 7, "Answer in French.")
         await staged.ask(pilot, "Bye")

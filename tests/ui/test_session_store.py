@@ -201,3 +201,46 @@ async def test_opening_a_conversation_is_noted_for_resume(history, notices):
     assert store.load(older.id).title == "older"
     await settled(store)
     assert history.last_conversation().id == older.id
+
+
+async def test_closing_finishes_the_queued_writes(history, notices):
+    """The app closes (its screen unmounts) with writes still queued: they are done, not dropped."""
+    store = make_store(history, notices)
+    session = ChatSession()
+    asked, answered = exchange(session, "Last words", "Saved.")
+    store.save_user(session, asked)
+    store.save_answer(session, answered)
+    store.close()
+    assert saved(history, session) == [("user", "Last words", "complete"), ("assistant", "Saved.", "complete")]
+    assert store.unsaved_count == 0
+
+
+async def test_the_chat_stays_responsive_while_another_window_holds_the_lock(staged_app, tmp_path):
+    """Item 10 on the real screen: while the question's write waits for another window's lock (SQLite would wait
+    up to 30 s here), the prompt takes keys and the notice names the lock; once the lock is free the exchange is
+    saved. Before, the Enter handler itself waited for the lock, and the screen with it."""
+    import staged
+
+    from conftest import SIZE, until
+
+    history = History(tmp_path / "data", lock_timeout_s=30.0)
+    history.create_conversation("another window's")
+    app, engine = staged_app(history=history)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await staged.loaded_scene(pilot, engine)
+            with held_write_lock(history.database_path):
+                await staged.ask(pilot, "Are you there?")
+                await pilot.press(*"typing on")
+                assert app.chat.prompt.text == "typing on"
+                await until(pilot, lambda: "holds its lock" in app.chat.notice_text(), 10, "the lock notice")
+                assert app.chat.store.unsaved_count >= 1, "all of this happened while the write was waiting"
+            staged.play_answer_start(engine, "Yes.", 2)
+            staged.play_answer_end(engine, "Yes.", 2)
+            await until(pilot, lambda: not app.chat.busy, what="the answer")
+            assert await app.chat.store.flush(10)
+            assert "History saved again" in app.chat.notice_text()
+            expected = [("user", "Are you there?", "complete"), ("assistant", "Yes.", "complete")]
+            assert saved(history, app.chat.session) == expected
+    finally:
+        history.close()

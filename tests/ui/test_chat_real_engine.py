@@ -94,7 +94,7 @@ async def test_sending_while_the_model_loads_is_refused_with_the_engine_message(
         await until(pilot, real_app.gate.holding.is_set, what="the load to start")
         assert app.chat.status.phase == "loading"
         await pilot.press(*"hi", "enter")
-        assert "loading a model" in app.chat.notice_text()
+        assert app.chat.notice_text().startswith("Engine busy: loading ") and "tiny-llama (loading, " in app.chat.notice_text()
         assert app.chat.prompt.text == "hi"
         assert app.chat.session.turns == []
         real_app.gate.open()

@@ -14,7 +14,11 @@ an answer is never written while its question is unsaved, and the order on disk 
 the app calls `flush`; what is still unsaved after it is in `unsaved_sessions()`, which `export_unsaved` writes
 to a Markdown file.
 
-Reads (opening a conversation, the list) happen at once: the store's reads never wait behind writes.
+Reads (opening a conversation, the list) happen at once: the store's reads never wait behind writes. Closing
+finishes what is queued (bounded by the store's lock wait) rather than dropping it.
+
+Two windows on one conversation: a removal (regenerate, edit and resend) deletes only the messages this window
+loaded or wrote, never turns another window added meanwhile.
 
 Without a `History` (tests, `--no-history` one day) every method is a no-op that succeeds.
 """

@@ -73,12 +73,14 @@ async def paste(pilot, text: str) -> float:
     started = time.perf_counter()
     pilot.app.post_message(events.Paste(text))
     await pilot.pause()
+    await until(pilot, lambda: not pilot.app.chat.attaching, what="the attachment")  # files are read off the loop
     return time.perf_counter() - started
 
 
 async def send(pilot, text: str) -> None:
     await type_text(pilot, text)
     await pilot.press("enter")
+    await until(pilot, lambda: not pilot.app.chat.attaching, what="the attachment")  # /attach reads off the loop
 
 
 async def answer_works(pilot, question: str = "still there?", timeout_s: float = 60.0) -> None:

@@ -60,6 +60,14 @@ def unreadable(bad_files, monkeypatch) -> Path:
             return real_open(file, *args, **kwargs)
 
         monkeypatch.setattr(builtins, "open", refusing_open)
+        real_os_open = os.open
+
+        def refusing_os_open(file, *args, **kwargs):  # the image reader opens with os.open (never blocks on a FIFO)
+            if isinstance(file, (str, os.PathLike)) and Path(file) == path:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_os_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refusing_os_open)
     return path
 
 

@@ -81,6 +81,8 @@ class MlxChatApp(App[int]):
         self._exit_code = EXIT_OK
         self._asking = True
         """Whether quitting may ask about unsaved turns: not after a signal or a lost terminal."""
+        self._leaving = False
+        """True from the last history writes until the exit (or until the user chooses to stay)."""
         self.farewell: list[str] = []
         """Lines for stderr once the screen has closed (what was not saved, where it was exported)."""
         self.engine: EngineClient = engine_factory(self._engine_sink)
@@ -166,6 +168,11 @@ class MlxChatApp(App[int]):
         if self._exit_code == EXIT_OK:
             self._exit_code = exit_code
         self._asking = self._asking and interactive
+        if not interactive and isinstance(self.screen, UnsavedScreen):
+            self.screen.dismiss("export")  # nobody may be there to answer: export, as after any signal
+            return
+        if self._leaving:
+            return
         if not self.chat.busy:
             await self._leave()
             return
@@ -179,6 +186,9 @@ class MlxChatApp(App[int]):
     async def _leave(self) -> None:
         """Finish the history's writes, then exit. What it could not take is offered as an export (asked when
         quitting by key; done at once for a signal or a lost terminal)."""
+        if self._leaving:
+            return
+        self._leaving = True
         store = self.chat.store
         if await store.flush(QUIT_SAVE_TIMEOUT_S):
             self.exit(self._exit_code)
@@ -193,7 +203,7 @@ class MlxChatApp(App[int]):
 
         def answered(choice: str | None) -> None:
             if choice is None:  # stay: the turns remain on screen and saving is tried again
-                self._quitting, self._exit_code, self._asking = False, EXIT_OK, True
+                self._quitting, self._leaving, self._exit_code, self._asking = False, False, EXIT_OK, True
                 return
             if choice == "export":
                 self._export_unsaved()

@@ -26,6 +26,11 @@ def rows(database: Path) -> list[tuple[str, str, str]]:
         return connection.execute("SELECT role, status, text FROM messages ORDER BY id").fetchall()
 
 
+def newest_id(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0
+
+
 def wait_for_rows(database: Path, condition, timeout_s: float, what: str) -> list:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -130,11 +135,13 @@ def test_two_windows_on_one_conversation_never_delete_each_others_turns(tiny_mod
             window.wait_for("TTFT", 60, after=mark)
             wait_for_rows(data / "history.sqlite3", lambda found, q=question: any(r[2] == q for r in found) and
                           found[-1][0] == "assistant", 20, f"the answer to {question!r}")
-        before = rows(data / "history.sqlite3")
+        before, before_id = rows(data / "history.sqlite3"), newest_id(data / "history.sqlite3")
         mark = window_a.mark()
         window_a.send(F5)
         window_a.wait_for("TTFT", 60, after=mark)
-        after = wait_for_rows(data / "history.sqlite3", lambda found: len(found) == len(before), 20, "the new answer")
+        wait_for_rows(data / "history.sqlite3", lambda found: newest_id(data / "history.sqlite3") > before_id, 20,
+                      "A's new answer")
+        after = rows(data / "history.sqlite3")
     texts = [text for _, _, text in after]
     assert texts[:2] == ["shared start", "shared answer"], after
     assert "from A" in texts and "from B" in texts, f"a window deleted the other's turns: {after}"

@@ -166,6 +166,11 @@ def reading_elsewhere(status: EngineStatus, answering_in: str | None) -> EngineS
     return replace(status, answering_in=answering_in)
 
 
+def answer_deleted(status: EngineStatus, title: str) -> EngineStatus:
+    """The awaited answer's conversation was deleted while it answered: say that nothing of it was saved."""
+    return replace(status, detail=f"'{title}' was deleted, so its answer was stopped and not saved")
+
+
 # ---- what the engine said --------------------------------------------------------------------------------------
 
 

@@ -93,3 +93,24 @@ async def test_sending_elsewhere_while_an_answer_streams_is_refused_and_keeps_th
         await pilot.press(*"And Italy?", "enter")
         assert "Your prompt is kept" in app.chat.notice_text()
         assert app.chat.prompt.text == "And Italy?" and app.chat.session.turns == []
+
+
+async def test_deleting_the_conversation_that_answers_stops_the_answer_and_saves_nothing(staged_app, history):
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot, "France trivia")
+        await pilot.press("ctrl+n")
+        await pilot.press("f2")
+        await until(pilot, lambda: len(getattr(app.screen, "summaries", [])) == 1, what="the list")
+        await pilot.press("f8")  # delete "France trivia", then confirm
+        await pilot.press("tab", "enter")
+        await until(pilot, lambda: getattr(app.screen, "summaries", None) == [], what="the deletion")
+        await pilot.press("escape")
+        await until(pilot, lambda: engine.phase == "draining", what="the cancel")
+        staged.play_answer_end(engine, "Paris", 1, reason="cancelled")
+        await until(pilot, lambda: not app.chat.busy, what="the finish")
+        assert app.chat.notice_text() == "", "no 'history not saved' warning for a conversation that is gone"
+        assert app.chat.status.detail == "'France trivia' was deleted, so its answer was stopped and not saved"
+        assert history.last_conversation() is None
+        assert len(app.chat.query(ConversationView)) == 1

@@ -53,6 +53,7 @@ from ..engine_status import (
     Awaited,
     EngineStatus,
     after_event,
+    answer_deleted,
     answer_requested,
     cancel_requested,
     conversation_shown,
@@ -85,6 +86,8 @@ class Answering:
 
     session: ChatSession
     view: ConversationView
+    deleted: bool = False
+    """Its conversation was deleted from the list while it answered: the answer is stopped and saved nowhere."""
 
 
 def answering_view(answering: Answering | None) -> ConversationView | None:
@@ -257,7 +260,8 @@ class ChatScreen(Screen):
                 self.answering.view.end_thinking(event)
             case TextDelta() if ours and awaited.kind == "chat":
                 await self.answering.view.append(event.text, event.tokens)
-                self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
+                if not self.answering.deleted:
+                    self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
             case Finished() if ours:
                 await self._finished(event, awaited)
 
@@ -270,7 +274,11 @@ class ChatScreen(Screen):
             answering, self.answering = self.answering, None
             answering.session.context_used = self.status.context_used
             answer = await answering.view.finish(event)
-            if answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
+            if answering.deleted:
+                self._set_status(answer_deleted(self.status, answering.session.title))
+                if answering.view is not self.conversation:
+                    await answering.view.remove()
+            elif answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
                 self.store.save_answer(answering.session, answer)
                 await answering.view.remove()
             elif not (event.busy and await self._take_back_refused_question(event, answer)):
@@ -680,9 +688,19 @@ class ChatScreen(Screen):
                 if fresh is not None:
                     self.session.title = fresh.title
                     self._show_title()
+            self._stop_deleted_answer()
             self.prompt.focus()
 
         self.app.push_screen(ConversationsScreen(self.store.history, self.session.stored_id), chosen)
+
+    def _stop_deleted_answer(self) -> None:
+        """The conversation being answered was deleted from the list: stop its answer, and save nothing of it."""
+        answering = self.answering
+        if answering is None or answering.deleted or answering.session.stored_id is None:
+            return
+        if not self.store.exists(answering.session.stored_id):
+            answering.deleted = True
+            self.cancel()
 
     def action_conversation_settings(self) -> None:
         def chosen(settings) -> None:

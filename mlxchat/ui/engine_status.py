@@ -233,14 +233,15 @@ def _after_finished(status: EngineStatus, event: Finished, awaited: Awaited, key
     if event.stats is not None:
         status = status.with_stats(event.stats)
     elsewhere, status = status.answering_in, replace(status, answering_in=None)
-    ended = _ended(status, event, awaited, keys)
-    if awaited.kind == "chat" and elsewhere is not None:  # the reader is in another conversation: say which one
+    if awaited.kind == "chat" and elsewhere is not None:  # the reader is in another conversation: say which one,
+        ended = _ended(status, event, awaited, keys=None)  # without keys, which would act on the one on screen
         return replace(ended, detail=f"in '{elsewhere}': {ended.detail or 'answered, and saved'}")
-    return ended
+    return _ended(status, event, awaited, keys)
 
 
-def _ended(status: EngineStatus, event: Finished, awaited: Awaited, keys: AnswerKeys) -> EngineStatus:
-    """The phase and detail a `Finished` leaves, by what the request was and how it ended."""
+def _ended(status: EngineStatus, event: Finished, awaited: Awaited, keys: AnswerKeys | None) -> EngineStatus:
+    """The phase and detail a `Finished` leaves, by what the request was and how it ended; `keys` name what
+    the user can do next (None: nothing to suggest)."""
     if awaited.kind == "load":
         if event.reason in ("cancelled", "shutdown"):
             return status.with_phase("no-model" if status.model is None else "ready", detail="load stopped")
@@ -249,7 +250,8 @@ def _ended(status: EngineStatus, event: Finished, awaited: Awaited, keys: Answer
         return status
     if event.reason in ("cancelled", "shutdown"):
         tokens = awaited.tokens_before + status.tokens
-        return status.with_phase("stopped", detail=f"after {tokens} tokens · {keys.stopped_hint(tokens > 0)}")
+        hint = f" · {keys.stopped_hint(tokens > 0)}" if keys is not None else ""
+        return status.with_phase("stopped", detail=f"after {tokens} tokens{hint}")
     if event.reason == "error":
         return status.with_phase("error", detail=event.error or "the answer failed")
     if event.reason == "length":

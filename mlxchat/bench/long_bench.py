@@ -32,6 +32,9 @@ from mlxchat.engine.saved_caches import SavedCacheFolder
 
 from .stats import median
 
+MEMORY_CONTEXT_CAP = 16384
+"""A 128k-context model would otherwise prefill 128k tokens three times: longer than one device call allows."""
+
 FILLER = (
     "The lighthouse keeper wrote in his log every evening: the wind from the west, the height of the waves, the "
     "ships that passed and the colour of the sky before the storm. "
@@ -50,7 +53,8 @@ class LongBenchConfig:
     overflow_question_tokens: int = 60
     overflow_answer_tokens: int = 120
     memory_context: int | None = None
-    """The long prompt's size for the memory run; None: the model's context less room for the answer."""
+    """The long prompt's size for the memory run; None: the model's context (at most `MEMORY_CONTEXT_CAP`) less
+    room for the answer."""
     decode_tokens: int = 32
     vision_model: str | None = None
     """A vision model for the image follow-up; None: a tiny random one (mlxchat.models.random_vision)."""
@@ -272,7 +276,7 @@ def measure_long_chat(config: LongBenchConfig, work: Path, progress, model_path:
 def measure_memory(config: LongBenchConfig, work: Path, progress, context_size: int) -> dict[str, Any]:
     import mlx.core as mx
 
-    length = config.memory_context or context_size - config.decode_tokens - 64
+    length = config.memory_context or min(context_size, MEMORY_CONTEXT_CAP) - config.decode_tokens - 64
     folder = SavedCacheFolder(work / "memory-caches", cap_bytes=2**40)
     results = {}
     text = ""

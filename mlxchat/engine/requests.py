@@ -73,6 +73,10 @@ class ChatRequest:
     continue_last: bool = False
     overflow: OverflowPolicy = DEFAULT_OVERFLOW
     kv_bits: int | None = None
+    saved_as: str | None = None
+    """The stored conversation's id, when the client keeps one: the engine saves the prompt cache on disk under
+    it, so the conversation resumes from it after a restart even when `conversation_id` was a session's own id.
+    None: saved under `conversation_id`."""
     thinking: bool | None = None
     thinking_budget: int | None = None
     request_id: str = field(default_factory=lambda: new_request_id("chat"))

@@ -21,14 +21,17 @@ TurnStatus = Literal["streaming", "complete", "stopped", "error"]
 _session_ids = itertools.count(1)
 
 
-def context_options(settings) -> dict:
-    """The conversation's overflow policy, KV-cache quantization and thinking choices, as every chat request
-    carries them."""
+def context_options(session: "ChatSession") -> dict:
+    """What every chat request of `session` carries besides its messages: the conversation's overflow policy,
+    KV-cache quantization and thinking choices, and its history id once it has one, under which the engine saves
+    the prompt cache (the session's own id dies with the process; `mlxchat -c` resumes by the history's)."""
+    settings = session.settings
     return {
         "overflow": settings.overflow,
         "kv_bits": settings.kv_bits,
         "thinking": settings.thinking,
         "thinking_budget": settings.thinking_budget,
+        "saved_as": session.stored_id,
     }
 
 
@@ -120,7 +123,7 @@ class ChatSession:
             messages=self.context() + (user_turn.as_message(),),
             conversation_id=self.id,
             sampling=self.settings.sampling(),
-            **context_options(self.settings),
+            **context_options(self),
             label=self.label(user_turn.text),
         )
 
@@ -133,7 +136,7 @@ class ChatSession:
             messages=self.context(),
             conversation_id=self.id,
             sampling=self.settings.sampling(),
-            **context_options(self.settings),
+            **context_options(self),
             continue_last=True,
             label=self.label(),
         )
@@ -149,7 +152,7 @@ class ChatSession:
             messages=self.context(turns),
             conversation_id=self.id,
             sampling=self.settings.sampling(),
-            **context_options(self.settings),
+            **context_options(self),
             label=self.label(),
         )
 

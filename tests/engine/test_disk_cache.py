@@ -160,3 +160,23 @@ def test_saving_waits_until_the_answer_is_delivered_and_refuses_no_one(event_log
     finally:
         release.set()
         engine.close(timeout_s=30)
+
+
+def test_a_cache_saved_under_the_history_id_resumes_a_conversation_whose_session_id_was_different(
+    event_log, tiny_model, folder
+):
+    """The chat screen's new conversation has a session id that dies with the process; saved under the
+    history's id, its cache serves the resumed conversation (whose id is then the history's)."""
+    engine = Engine(event_log, saved_caches=folder).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        event_log.finished(load.request_id)
+        request = ChatRequest(HISTORY, conversation_id="chat-session-1", sampling=GREEDY, saved_as="stored-7")
+        engine.submit(request)
+        first = event_log.finished(request.request_id)
+    finally:
+        engine.close(timeout_s=30)
+    assert folder.file_for("stored-7").is_file() and not folder.file_for("chat-session-1").exists()
+    resumed, _ = turn(event_log, tiny_model, folder, follow_up(HISTORY, first), conversation_id="stored-7")
+    assert resumed.cached_tokens >= first.usage.prompt_tokens

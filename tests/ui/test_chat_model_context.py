@@ -35,3 +35,13 @@ def test_a_context_windows_indices_name_the_turns_behind_the_request():
     assert len(behind) == len(request.messages)
     assert behind[0] is None and behind[1:4] == [first, answer, second]
     assert [turn.text for turn in behind[1:]] == [message.content for message in request.messages[1:]]
+
+
+def test_requests_name_the_stored_conversation_for_the_saved_prompt_cache():
+    """A new chat's own id dies with the process; once the history has stored it, the engine saves the prompt
+    cache under the stored id, which is what `mlxchat -c` resumes after a restart."""
+    session = ChatSession()
+    assert session.request_for(Turn("user", "Hello")).saved_as is None
+    session.stored_id = "0f3c"
+    request = session.request_for(Turn("user", "Hello"))
+    assert (request.conversation_id, request.saved_as) == (session.id, "0f3c")

@@ -188,7 +188,7 @@ def run_text_turn(
         request = replace(request, sampling=replace(request.sampling, max_tokens=answer_limit))
     if request.sampling.seed is not None:
         mx.random.seed(request.sampling.seed)
-    reuse = cache.prepare(request.conversation_id, prompt, request.kv_bits)
+    reuse = cache.prepare(request.conversation_id, prompt, request.kv_bits, saved_as=request.saved_as)
     clock = TurnClock(time.perf_counter(), len(prompt), reuse.cached_tokens, context_size, peak_memory=peak_memory)
     emit(Started(request_id, len(prompt), reuse.cached_tokens, "text"))
     emit(

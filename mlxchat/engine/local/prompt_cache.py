@@ -143,6 +143,9 @@ class ConversationCache:
     """The loaded model's fingerprint (`saved_caches.model_fingerprint`): a saved cache must match it."""
     unsaved: bool = False
     """A finished answer's cache waits to be saved (see `persist_later`)."""
+    saved_as: str | None = None
+    """The name the conversation's cache is saved under on disk (the history's id when the client knows it), or
+    None for its `conversation_id`."""
     route: str = "text"
     """Which route filled the cache. Text and vision turns never share one: a vision model keeps rotary-position
     state from its image prompt (Qwen-VL), which the text route's positions do not match."""
@@ -157,13 +160,20 @@ class ConversationCache:
         self.unsaved = False
 
     def prepare(
-        self, conversation_id: str, prompt: list[int], kv_bits: int | None = None, route: str = "text"
+        self,
+        conversation_id: str,
+        prompt: list[int],
+        kv_bits: int | None = None,
+        route: str = "text",
+        saved_as: str | None = None,
     ) -> Reuse:
         """Return a cache holding the longest reusable prefix of `prompt` (always leaving one token to run).
 
         A change of `kv_bits` or of route starts over: a cache quantized one way cannot serve a turn that asks
-        another. Without a usable cache in memory, a text turn tries the conversation's saved cache.
+        another. Without a usable cache in memory, a text turn tries the conversation's saved cache, found under
+        `saved_as` (the name it is saved under; None: the conversation id).
         """
+        self.saved_as = saved_as
         stale = conversation_id != self.conversation_id or kv_bits != self.kv_bits or route != self.route
         if self.cache is None or stale:
             if route != "text" or not self._resume_saved(conversation_id, kv_bits):
@@ -203,12 +213,13 @@ class ConversationCache:
             return
         if self.route != "text":
             return
-        self.saved.save(self.conversation_id, self.model_key, self.tokens, self.cache, self.kv_bits)
+        name = self.saved_as or self.conversation_id
+        self.saved.save(name, self.model_key, self.tokens, self.cache, self.kv_bits)
 
     def _resume_saved(self, conversation_id: str, kv_bits: int | None) -> bool:
         if self.saved is None or self.model_key is None:
             return False
-        found = self.saved.load(conversation_id, self.model_key, kv_bits)
+        found = self.saved.load(self.saved_as or conversation_id, self.model_key, kv_bits)
         if found is None:
             return False
         self.tokens, self.cache = found

@@ -62,6 +62,8 @@ class History:
         self._locks = {True: threading.RLock(), False: threading.RLock()}  # by "for writing"
         self._connections: dict[bool, sqlite3.Connection | None] = {True: None, False: None}
         self._opened_read_only = False
+        self.deleted_here: set[str] = set()
+        """Ids of conversations deleted through this `History` (this process), as opposed to by another program."""
 
     # ---- where --------------------------------------------------------------------------------------------
 
@@ -187,6 +189,7 @@ class History:
             ).fetchall()
             if db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount == 0:
                 raise StoreError(f"No conversation with id {conversation_id!r} in the history.", "not-found")
+        self.deleted_here.add(conversation_id)
         self._remove_unused(blobs)
         from mlxchat.engine.saved_caches import delete_saved_cache  # files only, no MLX
 

@@ -393,6 +393,8 @@ class SessionStore:
         while self._queue:
             write = self._queue[0]
             error = None if write.done else self._do(write)
+            if error is not None and error.kind == "not-found" and self._conversation_gone(write):
+                continue
             if error is not None and not write.optional and error.kind != "not-found":
                 self._report_failure(write, error)
                 return
@@ -419,9 +421,12 @@ class SessionStore:
             self._wake.clear()
             write = self._queue[0]
             error = await self._attempt(write)
+            if error is not None and error.kind == "not-found" and self._conversation_gone(write):
+                continue
             if error is None or write.optional or error.kind == "not-found":
                 self._queue.popleft()
-                if error is not None and not write.optional:
+                deleted_here = write.session is not None and write.session.stored_id in self.history.deleted_here
+                if error is not None and not write.optional and not deleted_here:
                     self._report(f"History not saved ({write.what}): {error}")
                 delay = self.retry_after_s[0]
                 continue
@@ -437,6 +442,36 @@ class SessionStore:
         if self._troubled:
             self._troubled = False
             self._report("History saved again: everything on screen is in it now.", "info")
+
+    def _conversation_gone(self, write: _Write) -> bool:
+        """When `write`'s conversation was deleted meanwhile (another window's F2): save the session whole, in
+        order, as a new conversation instead, in place of its queued writes. False when that is not the case."""
+        session = write.session
+        if session is None or session.stored_id is None or session.stored_id in self.history.deleted_here:
+            return False  # deleted from this window: it stays deleted
+        if self.exists(session.stored_id):
+            return False
+        self._known_ids.pop(session.stored_id, None)
+        session.stored_id = None
+        for turn in session.turns:
+            turn.stored_id = None
+        self._queue = deque(queued for queued in self._queue if queued.session is not session)
+        self._queue.appendleft(_Write("the conversation", lambda: self._write_whole(session), session))
+        self._report(
+            "This conversation was deleted in another window; what is on screen is saved again as a new conversation.",
+            "info",
+        )
+        return True
+
+    def _write_whole(self, session: ChatSession) -> None:
+        """Every turn of `session` with text (a streaming answer as stopped so far), into a new conversation."""
+        for turn in session.turns:
+            if turn.role == "user":
+                stored = self.history.add_message(self._conversation_id(session), "user", turn.text, images=turn.images)
+                turn.stored_id = stored.id
+                self._know(stored.conversation_id, stored.id)
+            elif turn.text:
+                self._write_answer(session, turn)
 
     async def _attempt(self, write: _Write):
         """Run one write on the history thread; the StoreError it raised, or None. A long wait is named."""

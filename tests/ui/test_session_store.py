@@ -244,3 +244,41 @@ async def test_the_chat_stays_responsive_while_another_window_holds_the_lock(sta
             assert saved(history, app.chat.session) == expected
     finally:
         history.close()
+
+
+async def test_a_conversation_deleted_in_another_window_is_saved_again_as_a_new_one(history, notices, tmp_path):
+    """Window B deletes the conversation (F2) while window A still writes to it: A's turns are not dropped, they
+    go into a new conversation, whole, in order."""
+    store = make_store(history, notices)
+    session = ChatSession()
+    first = exchange(session, "Before", "the delete")
+    store.save_user(session, first[0])
+    store.save_answer(session, first[1])
+    await settled(store)
+    deleted_id = session.stored_id
+    other_window = History(tmp_path / "data")
+    other_window.delete_conversation(deleted_id)
+    other_window.close()
+
+    second = exchange(session, "After", "the delete too")
+    store.save_user(session, second[0])
+    store.save_answer(session, second[1])
+    await settled(store)
+
+    assert session.stored_id not in (None, deleted_id)
+    assert [text for _, text, _ in saved(history, session)] == ["Before", "the delete", "After", "the delete too"]
+    assert any("deleted" in notice and "new conversation" in notice for notice in notices), notices
+
+
+async def test_a_conversation_deleted_in_this_window_stays_deleted(history, notices):
+    """The user deleted it here (F2) while its answer was still to be saved: nothing brings it back."""
+    store = make_store(history, notices)
+    session = ChatSession()
+    asked, answered = exchange(session, "Forget", "me")
+    store.save_user(session, asked)
+    await settled(store)
+    history.delete_conversation(session.stored_id)
+    store.save_answer(session, answered)
+    await settled(store)
+    assert history.list_conversations() == []
+    assert notices == [], "nothing to warn about: the user asked for it"

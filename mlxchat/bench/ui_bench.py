@@ -191,7 +191,8 @@ def format_ui_table(n: dict[str, Any]) -> str:
         lines.append(_row("image turn (Enter → answer drawn)", f"{n['image_turn_s'] * 1000:.0f} ms", f"{n['vision_model']}"))
         lines.append(_row("  image TTFT · decode", f"{n['image_ttft_s'] * 1000:.0f} ms · {n['image_decode_tps']:.1f} tok/s"))
         lines.append(_row("  prompt tokens · answer tokens", f"{n['image_prompt_tokens']} · {n['image_tokens']}", n["image_finish"]))
-    lines.append(_row("MLX peak memory", f"{n['mlx_peak_memory_bytes'] / mib:.1f} MiB", f"model {n['model_size_bytes'] / mib:.1f} MiB"))
+    if "mlx_peak_memory_bytes" in n:  # measured while the keypress probes stream
+        lines.append(_row("MLX peak memory", f"{n['mlx_peak_memory_bytes'] / mib:.1f} MiB", f"model {n['model_size_bytes'] / mib:.1f} MiB"))
     lines.append(_row("process peak RSS (everything)", f"{n['process_peak_rss_bytes'] / mib:.0f} MiB"))
     return "\n".join(lines)
 

@@ -76,11 +76,17 @@ def _app(spec: str | None, max_tokens: int, tee: EventTee):
 
 
 async def _until(pilot, condition, timeout_s: float, what: str) -> None:
+    """Wait for `condition`, looking every 20 ms with a plain sleep.
+
+    Not `Pilot.pause`: each pause walks every widget of the screen (a callback through each one's message queue)
+    and forces a frame. With a long realistic answer (hundreds of widgets) polling that way every 10 ms kept the
+    UI thread 78 % busy on the H200 and cut decode in the TUI to 0.28 of raw: work no terminal user's app does.
+    """
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await pilot.pause(0.01)
+        await asyncio.sleep(0.02)
 
 
 async def _loaded(pilot, timeout_s: float) -> None:

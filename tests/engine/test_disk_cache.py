@@ -172,11 +172,15 @@ def test_a_cache_saved_under_the_history_id_resumes_a_conversation_whose_session
         load = LoadModel(str(tiny_model))
         engine.submit(load)
         event_log.finished(load.request_id)
+        opening = ChatRequest(HISTORY[:2], conversation_id="chat-session-1", sampling=GREEDY)  # not stored yet
+        engine.submit(opening)
+        event_log.finished(opening.request_id)
         request = ChatRequest(HISTORY, conversation_id="chat-session-1", sampling=GREEDY, saved_as="stored-7")
         engine.submit(request)
         first = event_log.finished(request.request_id)
     finally:
         engine.close(timeout_s=30)
-    assert folder.file_for("stored-7").is_file() and not folder.file_for("chat-session-1").exists()
+    assert folder.file_for("stored-7").is_file()
+    assert not folder.file_for("chat-session-1").exists(), "the copy under the session's id is not left behind"
     resumed, _ = turn(event_log, tiny_model, folder, follow_up(HISTORY, first), conversation_id="stored-7")
     assert resumed.cached_tokens >= first.usage.prompt_tokens

@@ -215,6 +215,8 @@ class ConversationCache:
             return
         name = self.saved_as or self.conversation_id
         self.saved.save(name, self.model_key, self.tokens, self.cache, self.kv_bits)
+        if name != self.conversation_id:  # saved under the session's id before the history named it: not kept
+            self.saved.delete(self.conversation_id)
 
     def _resume_saved(self, conversation_id: str, kv_bits: int | None) -> bool:
         if self.saved is None or self.model_key is None:

@@ -18,7 +18,7 @@ import typer
 from mlxchat.exit import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, exit_process
 
 EXIT_CODES_HELP = (
-    "**Exit codes**: 0 success · 1 failed while running · 2 bad input (usage, missing image, unknown model, "
+    "**Exit codes**: 0 success · 1 failed while running · 2 bad input (usage, missing or damaged image, unknown model, "
     "model that cannot load) · 129 the chat's terminal closed or lost (SIGHUP) · 130 interrupted (Ctrl+C, SIGINT) · "
     "141 stdout closed by its reader · 143 stopped (SIGTERM); the chat screen saves the partial answer for each."
 )

@@ -8,7 +8,7 @@ flushes stdout, stderr and logging first; the engine is closed (cancel, drain, u
 Exit codes, shared by every command:
     0    success
     1    the command failed while running (generation error, history or file error, internal error)
-    2    bad input: usage error, missing image, unknown model, a model that cannot be loaded or imported
+    2    bad input: usage error, a missing or damaged image, unknown model, a model that cannot be loaded or imported
     129  the chat screen's terminal was closed or lost (SIGHUP, or end of input on the terminal): drained, saved
     130  interrupted with Ctrl+C (SIGINT): the engine was drained first, partial output kept
     141  the reader of stdout went away (`mlxchat ask … | head -1`): generation was stopped and drained

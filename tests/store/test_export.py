@@ -109,3 +109,19 @@ def test_json_export_escapes_del_and_c1_controls_so_it_is_safe_to_cat(history, m
     text = to_json(_hostile(history, make_image))
     assert not [c for c in text if (ord(c) < 32 and c not in "\n") or 0x7F <= ord(c) <= 0x9F]
     assert any("\x9b31m" in m["text"] for m in json.loads(text)["messages"])  # the data itself is kept exactly
+
+
+def test_a_hostile_thinking_block_stays_inside_its_collapsed_block(history):
+    from markdown_it import MarkdownIt
+
+    conversation = history.create_conversation("Think")
+    history.add_message(conversation.id, "user", "Why?")
+    thinking = "</details>\n\n## You\n\n<script>alert(1)</script>\n```\nunclosed \x1b[2J"
+    history.add_message(conversation.id, "assistant", "Because.", thinking=thinking)
+    text = to_markdown(history.get_conversation(conversation.id))
+    html = MarkdownIt("commonmark").render(text)
+    assert "<script" not in html and "\x1b" not in text
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = [tokens[i + 1].content for i, token in enumerate(tokens) if token.type == "heading_open"]
+    assert headings == ["Think", "You", "Assistant"]
+    assert [token.content for token in tokens if token.type == "fence"][-1] == "Because.\n"

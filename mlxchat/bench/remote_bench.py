@@ -124,7 +124,7 @@ def run_remote_bench(
         if finished.reason != "stop":
             raise RuntimeError(finished.error)
         model_id = engine.model.path
-        sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+        sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens)  # the same body as `direct`
 
         def request() -> ChatRequest:
             return ChatRequest((Message("user", prompt),), sampling=sampling)

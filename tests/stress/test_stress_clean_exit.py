@@ -53,7 +53,7 @@ def test_quit_mid_answer_about_an_image(tiny_vlm, bad_files, tmp_path):
         app.wait_for("● ready", 60)
         app.type(f"/attach {bad_files['good']}")
         app.send(ENTER)
-        app.wait_for(bad_files["good"].name, 10)
+        app.wait_for("for the next message", 30)  # the pane lists it: the attach (read off the event loop) is done
         app.type("What is in this picture?")
         app.send(ENTER)
         app.wait_for("generating", 30)

@@ -224,7 +224,7 @@ class Pace:
         if self.next_due > now:
             time.sleep(self.next_due - now)
             now = self.next_due
-        self.next_due = max(self.next_due + self.interval_s, now)
+        self.next_due = now + self.interval_s
 
 
 def paced_processor(processor, tokens_per_s: float | None):

@@ -1,0 +1,45 @@
+"""The benchmark's realistic answer and the means to force it through a model (mlxchat/bench/realistic.py)."""
+
+from __future__ import annotations
+
+import time
+
+from mlxchat.bench.realistic import CODE_LINES, REALISTIC_ANSWER, Pace, code_fence_lines, fit_tokenizer, forced_ids
+
+
+def test_the_answer_holds_paragraphs_a_list_a_table_and_a_500_line_code_block():
+    before, fence_and_after = REALISTIC_ANSWER.split("```python\n", 1)
+    code, after = fence_and_after.split("\n```\n", 1)
+    assert len(code.split("\n")) == CODE_LINES == 500
+    assert "\n1. " in before and "\n- **" in before, "a numbered and a bulleted list"
+    assert "|---|---|---|---|" in before, "a table"
+    assert before.count("\n\n") >= 5 and after.strip(), "paragraphs before and after the code"
+
+
+def test_open_fence_lines_are_counted_only_inside_the_fence():
+    assert code_fence_lines("Intro\n") is None
+    assert code_fence_lines("Intro\n```python\n") == 0
+    assert code_fence_lines("Intro\n```python\na = 1\nb = 2\nc") == 2
+    assert code_fence_lines("```\na\n```\nafter\n") is None
+
+
+def test_a_fitted_tokenizer_makes_word_tokens_and_round_trips(tmp_path):
+    from mlx_lm.tokenizer_utils import load as load_tokenizer
+
+    from mlxchat.models.random_weights import build_random_llama
+
+    folder = build_random_llama(tmp_path / "m")
+    fit_tokenizer(folder, 4096)
+    tokenizer = load_tokenizer(folder)
+    ids, eos = forced_ids(tokenizer)
+    assert tokenizer.decode(ids) == REALISTIC_ANSWER
+    assert len(REALISTIC_ANSWER) / len(ids) > 3, "about a word a token, like a real model's tokenizer"
+    assert eos in tokenizer.eos_token_ids
+
+
+def test_pace_spaces_steps_by_the_rate():
+    pace = Pace(200.0)
+    started = time.perf_counter()
+    for _ in range(11):
+        pace.wait()
+    assert time.perf_counter() - started >= 10 / 200 * 0.99

@@ -19,6 +19,7 @@ from typing import Callable
 from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Label
 
@@ -51,6 +52,7 @@ class StatusBar(Horizontal):
         super().__init__(**kwargs)
         self._clock = clock
         self._animate = animate
+        self._shown: dict[str, tuple[str, int]] = {}  # label id -> (text, visible width) last drawn
 
     def compose(self) -> ComposeResult:
         yield Label(id="status-phase")
@@ -80,15 +82,27 @@ class StatusBar(Horizontal):
         self._draw()
 
     def _draw(self) -> None:
-        self.query_one("#status-phase", Label).update(self.phase_text())
-        self.query_one("#status-detail", Label).update(visible(self.detail_text()))  # a server's words, maybe
+        self._show(self.query_one("#status-phase", Label), self.phase_text(), markup=True)
+        self._show(self.query_one("#status-detail", Label), visible(self.detail_text()))  # a server's words, maybe
         model = self.query_one("#status-model", Label)
         room = self.size.width - cell_len(self.phase_text() + self.detail_text()) if self.size.width else None
         facts = self.model_text()
-        model.update(facts if room is None else fit_model_facts(facts, room))
+        self._show(model, facts if room is None else fit_model_facts(facts, room))
         warning = self.status.context_warning
         model.set_class(warning == "filling", "-context-filling")
         model.set_class(warning == "full", "-context-full")
+
+    def _show(self, label: Label, text: str, *, markup: bool = False) -> None:
+        """Update `label` only when its text changed, and lay the screen out again only when its width changed.
+
+        The bar redraws after every text event of a streaming answer; a layout pass rearranges the whole screen
+        (every block of every answer), so a token count that keeps its width must not cause one (issue 11)."""
+        shown = self._shown.get(label.id)
+        if shown is not None and shown[0] == text:
+            return
+        width = Content.from_markup(text).cell_length if markup else cell_len(text)
+        self._shown[label.id] = (text, width)
+        label.update(text, layout=shown is None or shown[1] != width)
 
     def phase_text(self) -> str:
         status = self.status

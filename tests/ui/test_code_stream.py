@@ -172,3 +172,14 @@ async def test_the_finished_answer_renders_exactly_like_plain_markdown():
         await pilot.pause()
         plain_screen = plain.export_screenshot()
     assert streamed_screen == plain_screen
+
+
+def test_the_frame_interval_stretches_while_the_ui_thread_is_busy():
+    """Twice the UI thread's CPU time since the last update, between the frame interval and its cap."""
+    stream = AnswerStream(None, None, frame_interval_s=0.04)
+    stream._cpu_mark = time.thread_time()
+    assert stream._interval_s() == 0.04  # idle: the plain budget
+    stream._cpu_mark = time.thread_time() - 0.05
+    assert 0.1 <= stream._interval_s() < 0.11  # 50 ms busy: 100 ms until the next update
+    stream._cpu_mark = time.thread_time() - 1.0
+    assert stream._interval_s() == stream.max_interval_s

@@ -8,7 +8,8 @@ needs between tokens.
 
 `AnswerStream` fixes both, with the same `write` / `stop` interface as `MarkdownStream`:
 
-- **A frame budget.** Text is applied at most `frame_interval_s` apart (25 updates a second by default);
+- **A frame budget.** Text is applied at most `frame_interval_s` apart (25 updates a second by default), and
+  further apart while the UI thread is busy (twice its CPU time since the last update, up to `max_interval_s`);
   whatever arrives in between is coalesced into the next update.
 - **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each new line
   once and draws only lines, so an update costs the new lines, not the block. When the closing fence
@@ -198,6 +199,7 @@ class AnswerStream:
     frames to it)."""
 
     frame_interval_s = 0.04
+    max_interval_s = 0.2
 
     def __init__(self, markdown: Markdown, code: CodeStream, *, frame_interval_s: float | None = None) -> None:
         self.markdown = markdown
@@ -216,6 +218,7 @@ class AnswerStream:
         self._task: asyncio.Task | None = None
         self._stopped = False
         self._updating = False
+        self._cpu_mark = time.thread_time()
 
     async def write(self, fragment: str) -> None:
         if self._stopped:
@@ -259,12 +262,22 @@ class AnswerStream:
             finally:
                 self._updating = False
             # The frame budget: text that arrives now waits for the next update.
-            rest = self.frame_interval_s - (time.perf_counter() - started)
+            rest = self._interval_s() - (time.perf_counter() - started)
             if rest > 0:
                 try:
                     await asyncio.wait_for(self._stop.wait(), rest)
                 except TimeoutError:
                     pass
+
+    def _interval_s(self) -> float:
+        """The frame interval, stretched while this (the UI) thread is busy: twice the CPU time it spent since
+        the last update, up to `max_interval_s`, so drawing never takes more than about half the thread and
+        the engine's owner thread gets the GIL between tokens."""
+        now = time.thread_time()
+        busy_s, self._cpu_mark = now - self._cpu_mark, now
+        if not self.frame_interval_s:
+            return 0.0
+        return max(self.frame_interval_s, min(self.max_interval_s, 2 * busy_s))
 
     async def _update(self, *, final: bool) -> None:
         self._new_text.clear()

@@ -30,13 +30,17 @@ from .stats import median
 SYSTEM_PROMPT = "You are a helpful travel assistant. Think step by step, then answer briefly and accurately."
 THOUGHT = "The user wants facts about cities in Europe; I should recall what I know, check it, and be brief. "
 ANSWER = "Here is a short answer about {topic}: the capital is lovely in spring."
-SPEC = RandomLlamaSpec(hidden_size=256, num_hidden_layers=4, intermediate_size=512)
+SPEC = RandomLlamaSpec(
+    hidden_size=576, num_hidden_layers=8, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3
+)
+"""The demo model's layer shape (SmolLM2-135M) with fewer layers: per-token work, not attention over a tiny
+model's context, dominates prefill, as in the models people run."""
 
 
 @dataclass
 class ThinkingBenchConfig:
     turns: int = 10
-    thinking_words: int = 60
+    thinking_words: int = 40
     rounds: int = 3
     """Conversations per side; each turn's TTFT is the median over them (a shared CPU swings from run to run)."""
 

@@ -81,7 +81,7 @@ def detect_thinking_format(tokenizer: Any) -> ThinkingFormat | None:
     switch = "enable_thinking" if "enable_thinking" in template else None
     try:
         vocab = tokenizer.get_vocab()
-    except Exception:
+    except (AttributeError, TypeError, NotImplementedError):  # a tokenizer that cannot list its vocabulary
         vocab = {}
     if all(token in vocab for token in HARMONY_TOKENS):
         return harmony_format()

@@ -284,6 +284,7 @@ async def test_switching_while_an_answer_runs_shows_the_busy_answer_and_stop_dra
         await loaded(pilot)
         await pilot.press(*"hello", "enter")
         await generating(pilot)
+        real_app.gate.close()  # the answer holds at its next event, however slow the steps below (it would end at the context)
         await pilot.press("ctrl+t")
         await until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         await pilot.press(*"other", "enter")
@@ -299,6 +300,7 @@ async def test_switching_while_an_answer_runs_shows_the_busy_answer_and_stop_dra
         await pilot.press(*"other", "enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
+        real_app.gate.open()
         await until(pilot, lambda: app.chat.model is not None and app.chat.model.name == "other" and not app.chat.busy)
 
     chat_end = next(i for i, e in enumerate(real_app.events) if isinstance(e, Finished) and e.reason == "cancelled")

@@ -50,6 +50,17 @@ async def test_an_enter_long_after_an_escape_sends(monkeypatch):
         assert app.sent == ["hi"] and app.stops == 1
 
 
+async def test_keys_typed_between_an_escape_and_an_enter_make_it_a_plain_send(monkeypatch):
+    """Escape stops an answer; a quick typist's next line then ends with Enter well inside the Alt+Enter gap. Only the
+    key right after Escape can be the second half of Alt+Enter."""
+    monkeypatch.setattr(prompt_input, "monotonic", lambda: 10.0)  # every key at the same instant
+    app = PromptHost()
+    async with app.run_test() as pilot:
+        await pilot.press("escape", *"next", "enter")
+        await pilot.pause()
+        assert app.sent == ["next"] and app.stops == 1
+
+
 def test_the_help_names_the_newline_key_that_works_everywhere_and_where_the_others_work():
     newline = next(spec for spec in ACTIONS if spec.id == "newline")
     assert "Ctrl+J works in every terminal" in newline.help

@@ -63,8 +63,8 @@ class PromptInput(TextArea):
             return
         # Alt+Enter in a terminal without the kitty keyboard protocol is ESC then CR; when the two arrive as
         # separate keys, the Enter is the second half of Alt+Enter: a line break, not a send.
-        if event.key == "enter" and now - self._escape_at <= ALT_ENTER_GAP_S:
-            self._escape_at = float("-inf")
+        escape_at, self._escape_at = self._escape_at, float("-inf")  # only the key right after Escape pairs with it
+        if event.key == "enter" and now - escape_at <= ALT_ENTER_GAP_S:
             event.prevent_default()
             event.stop()
             self.action_newline()

@@ -120,13 +120,14 @@ class ConversationView(VerticalScroll, can_focus=False):
     async def finish(self, event: Finished) -> Turn:
         """End the answer being written as `event` says; returns its turn, complete, stopped or failed."""
         view, self.answer = self.answer, None
-        await view.end_stream()
         turn = view.turn
         turn.thinking = event.reasoning or turn.thinking
         turn.status = TURN_STATUS[event.reason]
         turn.stats = event.stats or turn.stats
         turn.error = event.error
         view.refresh_from_turn(answer_hint(turn, event.reason, self.keys, event.context_full))
+        # The turn and its footer are final before the view draws its last text, which may wait for a frame.
+        await view.end_stream()
         return turn
 
     def show_window(self, out_of_view: Iterable[Turn]) -> None:

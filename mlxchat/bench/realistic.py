@@ -143,21 +143,9 @@ REALISTIC_ANSWER = realistic_answer()
 
 def fit_tokenizer(folder: Path, vocab_size: int, text: str = REALISTIC_ANSWER) -> None:
     """Retrain the folder's byte-level BPE on `text` (same special tokens, same ids), so a token is a word."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from mlxchat.models.random_weights import SPECIAL_TOKENS, train_tokenizer_json
 
-    from mlxchat.models.random_weights import SPECIAL_TOKENS
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator([text, "Write a long, detailed story about a lighthouse keeper and a storm."], trainer)
-    tokenizer.save(str(folder / "tokenizer.json"))
+    train_tokenizer_json(folder, vocab_size, [text, "Write a long, detailed story about a lighthouse keeper and a storm."])
     added = {t["content"]: t["id"] for t in json.loads((folder / "tokenizer.json").read_text())["added_tokens"]}
     assert added == {token: i for i, token in enumerate(SPECIAL_TOKENS)}, added
 

@@ -59,8 +59,9 @@ ONE_B = RandomLlamaSpec(
 )
 
 
-def build_tokenizer(folder: Path, vocab_size: int) -> None:
-    """A byte-level BPE trained on a few sentences, with ChatML special tokens and a chat template."""
+def train_tokenizer_json(folder: Path, vocab_size: int, corpus: list[str]) -> None:
+    """Write `tokenizer.json`: a byte-level BPE trained on `corpus`, with the ChatML special tokens at fixed ids
+    (so a retrained tokenizer keeps the ids the model folder's config and template expect)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -72,8 +73,13 @@ def build_tokenizer(folder: Path, vocab_size: int) -> None:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_CORPUS * 4, trainer)
+    tokenizer.train_from_iterator(corpus, trainer)
     tokenizer.save(str(folder / "tokenizer.json"))
+
+
+def build_tokenizer(folder: Path, vocab_size: int) -> None:
+    """A byte-level BPE trained on a few sentences, with ChatML special tokens and a chat template."""
+    train_tokenizer_json(folder, vocab_size, _CORPUS * 4)
     (folder / "tokenizer_config.json").write_text(
         json.dumps(
             {

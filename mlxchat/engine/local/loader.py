@@ -96,13 +96,10 @@ def _quiet_transformers() -> None:
 
 
 def context_size(config: dict) -> int:
-    text_config = config.get("text_config") or {}
-    for source in (config, text_config):
-        for key in ("max_position_embeddings", "max_sequence_length", "n_positions", "seq_length"):
-            value = source.get(key)
-            if isinstance(value, int) and value > 0:
-                return value
-    return DEFAULT_CONTEXT
+    """The model's trained context (discovery's one reading of config.json), else `DEFAULT_CONTEXT`."""
+    from mlxchat.models.discovery import context_length
+
+    return context_length(config) or DEFAULT_CONTEXT
 
 
 def fit_to_device(model: nn.Module) -> None:

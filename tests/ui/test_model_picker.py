@@ -96,7 +96,12 @@ def test_download_progress_above_the_status_pane(snap_compare, staged_app, monke
         bytes_per_s=25_000_000,
     )  # fixed numbers, so the picture does not depend on timing
 
+    laid_out = threading.Event()
+
     def download(repo_id, progress, cancel):
+        # The first report comes once the download line is laid out, as a real one comes after the Hub answers:
+        # Textual's Bar rounds a percentage to its width at the moment it is set.
+        laid_out.wait(10)
         progress(report)
         release.wait(10)  # held until the picture is taken
 
@@ -106,6 +111,9 @@ def test_download_progress_above_the_status_pane(snap_compare, staged_app, monke
     async def run_before(pilot) -> None:
         await staged_loaded(pilot, engine)
         app.chat.download_model("mlx-community/Qwen3-8B-4bit")
+        await until(pilot, lambda: "Asking the Hugging Face Hub" in str(app.chat.model_download.query_one("#download-line").render()))
+        await pilot.pause()
+        laid_out.set()
         await until(pilot, lambda: "2m 16s" in str(app.chat.model_download.query_one("#download-line").render()))
 
     try:

@@ -10,7 +10,8 @@ Policies:
 - ``truncate-middle`` (the default): keep the system prompt and the first exchange (the user's first message
   and its answer: most chats state their task there), plus as many recent turns as fit.
 - ``rolling-window``: keep the system prompt plus as many recent turns as fit.
-- ``stop``: read everything or refuse, with a message that offers the other policies.
+- ``stop``: read everything or refuse (`OverflowRefused`), naming the ways out: another policy, or a new
+  conversation from a summary of this one (the chat screen offers both; `mlxchat ask` names its flags).
 
 The window moves in steps of a quarter of the room, not one turn at a time. A window that slid by one turn every
 turn would change the prompt right after the pinned start each time, and the prompt cache could reuse only that
@@ -153,10 +154,11 @@ def _first_exchange(roles: Sequence[str], start: int, tail_start: int) -> tuple[
 def describe_overflow(overflow: ContextOverflow, model_name: str, context_size: int) -> str:
     """The message for a conversation that cannot be answered as it is, naming the way out."""
     if overflow.policy == "stop":
+        # The chat screen and `mlxchat ask` each add how to take these ways out there (the offer, the flags).
         return (
             f"The conversation is {overflow.needed} tokens; {model_name} reads at most {context_size}, and this "
-            "conversation's overflow policy is \"stop\". Switch the overflow policy to truncate-middle or rolling-window in the conversation settings (F3; "
-            "mlxchat ask --overflow), or start a new conversation with a summary of this one."
+            'conversation\'s overflow policy is "stop". To go on, switch its overflow policy to truncate-middle or '
+            "rolling-window, or start a new conversation from a summary of this one."
         )
     return (
         f"The system prompt and the last message alone are {overflow.needed} tokens; {model_name} reads at most "

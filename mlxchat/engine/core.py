@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .control import RequestControl
-from .errors import EngineClosed, describe_error
+from .errors import EngineClosed, OverflowRefused, describe_error
 from .events import Busy, Draining, Event, Finished, ModelInfo, Phase
 from .requests import ChatRequest, LoadModel, Request, UnloadModel
 
@@ -195,7 +195,8 @@ class EngineCore:
             finished = self._handle(request, control)
         except Exception as exc:  # every failure becomes a terminal event; the engine stays usable
             log.debug("request %s failed", request.request_id, exc_info=True)
-            return Finished(request.request_id, "error", error=describe_error(exc))
+            refused = isinstance(exc, OverflowRefused)
+            return Finished(request.request_id, "error", error=describe_error(exc), overflow_refused=refused)
         if finished.reason == "cancelled":
             return _with_reason(finished, _stopped_reason(control))
         return finished

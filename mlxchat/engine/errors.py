@@ -11,6 +11,12 @@ class RequestError(Exception):
     """A request the engine can explain in one sentence (no model, images on a text model, prompt too long)."""
 
 
+class OverflowRefused(RequestError):
+    """The conversation no longer fits in the model's context and its overflow policy is "stop". The terminal
+    event says so (`Finished.overflow_refused`), so a client can offer the ways out (another policy, a new chat
+    from a summary) instead of matching the message's words."""
+
+
 def describe_error(exc: BaseException) -> str:
     """One line a person can act on. Known MLX failures are named; anything else keeps its type and text."""
     text = str(exc).strip() or exc.__class__.__name__

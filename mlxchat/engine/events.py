@@ -182,6 +182,9 @@ class Finished(Event):
     context_full: bool = False
     reasoning: str = ""
     """The thinking, apart from `text` (the answer). A cancel while thinking keeps what was thought."""
+    overflow_refused: bool = False
+    """With reason "error": the conversation no longer fits in the model's context and its overflow policy is
+    "stop". Nothing was read; the UI offers to switch the policy or to start a new chat from a summary."""
     busy: bool = False
     """With reason "error": a server refused the request because it is busy with another one (or answered with
     an error before any text, which is how vllm-mlx says busy when streaming). The UI treats it like a local

@@ -77,6 +77,14 @@ def test_stop_refuses_and_offers_the_other_policies(short_engine, event_log):
     finished, _, _ = ask(short_engine, event_log, long_chat(20), overflow="stop")
     assert finished.reason == "error"
     assert "truncate-middle" in finished.error and "new conversation" in finished.error
+    assert finished.overflow_refused, "the client is told it is the stop policy's refusal, not any error"
+
+
+def test_other_refusals_are_not_marked_as_the_stop_policys(short_engine, event_log):
+    too_long = (Message("user", "word " * 400),)
+    finished, _, _ = ask(short_engine, event_log, too_long)
+    assert finished.reason == "error" and "alone" in finished.error
+    assert not finished.overflow_refused
 
 
 def test_an_answer_that_reaches_the_context_limit_ends_with_length_not_an_error(short_engine, event_log):

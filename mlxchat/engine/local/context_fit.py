@@ -13,7 +13,7 @@ from typing import Callable
 
 from ..context_window import ContextOverflow, Window, answer_room, describe_overflow, plan_window
 from ..documents import describe_too_large, message_text
-from ..errors import RequestError
+from ..errors import OverflowRefused, RequestError
 from ..requests import ChatRequest, Message
 from .chat_template import render_prompt
 
@@ -64,7 +64,7 @@ def fit_messages(
         # The former behaviour: read everything, refuse only what cannot be read at all.
         if length >= context_size:
             overflow = ContextOverflow(length, context_size - 1, "stop")
-            raise RequestError(describe_overflow(overflow, model_name, context_size))
+            raise OverflowRefused(describe_overflow(overflow, model_name, context_size))
         return request, Window(everything, (), length), length
     reserved = answer_room(context_size, request.sampling.max_tokens)
     room = context_size - reserved

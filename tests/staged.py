@@ -62,6 +62,8 @@ class StagedEngine:
 
     sink: Callable[[Event], None]
     submitted: list = field(default_factory=list)
+    prepared: list = field(default_factory=list)
+    """The `PrepareConversation` hints the screen gave (they are never refused and make no one busy)."""
     active: object | None = None
     phase: str = "idle"
     busy_elapsed_s: float = 1.4
@@ -80,6 +82,9 @@ class StagedEngine:
         self.active = request
         self.phase = "loading" if kind_of(request) == "load" else "prefill"
         return None
+
+    def prepare(self, hint) -> None:
+        self.prepared.append(hint)
 
     def cancel(self, request_id: str | None = None, *, reason: str = "cancel") -> bool:
         if self.active is None:

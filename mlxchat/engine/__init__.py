@@ -9,6 +9,7 @@ from .errors import EngineClosed
 from .events import (
     Busy,
     ContextWindow,
+    ConversationPrepared,
     Draining,
     Event,
     Finished,
@@ -25,12 +26,21 @@ from .events import (
     ThinkingDone,
     Usage,
 )
-from .requests import ChatRequest, LoadModel, Message, SamplingParams, UnloadModel, new_request_id
+from .requests import (
+    ChatRequest,
+    LoadModel,
+    Message,
+    PrepareConversation,
+    SamplingParams,
+    UnloadModel,
+    new_request_id,
+)
 
 __all__ = [
     "Busy",
     "ChatRequest",
     "ContextWindow",
+    "ConversationPrepared",
     "Draining",
     "Engine",
     "EngineClosed",
@@ -39,6 +49,7 @@ __all__ = [
     "Finished",
     "LoadModel",
     "Message",
+    "PrepareConversation",
     "ModelInfo",
     "ModelLoaded",
     "ModelLoadFailed",

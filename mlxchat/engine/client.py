@@ -13,7 +13,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 from .core import EngineState
 from .events import Busy, Event
-from .requests import Request
+from .requests import PrepareConversation, Request
 
 Sink = Callable[[Event], None]
 """Called with every event, on the engine's own thread: it must hand the event on and return at once."""
@@ -30,6 +30,12 @@ class EngineClient(Protocol):
 
     def submit(self, request: Request) -> Busy | None:
         """Accept `request` (None) or refuse it at once (`Busy`) while another one runs. Never blocks."""
+        ...
+
+    def prepare(self, hint: PrepareConversation) -> None:
+        """The person opened a conversation: read what its next turn needs (its saved prompt cache) ahead of
+        it. Never refused, never blocks, never delays a request sent after it; ends with a
+        `ConversationPrepared` event. An engine with nothing to read ahead does nothing."""
         ...
 
     def cancel(self, request_id: str | None = None, *, reason: str = "cancel") -> bool:

@@ -20,8 +20,8 @@ from typing import Callable
 
 from .control import RequestControl
 from .errors import EngineClosed, OverflowRefused, describe_error
-from .events import Busy, Draining, Event, Finished, ModelInfo, Phase
-from .requests import ChatRequest, LoadModel, Request, UnloadModel
+from .events import Busy, ConversationPrepared, Draining, Event, Finished, ModelInfo, Phase
+from .requests import ChatRequest, LoadModel, PrepareConversation, Request, UnloadModel
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,17 @@ class EngineCore:
             self._active = control
             self._inbox.put((request, control))
         return None
+
+    def prepare(self, hint: PrepareConversation) -> None:
+        """Let the owner thread get `hint`'s conversation ready (read its saved prompt cache) while the person
+        types. Never refused, never blocks, and never delays a request: it waits in the inbox behind whatever
+        runs, is dropped when a request sent after it is already waiting when its turn comes, and a request
+        sent while it runs is accepted and starts right after it (the owner thread does one thing at a time;
+        the read is what that request would otherwise do inside its own TTFT). Ignored once closing."""
+        with self._lock:
+            if self._closing:
+                return
+            self._inbox.put((hint, None))
 
     def cancel(self, request_id: str | None = None, *, reason: str = "cancel") -> bool:
         """Ask the active request (or `request_id`, if it is the active one) to stop. Returns at once.
@@ -181,6 +192,9 @@ class EngineCore:
                 self._shutdown()
                 return self._park()
             request, control = item
+            if control is None:
+                self._run_prepare(request)
+                continue
             finished = self._execute(request, control)
             with self._lock:
                 self._active = None
@@ -201,6 +215,18 @@ class EngineCore:
             return _with_reason(finished, _stopped_reason(control))
         return finished
 
+    def _run_prepare(self, hint: PrepareConversation) -> None:
+        if not self._inbox.empty():  # a request (or close) sent after the hint waits: it goes first, unslowed
+            self._emit(ConversationPrepared(hint.request_id, hint.conversation_id, superseded=True))
+            return
+        started = time.perf_counter()
+        try:
+            cached = self._prepare(hint)
+        except Exception:  # a prefetch is an optimisation: the turn itself will try (and report) again
+            log.exception("preparing conversation %s failed", hint.conversation_id)
+            cached = 0
+        self._emit(ConversationPrepared(hint.request_id, hint.conversation_id, cached, time.perf_counter() - started))
+
     # ---- what a backend provides (all called on the owner thread) -------------------------------------------
 
     def _on_start(self) -> None:
@@ -211,6 +237,11 @@ class EngineCore:
 
     def _shutdown(self) -> None:
         """Release what the backend holds; called once, on the owner thread, after the last request."""
+
+    def _prepare(self, hint: PrepareConversation) -> int:
+        """Get the conversation ready for its next turn; returns how many of its tokens are now cached. The
+        default (a backend with nothing to read ahead, such as a remote server) does nothing."""
+        return 0
 
     def _after_finished(self) -> None:
         """Work that may wait until the consumer has the `Finished` (saving a cache to disk). A request submitted

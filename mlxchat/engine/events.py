@@ -152,6 +152,18 @@ class Stats(Event):
 
 
 @dataclass(frozen=True)
+class ConversationPrepared(Event):
+    """A `PrepareConversation` hint was acted on: the conversation's prompt cache now holds `cached_tokens`
+    (0: nothing saved that could be trusted, or no model loaded), read in `seconds`. `superseded` is True when
+    the hint was dropped because a request sent after it was already waiting (a prefetch never delays one)."""
+
+    conversation_id: str
+    cached_tokens: int = 0
+    seconds: float = 0.0
+    superseded: bool = False
+
+
+@dataclass(frozen=True)
 class Draining(Event):
     """Cancel was asked; the owner thread is finishing its current step. Not idle until `Finished`."""
 

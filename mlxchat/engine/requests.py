@@ -105,4 +105,19 @@ class UnloadModel:
     request_id: str = field(default_factory=lambda: new_request_id("unload"))
 
 
+@dataclass(frozen=True)
+class PrepareConversation:
+    """A hint, not a request: the person opened `conversation_id` and will probably send in it soon, so the
+    engine may read its saved prompt cache now, while they type, instead of inside the next turn's TTFT.
+
+    Given to `EngineClient.prepare`, never to `submit`: it is never refused, never makes the engine busy and
+    ends with a `ConversationPrepared` event, not `Finished`. `saved_as` and `kv_bits` mean what they mean on
+    `ChatRequest` (the saved cache is found under `saved_as`, and must match `kv_bits`)."""
+
+    conversation_id: str
+    saved_as: str | None = None
+    kv_bits: int | None = None
+    request_id: str = field(default_factory=lambda: new_request_id("prepare"))
+
+
 Request = ChatRequest | LoadModel | UnloadModel

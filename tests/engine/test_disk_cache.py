@@ -184,3 +184,125 @@ def test_a_cache_saved_under_the_history_id_resumes_a_conversation_whose_session
     assert not folder.file_for("chat-session-1").exists(), "the copy under the session's id is not left behind"
     resumed, _ = turn(event_log, tiny_model, folder, follow_up(HISTORY, first), conversation_id="stored-7")
     assert resumed.cached_tokens >= first.usage.prompt_tokens
+
+
+# ---- reading a conversation's saved cache ahead of its next turn (`PrepareConversation`) ------------------------
+
+
+@pytest.fixture
+def counted_loads(monkeypatch):
+    """The conversation names `SavedPromptCaches.load` was asked for (the real load runs), and a gate that holds
+    each load until it is set (set by default)."""
+    import threading
+
+    from mlxchat.engine.local.prompt_cache import SavedPromptCaches
+
+    original = SavedPromptCaches.load
+    calls: list[str] = []
+    gate = threading.Event()
+    gate.set()
+    started = threading.Event()
+
+    def counting(self, conversation_id, *args, **kwargs):
+        calls.append(conversation_id)
+        started.set()
+        assert gate.wait(30)
+        return original(self, conversation_id, *args, **kwargs)
+
+    monkeypatch.setattr(SavedPromptCaches, "load", counting)
+    counting.calls, counting.gate, counting.started = calls, gate, started
+    return counting
+
+
+def loaded_engine(event_log, model, folder):
+    engine = Engine(event_log, saved_caches=folder).start()
+    load = LoadModel(str(model))
+    engine.submit(load)
+    assert event_log.finished(load.request_id).reason == "stop"
+    return engine
+
+
+def test_a_prepared_conversation_starts_its_next_turn_without_reading_the_file(
+    event_log, tiny_model, folder, counted_loads
+):
+    from mlxchat.engine import ConversationPrepared, PrepareConversation
+
+    first, finished = turn(event_log, tiny_model, folder, HISTORY)
+    counted_loads.calls.clear()
+    engine = loaded_engine(event_log, tiny_model, folder)
+    try:
+        hint = PrepareConversation("chat-1")
+        engine.prepare(hint)
+        prepared = event_log.wait_for(ConversationPrepared, hint.request_id)
+        assert prepared.cached_tokens >= first.prompt_tokens and not prepared.superseded
+        assert counted_loads.calls == ["chat-1"]
+        request = ChatRequest(follow_up(HISTORY, finished), conversation_id="chat-1", sampling=GREEDY)
+        assert engine.submit(request) is None
+        assert event_log.finished(request.request_id).reason == "length"
+        assert event_log.wait_for(Started, request.request_id).cached_tokens >= first.prompt_tokens
+    finally:
+        engine.close(timeout_s=30)
+    assert counted_loads.calls == ["chat-1"], "the turn used what was read ahead, not the file again"
+
+
+def test_a_message_sent_while_a_conversation_is_prepared_is_accepted_and_waits_for_it(
+    event_log, tiny_model, folder, counted_loads
+):
+    """The prefetch never refuses a person's message: it is accepted at once and starts when the read is done
+    (a read the turn would otherwise make itself)."""
+    from mlxchat.engine import PrepareConversation
+
+    first, finished = turn(event_log, tiny_model, folder, HISTORY)
+    counted_loads.calls.clear()
+    engine = loaded_engine(event_log, tiny_model, folder)
+    counted_loads.gate.clear()
+    try:
+        engine.prepare(PrepareConversation("chat-1"))
+        assert counted_loads.started.wait(30)
+        request = ChatRequest(follow_up(HISTORY, finished), conversation_id="chat-1", sampling=GREEDY)
+        assert engine.submit(request) is None, "not refused while the conversation is being prepared"
+        counted_loads.gate.set()
+        assert event_log.finished(request.request_id).reason == "length"
+        assert event_log.wait_for(Started, request.request_id).cached_tokens >= first.prompt_tokens
+    finally:
+        counted_loads.gate.set()
+        engine.close(timeout_s=30)
+    assert counted_loads.calls == ["chat-1"]
+
+
+def test_a_hint_overtaken_by_a_message_is_dropped(event_log, tiny_model, folder, counted_loads, monkeypatch):
+    """A hint still waiting when a message is sent after it is skipped: the message does not wait for a read it
+    may not need (here: the person switched to chat-2 and back, and sent in chat-1)."""
+    import threading
+
+    from mlxchat.engine import ConversationPrepared, PrepareConversation
+    from mlxchat.engine.local.prompt_cache import SavedPromptCaches
+
+    turn(event_log, tiny_model, folder, HISTORY, conversation_id="chat-2")
+    counted_loads.calls.clear()
+    saving, release = threading.Event(), threading.Event()
+    original = SavedPromptCaches.save
+
+    def slow_save(self, *args, **kwargs):  # holds the owner thread after an answer, so both wait in its inbox
+        saving.set()
+        assert release.wait(30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SavedPromptCaches, "save", slow_save)
+    engine = loaded_engine(event_log, tiny_model, folder)
+    try:
+        opening = ChatRequest(HISTORY, conversation_id="chat-1", sampling=GREEDY)
+        engine.submit(opening)
+        event_log.finished(opening.request_id)
+        assert saving.wait(30)
+        hint = PrepareConversation("chat-2")
+        engine.prepare(hint)
+        again = ChatRequest(HISTORY, conversation_id="chat-1", sampling=GREEDY)
+        assert engine.submit(again) is None
+        release.set()
+        assert event_log.wait_for(ConversationPrepared, hint.request_id).superseded
+        assert event_log.finished(again.request_id).reason == "length"
+    finally:
+        release.set()
+        engine.close(timeout_s=30)
+    assert "chat-2" not in counted_loads.calls, "the overtaken hint read nothing"

@@ -17,7 +17,7 @@ from ..control import RequestControl
 from ..core import EngineCore, EngineState, Sink
 from ..errors import RequestError, describe_error
 from ..events import Finished, ModelLoaded, ModelLoadFailed, ModelLoading, ModelUnloaded
-from ..requests import ChatRequest, LoadModel, Request, UnloadModel
+from ..requests import ChatRequest, LoadModel, PrepareConversation, Request, UnloadModel
 from ..vision_inputs import images_refused
 
 __all__ = ["Engine", "EngineState", "Sink"]
@@ -91,6 +91,13 @@ class Engine(EngineCore):
         if self._loaded is not None:
             request = with_model_sampling(request, self._loaded.info.sampling_defaults)
         return self._answer(request, control)
+
+    def _prepare(self, hint: PrepareConversation) -> int:
+        """Read the conversation's saved prompt cache into memory now (see `ConversationCache.preload`), so its
+        next turn starts from it without reading the file. Nothing to do without a model or saved caches."""
+        if self._loaded is None:
+            return 0
+        return self._cache.preload(hint.conversation_id, hint.kv_bits, hint.saved_as)
 
     def _after_finished(self) -> None:
         """Save the answered conversation's prompt cache now that the answer is delivered."""

@@ -187,6 +187,17 @@ class ConversationCache:
             self.tokens = self.tokens[:keep]
         return Reuse(self.cache, keep)
 
+    def preload(self, conversation_id: str, kv_bits: int | None = None, saved_as: str | None = None) -> int:
+        """Read the conversation's saved cache into memory ahead of its next turn (a `PrepareConversation`
+        hint); returns how many tokens it holds. A cache already in memory for it is kept (an image chat's
+        too, which is never saved); otherwise what is in memory is replaced, as the conversation's own next
+        turn would replace it (finished answers are saved before a hint runs, so nothing is lost). The next
+        `prepare` finds it in memory."""
+        if self.cache is not None and (conversation_id, kv_bits) == (self.conversation_id, self.kv_bits):
+            return len(self.tokens)
+        self.saved_as = saved_as
+        return len(self.tokens) if self._resume_saved(conversation_id, kv_bits) else 0
+
     def record(self, tokens_fed: list[int]) -> None:
         """After a turn: note which tokens the KV state now holds.
 

@@ -27,7 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlxchat.engine import ChatRequest, ContextWindow, Engine, Finished, LoadModel, Message, SamplingParams, Started
+from mlxchat.engine import (
+    ChatRequest,
+    ContextWindow,
+    ConversationPrepared,
+    Engine,
+    Finished,
+    LoadModel,
+    Message,
+    PrepareConversation,
+    SamplingParams,
+    Started,
+)
 from mlxchat.engine.saved_caches import SavedCacheFolder
 
 from .stats import median
@@ -59,6 +70,7 @@ class LongBenchConfig:
     vision_model: str | None = None
     """A vision model for the image follow-up; None: a tiny random one (mlxchat.models.random_vision)."""
     image_rounds: int = 3
+    resume_rounds: int = 3
 
 
 @dataclass
@@ -66,9 +78,14 @@ class Turn:
     started: Started
     finished: Finished
     window: ContextWindow | None
+    send_to_started_s: float = float("nan")
+    """Wall time from `submit` to the `Started` event: fitting the prompt and finding its cache (a saved
+    cache's read included)."""
 
     @property
     def ttft_s(self) -> float:
+        """The engine's TTFT, counted from when its owner thread took the request (microseconds after the send
+        when it was idle): the prompt's fitting, a saved cache's read, the prefill and the first step."""
         return self.finished.stats.ttft_s if self.finished.stats and self.finished.stats.ttft_s else float("nan")
 
 
@@ -77,12 +94,13 @@ class Driver:
 
     def __init__(self, *, saved: SavedCacheFolder | None = None, script=None) -> None:
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.engine = Engine(self.events.put, saved_caches=saved, script=script).start()
+        self.engine = Engine(lambda event: self.events.put((time.perf_counter(), event)), saved_caches=saved, script=script)
+        self.engine.start()
 
     def load(self, model: str | None):
         request = LoadModel(model)
         self.engine.submit(request)
-        finished = self._wait(request.request_id)[-1]
+        finished = self._wait(request.request_id)[-1][1]
         if finished.reason != "stop":
             raise RuntimeError(f"could not load {model}: {finished.error}")
         return self.engine.model
@@ -90,25 +108,34 @@ class Driver:
     def ask(self, messages, conversation_id: str, max_tokens: int, **options) -> Turn:
         sampling = SamplingParams(temperature=0.0, max_tokens=max_tokens)
         request = ChatRequest(tuple(messages), conversation_id=conversation_id, sampling=sampling, **options)
+        sent = time.perf_counter()
         busy = self.engine.submit(request)
         if busy is not None:
             raise RuntimeError(busy.message)
-        events = self._wait(request.request_id)
+        timed = self._wait(request.request_id)
+        events = [event for _, event in timed]
         finished = events[-1]
         if finished.reason not in ("stop", "length"):
             raise RuntimeError(f"turn failed ({finished.reason}): {finished.error}")
-        started = next(e for e in events if isinstance(e, Started))
+        started_at, started = next((at, e) for at, e in timed if isinstance(e, Started))
         window = next((e for e in events if isinstance(e, ContextWindow)), None)
-        return Turn(started, finished, window)
+        return Turn(started, finished, window, started_at - sent)
 
-    def _wait(self, request_id: str, timeout_s: float = 3600) -> list:
+    def prepare(self, conversation_id: str) -> ConversationPrepared:
+        """Give the engine a `PrepareConversation` hint and wait until it has acted on it."""
+        hint = PrepareConversation(conversation_id)
+        self.engine.prepare(hint)
+        return self._wait(hint.request_id, until=ConversationPrepared)[-1][1]
+
+    def _wait(self, request_id: str, timeout_s: float = 3600, until: type = Finished) -> list:
+        """(arrival time, event) pairs of `request_id` up to its first `until` event."""
         seen = []
         deadline = time.monotonic() + timeout_s
         while True:
-            event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            at, event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
             if event.request_id == request_id:
-                seen.append(event)
-                if isinstance(event, Finished):
+                seen.append((at, event))
+                if isinstance(event, until):
                     return seen
 
     def close(self) -> None:
@@ -136,8 +163,52 @@ def history_of(tokens: int, model_path: str) -> list[Message]:
     return messages
 
 
+def cache_file_costs(path: Path) -> dict[str, float]:
+    """Where reading and writing a saved cache goes, timed on this thread from the file the engine wrote: the
+    bytes off the disk (warm page cache), `mx.load` and evaluating the arrays, the whole of mlx-lm's
+    `load_prompt_cache` (arrays plus cache objects), and writing it again, as the engine does after each answer,
+    at its own length and at four times it (the same arrays tiled: an 8,000-token cache from a 2,000-token one)."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import load_prompt_cache, save_prompt_cache
+
+    def timed(work) -> float:
+        started = time.perf_counter()
+        work()
+        return time.perf_counter() - started
+
+    read_s = timed(path.read_bytes)
+    load_s = timed(lambda: mx.eval(list(mx.load(str(path)).values())))
+    holder: list = []
+    rebuild_s = timed(lambda: holder.append(load_prompt_cache(str(path), return_metadata=True)))
+    cache, metadata = holder[0]
+    mx.eval([entry.state for entry in cache])
+    target = path.with_name("write-probe.safetensors")
+    write_s = timed(lambda: save_prompt_cache(str(target), cache, metadata))
+    for entry in cache:  # four times as long: the same arrays, tiled along the sequence (full-precision layers)
+        entry.keys, entry.values = (mx.concatenate([array] * 4, axis=2) for array in (entry.keys, entry.values))
+        entry.offset *= 4
+    mx.eval([entry.state for entry in cache])
+    write_4x_s = timed(lambda: save_prompt_cache(str(target), cache, metadata))
+    size_4x = target.stat().st_size
+    target.unlink()
+    return {
+        "file_bytes": path.stat().st_size,
+        "read_bytes_s": read_s,
+        "mx_load_and_eval_s": load_s,
+        "load_prompt_cache_s": rebuild_s,
+        "write_s": write_s,
+        "write_4x_s": write_4x_s,
+        "file_4x_bytes": size_4x,
+    }
+
+
 def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, Any]:
-    folder = SavedCacheFolder(work / "resume-caches")
+    """A conversation answered and saved by one engine; a fresh engine (a restart) then answers its follow-up
+    `resume_rounds` times each way, alternating which goes first: cold (a conversation with no saved cache),
+    resumed with the cache read inside the turn, and resumed after a `PrepareConversation` hint (the cache read
+    while the person types). Each resumed round starts from the file the first engine saved, and from a cache
+    in memory that belongs to another conversation. TTFT is counted from the send."""
+    folder = SavedCacheFolder(work / "resume-caches", cap_bytes=2**40)
     first = Driver(saved=folder)
     info = first.load(config.model)
     history = history_of(config.history_tokens, info.path)
@@ -145,27 +216,47 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
     answered = first.ask(history, "resume", config.decode_tokens)
     first.close()
     follow_up = history + [Message("assistant", answered.finished.text), Message("user", "And the ships?")]
-    saved_bytes = folder.file_for("resume").stat().st_size if folder.file_for("resume").exists() else 0
+    saved = folder.file_for("resume")
+    saved_copy = work / "resume-saved.bin"
+    saved_copy.write_bytes(saved.read_bytes())
 
-    progress("resume: a fresh engine answers the follow-up from the saved cache")
-    resumed_engine = Driver(saved=folder)
-    resumed_engine.load(config.model)
-    resumed = resumed_engine.ask(follow_up, "resume", config.decode_tokens)
-    resumed_engine.close()
-
-    progress("resume: a fresh engine answers the follow-up cold")
-    cold_engine = Driver()
-    cold_engine.load(config.model)
-    cold = cold_engine.ask(follow_up, "resume-cold", config.decode_tokens)
-    cold_engine.close()
+    progress("resume: a fresh engine (a restart) answers the follow-up cold, resumed, and resumed after a hint")
+    engine = Driver(saved=folder)
+    engine.load(config.model)
+    runs: dict[str, list[Turn]] = {"cold": [], "resumed": [], "prepared": []}
+    prepare_s: list[float] = []
+    for round_ in range(config.resume_rounds):
+        order = ["cold", "resumed", "prepared"] if round_ % 2 == 0 else ["prepared", "resumed", "cold"]
+        for side in order:
+            if side == "cold":
+                runs[side].append(engine.ask(follow_up, f"cold-{round_}", config.decode_tokens))
+                continue
+            saved.write_bytes(saved_copy.read_bytes())
+            engine.prepare(f"cold-{round_ - 1}" if round_ else "elsewhere")  # memory: another conversation's
+            if side == "prepared":
+                prepared = engine.prepare("resume")
+                prepare_s.append(prepared.seconds)
+            runs[side].append(engine.ask(follow_up, "resume", config.decode_tokens))
+    engine.close()
+    costs = cache_file_costs(saved_copy.rename(work / "resume.safetensors"))
+    cold, resumed, prepared = (median([t.ttft_s for t in runs[side]]) for side in ("cold", "resumed", "prepared"))
+    last = runs["resumed"][-1]
     return {
-        "prompt_tokens": cold.started.prompt_tokens,
-        "cold_ttft_s": cold.ttft_s,
-        "resumed_ttft_s": resumed.ttft_s,
-        "resumed_cached_tokens": resumed.started.cached_tokens,
-        "resumed_over_cold": resumed.ttft_s / cold.ttft_s,
+        "prompt_tokens": runs["cold"][-1].started.prompt_tokens,
+        "rounds": config.resume_rounds,
+        "cold_ttft_s": cold,
+        "resumed_ttft_s": resumed,
+        "prepared_ttft_s": prepared,
+        "resumed_cached_tokens": last.started.cached_tokens,
+        "resumed_over_cold": resumed / cold,
+        "prepared_over_cold": prepared / cold,
         "target": "<= 0.10",
-        "saved_cache_bytes": saved_bytes,
+        "prepare_s": median(prepare_s) if prepare_s else None,
+        "resumed_send_to_started_s": median([t.send_to_started_s for t in runs["resumed"]]),
+        "prepared_send_to_started_s": median([t.send_to_started_s for t in runs["prepared"]]),
+        "cold_send_to_started_s": median([t.send_to_started_s for t in runs["cold"]]),
+        "cache_file": costs,
+        "all_from_send_s": {side: [t.ttft_s for t in turns] for side, turns in runs.items()},
         "first_answer_ttft_s": answered.ttft_s,
     }
 
@@ -342,7 +433,12 @@ def run(
 
 
 QUICK = dict(
-    history_tokens=600, overflow_context=1024, overflow_question_tokens=30, overflow_answer_tokens=48, memory_context=1024
+    history_tokens=600,
+    overflow_context=1024,
+    overflow_question_tokens=30,
+    overflow_answer_tokens=48,
+    memory_context=1024,
+    resume_rounds=1,
 )
 
 
@@ -354,13 +450,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-tokens", type=int)
     parser.add_argument("--overflow-context", type=int)
     parser.add_argument("--memory-context", type=int)
+    parser.add_argument("--resume-rounds", type=int, help="follow-ups each way in the resume section (alternated)")
     parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     config = LongBenchConfig(model=args.model, vision_model=args.vision_model)
     for name, value in (QUICK if args.quick else {}).items():
         setattr(config, name, value)
-    for name in ("history_tokens", "overflow_context", "memory_context"):
+    for name in ("history_tokens", "overflow_context", "memory_context", "resume_rounds"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -306,3 +307,29 @@ def test_a_hint_overtaken_by_a_message_is_dropped(event_log, tiny_model, folder,
         release.set()
         engine.close(timeout_s=30)
     assert "chat-2" not in counted_loads.calls, "the overtaken hint read nothing"
+
+
+def test_the_saved_file_holds_only_the_tokens_the_cache_holds(event_log, tiny_model, folder):
+    """mlx-lm's KV cache grows in steps of 256 tokens; the file (what a resume reads) holds only the used part,
+    and a cache read back from it answers the follow-up from there."""
+    import mlx.core as mx
+
+    first, finished = turn(event_log, tiny_model, folder, HISTORY)
+    arrays, metadata = mx.load(str(folder.file_for("chat-1")), return_metadata=True)
+    held = len(json.loads(metadata["0.mlxchat_tokens"]))
+    assert held >= first.prompt_tokens
+    lengths = {array.shape[2] for name, array in arrays.items() if array.ndim == 4}
+    assert lengths == {held}, f"saved {lengths} tokens a layer for a cache of {held}"
+    resumed, _ = turn(event_log, tiny_model, folder, follow_up(HISTORY, finished))
+    assert resumed.cached_tokens >= first.prompt_tokens
+
+
+def test_a_quantized_cache_is_saved_at_its_used_length_too(event_log, tiny_model, folder):
+    import mlx.core as mx
+
+    turn(event_log, tiny_model, folder, HISTORY, kv_bits=8)
+    arrays, metadata = mx.load(str(folder.file_for("chat-1")), return_metadata=True)
+    held = len(json.loads(metadata["0.mlxchat_tokens"]))
+    assert {array.shape[2] for array in arrays.values() if array.ndim == 4} == {held}
+    started, _ = turn(event_log, tiny_model, folder, HISTORY, kv_bits=8)
+    assert started.cached_tokens > 0

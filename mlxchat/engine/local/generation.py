@@ -179,6 +179,7 @@ def run_text_turn(
     reason "length" and `context_full`, never an error.
     """
     request_id = request.request_id
+    received = time.perf_counter()  # TTFT counts from here: fitting the prompt and reading a saved cache are part of it
     context_size = loaded.info.context_size
     fitted = fit_prompt(loaded.tokenizer, request, context_size, loaded.info.name)
     prompt = fitted.tokens
@@ -189,7 +190,7 @@ def run_text_turn(
     if request.sampling.seed is not None:
         mx.random.seed(request.sampling.seed)
     reuse = cache.prepare(request.conversation_id, prompt, request.kv_bits, saved_as=request.saved_as)
-    clock = TurnClock(time.perf_counter(), len(prompt), reuse.cached_tokens, context_size, peak_memory=peak_memory)
+    clock = TurnClock(received, len(prompt), reuse.cached_tokens, context_size, peak_memory=peak_memory)
     emit(Started(request_id, len(prompt), reuse.cached_tokens, "text"))
     emit(
         ContextWindow(

@@ -21,6 +21,8 @@ from typing import Any
 
 import mlx.core as mx
 from mlx_lm.models.cache import (
+    KVCache,
+    QuantizedKVCache,
     can_trim_prompt_cache,
     load_prompt_cache,
     make_prompt_cache,
@@ -67,6 +69,24 @@ def quantize_cache(cache: list[Any], bits: int | None) -> None:
         cache[index] = entry.to_quantized(group_size=group, bits=bits)
 
 
+def used_part(cache: list[Any]) -> list[Any]:
+    """The cache holding only the tokens it holds: mlx-lm's KV caches grow their buffers 256 tokens at a time and
+    save the whole buffer, so a 2,348-token conversation would write (and a resume read) 2,560 tokens a layer,
+    and a short one up to 255 zeros a layer. Layers of other kinds (rotating windows) are saved as they are.
+    The slices are views until saved; the cache itself is not changed."""
+    from mlx.utils import tree_map
+
+    trimmed = []
+    for entry in cache:
+        if type(entry) not in (KVCache, QuantizedKVCache) or entry.keys is None:
+            trimmed.append(entry)
+            continue
+        state = entry.state
+        keys, values = tree_map(lambda array: array[..., : entry.offset, :], (state[0], state[1]))
+        trimmed.append(type(entry).from_state((keys, values, *state[2:])))
+    return trimmed
+
+
 def cache_bits(cache: list[Any] | None) -> int | None:
     """The KV quantization a cache holds (None: full precision)."""
     for entry in cache or ():
@@ -98,7 +118,7 @@ class SavedPromptCaches:
         }
         try:
             self.folder.root.mkdir(parents=True, exist_ok=True)
-            save_prompt_cache(str(partial), cache, metadata)
+            save_prompt_cache(str(partial), used_part(cache), metadata)
             os.replace(partial, target)
         except (OSError, ValueError, RuntimeError) as exc:
             log.warning("could not save the prompt cache of %s: %s", conversation_id, exc)

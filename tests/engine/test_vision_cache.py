@@ -122,3 +122,37 @@ def test_an_image_chat_longer_than_the_context_keeps_being_answered(engine, even
     window = event_log.wait_for(ContextWindow, request.request_id)
     assert window.hidden and 0 not in window.hidden, "the image turn is the first exchange: it stays in view"
     assert window.prompt_tokens <= 160
+
+
+@pytest.fixture(scope="module")
+def wide_vlm(tmp_path_factory):
+    """A tiny SmolVLM whose heads (64 wide) MLX can quantize in groups; the default tiny one's are 16 wide."""
+    from mlxchat.models.random_vision import TinyVisionSpec
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "wide", "smolvlm", spec=TinyVisionSpec(text_hidden_size=256))
+
+
+def test_an_image_chat_keeps_its_kv_cache_at_the_bits_asked_for(engine, event_log, wide_vlm, pictures):
+    """kv_bits applies to image turns as to text ones: the cache the turn leaves is quantized, and a follow-up at
+    the same bits reuses it; one at full precision starts over."""
+    load = LoadModel(str(wide_vlm))
+    engine.submit(load)
+    assert event_log.finished(load.request_id).reason == "stop"
+    opening = [Message("user", "What is in this picture?", (pictures[0],))]
+
+    def ask(messages, kv_bits):
+        request = ChatRequest(tuple(messages), conversation_id="quantized", sampling=GREEDY, kv_bits=kv_bits)
+        assert engine.submit(request) is None
+        finished = event_log.finished(request.request_id)
+        assert finished.reason == "length", finished.error
+        return event_log.wait_for(Started, request.request_id), finished
+
+    first, answer = ask(opening, 8)
+    held = engine._cache.cache  # read once the turn is over: plain attributes, no MLX call
+    assert {type(layer).__name__ for layer in held} == {"QuantizedKVCache"}
+    assert {layer.bits for layer in held} == {8}
+    follow_up = opening + [Message("assistant", answer.text), Message("user", "And its colours?")]
+    second, _ = ask(follow_up, 8)
+    assert second.cached_tokens >= first.prompt_tokens
+    full, _ = ask(follow_up + [Message("assistant", "Red."), Message("user", "Sure?")], None)
+    assert full.cached_tokens == 0, "a cache quantized one way never serves a turn that asks another"

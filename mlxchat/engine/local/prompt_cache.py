@@ -51,19 +51,23 @@ class Reuse:
     cached_tokens: int
 
 
+def kv_group_size(head_size: int) -> int | None:
+    """MLX's quantization group for a KV head size: 64 where it divides it, else 32; None when the heads are too
+    small for either (the cache then stays at full precision). The text and image routes both ask here."""
+    return next((size for size in (64, 32) if head_size % size == 0), None)
+
+
 def quantize_cache(cache: list[Any], bits: int | None) -> None:
     """Turn the full-precision layers of `cache` into mlx-lm's quantized KV cache, in place (the list is shared
     with whoever holds it). Called after every prefill chunk, so a long prompt never holds a full-precision copy
-    of more than one chunk. The group size follows the head size (64 where it divides it, else 32; heads too small for either stay
-    at full precision)."""
+    of more than one chunk. The group size follows the head size (`kv_group_size`)."""
     if bits is None:
         return
     for index, entry in enumerate(cache):
         keys = getattr(entry, "keys", None)
         if not hasattr(entry, "to_quantized") or getattr(entry, "bits", None) is not None or keys is None:
             continue
-        head_size = keys.shape[-1]
-        group = next((size for size in (64, 32) if head_size % size == 0), None)
+        group = kv_group_size(keys.shape[-1])
         if group is None:
             return  # heads smaller than MLX's smallest quantization group: stay at full precision
         cache[index] = entry.to_quantized(group_size=group, bits=bits)

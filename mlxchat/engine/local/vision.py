@@ -29,7 +29,7 @@ from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
 from .chat_template import render_prompt
 from .context_fit import fit_messages
-from .prompt_cache import ConversationCache, Reuse
+from .prompt_cache import ConversationCache, Reuse, kv_group_size
 from ..requests import ChatRequest
 from ..vision_inputs import image_paths, load_image, template_messages
 
@@ -187,7 +187,10 @@ def run_vision_turn(
 
     full_ids = [int(token) for token in input_ids[0].tolist()]
     route = "vision:" + _images_fingerprint(image_paths(request.messages))
-    reuse = _reuse_prefix(parts, cache, request.conversation_id, route, full_ids, input_ids, mask, inputs)
+    quantized = _kv_quantization(parts, request.kv_bits)
+    reuse = _reuse_prefix(
+        parts, cache, request.conversation_id, route, full_ids, input_ids, mask, inputs, request.kv_bits
+    )
     cached = reuse.cached_tokens
     if cached:
         input_ids, pixel_values = input_ids[:, cached:], None
@@ -214,6 +217,7 @@ def run_vision_turn(
         prompt_cache=reuse.cache,
         prompt_cache_checkpoint=after_chunk,
         prompt_cache_checkpoint_lengths=list(range(chunk, todo - 1, chunk)),
+        **quantized,
         **inputs,
     )
     tokens: list[int] = []
@@ -268,6 +272,19 @@ def _fit_to_context(loaded, request: ChatRequest):
     return fitted, window, dict(prepared[-1][1])
 
 
+def _kv_quantization(parts: VisionParts, kv_bits: int | None) -> dict[str, int]:
+    """mlx-vlm's arguments for a KV cache quantized to `kv_bits` from the first token (as the text route does),
+    in groups that fit the language model's head size; none for full precision, or heads too small to group."""
+    if kv_bits is None:
+        return {}
+    text = getattr(parts.model.config, "text_config", None) or parts.model.config
+    head_size = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    group = kv_group_size(int(head_size))
+    if group is None:
+        return {}
+    return {"kv_bits": kv_bits, "kv_group_size": group, "quantized_kv_start": 0}
+
+
 def _images_fingerprint(paths) -> str:
     """The images' content, in order. Image placeholder tokens are the same whatever the picture, so a cache is
     reused only for the very same images (another picture in the same place must be read)."""
@@ -286,11 +303,12 @@ def _reuse_prefix(
     input_ids,
     mask,
     inputs,
+    kv_bits: int | None = None,
 ) -> Reuse:
     """The conversation's cache, holding the prefix of this prompt it can serve, by mlx-vlm's own rules: the part
     still to prefill must be text only (image features are merged in only where the whole image is read), and a
     model with multimodal rotary positions (Qwen-VL) must be able to derive them for the full prompt first."""
-    reuse = cache.prepare(conversation_id, full_ids, route=route)
+    reuse = cache.prepare(conversation_id, full_ids, kv_bits, route=route)
     if reuse.cached_tokens == 0:
         return reuse
     try:
@@ -302,7 +320,7 @@ def _reuse_prefix(
         usable = usable and _prime_cached_prefix_rope_state(parts.model, input_ids, mask, inputs)
     except (ImportError, AttributeError):  # another mlx-vlm: read everything, as before
         usable = False
-    return reuse if usable else cache.fresh(conversation_id, route=route)
+    return reuse if usable else cache.fresh(conversation_id, kv_bits, route=route)
 
 
 def _segments(generator, tokenizer) -> Iterator[tuple[str, int]]:

@@ -182,7 +182,8 @@ class SessionStore:
     def save_user(self, session: ChatSession, turn: Turn) -> None:
         if not self.enabled:
             return
-        if session.stored_id is None and [t for t in session.turns if t.role == "user"] == [turn]:
+        named = session.title != "New chat"  # a title given before the first save (a chat from a summary) stays
+        if session.stored_id is None and not named and [t for t in session.turns if t.role == "user"] == [turn]:
             from mlxchat.store.rows import auto_title  # the store names a new conversation by the same rule
 
             session.title = auto_title(turn.text)
@@ -243,7 +244,8 @@ class SessionStore:
 
     def _conversation_id(self, session: ChatSession) -> str:
         if session.stored_id is None:
-            session.stored_id = self.history.create_conversation(settings=session.settings).id
+            title = session.title if session.title != "New chat" else None  # None: named after its first message
+            session.stored_id = self.history.create_conversation(title, settings=session.settings).id
         return session.stored_id
 
     def _write_answer(self, session: ChatSession, turn: Turn) -> None:

@@ -1,0 +1,110 @@
+"""Provides the "stop" overflow policy's offer and the summary it may lead to.
+
+`OverflowOfferScreen` asks what to do with a message the conversation can no longer take: switch the
+conversation's policy and send it again, start a new chat from a summary, or cancel (the message stays in the
+prompt). `SummaryScreen` shows the summary as the model writes it; Esc stops it and nothing changes. The chat
+screen owns the request and decides; these screens only ask and show.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from mlxchat.terminal_text import visible
+
+OverflowChoice = Literal["truncate-middle", "rolling-window", "summarize"]
+
+
+def offer_question(problem: str, title: str) -> str:
+    """The engine's refusal (its numbers), then what each way out does, in words."""
+    return (
+        f"{problem}\n\nYour message is kept. Truncate-middle keeps the start of “{title}” and its latest turns, "
+        "rolling-window only the latest; the turns left out stay in the history. A summary starts a new chat from "
+        "what the model writes about this one, which stays as it is."
+    )
+
+
+class OverflowOfferScreen(ModalScreen[OverflowChoice | None]):
+    """t: truncate-middle and send again; r: rolling-window and send again; s: a new chat from a summary, then
+    send there; Esc: cancel (the message stays in the prompt). Buttons do the same by click or Enter."""
+
+    BINDINGS = [
+        Binding("t", "choose('truncate-middle')", "Truncate middle", id="overflow_truncate_middle"),
+        Binding("r", "choose('rolling-window')", "Rolling window", id="overflow_rolling_window"),
+        Binding("s", "choose('summarize')", "Summary", id="overflow_summarize"),
+        Binding("escape", "choose(None)", "Cancel", id="overflow_cancel"),
+    ]
+
+    def __init__(self, problem: str, title: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = offer_question(visible(problem), title)
+        """What is asked, as shown (tests read it)."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="overflow-offer"):
+            yield Label(self.question, classes="dialog-question", markup=False)
+            with Vertical(classes="dialog-choices"):
+                yield Button("t  Switch to truncate-middle and send", variant="primary", id="truncate-middle")
+                yield Button("r  Switch to rolling-window and send", id="rolling-window")
+                yield Button("s  New chat from a summary, then send", id="summarize")
+                yield Button("Esc  Cancel: keep the message in the prompt", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#truncate-middle", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+    def action_choose(self, choice: OverflowChoice | None) -> None:
+        self.dismiss(choice)
+
+
+class SummaryScreen(ModalScreen[bool]):
+    """The summary as it streams, with its token count. Esc (or the button) dismisses with True: stop it. The
+    chat screen dismisses it with False when the summary has ended on its own."""
+
+    BINDINGS = [Binding("escape", "stop", "Stop the summary", id="summary_stop")]
+
+    def __init__(self, title: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.source_title = title
+        self.text = ""
+        """The summary so far (what the body shows)."""
+        self.tokens = 0
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="summary-box"):
+            yield Label(f"Summarizing “{self.source_title}” for a new chat…", classes="dialog-question", markup=False)
+            with VerticalScroll(id="summary-scroll"):
+                yield Static("", id="summary-text", markup=False)
+            yield Label(self._progress(), id="summary-progress", markup=False)
+            yield Button("Esc  Stop: nothing changes", id="summary-stop")
+
+    def on_mount(self) -> None:
+        self.query_one("#summary-scroll", VerticalScroll).anchor()
+
+    def append(self, text: str, tokens: int) -> None:
+        """More of the summary, as the engine batched it."""
+        self.text += text
+        self.tokens += tokens
+        if self.is_mounted:
+            self.query_one("#summary-text", Static).update(visible(self.text))
+            self.query_one("#summary-progress", Label).update(self._progress())
+
+    def _progress(self) -> str:
+        written = f"{self.tokens} tokens written" if self.tokens else "reading the conversation"
+        return f"{written} · Esc stops: the conversation stays as it is and no new chat is made"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_stop()
+
+    def action_stop(self) -> None:
+        self.dismiss(True)

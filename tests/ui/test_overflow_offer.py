@@ -1,0 +1,221 @@
+"""The "stop" overflow policy's offer, end to end on the real engine: a message the conversation can no longer take
+is kept, and the user switches the policy and sends it again, or starts a new chat from a summary the model writes
+(forced through the real model by a script), or cancels; the history shows what happened.
+
+The model is a tiny random one that reads at most 512 tokens; its answers are scripted (`Engine(script=...)`), so
+the summary is known text while every forward pass is the model's own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mlxchat.engine import ChatRequest, ContextWindow, Engine, Message, SamplingParams
+from mlxchat.settings import ChatSettings
+from mlxchat.store import History
+from mlxchat.ui.app import make_app
+from mlxchat.ui.chat_summary import SUMMARY_INSTRUCTION
+from mlxchat.ui.screens.overflow_offer import OverflowOfferScreen, SummaryScreen
+from mlxchat.ui.widgets.message import MessageView
+
+from conftest import Gate, loaded
+from staged import until
+
+CONTEXT = 512
+SIZE = (100, 36)
+TITLE = "Lisbon trip"
+SUMMARY = "- Planning four days in Lisbon in May.\n- Budget: 900 euros; trams, no car."
+ANSWER = "Sure, noted."
+QUESTION = "Which museum first?"
+
+
+@pytest.fixture(scope="module")
+def short_model(tmp_path_factory):
+    """A tiny model that reads at most 512 tokens (a long chat overflows it in a few exchanges)."""
+    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
+
+    spec = RandomLlamaSpec(hidden_size=128, num_attention_heads=4, max_position_embeddings=CONTEXT)
+    return build_random_llama(tmp_path_factory.mktemp("models") / "short-context", spec)
+
+
+@pytest.fixture
+def history(tmp_path):
+    store = History(tmp_path / "data")
+    yield store
+    store.close()
+
+
+def script(request: ChatRequest) -> str:
+    """The summary for the summary request, a short answer for anything else."""
+    return SUMMARY if request.messages[-1].content == SUMMARY_INSTRUCTION else ANSWER
+
+
+def long_conversation(history: History, model) -> str:
+    """A stored conversation with `model`, longer than its context, under the "stop" policy."""
+    settings = ChatSettings(temperature=0.0, max_tokens=64, overflow="stop", model=str(model))
+    conversation = history.create_conversation(TITLE, settings=settings)
+    for number in range(14):
+        history.add_message(conversation.id, "user", f"Day {number}: what should we see, eat and ride in Lisbon?")
+        history.add_message(conversation.id, "assistant", f"On day {number}, walk Alfama, eat pastries, ride tram 28.")
+    return conversation.id
+
+
+class ScriptedApps:
+    """Apps on a real, scripted `Engine` with the short-context model; every event is kept, and a `Gate` can hold
+    the owner thread inside an event (standing in for a slow step)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.events: list = []
+        self.gate = Gate()
+        self.engines: list[Engine] = []
+
+    def __call__(self, history: History, conversation_id: str):
+        def engine_factory(sink):
+            holder: dict[str, Engine] = {}
+
+            def tee(event) -> None:
+                self.events.append(event)
+                self.gate.pass_through(holder["engine"].owner_thread)
+                sink(event)
+
+            holder["engine"] = Engine(tee, script=script)
+            self.engines.append(holder["engine"])
+            return holder["engine"]
+
+        conversation = history.get_conversation(conversation_id)
+        return make_app(
+            model=str(self.model), engine_factory=engine_factory, history=history, conversation=conversation,
+            animate=False,
+        )
+
+
+@pytest.fixture
+def apps(short_model):
+    factory = ScriptedApps(short_model)
+    yield factory
+    factory.gate.open()
+    for engine in factory.engines:
+        engine.close(timeout_s=30)
+
+
+def stored(history: History, conversation_id: str) -> list[tuple[str, str]]:
+    return [(message.role, message.text) for message in history.get_conversation(conversation_id).messages]
+
+
+def shown(app) -> list[str]:
+    return [view.turn.text for view in app.chat.conversation.query(MessageView)]
+
+
+async def refused_with_offer(pilot) -> OverflowOfferScreen:
+    """Send QUESTION into the long "stop" conversation and wait for the offer."""
+    await loaded(pilot)
+    await pilot.press(*QUESTION, "enter")
+    await until(pilot, lambda: isinstance(pilot.app.screen, OverflowOfferScreen), 60, "the overflow offer")
+    return pilot.app.screen
+
+
+async def test_the_refused_message_is_kept_out_of_the_conversation_and_the_history(apps, history):
+    conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        offer = await refused_with_offer(pilot)
+        assert '"stop"' in offer.question and "Your message is kept" in offer.question
+        await app.chat.store.flush()
+        assert QUESTION not in shown(app)
+        assert stored(history, conversation_id) == before
+        await pilot.press("escape")
+        await until(pilot, lambda: app.chat.prompt.text == QUESTION, what="the message back in the prompt")
+        assert "Nothing was sent" in app.chat.notice_text()
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before
+    assert history.get_conversation(conversation_id).settings.overflow == "stop"
+
+
+async def test_switching_the_policy_sends_the_message_again_and_is_saved_with_the_conversation(apps, history):
+    conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        await pilot.press("t")
+        await until(pilot, lambda: shown(app)[-2:] == [QUESTION, ANSWER] and not app.chat.busy, 60, "the answer")
+        assert app.chat.session.settings.overflow == "truncate-middle"
+        assert app.chat.prompt.text == ""
+        window = [event for event in apps.events if isinstance(event, ContextWindow)][-1]
+        assert window.policy == "truncate-middle" and window.hidden, "the middle was left out to make it fit"
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before + [("user", QUESTION), ("assistant", ANSWER)]
+    assert history.get_conversation(conversation_id).settings.overflow == "truncate-middle"
+
+
+async def test_a_new_chat_starts_from_the_models_summary_and_takes_the_message(apps, history):
+    conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        await pilot.press("s")
+        await until(pilot, lambda: app.chat.session.stored_id != conversation_id, 60, "the new chat")
+        await until(pilot, lambda: shown(app)[-2:] == [QUESTION, ANSWER] and not app.chat.busy, 60, "the answer")
+        assert not isinstance(app.screen, SummaryScreen)
+        new = app.chat.session
+        assert new.title == f"{TITLE} (continued)"
+        intro, summary = shown(app)[:2]
+        assert f"Summary of “{TITLE}” (history id {conversation_id})" in intro
+        assert summary == SUMMARY
+        summary_requests = [event for event in apps.events if isinstance(event, ContextWindow)][-2]
+        assert summary_requests.policy == "truncate-middle", "the summary request reads what fits"
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before, "the old conversation stays as it was"
+    assert stored(history, new.stored_id) == [
+        ("user", intro), ("assistant", SUMMARY), ("user", QUESTION), ("assistant", ANSWER)
+    ]
+    saved = history.get_conversation(new.stored_id)
+    assert saved.title == f"{TITLE} (continued)" and saved.settings.overflow == "stop"
+
+
+async def test_stopping_the_summary_changes_nothing(apps, history):
+    conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        apps.gate.close()
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="the summary screen")
+        await until(pilot, apps.gate.holding.is_set, what="the summary under way")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.chat.status.phase == "draining", what="the summary draining")
+        apps.gate.open()
+        await until(pilot, lambda: not app.chat.busy, 60, "the summary's Finished")
+        assert app.chat.session.stored_id == conversation_id
+        assert app.chat.prompt.text == QUESTION
+        assert "no new chat was made" in app.chat.notice_text()
+        assert app.chat.status.detail == "summary stopped: nothing changed"
+        await app.chat.store.flush()
+    assert [summary.id for summary in history.list_conversations()] == [conversation_id]
+    assert stored(history, conversation_id) == before
+
+
+async def test_a_busy_model_refuses_the_summary_and_the_message_goes_back_to_the_prompt(apps, history):
+    conversation_id = long_conversation(history, apps.model)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        engine = apps.engines[0]
+        apps.gate.close()
+        other = ChatRequest((Message("user", "hello"),), conversation_id="elsewhere",
+                            sampling=SamplingParams(max_tokens=4), label="another window's question")
+        assert engine.submit(other) is None
+        await until(pilot, apps.gate.holding.is_set, what="the other request under way")
+        await pilot.press("s")
+        await until(pilot, lambda: app.chat.prompt.text == QUESTION, what="the message back in the prompt")
+        assert "Your prompt is kept" in app.chat.notice_text()
+        assert not isinstance(app.screen, SummaryScreen) and app.chat.summarizing is None
+        apps.gate.open()
+        await until(pilot, lambda: engine.state().phase == "idle", 60, "the other request's end")
+        await app.chat.store.flush()
+    assert [summary.id for summary in history.list_conversations()] == [conversation_id]
+

@@ -128,6 +128,13 @@ def chat(
                 "command its own options after its name (mlxchat ask --model M …)."
             )
         return
+    _open_chat(model, theme, resume, endpoint, api_key_env)
+
+
+def _open_chat(
+    model: str | None, theme: str | None, resume: bool, endpoint: str | None, api_key_env: str | None
+) -> None:
+    """Open the chat screen with the chat options as given; raises the `typer.Exit` that carries its exit code."""
     try:
         from mlxchat.ui.app import run_tui
     except ImportError as exc:
@@ -494,6 +501,8 @@ def rm(
 
 def _pull_if_needed(spec: str | None) -> None:
     """`--model org/name` for a repo that is not local yet: download it first, with progress on stderr."""
+    if not spec:
+        return  # no model named: the plain start does not load the hub module
     from mlxchat.models.hub import needs_download
 
     if needs_download(spec):
@@ -662,10 +671,54 @@ def _accepts(function, keywords: dict) -> bool:
     return all(name in parameters for name in keywords)
 
 
+def _chat_options(args: list[str]) -> dict[str, str | bool | None] | None:
+    """The chat screen's options when `args` hold nothing else, read without typer; None: let typer read them.
+
+    Why: typer checks each option's value through pydantic, whose import took ~0.2 s of a 0.6 s launch here, and
+    the chat screen's options are plain strings and one flag. Their names come from `chat`'s own signature, so
+    both readings know the same options. Anything else (a command, --help, an unknown option, a missing value, a
+    value that starts with '-', `-mNAME` or `--`) goes to typer, which reads and words it as before."""
+    from typer.utils import get_params_from_function  # how typer itself reads `chat`'s options
+
+    flags, valued, values = {}, {}, {}
+    for name, parameter in get_params_from_function(chat).items():
+        option = parameter.default
+        if not isinstance(option, typer.models.OptionInfo):
+            continue  # ctx
+        values[name] = option.default
+        for declaration in option.param_decls:
+            (flags if parameter.annotation is bool else valued)[declaration] = name
+    position = 0
+    while position < len(args):
+        word, value = args[position], None
+        if word.startswith("--") and "=" in word:
+            word, value = word.split("=", 1)
+        if word in flags and value is None:
+            values[flags[word]] = True
+        elif word in valued:
+            if value is None:
+                position += 1
+                value = args[position] if position < len(args) else None
+            if value is None or value.startswith("-"):
+                return None
+            values[valued[word]] = value
+        else:
+            return None
+        position += 1
+    return values
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code (`ask` exits by itself, through the same helper)."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="mlxchat")  # typer words usage errors and raises SystemExit
+        options = _chat_options(args)
+        if options is None:
+            app(args=args, prog_name="mlxchat")  # typer words usage errors and raises SystemExit
+        else:  # the chat screen, the usual start: no typer parse on the way to the first frame
+            _open_chat(**options)
+    except typer.Exit as exc:  # the chat screen's end when typer did not run it
+        return exc.exit_code
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or EXIT_OK

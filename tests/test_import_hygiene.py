@@ -48,3 +48,40 @@ def test_the_import_linter_contracts_in_pyproject_hold():
         [str(lint_imports), "--no-cache"], cwd=PACKAGE_ROOT.parent, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+LOADED_AFTER_THE_FIRST_FRAME = (
+    "pydantic",  # typer checks option values with it; the chat screen's options are read without typer
+    "mlxchat.ui.screens.model_picker",
+    "mlxchat.ui.screens.settings",
+    "mlxchat.ui.screens.conversations",
+    "mlxchat.ui.screens.file_picker",
+    "mlxchat.ui.screens.dialogs",
+    "mlxchat.ui.screens.help",
+    "mlxchat.ui.screens.unsaved",
+    "mlxchat.models.hub",
+    "mlxchat.models.discovery",
+    "mlx",
+    "mlx_lm",
+)
+"""Modules a plain `mlxchat -c` start must not import before its first frame: they serve other screens, other
+commands or the model, which loads on the engine's thread once the screen is up."""
+
+
+def test_the_launch_imports_only_what_the_first_frame_draws(tmp_path):
+    """`mlxchat -c` in a real terminal with Python's import log on: every import logged before the first frame's
+    text reached the terminal is the launch's; none of them is in LOADED_AFTER_THE_FIRST_FRAME."""
+    from mlxchat.bench.pty_app import PtyApp, mlxchat_command
+
+    env = {
+        "PYTHONPROFILEIMPORTTIME": "1",
+        "MLXCHAT_CONFIG_DIR": str(tmp_path / "config"),
+        "MLXCHAT_DATA_DIR": str(tmp_path / "data"),
+    }
+    with PtyApp(mlxchat_command("-c"), env=env, columns=100, rows=30, cwd=tmp_path) as app:
+        app.wait_for("Ask anything", 60)
+        output = app.output
+    before_first_frame = output[: output.index(b"Ask anything")].decode("utf-8", "replace")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in before_first_frame.splitlines() if "import time:" in line}
+    assert "textual.app" in imported and "mlxchat.ui.screens.chat" in imported  # the log is there
+    assert imported.isdisjoint(LOADED_AFTER_THE_FIRST_FRAME), sorted(imported & set(LOADED_AFTER_THE_FIRST_FRAME))

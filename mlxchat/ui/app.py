@@ -6,6 +6,9 @@ chat screen (`post_message` is thread-safe and never blocks the engine), which h
 screen takes no more messages, so late events after quitting go nowhere. Quitting while the engine works
 cancels, waits for the screen's `Idle` (the request's `Finished`; the drain is shown), then exits.
 
+The launch imports only what the first frame draws: the other screens (help, the unsaved question, and the chat
+screen's modals) are imported where they are first shown.
+
 `make_app` takes its collaborators — engine factory, theme, keymap, chat settings, history, a clock — so the CLI,
 the tests and the screenshot script build the same app.
 """
@@ -34,8 +37,6 @@ from .session_store import SessionStore, session_from
 from .keys import ACTIONS, bindings, checked_keymap, keys_for
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
-from .screens.help import HelpScreen
-from .screens.unsaved import UnsavedScreen, unsaved_question
 from .terminal import QuitRequested, driver_for
 from .themes import DEFAULT_THEME, all_themes
 
@@ -165,6 +166,8 @@ class MlxChatApp(App[int]):
         """Quit; a running request is cancelled and drained first, so MLX is idle when the process exits and the
         partial answer is saved as stopped. The first non-zero `exit_code` asked for is the one the app exits
         with."""
+        from .screens.unsaved import UnsavedScreen
+
         if self._exit_code == EXIT_OK:
             self._exit_code = exit_code
         self._asking = self._asking and interactive
@@ -197,6 +200,8 @@ class MlxChatApp(App[int]):
             self._export_unsaved()
             self.exit(self._exit_code)
             return
+        from .screens.unsaved import UnsavedScreen, unsaved_question
+
         question = unsaved_question(
             store.unsaved_count, [session.title for session in store.unsaved_sessions()], store.last_problem
         )
@@ -227,6 +232,8 @@ class MlxChatApp(App[int]):
             self.farewell.append(f"mlxchat: the history could not be saved; the conversation is in {path}")
 
     def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.keymap))
 
@@ -299,12 +306,14 @@ def remember_theme(name: str) -> None:
 def remembered_model() -> str | None:
     """The model last picked in the app's model picker, or None (also when it has been deleted since: a start
     must not fail on a model that `mlxchat rm` removed)."""
-    from mlxchat.models import demo
+    spec = _remembered("model")
+    if spec is None:
+        return None
+    from mlxchat.models import demo  # only when a model was picked: a first start does not load model discovery
     from mlxchat.models.discovery import resolve_model
     from mlxchat.models.errors import ModelError
 
-    spec = _remembered("model")
-    if spec is None or spec.strip().lower() in ("demo", demo.DEMO_MODEL_NAME.lower()):
+    if spec.strip().lower() in ("demo", demo.DEMO_MODEL_NAME.lower()):
         return spec  # resolving the demo would convert it here; the engine does that
     try:
         resolve_model(spec)  # reads its config only

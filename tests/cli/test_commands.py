@@ -30,6 +30,36 @@ def test_no_command_opens_the_chat_screen_with_the_flags_as_given(fake_tui):
     assert fake_tui == [(None, None, False), ("m", "paper", True), (None, None, True)]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["-c"],
+        ["--resume"],
+        ["--model", "m", "--theme", "paper", "-c"],
+        ["-m", "a model folder"],
+        ["--model=x", "--theme="],
+        ["--model", ""],
+        ["-e", "http://gpu-box:8000/v1", "--api-key-env", "GPU_BOX_KEY"],
+        ["-m", "first", "--model", "last"],
+    ],
+)
+def test_the_chat_screens_options_are_read_as_typer_reads_them(args):
+    """The launch reads them without typer (whose pydantic checks cost ~0.2 s of the first frame): same values."""
+    import typer
+
+    assert cli._chat_options(args) == typer.main.get_command(cli.app).make_context("mlxchat", list(args)).params
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["models"], ["-c", "ask"], ["--help"], ["-h"], ["--model"], ["--model", "--theme"], ["-mx"], ["--", "x"],
+     ["--bogus"], ["--no-resume"], ["--resume=1"], ["stray"]],
+)
+def test_anything_but_the_chat_screens_options_is_left_to_typer(args):
+    assert cli._chat_options(args) is None
+
+
 def test_chat_screen_flags_before_a_command_are_refused(fake_tui, capsys):
     assert cli.run(["--model", "m", "models"]) == 2
     assert "ask --model" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -18,7 +19,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Label, ProgressBar
 
-from mlxchat.models.hub import DownloadProgress, describe_progress
+if TYPE_CHECKING:  # the hub module loads with the first download, not before the chat screen's first frame
+    from mlxchat.models.hub import DownloadProgress
 
 
 class ModelDownload(Vertical):
@@ -100,6 +102,8 @@ class ModelDownload(Vertical):
         return True
 
     def on_model_download_progressed(self, message: Progressed) -> None:
+        from mlxchat.models.hub import describe_progress
+
         message.stop()
         if self.running and not self._cancel.is_set():
             self.query_one(Label).update(f"↓ {message.report.repo_id}: {describe_progress(message.report)}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Callable, Literal, Mapping
 
 from textual import getters, on, work
 from textual.app import ComposeResult
@@ -50,6 +50,7 @@ from mlxchat.terminal_text import visible
 
 from ..attachment_files import Attachment
 from ..chat_model import ChatSession, Turn
+from ..chat_summary import summarized_session, summary_problem, summary_request
 from ..engine_status import (
     AnswerKeys,
     Awaited,
@@ -72,6 +73,9 @@ from ..widgets.model_download import ModelDownload
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status import StatusBar
 
+if TYPE_CHECKING:
+    from .overflow_offer import OverflowChoice, SummaryScreen
+
 NoticeKind = Literal["info", "warning", "error"]
 
 
@@ -84,6 +88,17 @@ class Answering:
     view: ConversationView
     deleted: bool = False
     """Its conversation was deleted from the list while it answered: the answer is stopped and saved nowhere."""
+
+
+@dataclass
+class Summarizing:
+    """The summary being written for a new chat (the "stop" policy's offer): the request, the conversation it
+    summarizes (left as it is), the message to send in the new chat, and the screen that shows the summary."""
+
+    request_id: str
+    source: ChatSession
+    question: Turn
+    screen: SummaryScreen
 
 
 def answering_view(answering: Answering | None) -> ConversationView | None:
@@ -156,6 +171,8 @@ class ChatScreen(Screen):
         """The conversation being read. Another one may be answering out of sight meanwhile (`answering`)."""
         self.answering: Answering | None = None
         """The conversation and view the awaited answer streams into; None when no answer is awaited."""
+        self.summarizing: Summarizing | None = None
+        """The summary being written for a new chat, while it is; its request is then the `active` one."""
 
     def compose(self) -> ComposeResult:
         yield Label(self.session.title, id="chat-title", markup=False)
@@ -240,7 +257,11 @@ class ChatScreen(Screen):
         event, awaited = message.event, self.active
         self._set_status(after_event(self.status, event, awaited, now=self.clock(), keys=self.answer_keys))
         ours = awaited is not None and awaited.request_id == event.request_id
+        summary = self.summarizing if ours and self.summarizing is not None else None
         match event:
+            case TextDelta() | ThinkingDelta() | ThinkingDone() if summary is not None:
+                if not isinstance(event, ThinkingDone):  # thinking is counted, not shown: the summary is the answer
+                    summary.screen.append(event.text if isinstance(event, TextDelta) else "", event.tokens)
             case ModelLoaded() | ModelUnloaded():
                 self.attachment_pane.model = self.model
             case ModelLoadFailed():
@@ -266,7 +287,9 @@ class ChatScreen(Screen):
         if self.refused_prompt_waiting:
             self.refused_prompt_waiting = False
             self.show_notice("The engine is free again: press Enter to send your prompt.", "info")
-        if awaited.kind == "chat":
+        if self.summarizing is not None and self.summarizing.request_id == awaited.request_id:
+            await self._summary_finished(event)
+        elif awaited.kind == "chat":
             answering, self.answering = self.answering, None
             answering.session.context_used = self.status.context_used
             answer = await answering.view.finish(event)
@@ -277,6 +300,8 @@ class ChatScreen(Screen):
             elif answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
                 self.store.save_answer(answering.session, answer)
                 await answering.view.remove()
+            elif event.overflow_refused and (question := await self._take_back(answer)) is not None:
+                self._offer_ways_out(event, question)
             elif not (event.busy and await self._take_back_refused_question(event, answer)):
                 self.store.save_answer(self.session, answer)
         self.post_message(self.Idle())
@@ -287,22 +312,35 @@ class ChatScreen(Screen):
 
     async def _take_back_refused_question(self, event: Finished, answer: Turn) -> bool:
         """A server refused the message just sent because it is busy (`Finished.busy`): as with the engine's
-        own refusal, the message goes back into the prompt with its images, nothing of it stays in the
-        conversation or the history, and the notice says it can be sent again. False when there is an
-        answer to keep (some text came) or the request was not a fresh message (a retry or a continue)."""
+        own refusal, the message goes back into the prompt with its images, and the notice says it can be sent
+        again. False when it was not a fresh message (see `_take_back`)."""
+        question = await self._take_back(answer)
+        if question is None:
+            return False
+        self._restore_question(question)
+        self.show_notice(f"{event.error} Your prompt is kept: press Enter to send it again.", "warning")
+        return True
+
+    async def _take_back(self, answer: Turn) -> Turn | None:
+        """Take the message just sent out of the conversation and the history, with its refused `answer`, and
+        return it. None (nothing taken) when there is an answer to keep (some text came) or the request was not
+        a fresh message (a retry or a continue)."""
         turns = self.session.turns
         if answer.text or len(turns) < 2 or turns[-1] is not answer or turns[-2] is not self.sent_question:
-            return False
+            return None
         question = turns[-2]
         self.session.truncate_from(question)
         self.store.drop_from(question)
         await self.conversation.drop([question, answer])
+        return question
+
+    def _restore_question(self, question: Turn) -> None:
+        """Put a message that was not sent back into the prompt, with its attachments (unless the user has typed
+        or attached something meanwhile)."""
         if not self.prompt.text.strip():
             self.prompt.set_text(question.text)
         if not self.attachment_pane.attachments:
             self._attach_paths(question.images, keep_notice=True)
-        self.show_notice(f"{event.error} Your prompt is kept: press Enter to send it again.", "warning")
-        return True
 
     # ---- model ----------------------------------------------------------------------------------------------
 
@@ -428,20 +466,29 @@ class ChatScreen(Screen):
             self.show_notice(f"{refusal} Remove them ({key}) or load a vision model. Nothing was sent.", "error")
             return False
         question = Turn("user", text.strip(), pane.paths)
+        answer = self._submit_question(question)
+        if answer is None:
+            return False
+        self.prompt_history.append(text)
+        self.prompt.clear()
+        pane.take()
+        await self.conversation.add_exchange(question, answer, label=self._assistant_label())
+        return True
+
+    def _submit_question(self, question: Turn) -> Turn | None:
+        """Ask for an answer to `question` in the conversation on screen; once accepted, both turns join the
+        conversation (the caller shows them) and the question is saved. Returns the answer's turn, or None when
+        the engine refused (the notice says why)."""
         request = self.session.request_for(question)
         if self._submit(request) is not None:
-            return False
+            return None
         answer = Turn("assistant", status="streaming")
         self.session.turns += [question, answer]
         self._await_answer(request)
         self.sent_question = question
         self.store.save_user(self.session, question)
         self._show_title()
-        self.prompt_history.append(text)
-        self.prompt.clear()
-        pane.take()
-        await self.conversation.add_exchange(question, answer, label=self._assistant_label())
-        return True
+        return answer
 
     def _await_answer(self, request: ChatRequest, tokens_before: int = 0) -> None:
         self.active = Awaited(request.request_id, "chat", tokens_before)
@@ -462,6 +509,93 @@ class ChatScreen(Screen):
         self.refused_prompt_waiting = False
         self.clear_notice()
         return None
+
+    # ---- the "stop" policy's offer: switch and send again, or a new chat from a summary ----------------------
+
+    def _offer_ways_out(self, event: Finished, question: Turn) -> None:
+        """The conversation no longer fits and its policy is "stop": the message just refused is kept (`question`,
+        out of the conversation and the history), and the user chooses what happens to it."""
+        from .overflow_offer import OverflowOfferScreen
+
+        source = self.session
+
+        async def chosen(choice: OverflowChoice | None) -> None:
+            if self.session is not source or self.busy:  # the screen moved on meanwhile: nothing is lost
+                self._restore_question(question)
+            elif choice == "summarize":
+                self._summarize(question)
+            elif choice is not None:
+                await self._switch_and_send(choice, question)
+            else:
+                self._restore_question(question)
+                self.show_notice("Nothing was sent: your message is back in the prompt.", "info")
+            self.prompt.focus()
+
+        self.app.push_screen(OverflowOfferScreen(event.error or "", source.title), chosen)
+
+    async def _switch_and_send(self, policy: str, question: Turn) -> None:
+        """Switch this conversation's overflow policy (saved with it, as F3 would) and send the message again."""
+        self.store.save_settings(self.session, self.session.settings.merged(overflow=policy))
+        await self._send_kept(question)  # refused (busy): the notice says so; the policy stays switched
+        if self.busy:
+            self.show_notice(f"Overflow policy for this conversation: {policy}. Your message was sent again.", "info")
+
+    def _summarize(self, question: Turn) -> None:
+        """Ask the loaded model to summarize the conversation on screen; the summary streams in a `SummaryScreen`
+        (Esc stops it). When it is written, `_summary_finished` starts the new chat and sends `question` there."""
+        from .overflow_offer import SummaryScreen
+
+        request = summary_request(self.session)
+        if self._submit(request) is not None:  # busy: the notice says so, and the message goes back to the prompt
+            self._restore_question(question)
+            return
+        screen = SummaryScreen(self.session.title)
+        self.summarizing = Summarizing(request.request_id, self.session, question, screen)
+        self.active = Awaited(request.request_id, "chat")
+        self._set_status(answer_requested(self.status))
+
+        def dismissed(stop: bool | None) -> None:
+            summarizing = self.summarizing
+            if stop and summarizing is not None and summarizing.screen is screen:
+                self.cancel()
+
+        self.app.push_screen(screen, dismissed)
+
+    async def _summary_finished(self, event: Finished) -> None:
+        """The summary ended. Written: a new conversation starts from it (saved to history), and the kept message
+        is sent there; the old conversation stays as it was. Stopped, failed or empty: nothing changes, and the
+        message goes back into the prompt."""
+        summarizing, self.summarizing = self.summarizing, None
+        if summarizing.screen.is_current:
+            summarizing.screen.dismiss(False)
+        source, question = summarizing.source, summarizing.question
+        problem = summary_problem(event)
+        if problem is not None:
+            self._restore_question(question)
+            stopped = event.reason in ("cancelled", "shutdown")
+            if stopped:
+                self._set_status(self.status.with_phase("stopped", detail="summary stopped: nothing changed"))
+            self.show_notice(
+                f"{problem}: “{source.title}” is as it was and no new chat was made. Your message is back in the "
+                "prompt.",
+                "info" if stopped else "error",
+            )
+            return
+        session = summarized_session(source, event)
+        intro, summary = session.turns
+        self.store.save_user(session, intro)
+        self.store.save_answer(session, summary)
+        await self.show_session(session)
+        self._set_status(self.status.with_phase("ready", detail=f"new chat from a summary of “{source.title}”"))
+        self.call_later(self._send_kept, question)  # once the summary's `Finished` is fully handled
+
+    async def _send_kept(self, question: Turn) -> None:
+        """Send a message that was kept while the user chose a way out; refused (busy), it goes to the prompt."""
+        answer = self._submit_question(question)
+        if answer is None:
+            self._restore_question(question)
+            return
+        await self.conversation.add_exchange(question, answer, label=self._assistant_label())
 
     # ---- cancel, continue, retry ----------------------------------------------------------------------------
 

@@ -531,6 +531,7 @@ class ChatScreen(Screen):
                 self.show_notice("Nothing was sent: your message is back in the prompt.", "info")
             self.prompt.focus()
 
+        self._set_status(self.status.with_phase("error", detail='the conversation no longer fits (overflow: "stop")'))
         self.app.push_screen(OverflowOfferScreen(event.error or "", source.title), chosen)
 
     async def _switch_and_send(self, policy: str, question: Turn) -> None:

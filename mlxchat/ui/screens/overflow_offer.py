@@ -50,10 +50,10 @@ class OverflowOfferScreen(ModalScreen[OverflowChoice | None]):
         with Vertical(classes="dialog", id="overflow-offer"):
             yield Label(self.question, classes="dialog-question", markup=False)
             with Vertical(classes="dialog-choices"):
-                yield Button("t  Switch to truncate-middle and send", variant="primary", id="truncate-middle")
-                yield Button("r  Switch to rolling-window and send", id="rolling-window")
-                yield Button("s  New chat from a summary, then send", id="summarize")
-                yield Button("Esc  Cancel: keep the message in the prompt", id="cancel")
+                yield Button("t  Switch to truncate-middle and send", id="truncate-middle", compact=True)
+                yield Button("r  Switch to rolling-window and send", id="rolling-window", compact=True)
+                yield Button("s  New chat from a summary, then send", id="summarize", compact=True)
+                yield Button("Esc  Cancel: keep the message in the prompt", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#truncate-middle", Button).focus()
@@ -85,7 +85,7 @@ class SummaryScreen(ModalScreen[bool]):
             with VerticalScroll(id="summary-scroll"):
                 yield Static("", id="summary-text", markup=False)
             yield Label(self._progress(), id="summary-progress", markup=False)
-            yield Button("Esc  Stop: nothing changes", id="summary-stop")
+            yield Button("Esc  Stop: nothing changes", id="summary-stop", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#summary-scroll", VerticalScroll).anchor()
@@ -99,8 +99,8 @@ class SummaryScreen(ModalScreen[bool]):
             self.query_one("#summary-progress", Label).update(self._progress())
 
     def _progress(self) -> str:
-        written = f"{self.tokens} tokens written" if self.tokens else "reading the conversation"
-        return f"{written} · Esc stops: the conversation stays as it is and no new chat is made"
+        written = f"{self.tokens} tokens written" if self.tokens else "reading the conversation…"
+        return f"{written} · the conversation stays as it is until the summary is done"
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -17,12 +17,13 @@
   (`pty_app.PtyApp`), from spawn to the arrival of the bytes that complete the first frame's text (the welcome
   line), with the alternate-screen switch and "model ready" times beside it. Then Ctrl+Q; the exit code is kept.
   Target < 1 s.
-- **Keypress → repaint while an answer streams.** While the realistic answer streams, `Pilot.press` sends a letter
-  (the same `driver.send_message(Key)` path a terminal's input takes); latency runs from the press to the first
-  composed frame whose escape sequences contain the prompt's last typed letters (and the prompt holds them).
-  Presses are spaced by random gaps so they do not lock onto the screen's update timer, and run through one
-  whole answer, so they land in every part of the 500-line code block; presses made while a fence is open are
-  reported apart, by the lines it held. The stream is paced to each of `key_rates` tok/s (`realistic.paced`)
+- **Keypress → repaint while an answer streams.** While the realistic answer streams, `ui_probes.KeyProbe` sends a
+  letter through the driver's `send_message(Key)`, the path a terminal's input takes, without waiting for the
+  app to settle (as `Pilot.press` does); latency runs from the send to the first composed frame, serialised to
+  escape sequences, that writes the prompt's rows with the whole typed line (and the prompt holds it). The next
+  key follows 30–150 ms (random) after the last was painted, so presses do not lock onto the screen's update
+  timer; they run through one whole answer, so they land in every part of the 500-line code block; presses made
+  while a fence is open are reported apart, by the lines it held. The stream is paced to each of `key_rates` tok/s (`realistic.paced`)
   where the model is faster. Target p99 < 50 ms.
 - **An image turn** on a tiny random VLM through the UI: `/attach`, then a question; Enter → last text rendered,
   with the engine's TTFT and decode tok/s.

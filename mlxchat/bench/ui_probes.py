@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -286,15 +287,84 @@ def rate_label(rate: float | None) -> str:
     return "own" if not rate else f"{rate:g}tps"
 
 
-async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: float | None = None) -> dict[str, Any]:
-    """Keypress → repaint while answers stream at `rate` tok/s (None: the model's own speed).
+_MOVE_TO = re.compile(r"\x1b\[(\d+);(\d+)H")
 
-    With a forced answer the probe runs through one whole answer, so presses land in the paragraphs, the table
-    and every part of the 500-line code block; each press is filed by the lines its open fence held then."""
-    from textual.pilot import WaitForScreenTimeout
 
+def frame_rows(frame: str) -> dict[int, str]:
+    """The text a serialised frame writes on each screen row (0-based), escape sequences removed.
+
+    A compositor update writes each changed line's chops after a cursor move to their start (`ESC [ y ; x H`);
+    the text up to the next move belongs to that row."""
     from mlxchat.bench.pty_app import strip_escapes
 
+    rows: dict[int, str] = {}
+    moves = list(_MOVE_TO.finditer(frame))
+    for move, following in zip(moves, [*moves[1:], None]):
+        text = frame[move.end() : following.start() if following is not None else len(frame)]
+        row = int(move.group(1)) - 1
+        rows[row] = rows.get(row, "") + strip_escapes(text.encode())
+    return rows
+
+
+class KeyProbe:
+    """Presses keys in the chat's prompt the way a terminal's keys arrive, and times each until it is painted.
+
+    A key goes through the driver's `send_message`, as the terminal driver's input thread sends it, and nothing
+    waits for the app to settle (`Pilot.press` waits for every widget's queue after each key: with a streaming
+    answer that wait took longer than the repaint, so few keys were measured). The key counts as repainted at the
+    first frame, serialised to the escape sequences a terminal would be sent, that writes the prompt's rows
+    holding the whole typed line while the prompt holds it."""
+
+    def __init__(self, app, recorder: FrameRecorder, timeout_s: float = 5.0) -> None:
+        self.app, self.recorder, self.timeout_s = app, recorder, timeout_s
+        self.typed = ""
+
+    def clear(self) -> None:
+        self.app.chat.prompt.clear()
+        self.typed = ""
+
+    async def press(self, letter: str) -> float | None:
+        """Seconds from sending `letter` to the frame that shows it; None when none did within the timeout."""
+        from textual import events
+
+        prompt = self.app.chat.prompt
+        expected = self.typed = self.typed + letter
+        painted = asyncio.Event()
+        latency: list[float] = []
+        pressed_at = 0.0
+
+        def on_frame(at: float, frame: str) -> bool:
+            if painted.is_set():
+                return True  # given up on: drop the watcher
+            if prompt.text != expected:
+                return False
+            region = prompt.content_region
+            rows = frame_rows(frame)
+            if any(expected in rows.get(row, "") for row in range(region.y, region.bottom)):
+                latency.append(at - pressed_at)
+                painted.set()
+                return True
+            return False
+
+        self.recorder.watch(on_frame)
+        key = events.Key(letter, letter)
+        key.set_sender(self.app)
+        pressed_at = time.perf_counter()
+        self.app._driver.send_message(key)  # the terminal driver's own path into the app's queue
+        try:
+            await asyncio.wait_for(painted.wait(), self.timeout_s)
+        except TimeoutError:
+            painted.set()
+            return None
+        return latency[0]
+
+
+async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: float | None = None) -> dict[str, Any]:
+    """Keypress → repaint while answers stream at `rate` tok/s (None: the model's own speed), by `KeyProbe`.
+
+    With a forced answer the probe runs through one whole answer, so presses land in the paragraphs, the table
+    and every part of the 500-line code block; each press is filed by the lines its open fence held then. Keys
+    follow each other like a typist's: the next is sent 30–150 ms (random) after the last was painted."""
     tee = EventTee(config.answer)
     app = _app(spec, config.key_max_tokens, tee)
     rng = random.Random(6)
@@ -306,6 +376,7 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
         async with app.run_test(size=config.size) as pilot:
             await _loaded(pilot, config.load_timeout_s)
             recorder = FrameRecorder(app)
+            probe = KeyProbe(app, recorder)
             chat = app.chat
 
             async def streaming() -> bool:
@@ -320,46 +391,22 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
                 chat.prompt.insert(DECODE_PROMPT)
                 await pilot.press("enter")
                 await _until(pilot, lambda: chat.status.phase == "generating", config.load_timeout_s, "generation")
+                probe.clear()
                 return True
 
-            typed = ""
             while config.answer is not None or len(latencies) + misses < config.key_probes:
                 if not await streaming():
                     break
-                if len(typed) > config.size[0] // 2:
-                    chat.prompt.clear()
-                    typed = ""
-                    await pilot.pause(0.05)
-                letter = rng.choice(PROBE_LETTERS)
-                typed += letter
-                expected, tail = typed, typed[-4:]
-                seen = asyncio.Event()
-                pressed_at = [0.0]
-
-                def on_frame(at: float, frame: str, expected=expected, tail=tail, seen=seen, pressed_at=pressed_at) -> bool:
-                    if seen.is_set():
-                        return True  # timed out and given up on: drop it
-                    if chat.prompt.text == expected and tail in strip_escapes(frame.encode()):
-                        latencies.append(at - pressed_at[0])
-                        seen.set()
-                        return True
-                    return False
-
-                recorder.watch(on_frame)
+                if len(probe.typed) >= config.size[0] // 2:
+                    probe.clear()
                 fence_lines = code_fence_lines(chat.session.turns[-1].text) if chat.session.turns else None
-                pressed_at[0] = time.perf_counter()
-                press = asyncio.create_task(pilot.press(letter))
-                try:
-                    await asyncio.wait_for(seen.wait(), 5.0)
-                    if fence_lines is not None:
-                        in_code.append((fence_lines, latencies[-1]))
-                except TimeoutError:
+                latency = await probe.press(rng.choice(PROBE_LETTERS))
+                if latency is None:
                     misses += 1
-                    seen.set()
-                try:
-                    await press
-                except WaitForScreenTimeout:
-                    pass  # the pilot's own wait for idle widgets gave up (the screen is busy): the frame was timed above
+                else:
+                    latencies.append(latency)
+                    if fence_lines is not None:
+                        in_code.append((fence_lines, latency))
                 await asyncio.sleep(rng.uniform(0.03, 0.15))
             if chat.busy:
                 chat.cancel()

@@ -107,6 +107,81 @@ def test_names_tell_documents_from_images():
     assert not is_document_path("cat.png") and not is_document_path("photo.jpg")
 
 
+def png_bytes() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("README", "# Project\n\nHow to build it.\n"),
+        ("CHANGELOG", "1.0: first release. Ünïcödé is fine.\n"),
+        ("server.log", "2026-12-01 12:00:00 INFO started\n"),
+        ("pyproject.toml", '[project]\nname = "x"\n'),
+        ("main.rs", 'fn main() { println!("hi"); }\n'),
+        ("notes.weird-suffix", "plain words in a file with a suffix no list knows\n"),
+    ],
+)
+def test_text_is_a_document_by_its_content_whatever_its_name(tmp_path, name, content):
+    from mlxchat.engine.documents import is_document
+    from mlxchat.ui.attachment_files import open_attachment
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert is_document(path)
+    attachment = open_attachment(path)
+    assert attachment.is_document and attachment.tokens > 0
+
+
+def test_a_pdf_without_its_suffix_is_a_document_by_its_magic_bytes(tmp_path):
+    from mlxchat.engine.documents import is_document
+
+    path = tmp_path / "scan-2024"
+    make_pdf(path, "Quarterly figures")
+    assert is_document(path)
+    assert "Quarterly figures" in read_document(path).text
+
+
+def test_an_image_with_a_misleading_name_or_none_is_still_an_image(tmp_path):
+    from mlxchat.engine.documents import is_document
+    from mlxchat.ui.attachment_files import open_attachment
+
+    for name in ("picture", "picture.dat"):
+        path = tmp_path / name
+        path.write_bytes(png_bytes())
+        assert not is_document(path)
+        assert open_attachment(path).format == "PNG"
+
+
+def test_a_binary_file_named_as_text_is_refused_by_name(tmp_path):
+    from mlxchat.ui.attachment_files import AttachmentError, open_attachment
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(png_bytes())  # a PNG has NUL bytes in its first 16
+    with pytest.raises(AttachmentError, match=r"^Cannot attach notes\.txt: a binary file, not text"):
+        open_attachment(path)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("café crème".encode("latin-1"))
+    with pytest.raises(AttachmentError, match=r"^Cannot attach latin\.txt: not UTF-8 text"):
+        open_attachment(latin)
+
+
+def test_the_chat_sends_a_suffixless_text_file_as_a_document(tmp_path):
+    from mlxchat.ui.chat_model import Turn
+
+    text, picture = tmp_path / "NOTES", tmp_path / "photo"
+    text.write_text("Remember the milk.\n")
+    picture.write_bytes(png_bytes())
+    message = Turn("user", "What do they say?", images=(text, picture)).as_message()
+    assert message.documents == (text,) and message.images == (picture,)
+
+
 # ---- through the engine ---------------------------------------------------------------------------------------
 
 

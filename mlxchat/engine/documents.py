@@ -8,8 +8,10 @@ text goes into the prompt of the turn it belongs to, before that turn's words::
     …the file's text…
     </document>
 
-Text files are read as UTF-8 (a UTF-8 or UTF-16 byte-order mark is honoured); anything else (a binary file, a
-legacy encoding) is refused by name rather than guessed at. PDFs give the text of their pages through pypdf; a
+Whether an attached file is a document or an image is decided by its bytes (`is_document`): a PDF by its magic
+bytes, text by decoding its start, so a README without a suffix or a `.log` works and a renamed PNG is still an
+image. Text files are read as UTF-8 (a UTF-8 or UTF-16 byte-order mark is honoured); anything else (a binary
+file, a legacy encoding) is refused by name rather than guessed at. PDFs give the text of their pages through pypdf; a
 PDF without a text layer (a scan) is refused. Nothing here imports MLX or Textual: the UI checks a file before
 attaching it, and the engine reads it when it renders the prompt.
 """
@@ -30,7 +32,14 @@ TEXT_SUFFIXES = frozenset(
     ".r .jl .scala .sh .bash .zsh .fish .ps1 .sql .m .mm .hs .ml .ex .exs .erl .clj .dart .vue .svelte .zig .nim "
     ".diff .patch .srt .vtt .tcss .gitignore .env .dockerfile .makefile".split()
 )
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
+"""Names that say image: such a file always goes to the image check, so a broken `photo.png` is told it is not an
+image rather than attached as whatever its bytes look like."""
 PDF_SUFFIX = ".pdf"
+PDF_MAGIC = b"%PDF-"
+SNIFF_BYTES = 8192
+"""How much of a file's start decides text or not (the NUL check and the decode check)."""
+_BYTE_ORDER_MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 CHARS_PER_TOKEN = 4
 """For the estimate shown before the model has counted (English prose and code average about 4 characters a
 token); the engine counts exactly when it builds the prompt."""
@@ -54,11 +63,44 @@ class Document:
 
 
 def is_document_path(path: Path | str) -> bool:
-    """Whether a file's name says document (text, source code, PDF) rather than image. Files with other names
-    may still be documents: `read_document` decides by their bytes."""
+    """Whether a file's name says document (text, source code, PDF) rather than image: a cheap hint for listing
+    a folder. What an attached file is, `is_document` decides by its bytes."""
     name = Path(path).name.lower()
     suffix = Path(name).suffix
     return suffix in TEXT_SUFFIXES or suffix == PDF_SUFFIX or name in ("makefile", "dockerfile", "readme", "license")
+
+
+def is_document(path: Path | str) -> bool:
+    """Whether an attached file is a document rather than an image, by its content: a PDF (magic bytes) or text
+    (`looks_like_text` of its first 8 KB). A file whose name says text (`is_document_path`) is one too whatever
+    its bytes, so a binary `notes.txt` is refused as a document, by name, instead of being read as an image; a
+    name that says image (`IMAGE_SUFFIXES`) is never one. Everything else goes to the image check. What is not
+    a regular file that can be opened (missing, a FIFO, which would block the read) is judged by its name."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
+    try:
+        if not path.is_file():
+            return is_document_path(path)
+        with open(path, "rb") as file:
+            head = file.read(SNIFF_BYTES)
+    except OSError:
+        return is_document_path(path)
+    return head.startswith(PDF_MAGIC) or looks_like_text(head) or is_document_path(path)
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text mlxchat can read: a UTF-8/UTF-16 byte-order mark, or no NUL byte and
+    valid UTF-8 (a character cut by the end of `head` is fine). Images, archives and executables fail at once."""
+    if any(head.startswith(mark) for mark, _ in _BYTE_ORDER_MARKS):
+        return True
+    if b"\x00" in head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def estimate_tokens(text: str) -> int:
@@ -90,7 +132,7 @@ def _cached_text(path: str, size: int, mtime_ns: int) -> str:
     """The file's text, remembered by path, size and modification time: the engine renders every turn's prompt
     from the messages, and a long PDF should not be parsed again for each follow-up."""
     data = _read_bytes(Path(path))
-    if Path(path).suffix.lower() == PDF_SUFFIX or data.startswith(b"%PDF-"):
+    if Path(path).suffix.lower() == PDF_SUFFIX or data.startswith(PDF_MAGIC):
         return _pdf_text(Path(path).name, data)
     return _decode_text(Path(path).name, data)
 
@@ -104,14 +146,13 @@ def _read_bytes(path: Path) -> bytes:
 
 def _decode_text(name: str, data: bytes) -> str:
     """UTF-8 (or UTF-16/UTF-8 with a byte-order mark) text, or `DocumentError`: no guessing at encodings."""
-    marks = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-    for bom, encoding in marks:
+    for bom, encoding in _BYTE_ORDER_MARKS:
         if data.startswith(bom):
             try:
                 return _normalise(data.decode(encoding))
             except UnicodeDecodeError:
                 break
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data[:SNIFF_BYTES]:
         raise DocumentError(f"{name}: a binary file, not text; attach text, source code, Markdown, JSON, CSV or PDF.")
     try:
         return _normalise(data.decode("utf-8"))
@@ -188,10 +229,13 @@ def describe_too_large(names: list[str], document_tokens: int, room: int) -> str
 __all__ = [
     "Document",
     "DocumentError",
+    "IMAGE_SUFFIXES",
     "describe_too_large",
     "document_block",
     "estimate_tokens",
+    "is_document",
     "is_document_path",
+    "looks_like_text",
     "message_text",
     "prompt_content",
     "read_document",

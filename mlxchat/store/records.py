@@ -33,9 +33,9 @@ class StoredAttachment:
 
 
 def _is_document(attachment: StoredAttachment) -> bool:
-    from mlxchat.engine.documents import is_document_path  # light: no MLX
+    from mlxchat.engine.documents import is_document, is_document_path  # light: no MLX
 
-    return is_document_path(attachment.name) or is_document_path(attachment.path)
+    return is_document_path(attachment.name) or is_document(attachment.path)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ Everything a person might drop is checked here, before it reaches the engine, wi
 (`mlxchat.engine.vision_inputs.read_image`), so a bad file gets one clear sentence in the UI and the prompt is
 left alone: missing, a folder, unreadable, not an image, too large, or an image that cannot be decoded. The
 preview is a few dozen pixels, kept as plain RGB tuples so widgets can paint it with half blocks without touching
-Pillow again. A file whose name says document (`mlxchat.engine.documents.is_document_path`, the rule the engine
-and the history use too) is checked with the engine's own document reader instead.
+Pillow again. A file whose bytes say document (`mlxchat.engine.documents.is_document`: text or a PDF, whatever
+its name; the rule the chat and the history use too) is checked with the engine's own document reader instead.
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def open_attachment(path: Path) -> Attachment:
     """Check and describe the image at `path` with the engine's own check (`read_image`: the same limits and
     reasons as `mlxchat ask` and a vision turn); raise `AttachmentError` with a readable reason if it cannot be
     attached. Decoded only as far as the preview needs (JPEG at a fraction of its size)."""
-    from mlxchat.engine.documents import is_document_path
+    from mlxchat.engine.documents import is_document
     from mlxchat.engine.vision_inputs import ImageProblem, read_image
 
     path = Path(path).expanduser()
-    if is_document_path(path):
+    if is_document(path):
         return open_document(path)
     try:
         checked = read_image(path, max_edge=PREVIEW_COLUMNS * 4)

@@ -67,11 +67,12 @@ class Turn:
     """True when the thinking budget ended the thinking."""
 
     def as_message(self) -> Message:
-        """The engine's `Message`; attached documents (by name: `is_document_path`) go as `documents`."""
-        from mlxchat.engine.documents import is_document_path
+        """The engine's `Message`; attached documents (text or PDF by their bytes: `is_document`) go as
+        `documents`."""
+        from mlxchat.engine.documents import is_document
 
-        documents = tuple(path for path in self.images if is_document_path(path))
-        images = tuple(path for path in self.images if not is_document_path(path))
+        documents = tuple(path for path in self.images if is_document(path))
+        images = tuple(path for path in self.images if path not in documents)
         return Message(self.role, self.text, images, documents)
 
 

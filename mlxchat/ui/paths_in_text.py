@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlparse
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
+from mlxchat.engine.documents import IMAGE_SUFFIXES  # one list of image names (light: no MLX)
+
 _SPLIT = " \t\r\n"
 _MAX_JOINED_WORDS = 12  # a file name with more plain spaces than this must be quoted or escaped
 

@@ -62,7 +62,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("continue_answer", "ctrl+r", "continue_answer", "Continue", "Continue the stopped answer", footer=True),
     ActionSpec("retry_answer", "f5", "retry_answer", "Retry", "Answer the last message again, replacing the answer"),
-    ActionSpec("attach_file", "ctrl+o", "attach_file", "Attach", "Pick an image file to attach", footer=True),
+    ActionSpec("attach_file", "ctrl+o", "attach_file", "Attach", "Pick an image or a document", footer=True),
     ActionSpec("remove_attachment", "f8", "remove_attachment", "Remove image", "Remove the focused or last attached image"),
     # Priority: TextArea binds F6/F7 to select line/all, which a one-box prompt has little use for.
     ActionSpec(

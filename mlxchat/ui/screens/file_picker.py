@@ -1,4 +1,4 @@
-"""Provides the file picker: a folder tree that shows folders and images, for terminals where drag and drop
+"""Provides the file picker: a folder tree that shows folders, images and documents, for terminals where drag and drop
 does not paste a path (or for people who prefer keys).
 
 It starts in a folder (the home folder) but is not held there: Backspace on the tree goes up a folder, and the
@@ -16,14 +16,23 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Input, Label
 
+from mlxchat.engine.documents import is_document_path
+
 from ..paths_in_text import is_image_name, paths_to_attach
 
 
-class ImageTree(DirectoryTree):
-    """A directory tree without hidden entries, listing only folders and image files."""
+class AttachableFileTree(DirectoryTree):
+    """A directory tree without hidden entries, listing folders and the files whose names say image or document.
+
+    Names decide here because reading every file of a folder to list it would be slow; a file with another name
+    can still be attached by typing its path (the attach reads its bytes and says what is wrong, if anything)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".") and (_is_dir(p) or is_image_name(p))]
+        return [
+            p
+            for p in paths
+            if not p.name.startswith(".") and (_is_dir(p) or is_image_name(p) or is_document_path(p))
+        ]
 
 
 def _is_dir(path: Path) -> bool:
@@ -34,7 +43,7 @@ def _is_dir(path: Path) -> bool:
 
 
 class FilePickerScreen(ModalScreen[Path | None]):
-    """Choose an image; Enter on a file attaches it, Backspace goes up a folder, Esc closes without attaching."""
+    """Choose an image or a document; Enter on a file attaches it, Backspace goes up a folder, Esc closes without attaching."""
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="close_file_picker"),
@@ -48,22 +57,22 @@ class FilePickerScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
             yield Label(self._title(self._start), id="picker-title", markup=False)
-            yield Input(placeholder="Type or paste a path: a folder opens, an image is attached", id="picker-path")
-            yield ImageTree(self._start, id="picker-tree")
+            yield Input(placeholder="Type or paste a path: a folder opens, a file is attached", id="picker-path")
+            yield AttachableFileTree(self._start, id="picker-tree")
             yield Label(
-                "Enter attaches the image · Backspace: up a folder · Tab: type a path · Esc closes", id="picker-hint"
+                "Enter attaches the file · Backspace: up a folder · Tab: type a path · Esc closes", id="picker-hint"
             )
 
     def on_mount(self) -> None:
-        self.query_one(ImageTree).focus()
+        self.query_one(AttachableFileTree).focus()
 
     @property
     def folder(self) -> Path:
         """The folder the tree shows."""
-        return Path(self.query_one(ImageTree).path)
+        return Path(self.query_one(AttachableFileTree).path)
 
     def open_folder(self, folder: Path) -> None:
-        self.query_one(ImageTree).path = folder
+        self.query_one(AttachableFileTree).path = folder
         self.query_one("#picker-title", Label).update(self._title(folder))
 
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
@@ -79,7 +88,7 @@ class FilePickerScreen(ModalScreen[Path | None]):
         if _is_dir(path):
             self.open_folder(path)
             event.input.value = ""
-            self.query_one(ImageTree).focus()
+            self.query_one(AttachableFileTree).focus()
         else:
             self.dismiss(path)  # the attach says what is wrong with it, if anything
 
@@ -92,4 +101,4 @@ class FilePickerScreen(ModalScreen[Path | None]):
 
     @staticmethod
     def _title(folder: Path) -> str:
-        return f"Attach an image from {folder}"
+        return f"Attach an image or a document from {folder}"

@@ -44,7 +44,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("mlxchat keys", id="help-title")
             yield Static(help_table(self._keymap), id="help-table")
             yield Label(
-                "Drop an image on the window or paste its path to attach it; /attach PATH works too. "
+                "Drop an image or a document on the window, or paste its path, to attach it; /attach PATH works too. "
                 "Every action is also in the command palette (ctrl+p).",
                 id="help-footer",
                 markup=False,

@@ -26,7 +26,7 @@ from .thinking import ThinkingBlock
 
 WELCOME = (
     "Ask anything below and press Enter.\n"
-    "Drop an image on the window (or paste its path) to attach it. F1 lists every key."
+    "Drop an image or a document, or paste its path, to attach it. F1 lists every key."
 )
 
 TURN_STATUS: dict[str, TurnStatus] = {

@@ -245,6 +245,8 @@ def quantization_label(config: dict[str, Any], files: list[Path]) -> str:
     if isinstance(quant, dict) and quant.get("bits"):
         mode = quant.get("mode", "affine")
         detail = gguf_type if gguf_type.startswith("q") else ("" if mode == "affine" else mode)
+        if detail and detail == gguf_type and not gguf_type.startswith(f"q{quant['bits']}"):
+            detail = f"from {gguf_type}"  # re-quantized on import (`--bits`): "8-bit (q4_1)" read as a contradiction
         return f"{quant['bits']}-bit ({detail})" if detail else f"{quant['bits']}-bit"
     legacy = config.get("quantization_config")
     if isinstance(legacy, dict) and legacy.get("quant_method"):

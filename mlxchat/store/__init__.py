@@ -24,8 +24,7 @@ Changing
     `add_message(id, role, text, *, status="complete", stats=None, images=())`,
     `update_message(message_id, *, text=None, status=None, stats=None)` (continue a stopped answer, edit the
     last user message), `delete_messages(ids)` (exactly a window's own turns: regenerate, edit and resend; a
-    second window's turns in the same conversation stay), `delete_messages_from(message_id)` (a message and all
-    after it).
+    second window's turns in the same conversation stay).
 Exporting
     `to_markdown(conversation)`, `to_json(conversation)`, `export_conversation(conversation, path, fmt=None)`,
     `suggested_file_name(conversation, fmt)`. Images are referenced by the path of their stored copy.

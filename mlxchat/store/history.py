@@ -295,25 +295,6 @@ class History:
         self._remove_unused(blobs)
         return deleted
 
-    def delete_messages_from(self, message_id: int) -> int:
-        """Delete this message and every later one of its conversation (to regenerate or resend); returns how
-        many were deleted."""
-        with self._writing("delete messages") as db:
-            row = db.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"No message with id {message_id} in the history.", "not-found")
-            blobs = db.execute(
-                "SELECT DISTINCT a.sha256, a.suffix FROM attachments a JOIN messages m ON m.id = a.message_id"
-                " WHERE m.conversation_id = ? AND m.id >= ?",
-                row + (message_id,),
-            ).fetchall()
-            deleted = db.execute(
-                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?", row + (message_id,)
-            ).rowcount
-            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), row[0]))
-        self._remove_unused(blobs)
-        return deleted
-
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlxchat.models.discovery import check_weights, import_gguf, list_models, resolve_model
+from mlxchat.models.discovery import check_weights, import_gguf, list_models, quantization_label, resolve_model
 from mlxchat.models.errors import CorruptWeightsError, ModelError, ModelNotFoundError, NotAModelError
 
 LLAMA = {"model_type": "llama", "torch_dtype": "bfloat16"}
@@ -164,3 +164,13 @@ def test_discovery_never_imports_mlx(isolated_dirs: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bits", "file_type", "label"),
+    [(4, "Q4_1", "4-bit (q4_1)"), (4, "Q4_K_M", "4-bit (q4_k_m)"), (8, "Q4_1", "8-bit (from q4_1)"),
+     (8, "Q6_K", "8-bit (from q6_k)"), (8, "Q8_0", "8-bit (q8_0)"), (4, "F16", "4-bit")],
+)
+def test_an_imported_gguf_says_when_it_was_requantized(bits, file_type, label):
+    config = {"quantization": {"bits": bits, "group_size": 32}, "gguf": {"file_type": file_type}}
+    assert quantization_label(config, []) == label

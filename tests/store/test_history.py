@@ -117,7 +117,7 @@ def test_regenerate_edit_and_continue(history):
     continued = history.update_message(answer.id, text="One, two, three.", status="complete")
     assert (continued.text, continued.status) == ("One, two, three.", "complete")
 
-    assert history.delete_messages_from(answer.id) == 1  # regenerate: drop the answer
+    assert history.delete_messages([answer.id]) == 1  # regenerate: drop the answer
     history.update_message(question.id, text="Count to four")  # edit the last user message
     (message,) = history.get_conversation(conversation.id).messages
     assert message.text == "Count to four" and message.status == "complete"

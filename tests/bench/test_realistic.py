@@ -43,3 +43,20 @@ def test_pace_spaces_steps_by_the_rate():
     for _ in range(11):
         pace.wait()
     assert time.perf_counter() - started >= 10 / 200 * 0.99
+
+
+def test_the_gpu_bench_models_are_built_at_a_real_checkpoints_precision(tmp_path):
+    """The 1B/8B bench models' weights (and so their KV caches) are bfloat16, as real checkpoints ship; the CPU's
+    tiny one stays float32. Built here at the tiny size with the 1B spec's precision."""
+    from dataclasses import replace
+
+    import mlx.core as mx
+
+    from mlxchat.bench.realistic import cpu_spec, eight_b_spec, one_b_spec
+    from mlxchat.models.random_weights import build_random_llama
+
+    assert one_b_spec().dtype == eight_b_spec().dtype == "bfloat16" and cpu_spec().dtype == "float32"
+    folder = build_random_llama(tmp_path / "m", replace(cpu_spec(), dtype=one_b_spec().dtype, quantize_bits=4))
+    weights = mx.load(str(folder / "model.safetensors"))
+    floats = {str(array.dtype) for name, array in weights.items() if not name.endswith(".weight") or "norm" in name}
+    assert floats == {"mlx.core.bfloat16"}, floats

@@ -74,6 +74,10 @@ class AskJob:
     saved_caches: "SavedCacheFolder | None" = None
     """Where the engine keeps conversations' prompt caches, so a continued conversation does not read its whole
     history again."""
+    summarize: bool = False
+    """`--summarize`: the model first summarizes `conversation`, a new conversation starts from the summary (saved
+    to the history; the old one stays as it is), and the question is asked and saved there. For a conversation
+    that outgrew the model's context under the "stop" policy."""
 
 
 @dataclass
@@ -240,6 +244,10 @@ class _Session:
         if refusal is not None:
             return AskResult(EXIT_BAD_INPUT, model=model, error=f"{refusal} Choose a vision model with --model.")
 
+        if self.job.summarize:
+            problem = self._continue_from_summary()
+            if problem is not None:
+                return problem
         request = ChatRequest(
             messages=self._messages(),
             conversation_id=self.job.conversation.id if self.job.conversation is not None else "ask",
@@ -274,8 +282,50 @@ class _Session:
         if self.interrupts.count:
             return AskResult(EXIT_INTERRUPTED, finished, model)
         if finished.reason == "error":
-            return AskResult(EXIT_FAILURE, finished, model, _one_line(finished.error or "generation failed"))
+            error = _one_line(finished.error or "generation failed")
+            if finished.overflow_refused:
+                error += " Here: ask again with --overflow truncate-middle (or rolling-window), or with --summarize."
+            return AskResult(EXIT_FAILURE, finished, model, error)
         return AskResult(EXIT_OK, finished, model)
+
+    def _continue_from_summary(self) -> AskResult | None:
+        """Summarize the continued conversation (nothing of it is printed), save a new conversation that opens
+        with the summary, and continue that one from here. An `AskResult` when it could not: the old conversation
+        stays as it was and no new one is made."""
+        from mlxchat.engine.summary import continued_title, summary_intro, summary_problem, summary_request
+        from mlxchat.store import History, StoreError
+
+        source, settings = self.job.conversation, self.job.settings
+        request = summary_request(
+            replace(source, settings=settings).engine_messages(),
+            conversation_id=source.id,
+            sampling=settings.sampling(),
+            title=source.title,
+            kv_bits=settings.kv_bits,
+            thinking=settings.thinking,
+            thinking_budget=settings.thinking_budget,
+        )
+        self.engine.submit(request)
+        finished = self._wait(request.request_id, show=False)
+        problem = summary_problem(finished)
+        if self.interrupts.count or finished.reason in ("cancelled", "shutdown"):
+            return AskResult(EXIT_INTERRUPTED, finished, self.engine.model)
+        if problem is not None:
+            return AskResult(EXIT_FAILURE, finished, self.engine.model, f"{problem}; nothing was changed.")
+        history = History()
+        try:
+            new = history.create_conversation(continued_title(source.title), settings=settings)
+            history.add_message(new.id, "user", summary_intro(source.title, source.id))
+            history.add_message(new.id, "assistant", finished.text.strip(), stats=finished.stats)
+            new = history.get_conversation(new.id)
+        except StoreError as exc:
+            return AskResult(EXIT_FAILURE, finished, self.engine.model, f"the summary could not be saved: {exc}")
+        finally:
+            history.close()
+        self.job = replace(self.job, conversation=new)
+        if not self.job.json_output:
+            _say(self.err, f"mlxchat: continuing in “{new.title}” ({new.id}), from a summary of “{source.title}”.")
+        return None
 
     def _save(self, finished: Finished) -> str | None:
         """Save the question and its answer to the continued conversation, as the chat screen does. Returns a
@@ -315,8 +365,9 @@ class _Session:
         messages.append(Message("user", self.job.prompt, self.job.images, self.job.documents))
         return tuple(messages)
 
-    def _wait(self, request_id: str) -> Finished:
-        """Handle events until the request's `Finished`; a Ctrl+C becomes a cancel, and we keep waiting."""
+    def _wait(self, request_id: str, show: bool = True) -> Finished:
+        """Handle events until the request's `Finished`; a Ctrl+C becomes a cancel, and we keep waiting. With
+        `show` False, the answer and its thinking are not printed (a summary the new conversation keeps)."""
         cancelled_at = 0
         while True:
             if self.interrupts.count > cancelled_at:
@@ -328,6 +379,8 @@ class _Session:
             except queue.Empty:
                 continue
             if event.request_id != request_id:
+                continue
+            if not show and isinstance(event, (ThinkingDelta, ThinkingDone, TextDelta)):
                 continue
             if isinstance(event, ThinkingDelta):
                 self.thinking.write(event.text)

@@ -195,6 +195,14 @@ def ask(
         Optional[str],
         typer.Option("--conversation", help="Continue the conversation with this id (and save this turn to it)."),
     ] = None,
+    summarize: Annotated[
+        bool,
+        typer.Option(
+            "--summarize",
+            help="With -c/--conversation: go on in a new conversation that starts from the model's summary of that "
+            "one (for a chat that outgrew the context); the old one stays as it is.",
+        ),
+    ] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (text, finish reason, usage, stats) at the end.")
     ] = False,
@@ -233,6 +241,7 @@ def ask(
     mlxchat ask "What is this?" --image cat.png --model ~/models/SmolVLM
     mlxchat ask "Name three colours" --json | jq -r .text
     mlxchat ask -c "And in French?"     # continues the last conversation
+    mlxchat ask -c --summarize "Go on"  # ... in a new conversation, from a summary of it
     mlxchat ask -f report.pdf "What are the three main findings?"
     mlxchat ask "Hello" --endpoint http://gpu-box:8000/v1 --model mlx-community/Qwen3-8B-4bit
     ```
@@ -251,6 +260,8 @@ def ask(
 
     config = _config()
     conversation = None
+    if summarize and not (continue_last or conversation_id):
+        raise _error("--summarize needs a conversation to summarize: add -c (the last one) or --conversation ID.")
     if continue_last or conversation_id:
         try:
             conversation = find_conversation(conversation_id)
@@ -309,6 +320,7 @@ def ask(
         api_key_env=api_key_env,
         conversation=conversation,
         saved_caches=saved_cache_folder(config),
+        summarize=summarize,
     )
     run_ask(job)
 

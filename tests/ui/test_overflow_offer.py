@@ -14,7 +14,7 @@ from mlxchat.engine import ChatRequest, ContextWindow, Engine, Message, Sampling
 from mlxchat.settings import ChatSettings
 from mlxchat.store import History
 from mlxchat.ui.app import make_app
-from mlxchat.ui.chat_summary import SUMMARY_INSTRUCTION
+from mlxchat.engine.summary import is_summary_request
 from mlxchat.ui.screens.overflow_offer import OverflowOfferScreen, SummaryScreen
 from mlxchat.ui.widgets.message import MessageView
 
@@ -47,7 +47,7 @@ def history(tmp_path):
 
 def script(request: ChatRequest) -> str:
     """The summary for the summary request, a short answer for anything else."""
-    return SUMMARY if request.messages[-1].content == SUMMARY_INSTRUCTION else ANSWER
+    return SUMMARY if is_summary_request(request) else ANSWER
 
 
 def long_conversation(history: History, model) -> str:

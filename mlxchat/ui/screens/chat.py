@@ -45,12 +45,13 @@ from mlxchat.engine import (
 from mlxchat.engine.client import EngineClient
 from mlxchat.engine.errors import EngineClosed
 from mlxchat.engine.requests import Request
+from mlxchat.engine.summary import summary_problem
 from mlxchat.settings import ChatSettings
 from mlxchat.terminal_text import visible
 
 from ..attachment_files import Attachment
 from ..chat_model import ChatSession, Turn
-from ..chat_summary import summarized_session, summary_problem, summary_request
+from ..chat_summary import summarized_session, summary_request
 from ..engine_status import (
     AnswerKeys,
     Awaited,

@@ -123,11 +123,11 @@ async def test_the_refused_message_is_kept_out_of_the_conversation_and_the_histo
         offer = await refused_with_offer(pilot)
         assert '"stop"' in offer.question and "Your message is kept" in offer.question
         await app.chat.store.flush()
-        assert QUESTION not in shown(app)
+        assert QUESTION not in shown(app) and app.chat.prompt.text == QUESTION
         assert stored(history, conversation_id) == before
         await pilot.press("escape")
-        await until(pilot, lambda: app.chat.prompt.text == QUESTION, what="the message back in the prompt")
-        assert "Nothing was sent" in app.chat.notice_text()
+        await until(pilot, lambda: "Nothing was sent" in app.chat.notice_text(), what="the offer cancelled")
+        assert app.chat.prompt.text == QUESTION and not isinstance(app.screen, OverflowOfferScreen)
         await app.chat.store.flush()
     assert stored(history, conversation_id) == before
     assert history.get_conversation(conversation_id).settings.overflow == "stop"

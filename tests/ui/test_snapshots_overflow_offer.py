@@ -77,14 +77,15 @@ def test_the_offer(snap_compare, staged_app):
     tokens; … overflow policy is "stop" …"), then "Your message is kept." and what truncate-middle, rolling-window
     and a summary do, and four full-width buttons: "t  Switch to truncate-middle and send" (focused), "r  Switch to
     rolling-window and send", "s  New chat from a summary, then send" and "Esc  Cancel: keep the message in the
-    prompt". The question is not in the conversation behind."""
+    prompt". The question is not in the conversation behind; it waits in the prompt below the dialog, and the
+    status pane says "the conversation no longer fits (overflow: "stop")"."""
     assert snap(snap_compare, staged_app, offer_scene)
 
 
 def test_the_summary_streaming(snap_compare, staged_app):
     """You should see a tall dialog "Summarizing “Lisbon trip” for a new chat…" with the first two lines of the
-    summary in a framed box, "18 tokens written · Esc stops: the conversation stays as it is and no new chat is
-    made", and a button "Esc  Stop: nothing changes"."""
+    summary in a framed box, "18 tokens written · the conversation stays as it is until the summary is done", and a
+    button "Esc  Stop: nothing changes"; the question still waits in the prompt behind."""
     assert snap(snap_compare, staged_app, summarizing_scene)
 
 

@@ -532,6 +532,8 @@ class ChatScreen(Screen):
                 self.show_notice("Nothing was sent: your message is back in the prompt.", "info")
             self.prompt.focus()
 
+        if not self.prompt.text.strip():  # seen behind the dialog; sent from `question`, with its attachments
+            self.prompt.set_text(question.text)
         self._set_status(self.status.with_phase("error", detail='the conversation no longer fits (overflow: "stop")'))
         self.app.push_screen(OverflowOfferScreen(event.error or "", source.title), chosen)
 
@@ -597,6 +599,8 @@ class ChatScreen(Screen):
         if answer is None:
             self._restore_question(question)
             return
+        if self.prompt.text == question.text:
+            self.prompt.clear()
         await self.conversation.add_exchange(question, answer, label=self._assistant_label())
 
     # ---- cancel, continue, retry ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mlxchat.engine import ChatRequest, Message, Stats
+from mlxchat.engine import ChatRequest, Message, PrepareConversation, Stats
 from mlxchat.settings import ChatSettings
 
 TurnStatus = Literal["streaming", "complete", "stopped", "error"]
@@ -101,6 +101,12 @@ class ChatSession:
                 continue
             messages.append(turn.as_message())
         return tuple(messages)
+
+    def prepare_hint(self) -> PrepareConversation:
+        """The hint that lets the engine read this conversation's saved prompt cache before its next message:
+        found under the name and at the KV quantization its requests use (`context_options`)."""
+        options = context_options(self)
+        return PrepareConversation(self.id, saved_as=options["saved_as"], kv_bits=options["kv_bits"])
 
     def message_turns(self) -> list[Turn | None]:
         """The turn behind each message of the last request, in order (None for the system prompt), so that a

@@ -265,6 +265,8 @@ class ChatScreen(Screen):
                     summary.screen.append(event.text if isinstance(event, TextDelta) else "", event.tokens)
             case ModelLoaded() | ModelUnloaded():
                 self.attachment_pane.model = self.model
+                if isinstance(event, ModelLoaded):
+                    self._prepare(self.session)  # `mlxchat -c`, or a conversation that asked for this model
             case ModelLoadFailed():
                 self.attachment_pane.model = self.model
                 self.show_notice(f"Could not load {event.model}: {event.message}", "error")
@@ -774,6 +776,15 @@ class ChatScreen(Screen):
         await self._read(session)
         if not self.busy and session.settings.model != self.model_spec:
             self.load_model(session.settings.model)
+        else:
+            self._prepare(session)
+
+    def _prepare(self, session: ChatSession) -> None:
+        """Let the engine read the conversation's saved prompt cache now, while the person reads and types, so
+        the next message does not wait for it (a hint: never refused; a message sent meanwhile goes first or
+        waits for the read, see `EngineCore.prepare`). Nothing to read for a new chat or without a model."""
+        if session.turns and self.model is not None:
+            self.engine.prepare(session.prepare_hint())
 
     async def _read(self, session: ChatSession) -> None:
         """Show `session` in a conversation view: the answering one when it is that conversation, a new one when

@@ -11,7 +11,8 @@ import pytest
 import staged
 from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
 from mlxchat.store import History
-from mlxchat.ui.widgets.thinking import ThinkingBlock
+from mlxchat.ui.chat_model import Turn
+from mlxchat.ui.widgets.thinking import ThinkingBlock, stopped_footer
 
 from conftest import SIZE, until
 
@@ -89,6 +90,22 @@ async def test_thinking_shows_live_at_once_then_collapses_when_the_answer_starts
         assert body_shown(app) and header(app).startswith("▾")
 
 
+@pytest.mark.parametrize(
+    "turn, footer",
+    [
+        (Turn("assistant", status="stopped", thinking="Hm", thinking_tokens=212), "■ stopped while thinking · 212 thinking tokens"),
+        (
+            Turn("assistant", status="stopped", thinking="Hm", thinking_tokens=212, thought_s=3.0),
+            "■ stopped after thinking, before the answer · 212 thinking tokens",
+        ),
+        (Turn("assistant", "Paris", status="stopped", tokens=5, thinking_tokens=212, thought_s=3.0), "■ stopped after 5 tokens"),
+        (Turn("assistant", status="stopped"), "■ stopped after 0 tokens"),
+    ],
+)
+def test_a_stopped_answer_footer_names_the_thinking_it_stopped(turn, footer):
+    assert stopped_footer(turn) == footer
+
+
 async def test_thinking_is_stored_apart_and_copy_takes_the_answer_only(staged_app, history):
     app, engine = staged_app(history=history)
     async with app.run_test(size=SIZE) as pilot:
@@ -141,6 +158,7 @@ def test_snapshot_thinking_expanded(snap_compare, staged_app):
 
 def test_snapshot_stopped_while_thinking(snap_compare, staged_app):
     """You should see "■ Stopped while thinking · 2.5 s · 21 tokens" with the three lines of thinking still
-    shown, no answer text, the footer "■ stopped after 0 tokens — …", and "■ stopped" in the status pane."""
+    shown, no answer text, the footer "■ stopped while thinking · 21 thinking tokens — …", and "■ stopped" in the
+    status pane."""
     app, engine = staged_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: stopped_while_thinking_scene(pilot, engine))

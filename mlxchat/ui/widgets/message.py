@@ -21,7 +21,7 @@ from mlxchat.terminal_text import visible  # model text may hold ESC, BEL, CSI: 
 
 from ..chat_model import Turn, TurnStatus
 from .code_stream import AnswerStream, CodeStream
-from .thinking import ThinkingBlock
+from .thinking import ThinkingBlock, stopped_footer
 
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 
@@ -173,5 +173,5 @@ class MessageView(Vertical, can_focus=True):
             return f"✖ {visible(turn.error or 'the answer failed')}"
         stats = stats_line(turn.stats) if turn.stats is not None and turn.role == "assistant" else ""
         if turn.status == "stopped":
-            return f"■ stopped after {turn.tokens} tokens"
+            return stopped_footer(turn)
         return stats

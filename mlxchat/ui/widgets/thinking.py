@@ -43,6 +43,15 @@ def thinking_header(turn: Turn, expanded: bool, now: float) -> str:
     return f"{arrow} Thought" + (f" · {tokens}" if tokens else "")
 
 
+def stopped_footer(turn: Turn) -> str:
+    """The footer of an answer the reader stopped. Thinking is not answer text, so an answer stopped before it said
+    anything names the thinking it stopped instead of "0 tokens"."""
+    if turn.tokens or not turn.thinking_tokens:
+        return f"■ stopped after {turn.tokens} tokens"
+    when = "while thinking" if turn.thought_s is None else "after thinking, before the answer"
+    return f"■ stopped {when} · {turn.thinking_tokens} thinking tokens"
+
+
 def is_settled(turn: Turn) -> bool:
     """Whether the thinking is over and may collapse (it ended, or the turn was read back from history)."""
     return turn.thought_s is not None or (turn.status == "complete" and bool(turn.text))

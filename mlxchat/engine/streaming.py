@@ -112,6 +112,7 @@ def decode(
     thinking_batcher = TextBatcher(lambda text, n: emit(ThinkingDelta(request_id, text, n)), batch_interval_s)
     thinking_since: float | None = None  # when the first thinking token came
     thinking_done = False
+    undecided = 0  # steps whose text the splitter holds: they belong to the thinking if it opens a marker
 
     def route(pieces: list[tuple[bool, str]], counted_as_thinking: bool, now: float) -> None:
         """Hand each piece to its batcher, in order, and announce the end of thinking once it happens."""
@@ -158,13 +159,17 @@ def decode(
             elif thinking is not None:
                 was_thinking = thinking.thinking
                 pieces = thinking.feed(text)
-                counted = was_thinking or thinking.thinking
-                if counted:
-                    clock.reasoning_tokens += 1
-                (thinking_batcher if counted else batcher).add("", 1)
-                route(pieces, counted, now)
-                if not thinking.thinking and was_thinking:
-                    end_thinking(now)
+                if not was_thinking and not thinking.thinking and not pieces and thinking.holding:
+                    undecided += 1  # the start of what may be an opening marker: counted once it is decided
+                else:
+                    counted = was_thinking or thinking.thinking
+                    steps_now, undecided = 1 + undecided, 0
+                    if counted:
+                        clock.reasoning_tokens += steps_now
+                    (thinking_batcher if counted else batcher).add("", steps_now)
+                    route(pieces, counted, now)
+                    if not thinking.thinking and was_thinking:
+                        end_thinking(now)
             else:
                 if text:
                     parts.append(text)
@@ -184,6 +189,7 @@ def decode(
         if close is not None:
             close()
         if thinking is not None:
+            batcher.add("", undecided)  # held text that never became a marker is answer text
             route(thinking.finish(), False, time.perf_counter())
         thinking_batcher.flush()
         batcher.flush()

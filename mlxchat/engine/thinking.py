@@ -27,6 +27,8 @@ from typing import Any
 THINK_TAGS = ("<think>", "</think>")
 
 
+
+
 @dataclass(frozen=True)
 class ThinkingFormat:
     """How one model marks its thinking in the text it generates.
@@ -50,6 +52,14 @@ class ThinkingFormat:
         the model's first token is thinking although it never writes the opening marker itself."""
         opened = max((generation_prompt.rfind(marker) for marker in self.opens), default=-1)
         return opened >= 0 and opened > generation_prompt.rfind(self.close)
+
+
+TAGGED_THINKING = ThinkingFormat(
+    name="<think> tags", opens=(THINK_TAGS[0],), close=THINK_TAGS[1], force_close=THINK_TAGS[1]
+)
+"""The `<think>` tags of Qwen3, DeepSeek-R1 and most open reasoning models: what a server that does not parse
+reasoning itself (llama.cpp's `--reasoning-format none`, an mlx_lm.server without a reasoning parser) leaves in the
+answer text, where the remote engine splits it off."""
 
 
 HARMONY_TOKENS = ("<|start|>", "<|channel|>", "<|message|>", "<|end|>")
@@ -100,13 +110,15 @@ class ThinkingSplitter:
     the end of thinking.
     """
 
-    def __init__(self, format: ThinkingFormat, thinking: bool = False) -> None:
+    def __init__(self, format: ThinkingFormat, thinking: bool = False, *, trim_start: bool = True) -> None:
+        """`trim_start=False` keeps leading whitespace of an answer that opened no marker (a remote model that may
+        not think at all); whitespace right after a marker is dropped either way."""
         self.format = format
         self.thinking = thinking
         self.cut_by_budget = False
         self._answer_started = False
         self._held = ""
-        self._strip_leading = True
+        self._strip_leading = trim_start
 
     def feed(self, text: str) -> list[tuple[bool, str]]:
         """The pieces `text` completes, in order. Marker texts themselves never appear in a piece."""
@@ -128,6 +140,11 @@ class ThinkingSplitter:
                 self.thinking, self._strip_leading = False, True
             buffer = buffer[at + len(marker) :]
         return pieces
+
+    @property
+    def holding(self) -> bool:
+        """True while text is held back because it may be the start of a marker."""
+        return bool(self._held)
 
     def finish(self) -> list[tuple[bool, str]]:
         """What is still held back (a stream that ended inside a would-be marker), as plain text."""

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from remote_fakes import DONE, chunk, raw_events
+from remote_fakes import DONE, chunk, raw_events, usage_chunk
 from remote_turns import ask, select
 
 from mlxchat.engine import TextDelta, ThinkingDelta, ThinkingDone
@@ -39,6 +39,82 @@ def test_both_reasoning_fields_become_thinking_events_apart_from_the_answer(fake
     done = [e for e in events if isinstance(e, ThinkingDone)]
     assert len(done) == 1 and done[0].tokens == 2 and not done[0].by_budget
     assert finished.usage.reasoning_tokens == 2
+
+
+TAGGED = raw_events(
+    chunk(role="assistant"),
+    chunk("<thi"),
+    chunk("nk>\nThe user asks "),
+    chunk("about France.\n</think>"),
+    chunk("\n\nParis"),
+    chunk(" it is, not <think>."),
+    chunk(finish="stop"),
+    DONE,
+)
+"""A server that parses no reasoning leaves the model's `<think>` tags in the content (split mid-tag here)."""
+
+
+def test_think_tags_in_the_content_are_thinking_counted_apart_from_the_answer(fake_server, remote_engines, event_log):
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = TAGGED
+    finished = ask(engine, event_log, "Capital?")
+    events = event_log.of(finished.request_id)
+    thought = "".join(e.text for e in events if isinstance(e, ThinkingDelta))
+    answer = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert (thought, answer) == ("The user asks about France.\n", "Paris it is, not <think>.")
+    assert (finished.reasoning, finished.text) == (thought, answer)
+    assert (finished.usage.generation_tokens, finished.usage.reasoning_tokens) == (5, 3)
+    assert finished.stats.reasoning_tokens == 3
+    assert sum(e.tokens for e in events if isinstance(e, ThinkingDelta)) == 3
+    assert sum(e.tokens for e in events if isinstance(e, TextDelta)) == 2
+    assert [e.tokens for e in events if isinstance(e, ThinkingDone)] == [3]
+
+
+def test_an_answer_that_opens_with_whitespace_and_never_thinks_is_kept_as_sent(fake_server, remote_engines, event_log):
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = raw_events(chunk("    indented"), chunk(" code"), chunk(finish="stop"), DONE)
+    finished = ask(engine, event_log, "Code?")
+    assert (finished.text, finished.reasoning, finished.usage.reasoning_tokens) == ("    indented code", "", 0)
+
+
+def test_the_servers_own_reasoning_count_replaces_the_pieces_counted(fake_server, remote_engines, event_log):
+    """vLLM and OpenAI send several tokens per piece; their usage says how many of the completion were thinking."""
+    usage = {
+        "prompt_tokens": 9,
+        "completion_tokens": 40,
+        "total_tokens": 49,
+        "completion_tokens_details": {"reasoning_tokens": 31},
+    }
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = raw_events(
+        chunk(reasoning="The user asks about France."),
+        chunk("Paris it is."),
+        chunk(finish="stop"),
+        f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n",
+        DONE,
+    )
+    finished = ask(engine, event_log, "Capital?")
+    assert (finished.usage.generation_tokens, finished.usage.reasoning_tokens) == (40, 31)
+    assert (finished.stats.generation_tokens, finished.stats.reasoning_tokens) == (40, 31)
+
+
+def test_a_usage_without_a_reasoning_count_never_counts_more_thinking_than_tokens(
+    fake_server, remote_engines, event_log
+):
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = raw_events(
+        *(chunk(reasoning=f"step {n}. ") for n in range(6)),
+        chunk("Paris."),
+        chunk(finish="stop"),
+        usage_chunk(9, 4),
+        DONE,
+    )
+    finished = ask(engine, event_log, "Capital?")
+    assert (finished.usage.generation_tokens, finished.usage.reasoning_tokens) == (4, 4)
 
 
 def test_thinking_off_is_sent_to_the_template_and_unset_sampling_is_left_to_the_server(

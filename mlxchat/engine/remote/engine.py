@@ -52,6 +52,7 @@ from .sse import MalformedStream, parse_model_list, server_error_from_body
 from .stream import StreamReader, transport_failure
 from ..requests import ChatRequest, LoadModel, Request
 from ..streaming import TurnClock, decode
+from ..thinking import TAGGED_THINKING, ThinkingSplitter
 
 __all__ = ["RemoteEngine", "RemoteError", "RemoteModel", "RemoteTimeouts", "remote_engine_factory"]
 
@@ -248,6 +249,9 @@ class RemoteEngine(EngineCore):
                         eos_token_ids=(),
                         on_first_token=lambda: control.enter("generating"),
                         stop_at_max_tokens=False,
+                        # Reasoning the server sends apart is thinking as it is; `<think>` tags it leaves in the
+                        # answer text are split off here, as the local engine splits a model's own.
+                        thinking=ThinkingSplitter(TAGGED_THINKING, trim_start=False),
                     )
         except httpx.HTTPError as exc:  # before the stream began: connect, send, or waiting for the status line
             failure = None if control.cancelled else transport_failure(self.endpoint, exc, self.timeouts)

@@ -102,6 +102,9 @@ class ServerUsage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    reasoning_tokens: int | None = None
+    """Of `completion_tokens`, those spent thinking (`completion_tokens_details.reasoning_tokens`: OpenAI, vLLM,
+    DeepSeek); None when the server does not say."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,14 @@ def _usage(value: Any) -> ServerUsage | None:
         return None
     details = value.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return ServerUsage(prompt, completion, cached if isinstance(cached, int) and cached >= 0 else 0)
+    details = value.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return ServerUsage(
+        prompt,
+        completion,
+        cached if isinstance(cached, int) and cached >= 0 else 0,
+        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) and reasoning >= 0 else None,
+    )
 
 
 def server_error_from(payload: Any) -> ServerError | None:

@@ -111,12 +111,18 @@ class StreamReader:
                 self.failure = transport_failure(self._endpoint, exc, self._timeouts, streaming=True)
 
     def apply_usage(self, clock: TurnClock) -> None:
-        """Put the server's token counts (when it sent them) in place of the ones counted from the stream."""
+        """Put the server's token counts (when it sent them) in place of the ones counted from the stream.
+
+        The thinking count follows: the server's own when it gives one, else the pieces of thinking counted from
+        the stream, never more than the server's total (thinking and answer are counted apart, and the answer's
+        share is the total less the thinking)."""
         if self.usage is None:
             return
         clock.prompt_tokens = self.usage.prompt_tokens
         clock.cached_tokens = min(self.usage.cached_tokens, self.usage.prompt_tokens)
         clock.generated = self.usage.completion_tokens
+        reasoning = self.usage.reasoning_tokens
+        clock.reasoning_tokens = min(clock.reasoning_tokens if reasoning is None else reasoning, clock.generated)
 
     def _in_band_failure(self, error: ServerError) -> str:
         label = error.code or error.type

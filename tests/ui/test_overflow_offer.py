@@ -199,8 +199,12 @@ async def test_stopping_the_summary_changes_nothing(apps, history):
     assert stored(history, conversation_id) == before
 
 
-async def test_a_busy_model_refuses_the_summary_and_the_message_goes_back_to_the_prompt(apps, history):
+@pytest.mark.parametrize("key", ["s", "t"])
+async def test_a_busy_model_refuses_and_the_message_goes_back_to_the_prompt(apps, history, key):
+    """Another request holds the engine (another window's, say) when a way out is chosen: the engine's busy
+    answer is shown, the message goes back to the prompt, no summary starts (s) or the policy stays switched (t)."""
     conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
     app = apps(history, conversation_id)
     async with app.run_test(size=SIZE) as pilot:
         await refused_with_offer(pilot)
@@ -210,12 +214,34 @@ async def test_a_busy_model_refuses_the_summary_and_the_message_goes_back_to_the
                             sampling=SamplingParams(max_tokens=4), label="another window's question")
         assert engine.submit(other) is None
         await until(pilot, apps.gate.holding.is_set, what="the other request under way")
-        await pilot.press("s")
-        await until(pilot, lambda: app.chat.prompt.text == QUESTION, what="the message back in the prompt")
-        assert "Your prompt is kept" in app.chat.notice_text()
+        await pilot.press(key)
+        await until(pilot, lambda: "Your prompt is kept" in app.chat.notice_text(), what="the busy refusal")
+        assert app.chat.prompt.text == QUESTION and not app.chat.busy
         assert not isinstance(app.screen, SummaryScreen) and app.chat.summarizing is None
         apps.gate.open()
         await until(pilot, lambda: engine.state().phase == "idle", 60, "the other request's end")
         await app.chat.store.flush()
     assert [summary.id for summary in history.list_conversations()] == [conversation_id]
+    assert stored(history, conversation_id) == before
+    policy = history.get_conversation(conversation_id).settings.overflow
+    assert policy == ("truncate-middle" if key == "t" else "stop")
+
+
+async def test_a_summary_that_ends_under_another_screen_closes_when_that_one_does(apps, history):
+    from mlxchat.ui.screens.dialogs import ConfirmScreen
+
+    conversation_id = long_conversation(history, apps.model)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        apps.gate.close()
+        await pilot.press("s")
+        await until(pilot, apps.gate.holding.is_set, what="the summary under way")
+        app.push_screen(ConfirmScreen("Something else?"))
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="a screen over the summary")
+        apps.gate.open()
+        await until(pilot, lambda: shown(app)[-2:] == [QUESTION, ANSWER] and not app.chat.busy, 60, "the new chat")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is app.chat, what="the chat on top again")
 

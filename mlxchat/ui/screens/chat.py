@@ -572,8 +572,7 @@ class ChatScreen(Screen):
         is sent there; the old conversation stays as it was. Stopped, failed or empty: nothing changes, and the
         message goes back into the prompt."""
         summarizing, self.summarizing = self.summarizing, None
-        if summarizing.screen.is_current:
-            summarizing.screen.dismiss(False)
+        summarizing.screen.end()
         source, question = summarizing.source, summarizing.question
         problem = summary_problem(event)
         if problem is not None:

@@ -78,6 +78,7 @@ class SummaryScreen(ModalScreen[bool]):
         self.text = ""
         """The summary so far (what the body shows)."""
         self.tokens = 0
+        self.ended = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="summary-box"):
@@ -107,4 +108,16 @@ class SummaryScreen(ModalScreen[bool]):
         self.action_stop()
 
     def action_stop(self) -> None:
-        self.dismiss(True)
+        if not self.ended:
+            self.dismiss(True)
+
+    def end(self) -> None:
+        """The summary has ended (the chat screen decides what follows): close now, or as soon as this screen is
+        on top again when another one (the command palette, help) was opened over it."""
+        self.ended = True
+        if self.app.screen is self:  # not `is_current`, which holds under a modal too; dismiss pops the top
+            self.dismiss(False)
+
+    def on_screen_resume(self) -> None:
+        if self.ended:
+            self.dismiss(False)

@@ -53,6 +53,11 @@ class ThinkingFormat:
         opened = max((generation_prompt.rfind(marker) for marker in self.opens), default=-1)
         return opened >= 0 and opened > generation_prompt.rfind(self.close)
 
+    def resumed(self, generation_prompt: str, thought: str) -> str:
+        """What follows the generation prompt so that the model goes on with `thought`: the opening marker (unless
+        the template opened thinking itself) and the thinking so far."""
+        return ("" if self.starts_thinking(generation_prompt) else self.opens[0]) + thought
+
 
 TAGGED_THINKING = ThinkingFormat(
     name="<think> tags", opens=(THINK_TAGS[0],), close=THINK_TAGS[1], force_close=THINK_TAGS[1]

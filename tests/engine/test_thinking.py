@@ -5,6 +5,7 @@ cancel, end it at a budget, switch it off, and leave models without a thinking f
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,65 @@ def test_generation_config_gives_the_model_its_own_sampling(tmp_path, event_log)
     finally:
         engine.close(timeout_s=30)
     assert dict(info.sampling_defaults) == {"temperature": 0.2, "top_p": 0.9}, "an unusable value is skipped"
+
+
+@pytest.mark.parametrize(
+    "family, prompt_ends",
+    [
+        ("qwen3", "<|im_start|>assistant\n<think>The user asks about"),
+        ("opens-in-prompt", "<|im_start|>assistant\n<think>\nThe user asks about"),
+    ],
+)
+def test_an_answer_stopped_while_thinking_resumes_its_thinking_then_answers(scripted, family, prompt_ends):
+    """The continue action on an answer stopped mid-thinking: the prompt ends inside the opened thinking (one opening
+    marker, whether the model or the template writes it), and the model thinks on, then answers."""
+    from mlx_lm.tokenizer_utils import load as load_tokenizer
+
+    from mlxchat.engine.local.chat_template import render_prompt
+    from mlxchat.engine.events import Started
+
+    model = scripted(family, {"Capital?": " France.\n</think>\n\nParis."})
+    question = Message("user", "Capital?")
+    resumed = ChatRequest((question,), sampling=SAMPLING, resume_thinking="The user asks about", conversation_id="r")
+    tokenizer = load_tokenizer(Path(model.info.path))
+    assert tokenizer.decode(render_prompt(tokenizer, resumed)).endswith(prompt_ends)
+    assert model.engine.submit(resumed) is None
+    finished = model.log.finished(resumed.request_id)
+    events = model.log.of(resumed.request_id)
+    assert (finished.reasoning, finished.text) == (" France.\n", "Paris.")
+    assert thinking_of(events) == " France.\n", "the thinking goes on where it stopped, its leading space kept"
+    assert [e.tokens > 0 for e in events if isinstance(e, ThinkingDone)] == [True]
+    assert next(e for e in events if isinstance(e, Started)).prompt_tokens > len(
+        render_prompt(tokenizer, ChatRequest((question,)))
+    )
+
+
+def test_resuming_thinking_counts_what_was_thought_against_the_budget(scripted):
+    model = scripted("opens-in-prompt", {"Go": " ".join(["more"] * 40)})
+    finished, events = model.ask(
+        Message("user", "Go"), resume_thinking="one two three four five six", thinking_budget=8
+    )
+    done = [e for e in events if isinstance(e, ThinkingDone)]
+    assert len(done) == 1 and done[0].by_budget
+    assert finished.usage.reasoning_tokens < 8, "the six words already thought count against the budget of eight"
+
+
+def test_a_model_without_a_thinking_format_answers_a_resumed_question_afresh(event_log, tiny_model):
+    from mlx_lm.tokenizer_utils import load as load_tokenizer
+
+    from mlxchat.engine.local.chat_template import render_prompt
+
+    tokenizer = load_tokenizer(tiny_model)
+    question = (Message("user", "Hi"),)
+    resumed = ChatRequest(question, sampling=SAMPLING, resume_thinking="half a thought")
+    assert render_prompt(tokenizer, resumed) == render_prompt(tokenizer, ChatRequest(question))
+    engine = Engine(event_log, script=lambda request: "Hello.").start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        event_log.finished(load.request_id)
+        engine.submit(resumed)
+        finished = event_log.finished(resumed.request_id)
+    finally:
+        engine.close(timeout_s=30)
+    assert (finished.reason, finished.text, finished.reasoning) == ("stop", "Hello.", "")

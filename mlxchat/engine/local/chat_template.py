@@ -27,12 +27,26 @@ def render_prompt(tokenizer: Any, request: ChatRequest) -> list[int]:
             )
         else:
             text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **switch)
+            text += resumed_thinking(tokenizer, request)
     else:
         # No template: a plain transcript is the most honest fallback for a base model.
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
         if not request.continue_last:
             text += "assistant: "
     return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def resumed_thinking(tokenizer: Any, request: ChatRequest) -> str:
+    """The opened thinking a resumed answer's prompt ends with (`ChatRequest.resume_thinking`), or "" when there is
+    none to resume or the model has no thinking format (it then answers afresh)."""
+    if not request.resume_thinking or request.continue_last:
+        return ""
+    from ..thinking import detect_thinking_format
+
+    format = detect_thinking_format(tokenizer)
+    if format is None:
+        return ""
+    return format.resumed(generation_prompt(tokenizer, request), request.resume_thinking)
 
 
 def thinking_switch(request: ChatRequest) -> dict[str, bool]:

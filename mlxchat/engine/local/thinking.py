@@ -65,15 +65,19 @@ def thinking_setup(
     """The splitter for this turn's decode loop and, when thinking is capped, the budget processor.
 
     Thinking switched off on a model whose template has no switch is a budget of 0: the model opens its thinking
-    and the engine closes it at once. A continued answer starts in the answer.
+    and the engine closes it at once. A continued answer starts in the answer; a resumed one in its thinking, whose
+    earlier tokens count against the budget.
     """
     if format is None:
         return None, None
-    thinking = not request.continue_last and format.starts_thinking(generation_prompt)
-    splitter = ThinkingSplitter(format, thinking)
+    resuming = bool(request.resume_thinking) and not request.continue_last
+    thinking = resuming or (not request.continue_last and format.starts_thinking(generation_prompt))
+    splitter = ThinkingSplitter(format, thinking, trim_start=not resuming)
     budget = request.thinking_budget
     if request.thinking is False and format.switch is None:
         budget = 0
     if budget is None:
         return splitter, None
+    if resuming:
+        budget = max(0, budget - len(tokenizer.encode(request.resume_thinking, add_special_tokens=False)))
     return splitter, ThinkingBudget(format, budget, tokenizer, thinking, splitter)

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownFence
 
-from mlxchat.ui.widgets.code_stream import AnswerStream, CodeStream, FenceTracker
+from mlxchat.ui.widgets.code_stream import AnswerStream, ArrivalRate, CodeStream, FenceTracker
 
 SIZE = (80, 60)
 BEFORE = "Here is the function you asked for, with a short test.\n\n"
@@ -183,3 +183,50 @@ def test_the_frame_interval_stretches_while_the_ui_thread_is_busy():
     assert 0.1 <= stream._interval_s() < 0.11  # 50 ms busy: 100 ms until the next update
     stream._cpu_mark = time.thread_time() - 1.0
     assert stream._interval_s() == stream.max_interval_s
+
+
+async def test_the_code_view_grows_in_steps_and_asks_for_a_layout_only_per_step():
+    """Lines that fit the reserved room repaint the code view alone; a layout pass rearranges the whole screen."""
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        code = app.query_one(CodeStream)
+        code.begin("python")
+        layouts: list[bool] = []
+        refresh = code.refresh
+        code.refresh = lambda *regions, layout=False, **kwargs: layouts.append(layout) or refresh(*regions, layout=layout, **kwargs)
+        heights, asked = [], []
+        for n in range(20):
+            layouts.clear()
+            code.append_lines([f"x{n} = {n}"], "")
+            asked.append(any(layouts))
+            await pilot.pause()
+            heights.append(code.size.height)
+        assert heights == [1, 2, 3, 4, 5, 6, 7, 8] + [16] * 8 + [24] * 4  # a short block takes its exact height
+        assert asked == [n < 9 or n == 16 for n in range(20)]
+        assert [line.plain for line in code.lines] == [f"x{n} = {n}" for n in range(20)]
+
+
+def test_arrival_rate_is_the_characters_of_the_last_second():
+    rate = ArrivalRate()
+    assert rate.chars_per_s(0.0) == 0.0
+    rate.note(100, 0.0)
+    assert rate.chars_per_s(0.1) == 0.0  # too short a span to say
+    for step in range(1, 21):
+        rate.note(100, step * 0.1)  # 1 000 characters a second for 2 s
+    assert 990 <= rate.chars_per_s(2.0) <= 1100
+    rate.note(10, 4.0)  # then a pause: the old burst leaves the window
+    assert rate.chars_per_s(4.0) < 100
+
+
+def test_the_frame_interval_follows_reading_speed():
+    """25 updates a second while text arrives at about reading speed, 10 once it outpaces any reader."""
+    stream = AnswerStream(None, None)
+    now = time.perf_counter()
+    for step in range(10):
+        stream.arrivals.note(20, now - 1 + step * 0.1)  # 200 characters a second, about 50 tok/s
+    stream._cpu_mark = time.thread_time()
+    assert stream._interval_s() == stream.frame_interval_s == 0.04
+    for step in range(10):
+        stream.arrivals.note(400, now - 1 + step * 0.1)  # now 4 000 a second
+    stream._cpu_mark = time.thread_time()
+    assert stream._interval_s() == stream.fast_interval_s == 0.1

@@ -8,9 +8,11 @@ needs between tokens.
 
 `AnswerStream` fixes both, with the same `write` / `stop` interface as `MarkdownStream`:
 
-- **A frame budget.** Text is applied at most `frame_interval_s` apart (25 updates a second by default), and
-  further apart while the UI thread is busy (twice its CPU time since the last update, up to `max_interval_s`);
-  whatever arrives in between is coalesced into the next update.
+- **A frame budget that follows reading speed.** Text is applied at most `frame_interval_s` apart (25 updates a
+  second) while it arrives at about reading speed, and `fast_interval_s` apart (10 a second) once it arrives
+  faster than `fast_chars_per_s` (about 100 tok/s), when nobody reads each word as it lands anyway; further apart
+  while the UI thread is busy (twice its CPU time since the last update, up to `max_interval_s`). Whatever
+  arrives in between is coalesced into the next update, and `stop` draws the last text at once.
 - **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each new line
   once and draws only lines, so an update costs the new lines, not the block. When the closing fence
   arrives, the whole block goes to the Markdown in one append and the `CodeStream` empties: the finished answer
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -101,7 +104,15 @@ def _closes(line: str, marker: str) -> bool:
 
 class CodeStream(Widget):
     """An open code fence drawn line by line: each appended line is highlighted once, and each frame draws only
-    the lines on screen. Looks like Textual's `MarkdownFence`, which takes over when the fence closes."""
+    the lines on screen. Looks like Textual's `MarkdownFence`, which takes over when the fence closes.
+
+    Past its first `reserve_lines` lines its height grows in steps of `reserve_lines`: an append that fits the room
+    already reserved repaints this widget alone, and only one in `reserve_lines` lines asks the screen for a
+    layout pass (which re-arranges and, when the conversation scrolls, repaints the whole window: the largest
+    per-frame cost in issue 11). A short block is drawn at its exact height."""
+
+    reserve_lines = 8
+    """Lines of room the view reserves at a time once the open fence is longer than this (0: never)."""
 
     DEFAULT_CSS = """
     CodeStream {
@@ -149,9 +160,10 @@ class CodeStream(Widget):
         Each line is highlighted on its own, so what a line looks like depends on its text alone, never on how
         the stream happened to batch it (a construct spanning lines, like a docstring, is coloured right once the
         Markdown takes the finished block)."""
+        before = self._reserved_height()
         self.lines.extend(self._highlight_line(line) for line in lines)
         self.partial = self._highlight_line(partial)
-        self.refresh(layout=True)
+        self.refresh(layout=self._reserved_height() != before)
 
     def clear(self) -> None:
         """The fence closed and the Markdown shows it now."""
@@ -168,7 +180,12 @@ class CodeStream(Widget):
         return highlighted.split("\n")[0]
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return len(self.lines) + (1 if self.partial else 0)
+        return self._reserved_height()
+
+    def _reserved_height(self) -> int:
+        drawn = len(self.lines) + (1 if self.partial else 0)
+        step = self.reserve_lines
+        return -(-drawn // step) * step if 0 < step < drawn else drawn
 
     def render_line(self, y: int) -> Strip:
         """A complete line is rendered once per width and style (cached): a frame after an append redraws the
@@ -192,6 +209,33 @@ class CodeStream(Widget):
         return Strip(segments).crop_extend(0, width, style).simplify()
 
 
+class ArrivalRate:
+    """How fast text arrives, in characters a second over the last `window_s` (0 until `min_span_s` is seen).
+
+    Characters, not tokens: what matters for the frame rate is how fast text outpaces a reader, and it needs no
+    tokenizer (3–4 characters make a token of English or code)."""
+
+    window_s = 1.0
+    min_span_s = 0.2
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._marks: deque[tuple[float, int]] = deque()
+
+    def note(self, chars: int, now: float) -> None:
+        self.total += chars
+        self._marks.append((now, self.total))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= self.window_s:
+            self._marks.popleft()
+
+    def chars_per_s(self, now: float) -> float:
+        if not self._marks:
+            return 0.0
+        since, chars = self._marks[0]
+        span = now - since
+        return (self.total - chars) / span if span >= self.min_span_s else 0.0
+
+
 class AnswerStream:
     """Writes an answer into a `Markdown` and a `CodeStream` at a frame budget (see the module docstring).
 
@@ -199,6 +243,11 @@ class AnswerStream:
     frames to it)."""
 
     frame_interval_s = 0.04
+    """The frame budget while text arrives at about reading speed (25 updates a second)."""
+    fast_interval_s = 0.1
+    """The frame budget once text arrives faster than `fast_chars_per_s` (10 updates a second)."""
+    fast_chars_per_s = 400.0
+    """About 100 tok/s: several times faster than anyone reads, so fewer, larger updates look the same."""
     max_interval_s = 0.2
 
     def __init__(self, markdown: Markdown, code: CodeStream, *, frame_interval_s: float | None = None) -> None:
@@ -207,6 +256,7 @@ class AnswerStream:
         if frame_interval_s is not None:
             self.frame_interval_s = frame_interval_s
         self.fences = FenceTracker()
+        self.arrivals = ArrivalRate()
         self.shown_chars = 0
         self.updates = 0
         self._to_markdown = 0  # offset of the first character not yet handed to the Markdown
@@ -226,6 +276,7 @@ class AnswerStream:
         if not fragment:
             return
         self._pending.append(fragment)
+        self.arrivals.note(len(fragment), time.perf_counter())
         self._new_text.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run())
@@ -270,14 +321,17 @@ class AnswerStream:
                     pass
 
     def _interval_s(self) -> float:
-        """The frame interval, stretched while this (the UI) thread is busy: twice the CPU time it spent since
-        the last update, up to `max_interval_s`, so drawing never takes more than about half the thread and
-        the engine's owner thread gets the GIL between tokens."""
+        """The frame interval: `fast_interval_s` while text outpaces reading, else `frame_interval_s`; stretched
+        while this (the UI) thread is busy to twice the CPU time it spent since the last update, up to
+        `max_interval_s`, so drawing never takes more than about half the thread and the engine's owner thread
+        gets the GIL between tokens."""
         now = time.thread_time()
         busy_s, self._cpu_mark = now - self._cpu_mark, now
         if not self.frame_interval_s:
             return 0.0
-        return max(self.frame_interval_s, min(self.max_interval_s, 2 * busy_s))
+        fast = self.arrivals.chars_per_s(time.perf_counter()) > self.fast_chars_per_s
+        budget = max(self.frame_interval_s, self.fast_interval_s) if fast else self.frame_interval_s
+        return max(budget, min(self.max_interval_s, 2 * busy_s))
 
     async def _update(self, *, final: bool) -> None:
         self._new_text.clear()

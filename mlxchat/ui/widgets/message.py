@@ -14,6 +14,7 @@ import re
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Label, Markdown, Static
 
 from mlxchat.engine import Stats
@@ -71,11 +72,16 @@ class MessageView(Vertical, can_focus=True):
     """False when the model no longer reads this turn (the overflow policy left it out): the class
     `-out-of-view` and a note in the header say so; the turn stays in the conversation and its history."""
 
+    reserve_lines = 8
+    """While an answer streams below the fold, its view grows in steps of this many lines (see
+    `get_content_height`)."""
+
     def __init__(self, turn: Turn, *, label: str, **kwargs) -> None:
         super().__init__(classes=f"message -{turn.role}", **kwargs)
         self.turn = turn
         self._label = label
         self._stream: AnswerStream | None = None
+        self._reserved: tuple[int, int] | None = None  # (width, content height) reserved while streaming
         self._markdown: Markdown | None = None
         self._code: CodeStream | None = None
         self._written = 0
@@ -144,6 +150,27 @@ class MessageView(Vertical, can_focus=True):
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
+        if self._reserved is not None:
+            self._reserved = None  # the finished answer takes its own height
+            self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        """While an answer streams into a conversation taller than its window, the height grows in steps of
+        `reserve_lines`: most updates then fill reserved room and leave the conversation's height alone, so the
+        anchored view does not scroll and the screen repaints only the changed lines instead of every line of
+        the window (issue 11). A conversation that still fits is not padded: its growth scrolls nothing."""
+        height = super().get_content_height(container, viewport, width)
+        if self._stream is None or not self._overflows():
+            return height
+        reserved = self._reserved
+        if reserved is None or reserved[0] != width or reserved[1] < height:
+            step = self.reserve_lines
+            reserved = self._reserved = (width, -(-height // step) * step if step > 0 else height)
+        return reserved[1]
+
+    def _overflows(self) -> bool:
+        parent = self.parent
+        return self._reserved is not None or (isinstance(parent, Widget) and parent.max_scroll_y > 0)
 
     async def on_unmount(self) -> None:
         # An answer still streaming when the view goes away (app closing) must not leave its task pending.

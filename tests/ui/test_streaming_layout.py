@@ -1,0 +1,66 @@
+"""While an answer streams below the fold, its view grows in steps, so most updates leave the conversation's height
+(and the anchored scroll position) alone and repaint only what changed; finished, it takes its own height."""
+
+from __future__ import annotations
+
+from textual.widgets import Markdown
+
+import staged
+from mlxchat.engine import TextDelta
+from mlxchat.ui.widgets.message import MessageView
+
+from conftest import SIZE, until
+
+
+async def stream(pilot, engine, text: str) -> None:
+    app = pilot.app
+    before = len(app.chat.session.turns[-1].text)
+    engine.emit(TextDelta(engine.last_request_id, text, 1))
+    await until(pilot, lambda: len(app.chat.session.turns[-1].text) > before, what="the delta")
+    view = app.chat.conversation.answer
+    await until(pilot, lambda: view._stream is not None and view._stream.shown_chars >= len(view.turn.text), what="the update")
+    await pilot.pause()
+
+
+def room_below_text(view: MessageView) -> int:
+    """Lines between the answer's last drawn text and the bottom of its view's content."""
+    return view.content_region.bottom - view.query_one(Markdown).region.bottom - view.query_one(".message-footer").outer_size.height
+
+
+async def test_an_answer_below_the_fold_grows_in_steps_and_takes_its_own_height_when_finished(staged_app):
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot)
+        conversation = app.chat.conversation
+        step = MessageView.reserve_lines
+        rooms, scrolls = [], set()
+        for n in range(24):
+            await stream(pilot, engine, f"paragraph {n}\n\n")
+            view = conversation.answer
+            if conversation.max_scroll_y > 0:
+                rooms.append(room_below_text(view))
+                assert view.content_size.height % step == 0, "the view grows a step at a time"
+                scrolls.add(conversation.scroll_y)
+        assert rooms and all(0 <= room < step for room in rooms)
+        assert any(room > 0 for room in rooms), "updates filled reserved room"
+        assert len(scrolls) < len(rooms), "updates inside the room did not scroll the conversation"
+        assert conversation.scroll_y == conversation.max_scroll_y, "still following the answer"
+        staged.play_answer_end(engine, app.chat.session.turns[-1].text, 24)
+        await until(pilot, lambda: not app.chat.busy, what="the finish")
+        await pilot.pause()
+        view = conversation.views()[-1]
+        assert room_below_text(view) == 0, "the finished answer has no reserved room"
+        assert conversation.scroll_y == conversation.max_scroll_y
+
+
+async def test_an_answer_that_fits_the_window_is_not_padded(staged_app):
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot)
+        conversation = app.chat.conversation
+        for n in range(3):
+            await stream(pilot, engine, f"paragraph {n}\n\n")
+            assert conversation.max_scroll_y == 0
+            assert room_below_text(conversation.answer) == 0

@@ -9,7 +9,7 @@ route batches, measures and stops identically.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import mlx.core as mx
@@ -50,13 +50,18 @@ class PrefillChunker:
 
     Cancel can only land between chunks, so the chunk must stay short where prefill is slow (~9 tok/s on a CPU)
     and may be long where it is fast (a GPU). It learns the device's rate from each chunk and keeps it across
-    requests.
+    requests, except from the first chunk of each size: MLX's CUDA build compiles kernels for a shape on first
+    use, which made a first 512-token chunk look slow, shrank the chunks to 8 tokens, and then compiled every
+    size on the way back up (a fresh H200's first 2,400-token prompt took 123 s). So a size is judged on its
+    second chunk; where the device really is slow, one extra chunk runs at the old size.
     """
 
     size: int
     minimum: int = 8
     maximum: int = 2048
     target_s: float = 0.15
+    tried: set[int] = field(default_factory=set)
+    """Chunk sizes that have run once (their kernels exist)."""
 
     @classmethod
     def for_device(cls) -> "PrefillChunker":
@@ -65,6 +70,9 @@ class PrefillChunker:
 
     def learn(self, tokens: int, seconds: float) -> None:
         if seconds <= 0 or tokens <= 0:
+            return
+        if tokens not in self.tried:  # the first chunk of a size may include compiling its kernels
+            self.tried.add(tokens)
             return
         wanted = tokens / seconds * self.target_s
         size = self.minimum

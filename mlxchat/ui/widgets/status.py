@@ -53,6 +53,7 @@ class StatusBar(Horizontal):
         self._clock = clock
         self._animate = animate
         self._shown: dict[str, tuple[str, int]] = {}  # label id -> (text, visible width) last drawn
+        self._drawn_phase: StatusPhase | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(id="status-phase")
@@ -69,10 +70,18 @@ class StatusBar(Horizontal):
             self.frame += 1
 
     def watch_status(self, status: EngineStatus) -> None:
-        self.set_class(True, f"-{status.phase}")
-        for phase in _PHASES:
-            if phase != status.phase:
-                self.remove_class(f"-{phase}")
+        """A new phase is drawn at once. While the spinner turns in the same phase (an answer streaming), a new
+        token count waits for its next tick: the screen posts a status after every text event, and drawing each
+        one is UI-thread time taken from the engine between tokens, for a figure nobody reads 30 times a second
+        (issue 11)."""
+        if status.phase == self._drawn_phase and self._animate and status.phase in _ANIMATED:
+            return  # `_tick` draws it within 0.1 s
+        if status.phase != self._drawn_phase:
+            self._drawn_phase = status.phase
+            self.set_class(True, f"-{status.phase}")
+            for phase in _PHASES:
+                if phase != status.phase:
+                    self.remove_class(f"-{phase}")
         self._draw()
 
     def watch_frame(self) -> None:

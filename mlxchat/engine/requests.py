@@ -82,8 +82,8 @@ class ChatRequest:
     resume_thinking: str = ""
     """The thinking of an answer that was stopped while thinking, to go on from: the local engine ends the prompt
     with the model's opened thinking and this text, so the model thinks on and then answers. `messages` end with
-    the question, as for a fresh answer. A model without a thinking format, an image turn or a server (which has
-    no way to take it) answers the question afresh."""
+    the question, as for a fresh answer; `Finished.reasoning` then holds all of the thinking, this text included. A
+    model without a thinking format, an image turn or a server (which has no way to take it) answers afresh."""
     request_id: str = field(default_factory=lambda: new_request_id("chat"))
     label: str | None = None
     """What the person knows this request as (the chat screen puts the conversation's title here): a `Busy`

@@ -35,6 +35,11 @@ def context_options(session: "ChatSession") -> dict:
     }
 
 
+def can_continue(turn: "Turn") -> bool:
+    """Whether a stopped answer can go on: it has text to extend, or thinking to resume (stopped while thinking)."""
+    return turn.role == "assistant" and turn.status == "stopped" and bool(turn.text or turn.thinking)
+
+
 def read_by_model(turn: "Turn") -> bool:
     """Whether a turn goes to the model: every user turn, and every answer that has text and did not fail."""
     return not (turn.role == "assistant" and (turn.status in ("error", "streaming") or not turn.text))
@@ -135,16 +140,19 @@ class ChatSession:
         )
 
     def continue_request(self) -> ChatRequest | None:
-        """A request that extends the last answer, when it was stopped and has text to extend."""
+        """A request that goes on with the last answer, when it was stopped: it extends the answer's text, or, for
+        an answer stopped while thinking (no text yet, which the model does not read back), asks the question
+        again with the thinking so far to resume from."""
         last = self.last_assistant()
-        if last is None or last is not self.turns[-1] or last.status != "stopped" or not last.text:
+        if last is None or last is not self.turns[-1] or not can_continue(last):
             return None
         return ChatRequest(
             messages=self.context(),
             conversation_id=self.id,
             sampling=self.settings.sampling(),
             **context_options(self),
-            continue_last=True,
+            continue_last=bool(last.text),
+            resume_thinking="" if last.text else last.thinking,
             label=self.label(),
         )
 

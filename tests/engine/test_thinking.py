@@ -233,7 +233,7 @@ def test_an_answer_stopped_while_thinking_resumes_its_thinking_then_answers(scri
     assert model.engine.submit(resumed) is None
     finished = model.log.finished(resumed.request_id)
     events = model.log.of(resumed.request_id)
-    assert (finished.reasoning, finished.text) == (" France.\n", "Paris.")
+    assert (finished.reasoning, finished.text) == ("The user asks about France.\n", "Paris."), "all of its thinking"
     assert thinking_of(events) == " France.\n", "the thinking goes on where it stopped, its leading space kept"
     assert [e.tokens > 0 for e in events if isinstance(e, ThinkingDone)] == [True]
     assert next(e for e in events if isinstance(e, Started)).prompt_tokens > len(

@@ -106,6 +106,27 @@ def test_a_stopped_answer_footer_names_the_thinking_it_stopped(turn, footer):
     assert stopped_footer(turn) == footer
 
 
+async def test_continuing_an_answer_stopped_while_thinking_resumes_the_thinking(staged_app):
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await stopped_while_thinking_scene(pilot, engine)
+        view = app.chat.conversation.views()[-1]
+        assert "continues" in str(view.query_one(".message-footer").content), "the hint offers to continue"
+        app.chat.action_continue_answer()
+        request = engine.submitted[-1]
+        assert (request.resume_thinking, request.continue_last) == (THOUGHT, False)
+        assert request.messages[-1].role == "user", "the question is asked again, the thinking resumed"
+        rid = request.request_id
+        engine.emit(ThinkingDelta(rid, "\nSay it plainly.", 4))
+        engine.emit(ThinkingDone(rid, 4, 0.5))
+        engine.emit(TextDelta(rid, "MLX is an array framework.", 6))
+        engine.finish("stop", text="MLX is an array framework.", reasoning=THOUGHT + "\nSay it plainly.")
+        await until(pilot, lambda: not app.chat.busy, what="the finish")
+        turn = view.turn
+        assert (turn.thinking, turn.text) == (THOUGHT + "\nSay it plainly.", "MLX is an array framework.")
+        assert turn.status == "complete" and view.turn is app.chat.session.turns[-1]
+
+
 async def test_thinking_is_stored_apart_and_copy_takes_the_answer_only(staged_app, history):
     app, engine = staged_app(history=history)
     async with app.run_test(size=SIZE) as pilot:
@@ -158,7 +179,7 @@ def test_snapshot_thinking_expanded(snap_compare, staged_app):
 
 def test_snapshot_stopped_while_thinking(snap_compare, staged_app):
     """You should see "■ Stopped while thinking · 2.5 s · 21 tokens" with the three lines of thinking still
-    shown, no answer text, the footer "■ stopped while thinking · 21 thinking tokens — …", and "■ stopped" in the
-    status pane."""
+    shown, no answer text, the footer "■ stopped while thinking · 21 thinking tokens — ctrl+r continues · f5
+    retries", and "■ stopped" in the status pane."""
     app, engine = staged_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: stopped_while_thinking_scene(pilot, engine))

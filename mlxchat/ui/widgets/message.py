@@ -1,8 +1,10 @@
 """Provides `MessageView`: one turn of the conversation, streaming its Markdown as the answer arrives.
 
 Answer text goes through an `AnswerStream` (code_stream.py): it appends to the document instead of re-parsing the
-whole answer per chunk, at most 25 times a second, and draws an open code fence line by line in a `CodeStream`
-until it closes, so the cost of an update follows the new text, not the answer's or the code block's length.
+whole answer per chunk, at most 25 times a second (10 once text outpaces reading), and draws an open code fence
+line by line in a `CodeStream` until it closes, so the cost of an update follows the new text, not the answer's or
+the code block's length. Below the fold the view grows in steps of lines, so most updates repaint only what
+changed instead of scrolling (and repainting) the whole window.
 The footer line says how the answer ended: its stats (TTFT, tok/s, tokens), "stopped" with the keys that
 continue or retry it, or the error.
 """

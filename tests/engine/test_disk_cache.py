@@ -333,3 +333,19 @@ def test_a_quantized_cache_is_saved_at_its_used_length_too(event_log, tiny_model
     assert {array.shape[2] for array in arrays.values() if array.ndim == 4} == {held}
     started, _ = turn(event_log, tiny_model, folder, HISTORY, kv_bits=8)
     assert started.cached_tokens > 0
+
+
+def test_a_hint_before_any_model_is_loaded_reads_nothing_and_refuses_no_one(event_log, tiny_model, folder):
+    from mlxchat.engine import ConversationPrepared, PrepareConversation
+
+    turn(event_log, tiny_model, folder, HISTORY)
+    engine = Engine(event_log, saved_caches=folder).start()
+    try:
+        hint = PrepareConversation("chat-1")
+        engine.prepare(hint)
+        assert event_log.wait_for(ConversationPrepared, hint.request_id).cached_tokens == 0
+        load = LoadModel(str(tiny_model))
+        assert engine.submit(load) is None
+        assert event_log.finished(load.request_id).reason == "stop"
+    finally:
+        engine.close(timeout_s=30)

@@ -453,22 +453,22 @@ async def image_turn(vision_model: str, config: UIBenchConfig, image: Path) -> d
             await pilot.press("enter")
             await _until(pilot, lambda: bool(chat.attachments), 10, "the attachment")
             recorder = FrameRecorder(app)
-            drawn: list[float] = []
+            drawn_at: list[float] = []  # the frame that drew the whole answer (`drawn` counts what is drawn)
             recorder.watch(lambda at, _f: bool(
                 chat.session.turns and chat.session.turns[-1].status != "streaming"
                 and drawn.chars >= len(chat.session.turns[-1].text)
-                and not drawn.append(at)))
+                and not drawn_at.append(at)))
             chat.prompt.insert(IMAGE_QUESTION)
             sent_at = time.perf_counter()
             await pilot.press("enter")
-            await _until(pilot, lambda: not chat.busy and bool(drawn), 120, "the image answer")
+            await _until(pilot, lambda: not chat.busy and bool(drawn_at), 120, "the image answer")
             recorder.close()
             model = chat.model
     request_id = next(e.request_id for _, e in tee.events if isinstance(e, Finished) and e.request_id.startswith("chat"))
     finished_at, finished = tee.of(request_id, Finished)[0]
     stats = finished.stats
     return {
-        "image_turn_s": drawn[0] - sent_at,
+        "image_turn_s": drawn_at[0] - sent_at,
         "image_turn_engine_s": finished_at - sent_at,
         "image_ttft_s": stats.ttft_s,
         "image_decode_tps": stats.decode_tps,

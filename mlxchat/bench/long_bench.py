@@ -235,8 +235,10 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
             if side == "cold":
                 runs[side].append(engine.ask(follow_up, f"cold-{round_}", config.decode_tokens))
                 continue
+            # A hint runs after the last answer's save (which rewrites this very file), and leaves another
+            # conversation's cache in memory (cold-0 always ran first, so it is saved); then the file is restored.
+            engine.prepare("cold-0")
             saved.write_bytes(saved_copy.read_bytes())
-            engine.prepare("cold-0")  # memory now holds another conversation (cold-0 always ran first: saved)
             if side == "prepared":
                 prepared = engine.prepare("resume")
                 prepare_s.append(prepared.seconds)
@@ -244,14 +246,14 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
     engine.close()
     costs = cache_file_costs(saved_copy.rename(work / "resume.safetensors"))
     cold, resumed, prepared = (median([t.ttft_s for t in runs[side]]) for side in ("cold", "resumed", "prepared"))
-    last = runs["resumed"][-1]
     return {
         "prompt_tokens": runs["cold"][-1].started.prompt_tokens,
         "rounds": config.resume_rounds,
         "cold_ttft_s": cold,
         "resumed_ttft_s": resumed,
         "prepared_ttft_s": prepared,
-        "resumed_cached_tokens": last.started.cached_tokens,
+        "resumed_cached_tokens": [t.started.cached_tokens for t in runs["resumed"]],
+        "prepared_cached_tokens": [t.started.cached_tokens for t in runs["prepared"]],
         "resumed_over_cold": resumed / cold,
         "prepared_over_cold": prepared / cold,
         "target": "<= 0.10",

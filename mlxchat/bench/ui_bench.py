@@ -23,8 +23,8 @@
   escape sequences, that writes the prompt's rows with the whole typed line (and the prompt holds it). The next
   key follows 30–150 ms (random) after the last was painted, so presses do not lock onto the screen's update
   timer; they run through one whole answer, so they land in every part of the 500-line code block; presses made
-  while a fence is open are reported apart, by the lines it held. The stream is paced to each of `key_rates` tok/s (`realistic.paced`)
-  where the model is faster. Target p99 < 50 ms.
+  while a fence is open are reported apart, by the lines it held. The stream is paced to each of `key_rates`
+  tok/s (`realistic.paced`) where the model is faster. Target p99 < 50 ms.
 - **An image turn** on a tiny random VLM through the UI: `/attach`, then a question; Enter → last text rendered,
   with the engine's TTFT and decode tok/s.
 - **Peak memory** against the model's size: MLX's peak while a long answer streams (reset after the raw copy of

@@ -7,6 +7,7 @@ from textual.widgets import Markdown
 
 import staged
 from mlxchat.engine import TextDelta
+from mlxchat.ui.widgets.code_stream import CodeStream
 from mlxchat.ui.widgets.message import MessageView
 
 from conftest import SIZE, until
@@ -64,3 +65,24 @@ async def test_an_answer_that_fits_the_window_is_not_padded(staged_app):
             await stream(pilot, engine, f"paragraph {n}\n\n")
             assert conversation.max_scroll_y == 0
             assert room_below_text(conversation.answer) == 0
+
+
+async def test_a_long_open_code_fence_reserves_its_room_once(staged_app):
+    """The code view grows in steps itself: the answer's view adds no room of its own below it."""
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot)
+        conversation = app.chat.conversation
+        for n in range(16):
+            await stream(pilot, engine, f"paragraph {n}\n\n")
+        assert conversation.max_scroll_y > 0
+        await stream(pilot, engine, "```python\n")
+        view = conversation.answer
+        code = view.query_one(CodeStream)
+        for n in range(30):
+            await stream(pilot, engine, f"x{n} = {n}\n")
+            if code.in_steps:
+                assert 0 <= code.size.height - code.line_count < CodeStream.reserve_lines
+                assert view.content_region.bottom == code.region.bottom + code.styles.margin.bottom
+        assert code.in_steps

@@ -182,10 +182,17 @@ class CodeStream(Widget):
     def get_content_height(self, container, viewport, width: int) -> int:
         return self._reserved_height()
 
+    @property
+    def in_steps(self) -> bool:
+        """True while the open fence is past its first step, so its height changes only a step at a time."""
+        return 0 < self.reserve_lines < self._drawn_lines()
+
+    def _drawn_lines(self) -> int:
+        return len(self.lines) + (1 if self.partial else 0)
+
     def _reserved_height(self) -> int:
-        drawn = len(self.lines) + (1 if self.partial else 0)
-        step = self.reserve_lines
-        return -(-drawn // step) * step if 0 < step < drawn else drawn
+        drawn, step = self._drawn_lines(), self.reserve_lines
+        return -(-drawn // step) * step if self.in_steps else drawn
 
     def render_line(self, y: int) -> Strip:
         """A complete line is rendered once per width and style (cached): a frame after an append redraws the

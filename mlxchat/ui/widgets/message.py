@@ -160,19 +160,21 @@ class MessageView(Vertical, can_focus=True):
         """While an answer streams into a conversation taller than its window, the height grows in steps of
         `reserve_lines`: most updates then fill reserved room and leave the conversation's height alone, so the
         anchored view does not scroll and the screen repaints only the changed lines instead of every line of
-        the window (issue 11). A conversation that still fits is not padded: its growth scrolls nothing."""
+        the window (issue 11). A conversation that still fits is not padded: its growth scrolls nothing, and
+        neither is a long open code fence, whose `CodeStream` grows in steps itself (room reserved twice would
+        leave up to twice the blank lines). The room left never reaches a whole step."""
         height = super().get_content_height(container, viewport, width)
-        if self._stream is None or not self._overflows():
+        if self._stream is None or not self._overflows() or (self._code is not None and self._code.in_steps):
+            self._reserved = None
             return height
-        reserved = self._reserved
-        if reserved is None or reserved[0] != width or reserved[1] < height:
-            step = self.reserve_lines
+        reserved, step = self._reserved, self.reserve_lines
+        if reserved is None or reserved[0] != width or not 0 <= reserved[1] - height < step:
             reserved = self._reserved = (width, -(-height // step) * step if step > 0 else height)
         return reserved[1]
 
     def _overflows(self) -> bool:
         parent = self.parent
-        return self._reserved is not None or (isinstance(parent, Widget) and parent.max_scroll_y > 0)
+        return isinstance(parent, Widget) and parent.max_scroll_y > 0
 
     async def on_unmount(self) -> None:
         # An answer still streaming when the view goes away (app closing) must not leave its task pending.

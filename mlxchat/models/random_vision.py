@@ -11,7 +11,7 @@ milliseconds on a CPU. The tokenizer is `random_weights.build_tokenizer`'s, with
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -211,11 +211,15 @@ _RECIPES: dict[str, Callable[[str, TinyVisionSpec], _Recipe]] = {
 ARCHITECTURES = tuple(_RECIPES)
 
 
-def build_tiny_vlm(folder: Path, architecture: str = "smolvlm", spec: TinyVisionSpec = TinyVisionSpec()) -> Path:
+def build_tiny_vlm(
+    folder: Path, architecture: str = "smolvlm", spec: TinyVisionSpec = TinyVisionSpec(), *, thinking: bool = False
+) -> Path:
     """Write a random-weight VLM folder of `architecture` (one of `ARCHITECTURES`) that `mlx_vlm.load` accepts.
 
     The output rows of the end-of-turn and image tokens are zero, so greedy decoding never picks them: the
-    model keeps talking until stopped or out of tokens, which cancel and busy tests rely on.
+    model keeps talking until stopped or out of tokens, which cancel and busy tests rely on. `thinking` makes it
+    a reasoning model whose generation prompt opens `<think>` (as DeepSeek-R1's does); `</think>` is silent too,
+    so it thinks until a thinking budget ends it.
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten
@@ -226,6 +230,13 @@ def build_tiny_vlm(folder: Path, architecture: str = "smolvlm", spec: TinyVision
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     recipe = _RECIPES[architecture](architecture, spec)
+    if thinking:
+        recipe = replace(
+            recipe,
+            special_tokens=[*recipe.special_tokens, "<think>", "</think>"],
+            silent_tokens=[*recipe.silent_tokens, "<think>", "</think>"],
+            chat_template=recipe.chat_template + "{% if add_generation_prompt %}{{ '<think>\\n' }}{% endif %}",
+        )
     ids = _write_tokenizer(folder, spec, recipe)
 
     config = dict(recipe.config)

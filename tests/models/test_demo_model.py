@@ -118,7 +118,8 @@ def test_a_folder_with_older_recommended_values_gets_the_current_ones(converted_
 def test_at_its_own_sampling_values_the_demo_starts_the_paris_answer_almost_always(loaded_demo) -> None:
     """The demo's first token for "What is the capital of France?" is a near tie between "The" (which leads to "The
     capital of France is Paris.") and "L"/"La" (rambling French). The exact chance of "The" after mlx-lm's own
-    sampler transforms at `DEMO_SAMPLING` must stay at least 0.95 (0.55 at the authors' 0.2 / 0.9)."""
+    sampler transforms at `DEMO_SAMPLING` must stay at least 0.999 (0.55 at the authors' 0.2 / 0.9, 0.98 at 0.02,
+    which still went French for 3 of 20 seeded fresh processes)."""
     import mlx.core as mx
     from mlx_lm.sample_utils import apply_top_p
 
@@ -133,5 +134,5 @@ def test_at_its_own_sampling_values_the_demo_starts_the_paris_answer_almost_alwa
     assert set(sampling) == {"temperature", "top_p"}, "a new sampling value needs its transform here too"
     probabilities = mx.softmax(apply_top_p(logprobs, sampling["top_p"]) / sampling["temperature"], axis=-1)[0]
     (the,) = tokenizer.encode("The", add_special_tokens=False)
-    assert probabilities[the].item() >= 0.95
+    assert probabilities[the].item() >= 0.999
     assert probabilities[the].item() < 1.0, "the demo still samples"

@@ -632,7 +632,9 @@ class ChatScreen(Screen):
     def action_continue_answer(self) -> None:
         request = self.session.continue_request()
         if request is None:
-            self.show_notice("Nothing to continue: only a stopped answer with some text can be continued.", "info")
+            self.show_notice(
+                "Nothing to continue: only a stopped answer with some text or thinking can be continued.", "info"
+            )
             return
         if self._submit(request) is None:
             answer = self.session.turns[-1]

@@ -127,7 +127,8 @@ class ThinkingDelta(Event):
 @dataclass(frozen=True)
 class ThinkingDone(Event):
     """The model stopped thinking and starts its answer. `tokens` of thinking took `seconds` (from its first
-    token); `by_budget` is True when the engine ended it because the request's thinking budget ran out."""
+    token); `by_budget` is True when the engine ended it because the request's thinking budget ran out. A resumed
+    answer's `tokens` include its thinking from before it was stopped (`ChatRequest.resume_thinking`)."""
 
     tokens: int
     seconds: float

@@ -90,13 +90,15 @@ def decode(
     batch_interval_s: float = 0.03,
     stop_at_max_tokens: bool = True,
     thinking: ThinkingSplitter | None = None,
+    thought_before: int = 0,
 ) -> Decoded:
     """Consume (text segment, token) pairs until stop, length or cancel.
 
     Thinking goes out as `ThinkingDelta` and the answer as `TextDelta`, each batched by time, never mixed: a
     step whose token is `THOUGHT` is thinking as it is; other text passes through `thinking` (the model's
     `ThinkingSplitter`) when the model has a thinking format. When thinking ends, `ThinkingDone` says how long it
-    took. A cancel while thinking keeps what was thought in `Decoded.reasoning`.
+    took. A cancel while thinking keeps what was thought in `Decoded.reasoning`. `thought_before` is the thinking
+    tokens of a resumed answer from before it was stopped: `ThinkingDone` counts all of the answer's thinking.
 
     The cancel flag is read after every step, so a cancel lands within one decode step. When `steps` simply
     runs out the reason is "length"; a caller whose steps end for other reasons (a server's finish reason)
@@ -136,7 +138,7 @@ def decode(
         thinking_done = True
         thinking_batcher.flush()
         cut = thinking is not None and thinking.cut_by_budget
-        emit(ThinkingDone(request_id, clock.reasoning_tokens, now - thinking_since, cut))
+        emit(ThinkingDone(request_id, thought_before + clock.reasoning_tokens, now - thinking_since, cut))
 
     last_stats = time.perf_counter()
     reason: FinishReason = "length"

@@ -235,7 +235,8 @@ def test_an_answer_stopped_while_thinking_resumes_its_thinking_then_answers(scri
     events = model.log.of(resumed.request_id)
     assert (finished.reasoning, finished.text) == ("The user asks about France.\n", "Paris."), "all of its thinking"
     assert thinking_of(events) == " France.\n", "the thinking goes on where it stopped, its leading space kept"
-    assert [e.tokens > 0 for e in events if isinstance(e, ThinkingDone)] == [True]
+    earlier = len(tokenizer.encode("The user asks about", add_special_tokens=False))
+    assert [e.tokens for e in events if isinstance(e, ThinkingDone)] == [earlier + finished.usage.reasoning_tokens]
     assert next(e for e in events if isinstance(e, Started)).prompt_tokens > len(
         render_prompt(tokenizer, ChatRequest((question,)))
     )

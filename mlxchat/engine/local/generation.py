@@ -244,6 +244,7 @@ def run_text_turn(
                 emit=emit,
                 eos_token_ids=loaded.tokenizer.eos_token_ids,
                 thinking=splitter,
+                thought_before=len(loaded.tokenizer.encode(request.resume_thinking, add_special_tokens=False)),
             )
             if reason != "cancelled":
                 mx.synchronize(generation_stream)

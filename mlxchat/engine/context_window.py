@@ -160,6 +160,12 @@ def describe_overflow(overflow: ContextOverflow, model_name: str, context_size: 
             'conversation\'s overflow policy is "stop". To go on, switch its overflow policy to truncate-middle or '
             "rolling-window, or start a new conversation from a summary of this one."
         )
+    return describe_message_too_long(overflow, model_name, context_size)
+
+
+def describe_message_too_long(overflow: ContextOverflow, model_name: str, context_size: int) -> str:
+    """The message for a last message that does not fit even with every earlier turn left out, whatever the
+    policy: no window and no summary of the conversation can help, only a shorter message or a longer context."""
     return (
         f"The system prompt and the last message alone are {overflow.needed} tokens; {model_name} reads at most "
         f"{context_size}, and {overflow.room} fit with room for the answer. Shorten the message (or the system "

@@ -87,6 +87,18 @@ def test_other_refusals_are_not_marked_as_the_stop_policys(short_engine, event_l
     assert not finished.overflow_refused
 
 
+@pytest.mark.parametrize("history_turns", [0, 3])
+def test_under_stop_a_message_too_long_by_itself_is_refused_as_too_long_not_as_an_overflow(
+    short_engine, event_log, history_turns
+):
+    """No other policy and no summary can make a message fit that does not fit alone: the stop policy's offer
+    would loop (its summary chat refuses the message again), so the plain "message too long" error comes."""
+    messages = long_chat(history_turns)[:-1] + (Message("user", "word " * 400),)
+    finished, _, _ = ask(short_engine, event_log, messages, overflow="stop")
+    assert finished.reason == "error" and "last message alone" in finished.error, finished.error
+    assert not finished.overflow_refused and "summary" not in finished.error
+
+
 def test_an_answer_that_reaches_the_context_limit_ends_with_length_not_an_error(short_engine, event_log):
     sampling = SamplingParams(temperature=0, max_tokens=1000)
     finished, window, _ = ask(short_engine, event_log, (Message("user", "Hello!"),), sampling=sampling)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..context_window import ContextOverflow, Window, answer_room, describe_overflow, plan_window
+from ..context_window import (
+    ContextOverflow,
+    Window,
+    answer_room,
+    describe_message_too_long,
+    describe_overflow,
+    plan_window,
+)
 from ..documents import describe_too_large, message_text
 from ..errors import OverflowRefused, RequestError
 from ..requests import ChatRequest, Message
@@ -63,6 +70,7 @@ def fit_messages(
     if request.overflow == "stop":
         # The former behaviour: read everything, refuse only what cannot be read at all.
         if length >= context_size:
+            _refuse_last_alone_too_long(tokenizer, request, context_size, model_name, measure)
             overflow = ContextOverflow(length, context_size - 1, "stop")
             raise OverflowRefused(describe_overflow(overflow, model_name, context_size))
         return request, Window(everything, (), length), length
@@ -92,6 +100,31 @@ def fit_messages(
             return fitted, window, length
         budget -= length - room  # the cost estimate was short: plan again with less room
     raise RequestError(describe_overflow(ContextOverflow(length, room, request.overflow), model_name, context_size))
+
+
+def _refuse_last_alone_too_long(
+    tokenizer, request: ChatRequest, context_size: int, model_name: str, measure: Callable[[ChatRequest], int]
+) -> None:
+    """Under "stop", a message that cannot fit even alone (with the system prompt) is plainly too long, as under
+    the other policies: no other policy and no summary of the conversation would make it fit, so it must not be
+    refused as an overflow (whose offer would loop: a new chat from a summary refuses it again)."""
+    messages = request.messages
+    system = 0
+    while system < len(messages) and messages[system].role == "system":
+        system += 1
+    keep_last = 2 if request.continue_last and len(messages) - system >= 2 else 1
+    tail_start = max(system, len(messages) - keep_last)
+    if tail_start > system:  # else the whole prompt is already the last message alone
+        alone = measure(replace(request, messages=messages[:system] + messages[tail_start:]))
+        if alone < context_size:
+            return
+    else:
+        alone = measure(request)
+    overflow = ContextOverflow(alone, context_size - 1, "stop")
+    last = messages[-1]
+    if last.documents:
+        raise RequestError(_documents_too_large(tokenizer, last, overflow))
+    raise RequestError(describe_message_too_long(overflow, model_name, context_size))
 
 
 def message_costs(tokenizer, messages: tuple[Message, ...]) -> tuple[list[int], int]:

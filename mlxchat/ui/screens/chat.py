@@ -551,6 +551,10 @@ class ChatScreen(Screen):
         (Esc stops it). When it is written, `_summary_finished` starts the new chat and sends `question` there."""
         from .overflow_offer import SummaryScreen
 
+        if not self.session.turns:  # nothing before the refused message: a summary of nothing would not help
+            self._restore_question(question)
+            self.show_notice("There is nothing to summarize yet: your message is back in the prompt.", "info")
+            return
         request = summary_request(self.session)
         if self._submit(request) is not None:  # busy: the notice says so, and the message goes back to the prompt
             self._restore_question(question)

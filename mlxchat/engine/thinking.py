@@ -11,7 +11,8 @@ harmony channels are recognised from its special tokens). A model without one wo
 `ThinkingSplitter` reads text as it streams, so a marker split over several tokens (or several server chunks) is
 still recognised. Its rules, chosen so a marker the model merely *mentions* never swallows an answer:
 
-- thinking can open only before the answer has said anything (leading whitespace aside);
+- thinking can open only before the answer has said anything (leading whitespace aside), also when the answer's
+  first words and the marker arrive in one piece;
 - the end marker ends thinking only while thinking; in an answer it is ordinary text (an unbalanced `</think>`);
 - whitespace right after a marker is dropped (templates put newlines around the tags).
 
@@ -139,7 +140,9 @@ class ThinkingSplitter:
                 break
             at, marker, action = found
             self._emit(pieces, buffer[:at])
-            if action == "open":
+            if action == "open" and self._answer_started:  # the answer began in front of it: a marker mentioned
+                self._emit(pieces, marker)
+            elif action == "open":
                 self.thinking, self._strip_leading = True, True
             elif action == "close":
                 self.thinking, self._strip_leading = False, True

@@ -271,3 +271,32 @@ def test_a_model_without_a_thinking_format_answers_a_resumed_question_afresh(eve
     finally:
         engine.close(timeout_s=30)
     assert (finished.reason, finished.text, finished.reasoning) == ("stop", "Hello.", "")
+
+
+@pytest.mark.parametrize(
+    "start_thinking, trim_start, chunks, pieces",
+    [
+        (False, False, ["  Hello <think> tags"], [(False, "  Hello <think> tags")]),
+        (False, True, ["Hello <think> tags"], [(False, "Hello <think> tags")]),
+        (False, True, ["Hello <thi", "nk> tags"], [(False, "Hello <think> tags")]),
+        (False, True, ["\n<think>a</think> b <think> c"], [(True, "a"), (False, "b <think> c")]),
+        (False, True, ["  <thi", "nk>a</th", "ink>b"], [(True, "a"), (False, "b")]),
+        (True, True, ["a</think>b <think> c"], [(True, "a"), (False, "b <think> c")]),
+    ],
+)
+def test_an_opening_marker_after_the_answer_began_is_answer_text(start_thinking, trim_start, chunks, pieces):
+    """Thinking opens only before the answer says anything, even when the answer's first words and the marker
+    arrive in one piece (a server's chunk, a detokenizer segment); the start of thinking, a template that opened it,
+    and a marker split over pieces still work."""
+    from mlxchat.engine.thinking import TAGGED_THINKING, ThinkingSplitter
+
+    splitter = ThinkingSplitter(TAGGED_THINKING, start_thinking, trim_start=trim_start)
+    got = [piece for chunk in chunks for piece in splitter.feed(chunk)] + splitter.finish()
+    merged: list[tuple[bool, str]] = []
+    for is_thinking, text in got:
+        if merged and merged[-1][0] == is_thinking:
+            merged[-1] = (is_thinking, merged[-1][1] + text)
+        else:
+            merged.append((is_thinking, text))
+    assert merged == pieces
+

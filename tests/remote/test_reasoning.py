@@ -162,3 +162,41 @@ def test_ask_json_has_the_reasoning_apart(fake_server):
     document = json.loads(result.stdout)
     assert (document["text"], document["reasoning"]) == ("Paris it is.", "The user asks about France.")
     assert document["usage"]["reasoning_tokens"] == 2
+
+
+def test_a_think_tag_after_the_answer_began_in_the_same_chunk_is_answer_text(fake_server, remote_engines, event_log):
+    """A server sends several tokens a chunk, so an answer's first words and a `<think>` it merely mentions can
+    arrive together: the tag must not turn the rest of the answer into hidden thinking."""
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = raw_events(chunk("  Hello <think> tags"), chunk(" open it."), chunk(finish="stop"), DONE)
+    finished = ask(engine, event_log, "Tags?")
+    events = event_log.of(finished.request_id)
+    assert (finished.text, finished.reasoning) == ("  Hello <think> tags open it.", "")
+    assert not [e for e in events if isinstance(e, (ThinkingDelta, ThinkingDone))]
+    assert finished.usage.reasoning_tokens == 0
+
+
+def test_a_servers_zero_reasoning_count_keeps_the_thinking_counted_from_tags(fake_server, remote_engines, event_log):
+    """A server that parses no reasoning reports `reasoning_tokens: 0` while the model's `<think>` tags sit in its
+    content: the thinking the tags showed is still counted (capped by the server's completion count)."""
+    usage = {
+        "prompt_tokens": 9,
+        "completion_tokens": 20,
+        "total_tokens": 29,
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, "model-b")
+    fake_server.chat = raw_events(
+        chunk("<think>\nThe user asks "),
+        chunk("about France.\n</think>"),
+        chunk("\n\nParis."),
+        chunk(finish="stop"),
+        f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n",
+        DONE,
+    )
+    finished = ask(engine, event_log, "Capital?")
+    assert finished.reasoning == "The user asks about France.\n"
+    assert (finished.usage.generation_tokens, finished.usage.reasoning_tokens) == (20, 2)
+    assert finished.stats.reasoning_tokens == 2

@@ -115,14 +115,17 @@ class StreamReader:
 
         The thinking count follows: the server's own when it gives one, else the pieces of thinking counted from
         the stream, never more than the server's total (thinking and answer are counted apart, and the answer's
-        share is the total less the thinking)."""
+        share is the total less the thinking). A server's 0 is trusted only when no thinking came: one that parses
+        no reasoning reports 0 while the model's `<think>` tags sit in its content."""
         if self.usage is None:
             return
         clock.prompt_tokens = self.usage.prompt_tokens
         clock.cached_tokens = min(self.usage.cached_tokens, self.usage.prompt_tokens)
         clock.generated = self.usage.completion_tokens
         reasoning = self.usage.reasoning_tokens
-        clock.reasoning_tokens = min(clock.reasoning_tokens if reasoning is None else reasoning, clock.generated)
+        if reasoning is not None and (reasoning > 0 or clock.reasoning_tokens == 0):
+            clock.reasoning_tokens = reasoning
+        clock.reasoning_tokens = min(clock.reasoning_tokens, clock.generated)
 
     def _in_band_failure(self, error: ServerError) -> str:
         label = error.code or error.type

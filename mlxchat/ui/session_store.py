@@ -229,6 +229,21 @@ class SessionStore:
         self.history.delete_messages(doomed)
         known -= doomed
 
+    def forget_emptied(self, session: ChatSession) -> None:
+        """The only message of a conversation was taken back (refused, not sent): the conversation its save
+        created holds nothing now and goes from the history, and `session` is unsaved again, so its next message
+        creates and names a conversation afresh. Queued behind that message's own save (which sets the id)."""
+        if not self.enabled:
+            return
+
+        def write() -> None:
+            if session.stored_id is not None:
+                self._known_ids.pop(session.stored_id, None)
+                self.history.delete_conversation(session.stored_id)
+                session.stored_id = None
+
+        self._enqueue(_Write("the removal", write, None))
+
     def _know(self, conversation_id: str, message_id: int) -> None:
         self._known_ids.setdefault(conversation_id, set()).add(message_id)
 

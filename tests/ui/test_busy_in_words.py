@@ -52,3 +52,30 @@ async def test_a_server_error_that_is_not_busy_stays_an_error_in_the_conversatio
         await until(pilot, lambda: not app.chat.busy, what="the finish")
         assert app.chat.prompt.text == ""
         assert [turn.status for turn in app.chat.session.turns] == ["complete", "error"]
+
+
+async def test_a_refused_first_message_leaves_no_empty_conversation_in_the_history(staged_app, tmp_path):
+    """The first message of a new chat created and named a conversation when it was saved; taken back (a busy
+    server's refusal: the staged engine stands in for the remote server, which cannot run here), that
+    conversation would stay in the history with no message, titled after the refused text. It goes, and the
+    chat is new again: the next message creates its own conversation."""
+    from mlxchat.store import History
+
+    history = History(tmp_path / "data")
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded_scene(pilot, engine)
+        await ask(pilot, "Hello there")
+        await app.chat.store.flush()
+        assert [c.title for c in history.list_conversations()] == ["Hello there"], "saved as it was sent"
+        engine.finish("error", error="Server busy: try again in a moment.", busy=True)
+        await until(pilot, lambda: not app.chat.busy, what="the finish")
+        assert await app.chat.store.flush()
+        assert history.list_conversations() == []
+        assert (app.chat.session.title, app.chat.session.stored_id) == ("New chat", None)
+        assert str(app.chat.title_label.content) == "New chat"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.chat.busy, what="the second send")
+        assert await app.chat.store.flush()
+        assert [c.title for c in history.list_conversations()] == ["Hello there"]
+    history.close()

@@ -165,6 +165,9 @@ class ChatScreen(Screen):
         """True after a refusal while the kept prompt waits; the next `Finished` says it can go now."""
         self.sent_question: Turn | None = None
         """The last message sent as a new question (a busy server's refusal gives it back to the prompt)."""
+        self.title_before_sent: str | None = None
+        """The title of the conversation `sent_question` opened (it was empty), from before that message named
+        it; None when it went into a conversation that had messages. Taking the message back restores it."""
         self.model_after_drain: str | None = None
         """A model picked while an answer ran, which the user chose to stop: it loads when the answer has drained."""
         self.answer_keys = AnswerKeys(first_key("continue_answer", keymap), first_key("retry_answer", keymap))
@@ -334,6 +337,10 @@ class ChatScreen(Screen):
         question = turns[-2]
         self.session.truncate_from(question)
         self.store.drop_from(question)
+        if not self.session.turns and self.title_before_sent is not None:  # it opened the conversation: undone
+            self.session.title = self.title_before_sent
+            self.store.forget_emptied(self.session)
+            self._show_title()
         await self.conversation.drop([question, answer])
         return question
 
@@ -486,6 +493,7 @@ class ChatScreen(Screen):
         if self._submit(request) is not None:
             return None
         answer = Turn("assistant", status="streaming")
+        self.title_before_sent = None if self.session.turns else self.session.title
         self.session.turns += [question, answer]
         self._await_answer(request)
         self.sent_question = question

@@ -214,11 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launches", type=int, default=3, help="launch → first frame trials (0: skip)")
     parser.add_argument("--variant", choices=STREAM_VARIANTS, default="code-stream", help="how answers are streamed (what each change bought)")
     parser.add_argument("--no-image", action="store_true", help="skip the image turn")
+    parser.add_argument("--default-collector", action="store_true", help="leave the app's garbage-collector policy off (what it buys)")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     rc = 0
+    if args.default_collector:
+        from mlxchat.ui.collector import CollectorPolicy
+
+        CollectorPolicy.enabled = False
     try:
         with tempfile.TemporaryDirectory(prefix="mlxchat-tiny-") as tmp:
             model = args.model

@@ -27,12 +27,13 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from mlxchat import paths
-from mlxchat.engine import Engine, Event
+from mlxchat.engine import Engine, Event, ModelLoaded
 from mlxchat.engine.client import EngineClient, EngineFactory
 from mlxchat.exit import EXIT_OK
 from mlxchat.settings import ChatSettings
 
 from .chat_model import ChatSession
+from .collector import CollectorPolicy
 from .session_store import SessionStore, session_from
 from .keys import ACTIONS, bindings, checked_keymap, keys_for
 from .messages import EngineEvent
@@ -86,6 +87,7 @@ class MlxChatApp(App[int]):
         """True from the last history writes until the exit (or until the user chooses to stay)."""
         self.farewell: list[str] = []
         """Lines for stderr once the screen has closed (what was not saved, where it was exported)."""
+        self._collector = CollectorPolicy()
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
         self.session = ChatSession(settings=defaults)
@@ -116,6 +118,8 @@ class MlxChatApp(App[int]):
 
     def _engine_sink(self, event: Event) -> None:
         """Called on the engine's owner thread: enqueue on the chat screen and return at once."""
+        if isinstance(event, ModelLoaded):
+            self._collector.settle()  # O(1); the model's objects leave every later collection
         self.chat.post_message(EngineEvent(event))
 
     def get_default_screen(self) -> Screen:
@@ -131,6 +135,7 @@ class MlxChatApp(App[int]):
         self.call_after_refresh(self._start_engine)
 
     def _start_engine(self) -> None:
+        self._collector.start()  # after the first frame: what start-up made stays, and leaves collection
         self.engine.start()
         if self._load_model:
             self.chat.load_model(self.model_spec)
@@ -260,6 +265,7 @@ class MlxChatApp(App[int]):
     def on_unmount(self) -> None:
         self.chat.store.close()
         self.engine.close(timeout_s=10.0)
+        self._collector.stop()
 
 
 def make_app(**options) -> MlxChatApp:

@@ -255,12 +255,12 @@ def test_resuming_thinking_counts_what_was_thought_against_the_budget(scripted):
 def test_a_model_without_a_thinking_format_answers_a_resumed_question_afresh(event_log, tiny_model):
     from mlx_lm.tokenizer_utils import load as load_tokenizer
 
+    from mlxchat.engine.events import Started
     from mlxchat.engine.local.chat_template import render_prompt
 
     tokenizer = load_tokenizer(tiny_model)
     question = (Message("user", "Hi"),)
     resumed = ChatRequest(question, sampling=SAMPLING, resume_thinking="half a thought")
-    assert render_prompt(tokenizer, resumed) == render_prompt(tokenizer, ChatRequest(question))
     engine = Engine(event_log, script=lambda request: "Hello.").start()
     try:
         load = LoadModel(str(tiny_model))
@@ -271,6 +271,8 @@ def test_a_model_without_a_thinking_format_answers_a_resumed_question_afresh(eve
     finally:
         engine.close(timeout_s=30)
     assert (finished.reason, finished.text, finished.reasoning) == ("stop", "Hello.", "")
+    started = next(e for e in event_log.of(resumed.request_id) if isinstance(e, Started))
+    assert started.prompt_tokens == len(render_prompt(tokenizer, ChatRequest(question))), "no old thought in it"
 
 
 @pytest.mark.parametrize(
@@ -300,3 +302,12 @@ def test_an_opening_marker_after_the_answer_began_is_answer_text(start_thinking,
             merged.append((is_thinking, text))
     assert merged == pieces
 
+
+def test_thinking_off_answers_a_resumed_question_afresh_without_thinking(scripted):
+    """Thinking switched off wins over a resume: the answer is not filed as thinking, and the old thought is not
+    put back into the prompt."""
+    model = scripted("qwen3", {"Hi": "Hello!"})
+    finished, events = model.ask(Message("user", "Hi"), thinking=False, resume_thinking="half a thought")
+    assert (finished.reason, finished.reasoning, finished.text) == ("stop", "", "Hello!")
+    assert not [e for e in events if isinstance(e, (ThinkingDelta, ThinkingDone))]
+    assert finished.usage.reasoning_tokens == 0

@@ -65,3 +65,19 @@ def test_a_thinking_budget_ends_an_image_turns_thinking_and_the_model_answers(vl
     assert finished.usage.generation_tokens == 12
     assert sum(e.tokens for e in events if isinstance(e, TextDelta)) == 12 - 4, "the rest is the answer"
     assert "</think>" not in finished.text and "</think>" not in finished.reasoning
+
+
+def test_an_image_turn_answers_a_resumed_question_afresh(vlm_engine, event_log, picture):
+    """Resuming thinking is a text-route feature: an image turn asked to resume thinks afresh, all of it (the old
+    thought is neither in its prompt, nor in its reasoning, nor taken off its thinking budget)."""
+    from mlxchat.engine.events import Started
+
+    engine, _ = vlm_engine
+    fresh, fresh_events = ask_about(engine, event_log, picture, thinking_budget=5)
+    resumed, events = ask_about(engine, event_log, picture, thinking_budget=5, resume_thinking="red red red red")
+    assert fresh.usage.reasoning_tokens == 5 + 1, "five tokens of thinking, then the forced </think>"
+    assert resumed.usage.reasoning_tokens == fresh.usage.reasoning_tokens
+    assert (resumed.reasoning, resumed.text) == (fresh.reasoning, fresh.text)
+    assert [e.tokens for e in events if isinstance(e, ThinkingDone)] == [6]
+    started = [next(e for e in log if isinstance(e, Started)) for log in (fresh_events, events)]
+    assert started[0].prompt_tokens == started[1].prompt_tokens, "the old thought is not in the prompt"

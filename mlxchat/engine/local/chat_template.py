@@ -38,14 +38,14 @@ def render_prompt(tokenizer: Any, request: ChatRequest) -> list[int]:
 
 def resumed_thinking(tokenizer: Any, request: ChatRequest) -> str:
     """The opened thinking a resumed answer's prompt ends with (`ChatRequest.resume_thinking`), or "" when there is
-    none to resume or the model has no thinking format (it then answers afresh)."""
-    if not request.resume_thinking or request.continue_last:
+    none. Whether a resume applies is decided before, once (`local.thinking.settle_resume`)."""
+    if not request.resume_thinking:
         return ""
     from ..thinking import detect_thinking_format
 
     format = detect_thinking_format(tokenizer)
     if format is None:
-        return ""
+        raise ValueError("resume_thinking on a model without a thinking format: settle_resume must decide first")
     return format.resumed(generation_prompt(tokenizer, request), request.resume_thinking)
 
 

@@ -75,6 +75,9 @@ class Engine(EngineCore):
         loaded = self._loaded
         if loaded is None:
             raise RequestError("No model is loaded. Choose one with --model, or in the conversation settings (F3).")
+        from .thinking import settle_resume
+
+        request = settle_resume(request, loaded.thinking)  # both routes below read only this decision
         if request.has_images:
             if (refusal := images_refused(loaded.info)) is not None:
                 raise RequestError(f"{refusal} Remove the attachments or switch to a vision model.")

@@ -187,8 +187,6 @@ def run_text_turn(
     reason "length" and `context_full`, never an error.
     """
     request_id = request.request_id
-    if request.resume_thinking and (loaded.thinking is None or request.continue_last):
-        request = replace(request, resume_thinking="")  # no thinking to go on with: the question is answered afresh
     received = time.perf_counter()  # TTFT counts from here: fitting the prompt and reading a saved cache are part of it
     context_size = loaded.info.context_size
     fitted = fit_prompt(loaded.tokenizer, request, context_size, loaded.info.name)

@@ -7,6 +7,7 @@ step, and then lets the model answer freely. The model's compute stays its own; 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import mlx.core as mx
@@ -56,7 +57,20 @@ class ThinkingBudget:
         return logits
 
 
+def settle_resume(request: ChatRequest, format: ThinkingFormat | None) -> ChatRequest:
+    """`request` with `resume_thinking` kept only where a resume applies; the one place that decides it.
 
+    A resume applies to a text turn (not a continued answer) on a model with a thinking format, with thinking not
+    switched off. Anywhere else the question is answered afresh: a model without a format has no thinking to go
+    on with, a continued answer is already past its thinking, thinking switched off must not file the answer as
+    thinking, and the image route builds its prompt through mlx-vlm without the old thought (resuming only half
+    of it there started the splitter thinking and took the old thought off the budget). Every later step (the
+    prompt, the splitter's start, the budget, the counts, `Finished.reasoning`) only reads whether it is set.
+    """
+    applies = (
+        format is not None and not request.continue_last and not request.has_images and request.thinking is not False
+    )
+    return request if applies or not request.resume_thinking else replace(request, resume_thinking="")
 
 
 def thinking_setup(
@@ -65,12 +79,12 @@ def thinking_setup(
     """The splitter for this turn's decode loop and, when thinking is capped, the budget processor.
 
     Thinking switched off on a model whose template has no switch is a budget of 0: the model opens its thinking
-    and the engine closes it at once. A continued answer starts in the answer; a resumed one in its thinking, whose
-    earlier tokens count against the budget.
+    and the engine closes it at once. A continued answer starts in the answer; a resumed one (`settle_resume` kept
+    its `resume_thinking`) in its thinking, whose earlier tokens count against the budget.
     """
     if format is None:
         return None, None
-    resuming = bool(request.resume_thinking) and not request.continue_last
+    resuming = bool(request.resume_thinking)
     thinking = resuming or (not request.continue_last and format.starts_thinking(generation_prompt))
     splitter = ThinkingSplitter(format, thinking, trim_start=not resuming)
     budget = request.thinking_budget

@@ -301,6 +301,7 @@ class _Session:
             conversation_id=source.id,
             sampling=settings.sampling(),
             title=source.title,
+            thinking_switch=self.engine.model is not None and self.engine.model.thinking_switch,
             kv_bits=settings.kv_bits,
             thinking=settings.thinking,
             thinking_budget=settings.thinking_budget,

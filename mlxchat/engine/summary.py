@@ -24,7 +24,11 @@ from .events import Finished
 from .requests import ChatRequest, Message, SamplingParams
 
 SUMMARY_MAX_TOKENS = 512
-"""The summary's length limit (the engine also keeps it within a quarter of the context)."""
+"""The summary's own length limit, its answer text (the engine also keeps it within a quarter of the context)."""
+
+SUMMARY_THINKING_BUDGET = 256
+"""A reasoning model that cannot switch thinking off thinks at most this much before it writes the summary; the
+request's token limit grows by as much, so the thinking never eats the summary's own room."""
 
 SUMMARY_INSTRUCTION = (
     "Summarize our conversation so far for a new chat that will continue it. Keep what is needed to go on: the "
@@ -34,20 +38,45 @@ SUMMARY_INSTRUCTION = (
 
 
 def summary_request(
-    messages: tuple[Message, ...], *, conversation_id: str, sampling: SamplingParams, title: str, **options
+    messages: tuple[Message, ...],
+    *,
+    conversation_id: str,
+    sampling: SamplingParams,
+    title: str,
+    thinking_switch: bool = False,
+    **options,
 ) -> ChatRequest:
     """The request that asks the model to summarize `messages` (the conversation as the model reads it).
 
-    Whatever the conversation's own policy, it reads under truncate-middle, so that it fits. It shares the
-    conversation's prompt cache (`conversation_id`: its start is already prefilled). `options` are the other
-    `ChatRequest` fields the conversation's requests carry (kv_bits, thinking, saved_as)."""
+    Whatever the conversation's own policy, it reads under truncate-middle, so that it fits. Thinking would count
+    against the summary's token limit and could leave no room for the summary itself: with `thinking_switch` (the
+    model's template can turn thinking off: `ModelInfo.thinking_switch`) it is off; otherwise it is capped at
+    `SUMMARY_THINKING_BUDGET` and the limit grows by that much. The request has its own prompt-cache identity
+    (`summary_cache_id`): under the conversation's, the summary's prompt (another window, the instruction) would
+    replace the conversation's cache in memory and its saved file. `options` are the other `ChatRequest` fields
+    the conversation's requests carry (kv_bits, thinking, thinking_budget; saved_as is replaced)."""
+    limit = min(sampling.max_tokens, SUMMARY_MAX_TOKENS)
+    if thinking_switch:
+        thinking = {"thinking": False}
+    else:
+        budget = options.get("thinking_budget")
+        budget = SUMMARY_THINKING_BUDGET if budget is None else min(budget, SUMMARY_THINKING_BUDGET)
+        thinking = {"thinking_budget": budget}
+        limit += budget
+    own_cache = summary_cache_id(conversation_id)
     return ChatRequest(
         messages=messages + (Message("user", SUMMARY_INSTRUCTION),),
-        conversation_id=conversation_id,
-        sampling=replace(sampling, max_tokens=min(sampling.max_tokens, SUMMARY_MAX_TOKENS)),
-        **(options | {"overflow": "truncate-middle"}),
+        conversation_id=own_cache,
+        sampling=replace(sampling, max_tokens=limit),
+        **(options | thinking | {"overflow": "truncate-middle", "saved_as": own_cache}),
         label=f"the summary of “{title}”",
     )
+
+
+def summary_cache_id(conversation_id: str) -> str:
+    """The prompt-cache name of a conversation's summary requests: apart from the conversation's own cache, and
+    the same for every summary of it (a second one reuses the first's prefill)."""
+    return f"{conversation_id} (summary)"
 
 
 def is_summary_request(request: ChatRequest) -> bool:
@@ -77,5 +106,8 @@ def summary_problem(finished: Finished) -> str | None:
     if finished.reason == "error":
         return f"The summary failed: {finished.error or 'the model gave no reason'}"
     if not finished.text.strip():
+        thought = finished.usage.reasoning_tokens
+        if thought:
+            return f"The model only thought ({thought} thinking tokens) and wrote no summary"
         return "The model wrote an empty summary"
     return None

@@ -6,22 +6,23 @@ policy it reads under, how the new conversation opens and why) are `mlxchat.engi
 
 from __future__ import annotations
 
-from mlxchat.engine import ChatRequest, Finished
+from mlxchat.engine import ChatRequest, Finished, ModelInfo
 from mlxchat.engine.summary import continued_title, summary_intro
 from mlxchat.engine.summary import summary_request as conversation_summary_request
 
 from .chat_model import ChatSession, Turn, context_options
 
 
-def summary_request(session: ChatSession) -> ChatRequest:
-    """The request that asks the loaded model to summarize `session`, as the model reads it
-    (`ChatSession.context`). Thinking stays as the conversation has it (a remote server may not take the switch);
-    the thinking is kept apart from the summary's text, as from any answer."""
+def summary_request(session: ChatSession, model: ModelInfo | None) -> ChatRequest:
+    """The request that asks the loaded `model` to summarize `session`, as the model reads it
+    (`ChatSession.context`). Thinking is off where the model's template has a switch, else capped (the rule is
+    `mlxchat.engine.summary`'s); what it thinks is kept apart from the summary's text, as from any answer."""
     return conversation_summary_request(
         session.context(),
         conversation_id=session.id,
         sampling=session.settings.sampling(),
         title=session.title,
+        thinking_switch=model is not None and model.thinking_switch,
         **context_options(session),
     )
 

@@ -187,6 +187,41 @@ def test_a_cache_saved_under_the_history_id_resumes_a_conversation_whose_session
     assert resumed.cached_tokens >= first.usage.prompt_tokens
 
 
+def saved_tokens(folder: SavedCacheFolder, name: str) -> list[int]:
+    from mlx_lm.models.cache import load_prompt_cache
+
+    _cache, metadata = load_prompt_cache(str(folder.file_for(name)), return_metadata=True)
+    return json.loads(metadata["mlxchat_tokens"])
+
+
+def test_a_summary_of_the_conversation_leaves_its_saved_cache_as_it_was(event_log, tiny_model, folder):
+    """The "stop" policy's summary reads the conversation (another window of it, then the instruction): under
+    the conversation's own cache name it would overwrite the file the conversation resumes from."""
+    from mlxchat.engine.summary import summary_request
+
+    engine = Engine(event_log, saved_caches=folder).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        event_log.finished(load.request_id)
+        request = ChatRequest(HISTORY, conversation_id="chat-session-1", sampling=GREEDY, saved_as="stored-7")
+        engine.submit(request)
+        answer = event_log.finished(request.request_id)
+        other = ChatRequest(HISTORY[:1] + (Message("user", "x"),), conversation_id="other", sampling=GREEDY)
+        engine.submit(other)
+        event_log.finished(other.request_id)  # another conversation's turn: the answer's cache was saved first
+        before = saved_tokens(folder, "stored-7")
+        summary = summary_request(
+            follow_up(HISTORY, answer)[:-1], conversation_id="chat-session-1", sampling=GREEDY, title="t",
+            saved_as="stored-7",
+        )
+        engine.submit(summary)
+        assert event_log.finished(summary.request_id).reason == "length"
+    finally:
+        engine.close(timeout_s=30)
+    assert saved_tokens(folder, "stored-7") == before
+
+
 # ---- reading a conversation's saved cache ahead of its next turn (`PrepareConversation`) ------------------------
 
 

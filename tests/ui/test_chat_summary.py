@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from mlxchat.engine import Finished, Usage
-from mlxchat.engine.summary import SUMMARY_INSTRUCTION, SUMMARY_MAX_TOKENS, summary_problem
+from dataclasses import replace
+
+from mlxchat.engine import ModelInfo
+from mlxchat.engine.summary import (
+    SUMMARY_INSTRUCTION,
+    SUMMARY_MAX_TOKENS,
+    SUMMARY_THINKING_BUDGET,
+    summary_cache_id,
+    summary_problem,
+)
 from mlxchat.settings import ChatSettings
 from mlxchat.ui.chat_model import ChatSession, Turn
 from mlxchat.ui.chat_summary import summarized_session, summary_request
@@ -17,13 +26,26 @@ def trip() -> ChatSession:
 
 def test_the_summary_request_reads_what_fits_of_the_conversation_as_the_model_reads_it():
     session = trip()
-    request = summary_request(session)
+    request = summary_request(session, None)
     assert request.overflow == "truncate-middle", "a 'stop' conversation's summary must still fit"
     assert request.messages[:-1] == session.context(), "the failed answer is left out, as in every request"
     assert request.messages[-1].role == "user" and request.messages[-1].content == SUMMARY_INSTRUCTION
-    assert request.sampling.max_tokens == SUMMARY_MAX_TOKENS
-    assert (request.conversation_id, request.saved_as, request.kv_bits) == ("trip-1", "trip-1", 8)
-    assert "Lisbon trip" in request.label
+    assert request.kv_bits == 8 and "Lisbon trip" in request.label
+
+
+def test_the_summary_has_its_own_prompt_cache_so_the_conversations_saved_one_stays():
+    request = summary_request(trip(), None)
+    assert request.conversation_id == request.saved_as == summary_cache_id("trip-1")
+    assert "trip-1" not in (request.conversation_id, request.saved_as)
+
+
+def test_thinking_is_off_where_the_template_can_switch_it_else_capped_beside_the_summarys_room():
+    switch = ModelInfo("qwen", "/m", "text", "4-bit", 1, 4096, thinking="<think> tags", thinking_switch=True)
+    off = summary_request(trip(), switch)
+    assert off.thinking is False and off.sampling.max_tokens == SUMMARY_MAX_TOKENS
+    capped = summary_request(trip(), replace(switch, thinking_switch=False))
+    assert capped.thinking_budget == SUMMARY_THINKING_BUDGET
+    assert capped.sampling.max_tokens == SUMMARY_MAX_TOKENS + SUMMARY_THINKING_BUDGET
 
 
 def test_the_new_conversation_opens_with_the_request_and_the_summary_and_keeps_the_settings():
@@ -43,3 +65,5 @@ def test_only_a_written_summary_starts_a_new_conversation():
     assert summary_problem(Finished("c", "cancelled", text="half")) == "The summary was stopped"
     assert "no memory" in summary_problem(Finished("c", "error", error="no memory"))
     assert summary_problem(Finished("c", "stop", text=" \n")) == "The model wrote an empty summary"
+    only_thought = Finished("c", "length", text="", usage=Usage(10, 0, 512, reasoning_tokens=512))
+    assert summary_problem(only_thought) == "The model only thought (512 thinking tokens) and wrote no summary"

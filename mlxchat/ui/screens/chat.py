@@ -563,7 +563,7 @@ class ChatScreen(Screen):
             self._restore_question(question)
             self.show_notice("There is nothing to summarize yet: your message is back in the prompt.", "info")
             return
-        request = summary_request(self.session)
+        request = summary_request(self.session, self.model)
         if self._submit(request) is not None:  # busy: the notice says so, and the message goes back to the prompt
             self._restore_question(question)
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlxchat.engine import ChatRequest, ContextWindow, Engine, Message, SamplingParams
+from mlxchat.engine import ChatRequest, ContextWindow, Engine, Finished, Message, SamplingParams
 from mlxchat.settings import ChatSettings
 from mlxchat.store import History
 from mlxchat.ui.app import make_app
@@ -69,6 +69,10 @@ class ScriptedApps:
         self.events: list = []
         self.gate = Gate()
         self.engines: list[Engine] = []
+        self.delay = lambda event: False
+        """Events it matches are kept back (`delayed`) until `deliver_delayed`: one already on its way to the
+        screen when a key lands."""
+        self.delayed: list = []
 
     def __call__(self, history: History, conversation_id: str):
         def engine_factory(sink):
@@ -76,6 +80,9 @@ class ScriptedApps:
 
             def tee(event) -> None:
                 self.events.append(event)
+                if self.delay(event):
+                    self.delayed.append((sink, event))
+                    return
                 self.gate.pass_through(holder["engine"].owner_thread)
                 sink(event)
 
@@ -88,6 +95,11 @@ class ScriptedApps:
             model=str(self.model), engine_factory=engine_factory, history=history, conversation=conversation,
             animate=False,
         )
+
+    def deliver_delayed(self) -> None:
+        delayed, self.delayed = self.delayed, []
+        for sink, event in delayed:
+            sink(event)
 
 
 @pytest.fixture
@@ -197,6 +209,65 @@ async def test_stopping_the_summary_changes_nothing(apps, history):
         await app.chat.store.flush()
     assert [summary.id for summary in history.list_conversations()] == [conversation_id]
     assert stored(history, conversation_id) == before
+
+
+async def test_esc_as_the_summary_ends_still_changes_nothing(apps, history):
+    """The summary's last event is already on its way when Esc lands: there is nothing left to cancel, and the
+    stop still holds (no new chat, the message back in the prompt)."""
+    conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        summarizing = lambda: app.chat.summarizing  # noqa: E731
+        apps.delay = lambda e: isinstance(e, Finished) and summarizing() and e.request_id == summarizing().request_id
+        await pilot.press("s")
+        await until(pilot, lambda: apps.delayed, 60, "the summary's end, held back")
+        await until(pilot, lambda: isinstance(app.screen, SummaryScreen), what="the summary screen")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, SummaryScreen), what="the summary screen closed")
+        apps.deliver_delayed()
+        await until(pilot, lambda: not app.chat.busy, 60, "the summary's Finished")
+        assert app.chat.session.stored_id == conversation_id
+        assert app.chat.prompt.text == QUESTION and "no new chat was made" in app.chat.notice_text()
+        await app.chat.store.flush()
+    assert [summary.id for summary in history.list_conversations()] == [conversation_id]
+    assert stored(history, conversation_id) == before
+
+
+@pytest.mark.parametrize("key", ["s", "t"])
+async def test_a_request_of_this_screen_started_while_the_offer_was_open_refuses_it_in_words(apps, history, key):
+    """The screen itself became busy (a model load) while the offer was open: the choice is refused with the
+    engine's busy answer, not dropped silently, and the message goes back to the prompt."""
+    conversation_id = long_conversation(history, apps.model)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        apps.gate.close()
+        app.chat.load_model(str(apps.model))
+        await until(pilot, apps.gate.holding.is_set, what="the load under way")
+        await pilot.press(key)
+        await until(pilot, lambda: "Your prompt is kept" in app.chat.notice_text(), what="the busy refusal")
+        assert app.chat.notice_text().startswith("Engine busy"), app.chat.notice_text()
+        assert app.chat.prompt.text == QUESTION and app.chat.summarizing is None
+        apps.gate.open()
+        await until(pilot, lambda: not app.chat.busy, 60, "the load's end")
+
+
+async def test_the_offer_stays_with_its_conversation_when_another_one_was_opened(apps, history):
+    conversation_id = long_conversation(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await refused_with_offer(pilot)
+        await app.chat.action_new_conversation()
+        assert app.chat.session.stored_id is None
+        await pilot.press("t")
+        await until(pilot, lambda: shown(app)[-2:] == [QUESTION, ANSWER] and not app.chat.busy, 60, "the answer")
+        assert app.chat.session.stored_id == conversation_id and app.chat.prompt.text == ""
+        await app.chat.store.flush()
+    assert [summary.id for summary in history.list_conversations()] == [conversation_id]
+    assert stored(history, conversation_id) == before + [("user", QUESTION), ("assistant", ANSWER)]
 
 
 @pytest.mark.parametrize("key", ["s", "t"])

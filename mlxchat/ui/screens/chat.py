@@ -531,9 +531,12 @@ class ChatScreen(Screen):
         source = self.session
 
         async def chosen(choice: OverflowChoice | None) -> None:
-            if self.session is not source or self.busy:  # the screen moved on meanwhile: nothing is lost
-                self._restore_question(question)
-            elif choice == "summarize":
+            # The offer is `source`'s: a conversation opened meanwhile gives way to it, so the message goes back
+            # (or is sent) there, never into another chat. A request that started meanwhile refuses the choice
+            # with the engine's own busy answer (`_submit`), and the message goes back to the prompt.
+            if self.session is not source:
+                await self.show_session(source)
+            if choice == "summarize":
                 self._summarize(question)
             elif choice is not None:
                 await self._switch_and_send(choice, question)
@@ -550,8 +553,7 @@ class ChatScreen(Screen):
     async def _switch_and_send(self, policy: str, question: Turn) -> None:
         """Switch this conversation's overflow policy (saved with it, as F3 would) and send the message again."""
         self.store.save_settings(self.session, self.session.settings.merged(overflow=policy))
-        await self._send_kept(question)  # refused (busy): the notice says so; the policy stays switched
-        if self.busy:
+        if await self._send_kept(question):  # refused (busy): the notice says so; the policy stays switched
             self.show_notice(f"Overflow policy for this conversation: {policy}. Your message was sent again.", "info")
 
     def _summarize(self, question: Turn) -> None:
@@ -586,10 +588,11 @@ class ChatScreen(Screen):
         summarizing, self.summarizing = self.summarizing, None
         summarizing.screen.end()
         source, question = summarizing.source, summarizing.question
-        problem = summary_problem(event)
+        stop_asked = summarizing.screen.stop_asked  # a stop that came too late to cancel still stops
+        problem = "The summary was stopped" if stop_asked else summary_problem(event)
         if problem is not None:
             self._restore_question(question)
-            stopped = event.reason in ("cancelled", "shutdown")
+            stopped = stop_asked or event.reason in ("cancelled", "shutdown")
             if stopped:
                 self._set_status(self.status.with_phase("stopped", detail="summary stopped: nothing changed"))
             self.show_notice(
@@ -606,15 +609,17 @@ class ChatScreen(Screen):
         self._set_status(self.status.with_phase("ready", detail=f"new chat from a summary of “{source.title}”"))
         self.call_later(self._send_kept, question)  # once the summary's `Finished` is fully handled
 
-    async def _send_kept(self, question: Turn) -> None:
-        """Send a message that was kept while the user chose a way out; refused (busy), it goes to the prompt."""
+    async def _send_kept(self, question: Turn) -> bool:
+        """Send a message that was kept while the user chose a way out; refused (busy), it goes to the prompt
+        (and False)."""
         answer = self._submit_question(question)
         if answer is None:
             self._restore_question(question)
-            return
+            return False
         if self.prompt.text == question.text:
             self.prompt.clear()
         await self.conversation.add_exchange(question, answer, label=self._assistant_label())
+        return True
 
     # ---- cancel, continue, retry ----------------------------------------------------------------------------
 

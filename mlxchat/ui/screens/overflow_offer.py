@@ -79,6 +79,9 @@ class SummaryScreen(ModalScreen[bool]):
         """The summary so far (what the body shows)."""
         self.tokens = 0
         self.ended = False
+        self.stop_asked = False
+        """Esc (or the button) was pressed: the summary counts as stopped even if it ended on its own first (its
+        last event already on its way when the key landed, so there was nothing left to cancel)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="summary-box"):
@@ -109,6 +112,7 @@ class SummaryScreen(ModalScreen[bool]):
 
     def action_stop(self) -> None:
         if not self.ended:
+            self.stop_asked = True
             self.dismiss(True)
 
     def end(self) -> None:

@@ -69,6 +69,25 @@ def test_a_saved_cache_is_never_trusted_for_another_model(event_log, tiny_model,
     assert started.cached_tokens == 0
 
 
+@pytest.mark.parametrize("other", ["model", "kv_bits"])
+def test_a_cache_saved_for_another_model_or_quantization_is_not_read_at_all(
+    event_log, tiny_model, folder, tmp_path, monkeypatch, other
+):
+    """Its header says whom it was saved for: a mismatch is known without reading (and evaluating) the arrays."""
+    import mlxchat.engine.local.prompt_cache as prompt_cache
+    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
+
+    turn(event_log, tiny_model, folder, HISTORY)
+    read: list[str] = []
+    original = prompt_cache.load_prompt_cache
+    monkeypatch.setattr(prompt_cache, "load_prompt_cache", lambda path, **kw: read.append(path) or original(path, **kw))
+    resumed, _ = turn(event_log, tiny_model, folder, HISTORY)
+    assert resumed.cached_tokens > 0 and len(read) == 1, "read for its own model and quantization"
+    model = build_random_llama(tmp_path / "other", RandomLlamaSpec(seed=7)) if other == "model" else tiny_model
+    started, _ = turn(event_log, model, folder, HISTORY, kv_bits=8 if other == "kv_bits" else None)
+    assert started.cached_tokens == 0 and len(read) == 1, "not read for another"
+
+
 def test_an_edited_history_reuses_only_what_still_matches(event_log, tiny_model, folder):
     first, finished = turn(event_log, tiny_model, folder, HISTORY)
     edited = HISTORY[:2] + (Message("assistant", "Something else entirely."),) + HISTORY[3:]

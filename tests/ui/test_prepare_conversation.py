@@ -52,3 +52,20 @@ async def test_a_resumed_conversation_is_prepared_once_the_model_is_loaded(stage
         await staged.loaded_scene(pilot, resumed_engine)
         await until(pilot, lambda: resumed_engine.prepared, what="the hint")
         assert [(h.conversation_id, h.saved_as) for h in resumed_engine.prepared] == [(stored_id, stored_id)]
+
+
+async def test_a_conversation_held_with_another_model_is_not_prepared(staged_app, history):
+    """Its saved cache was made by that model: reading it for the loaded one is wasted work (the engine would
+    read the file and throw it away). It is prepared when its own model has loaded (`ModelLoaded`)."""
+    from mlxchat.settings import ChatSettings
+
+    other = history.create_conversation("Held with another", settings=ChatSettings(model="/models/other"))
+    history.add_message(other.id, "user", "Hi")
+    history.add_message(other.id, "assistant", "Hello")
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot, "Still answering")  # busy: the other model cannot load yet
+        await app.chat.show_session(app.chat.store.load(other.id))
+        assert app.chat.session.stored_id == other.id
+        assert engine.prepared == []

@@ -135,16 +135,20 @@ class SavedPromptCaches:
         path = self.folder.file_for(conversation_id)
         if not path.is_file():
             return None
+        wanted = (conversation_id, model_key, "" if kv_bits is None else str(kv_bits))
         try:
+            # The header first: a file saved for another model or quantization is not read (nor its arrays
+            # evaluated), which for a long conversation is most of a second or more.
+            if _saved_for(read_header_metadata(path)) != wanted:
+                return None
             cache, metadata = load_prompt_cache(str(path), return_metadata=True)
             mx.eval([entry.state for entry in cache])
             tokens = [int(token) for token in json.loads(metadata["mlxchat_tokens"])]
-            saved_for = (metadata["mlxchat_conversation"], metadata["mlxchat_model"], metadata["mlxchat_kv_bits"])
+            saved_for = _saved_for(metadata)
         except Exception as exc:  # any unreadable file: a cache is an optimisation, never a reason to fail
             log.warning("ignoring the unreadable saved prompt cache %s: %s", path, exc)
             path.unlink(missing_ok=True)
             return None
-        wanted = (conversation_id, model_key, "" if kv_bits is None else str(kv_bits))
         if saved_for != wanted or _cache_length(cache) != len(tokens):
             return None
         self.folder.touch(path)
@@ -152,6 +156,30 @@ class SavedPromptCaches:
 
     def delete(self, conversation_id: str) -> None:
         self.folder.delete(conversation_id)
+
+
+_HEADER_LIMIT = 100 * 2**20
+"""safetensors caps its header at 100 MB; a larger length field means the file is not one."""
+
+
+def read_header_metadata(path) -> dict[str, str]:
+    """Our metadata from a saved cache's safetensors header, without reading its arrays: an 8-byte little-endian
+    length, then that many bytes of JSON whose "__metadata__" mlx-lm fills with `save_prompt_cache`'s flattened
+    list (our keys read "0.mlxchat_model": the list's position is mlx-lm's, so it is not relied on). Raises on a
+    file that is not one."""
+    with open(path, "rb") as file:
+        size = int.from_bytes(file.read(8), "little")
+        if not 0 < size <= _HEADER_LIMIT:
+            raise ValueError(f"not a safetensors header length: {size}")
+        header = json.loads(file.read(size))
+    flattened = header.get("__metadata__") or {}
+    ours = (key.partition(".")[2] for key in flattened)
+    return {name: value for name, value in zip(ours, flattened.values()) if name.startswith("mlxchat_")}
+
+
+def _saved_for(metadata: dict[str, str]) -> tuple[str, str, str]:
+    """What a saved cache was saved for: its conversation, model fingerprint and KV quantization."""
+    return metadata["mlxchat_conversation"], metadata["mlxchat_model"], metadata["mlxchat_kv_bits"]
 
 
 @dataclass

@@ -800,8 +800,10 @@ class ChatScreen(Screen):
     def _prepare(self, session: ChatSession) -> None:
         """Let the engine read the conversation's saved prompt cache now, while the person reads and types, so
         the next message does not wait for it (a hint: never refused; a message sent meanwhile goes first or
-        waits for the read, see `EngineCore.prepare`). Nothing to read for a new chat or without a model."""
-        if session.turns and self.model is not None:
+        waits for the read, see `EngineCore.prepare`). Nothing to read for a new chat, without a model, or when
+        the conversation is held with another model than the one loaded (its cache was saved for that one; it is
+        prepared once its own model has loaded)."""
+        if session.turns and self.model is not None and _same_model(session.settings.model, self.model_spec):
             self.engine.prepare(session.prepare_hint())
 
     async def _read(self, session: ChatSession) -> None:

@@ -172,14 +172,58 @@ def test_a_binary_file_named_as_text_is_refused_by_name(tmp_path):
         open_attachment(latin)
 
 
-def test_the_chat_sends_a_suffixless_text_file_as_a_document(tmp_path):
+def test_the_chat_sends_a_suffixless_text_file_as_a_document_decided_once_when_attached(tmp_path, monkeypatch):
+    import mlxchat.engine.documents as documents
+    from mlxchat.ui.attachment_files import open_attachment
     from mlxchat.ui.chat_model import Turn
 
     text, picture = tmp_path / "NOTES", tmp_path / "photo"
     text.write_text("Remember the milk.\n")
     picture.write_bytes(png_bytes())
-    message = Turn("user", "What do they say?", images=(text, picture)).as_message()
+    attached = [open_attachment(text), open_attachment(picture)]
+    turn = Turn("user", "What do they say?", images=(text, picture), documents=(text,))
+    assert tuple(a.path for a in attached if a.is_document) == turn.documents
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a request was built by reading an attachment on the UI thread")
+
+    monkeypatch.setattr(documents, "is_document", no_reading)
+    message = turn.as_message()
     assert message.documents == (text,) and message.images == (picture,)
+
+
+def test_the_history_tells_documents_from_images_by_the_chats_rule(tmp_path):
+    """A suffixless text file and a Latin-1 `.txt` (a document by its name, refused when read) come back from
+    the history as documents, a PNG as an image: the same answers the attach check gave."""
+    from mlxchat.engine.documents import is_document
+    from mlxchat.store import History
+    from mlxchat.ui.session_store import session_from
+
+    readme, legacy, picture = tmp_path / "README", tmp_path / "legacy.txt", tmp_path / "photo"
+    readme.write_text("Remember the milk.\n")
+    legacy.write_bytes("café".encode("latin-1"))
+    picture.write_bytes(png_bytes())
+    history = History(tmp_path / "data")
+    try:
+        conversation = history.create_conversation("Files")
+        history.add_message(conversation.id, "user", "Read these.", images=(readme, legacy, picture))
+        (turn,) = session_from(history.get_conversation(conversation.id)).turns
+    finally:
+        history.close()
+    assert [is_document(path) for path in (readme, legacy, picture)] == [True, True, False], "the attach check"
+    assert len(turn.images) == 3 and turn.documents == turn.images[1:], "the picture alone is an image"
+    assert turn.as_message().images == turn.images[:1]
+
+
+def test_a_latin1_file_without_a_suffix_is_told_it_is_neither_readable_text_nor_an_image(tmp_path):
+    from mlxchat.ui.attachment_files import AttachmentError, open_attachment
+
+    path = tmp_path / "NOTES"
+    path.write_bytes("Crème brûlée, café au lait.\n".encode("latin-1"))
+    with pytest.raises(AttachmentError) as refused:
+        open_attachment(path)
+    assert "neither a text document" in str(refused.value) and "not UTF-8" in str(refused.value)
+    assert "nor an image" in str(refused.value)
 
 
 # ---- through the engine ---------------------------------------------------------------------------------------

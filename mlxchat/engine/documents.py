@@ -70,23 +70,49 @@ def is_document_path(path: Path | str) -> bool:
     return suffix in TEXT_SUFFIXES or suffix == PDF_SUFFIX or name in ("makefile", "dockerfile", "readme", "license")
 
 
-def is_document(path: Path | str) -> bool:
+def is_document(path: Path | str, name: str | None = None) -> bool:
     """Whether an attached file is a document rather than an image, by its content: a PDF (magic bytes) or text
     (`looks_like_text` of its first 8 KB). A file whose name says text (`is_document_path`) is one too whatever
     its bytes, so a binary `notes.txt` is refused as a document, by name, instead of being read as an image; a
     name that says image (`IMAGE_SUFFIXES`) is never one. Everything else goes to the image check. What is not
-    a regular file that can be opened (missing, a FIFO, which would block the read) is judged by its name."""
+    a regular file that can be opened (missing, a FIFO, which would block the read) is judged by its name.
+
+    `name` is the name the person attached it under, when `path` is a copy (the history's, named by its hash).
+    The one rule for the attach check, the chat and the history; it reads the file, so callers decide once (at
+    attach or load time) and keep the answer, never while building a request on the UI thread."""
     path = Path(path).expanduser()
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    name = name or path.name
+    if Path(name).suffix.lower() in IMAGE_SUFFIXES:
         return False
     try:
         if not path.is_file():
-            return is_document_path(path)
+            return is_document_path(name)
         with open(path, "rb") as file:
             head = file.read(SNIFF_BYTES)
     except OSError:
-        return is_document_path(path)
-    return head.startswith(PDF_MAGIC) or looks_like_text(head) or is_document_path(path)
+        return is_document_path(name)
+    return head.startswith(PDF_MAGIC) or looks_like_text(head) or is_document_path(name)
+
+
+def unreadable_text_reason(path: Path | str) -> str | None:
+    """For a file that is neither a document nor an image: when its start has no NUL byte it is most likely text
+    in an encoding mlxchat does not guess (Latin-1, Windows-1252…), and the reason says so instead of only
+    "not an image". None when it looks binary, or its name says image (then "not an image" is the whole story).
+    """
+    path = Path(path).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return None
+    try:
+        with open(path, "rb") as file:
+            head = file.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    if not head or b"\x00" in head or looks_like_text(head):
+        return None
+    return (
+        "it is neither a text document mlxchat can read (not UTF-8: an unknown encoding; save it as UTF-8 and "
+        "attach it again) nor an image (PNG, JPEG, GIF, WebP and BMP work)"
+    )
 
 
 def looks_like_text(head: bytes) -> bool:
@@ -238,5 +264,6 @@ __all__ = [
     "looks_like_text",
     "message_text",
     "prompt_content",
+    "unreadable_text_reason",
     "read_document",
 ]

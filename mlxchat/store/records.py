@@ -33,9 +33,9 @@ class StoredAttachment:
 
 
 def _is_document(attachment: StoredAttachment) -> bool:
-    from mlxchat.engine.documents import is_document, is_document_path  # light: no MLX
+    from mlxchat.engine.documents import is_document  # light: no MLX; the chat's and the attach check's rule
 
-    return is_document_path(attachment.name) or is_document(attachment.path)
+    return is_document(attachment.path, name=attachment.name)
 
 
 @dataclass(frozen=True)

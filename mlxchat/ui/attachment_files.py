@@ -51,7 +51,7 @@ def open_attachment(path: Path) -> Attachment:
     """Check and describe the image at `path` with the engine's own check (`read_image`: the same limits and
     reasons as `mlxchat ask` and a vision turn); raise `AttachmentError` with a readable reason if it cannot be
     attached. Decoded only as far as the preview needs (JPEG at a fraction of its size)."""
-    from mlxchat.engine.documents import is_document
+    from mlxchat.engine.documents import is_document, unreadable_text_reason
     from mlxchat.engine.vision_inputs import ImageProblem, read_image
 
     path = Path(path).expanduser()
@@ -60,7 +60,10 @@ def open_attachment(path: Path) -> Attachment:
     try:
         checked = read_image(path, max_edge=PREVIEW_COLUMNS * 4)
     except ImageProblem as problem:
-        raise AttachmentError(f"Cannot attach {path.name or path}: {problem.reason}.") from None
+        reason = problem.reason
+        if reason.startswith("it is not an image"):  # perhaps text in a legacy encoding: say that too
+            reason = unreadable_text_reason(path) or reason
+        raise AttachmentError(f"Cannot attach {path.name or path}: {reason}.") from None
     preview = _preview(checked.image)
     return Attachment(path, checked.width, checked.height, checked.size_bytes, checked.format, preview)
 

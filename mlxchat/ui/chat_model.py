@@ -52,7 +52,10 @@ class Turn:
     role: Literal["user", "assistant"]
     text: str = ""
     images: tuple[Path, ...] = ()
-    """The files attached to the turn: images, and documents (told apart by name; see `as_message`)."""
+    """The files attached to the turn: images and documents, in the order attached."""
+    documents: tuple[Path, ...] = ()
+    """Which of `images` are documents (text, PDF), decided once when they were attached or loaded from the
+    history (`mlxchat.engine.documents.is_document`), so building a request reads no file on the UI thread."""
     status: TurnStatus = "complete"
     stats: Stats | None = None
     error: str | None = None
@@ -72,12 +75,9 @@ class Turn:
     """True when the thinking budget ended the thinking."""
 
     def as_message(self) -> Message:
-        """The engine's `Message`; attached documents (text or PDF by their bytes: `is_document`) go as
-        `documents`."""
-        from mlxchat.engine.documents import is_document
-
-        documents = tuple(path for path in self.images if is_document(path))
-        images = tuple(path for path in self.images if path not in documents)
+        """The engine's `Message`: the attached documents go as `documents`, the rest as images."""
+        documents = tuple(path for path in self.images if path in self.documents)
+        images = tuple(path for path in self.images if path not in self.documents)
         return Message(self.role, self.text, images, documents)
 
 

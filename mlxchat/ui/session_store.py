@@ -65,27 +65,31 @@ def stats_from_dict(data) -> Stats | None:
 def session_from(conversation) -> ChatSession:
     """A `ChatSession` showing a stored conversation. Its id is the stored id, which also scopes the engine's
     prompt cache, so reopening a conversation reuses what the engine still holds for it."""
-    turns = [
-        Turn(
-            role=message.role,
-            text=message.text,
-            images=message.image_paths + message.document_paths,
-            status=message.status,
-            stats=stats_from_dict(message.stats),
-            tokens=(message.stats or {}).get("generation_tokens", 0),
-            stored_id=message.id,
-            thinking=message.thinking,
-            thinking_tokens=(message.stats or {}).get("reasoning_tokens", 0),
-        )
-        for message in conversation.messages
-        if message.role in ("user", "assistant")
-    ]
+    turns = [_turn_from(message) for message in conversation.messages if message.role in ("user", "assistant")]
     return ChatSession(
         id=conversation.id,
         title=conversation.title,
         settings=conversation.settings,
         turns=turns,
         stored_id=conversation.id,
+    )
+
+
+def _turn_from(message) -> Turn:
+    """A stored message as a turn; which attachments are documents is decided here, once, by the history's rule
+    (`StoredMessage.document_paths`, which reads each file's start)."""
+    documents = message.document_paths
+    return Turn(
+        role=message.role,
+        text=message.text,
+        images=tuple(path for path in (a.path for a in message.attachments) if path not in documents) + documents,
+        documents=documents,
+        status=message.status,
+        stats=stats_from_dict(message.stats),
+        tokens=(message.stats or {}).get("generation_tokens", 0),
+        stored_id=message.id,
+        thinking=message.thinking,
+        thinking_tokens=(message.stats or {}).get("reasoning_tokens", 0),
     )
 
 

@@ -475,7 +475,8 @@ class ChatScreen(Screen):
             key = first_key("remove_attachment", self.keymap)
             self.show_notice(f"{refusal} Remove them ({key}) or load a vision model. Nothing was sent.", "error")
             return False
-        question = Turn("user", text.strip(), pane.paths)
+        documents = tuple(attachment.path for attachment in pane.attachments if attachment.is_document)
+        question = Turn("user", text.strip(), pane.paths, documents=documents)
         answer = self._submit_question(question)
         if answer is None:
             return False

@@ -70,7 +70,7 @@ def fit_messages(
     if request.overflow == "stop":
         # The former behaviour: read everything, refuse only what cannot be read at all.
         if length >= context_size:
-            _refuse_last_alone_too_long(tokenizer, request, context_size, model_name, measure)
+            _refuse_last_alone_too_long(tokenizer, request, length, context_size, model_name, measure)
             overflow = ContextOverflow(length, context_size - 1, "stop")
             raise OverflowRefused(describe_overflow(overflow, model_name, context_size))
         return request, Window(everything, (), length), length
@@ -103,23 +103,28 @@ def fit_messages(
 
 
 def _refuse_last_alone_too_long(
-    tokenizer, request: ChatRequest, context_size: int, model_name: str, measure: Callable[[ChatRequest], int]
+    tokenizer,
+    request: ChatRequest,
+    length: int,
+    context_size: int,
+    model_name: str,
+    measure: Callable[[ChatRequest], int],
 ) -> None:
     """Under "stop", a message that cannot fit even alone (with the system prompt) is plainly too long, as under
     the other policies: no other policy and no summary of the conversation would make it fit, so it must not be
-    refused as an overflow (whose offer would loop: a new chat from a summary refuses it again)."""
+    refused as an overflow (whose offer would loop: a new chat from a summary refuses it again). `length` is the
+    whole prompt's, already measured."""
     messages = request.messages
     system = 0
     while system < len(messages) and messages[system].role == "system":
         system += 1
-    keep_last = 2 if request.continue_last and len(messages) - system >= 2 else 1
+    keep_last = 2 if request.continue_last and len(messages) >= 2 and messages[-2].role == "user" else 1
     tail_start = max(system, len(messages) - keep_last)
-    if tail_start > system:  # else the whole prompt is already the last message alone
+    alone = length  # nothing before the last message: the whole prompt is it
+    if tail_start > system:
         alone = measure(replace(request, messages=messages[:system] + messages[tail_start:]))
-        if alone < context_size:
-            return
-    else:
-        alone = measure(request)
+    if alone < context_size:
+        return
     overflow = ContextOverflow(alone, context_size - 1, "stop")
     last = messages[-1]
     if last.documents:

@@ -119,7 +119,7 @@ class MlxChatApp(App[int]):
     def _engine_sink(self, event: Event) -> None:
         """Called on the engine's owner thread: enqueue on the chat screen and return at once."""
         if isinstance(event, ModelLoaded):
-            self._collector.settle()  # O(1); the model's objects leave every later collection
+            self._collector.settle()  # the model's objects leave every later collection
         self.chat.post_message(EngineEvent(event))
 
     def get_default_screen(self) -> Screen:

@@ -37,8 +37,13 @@ class CollectorPolicy:
         gc.freeze()
 
     def settle(self) -> None:
-        """Called once a model has loaded: its modules and weights' wrappers live until it is unloaded."""
+        """Called once a model has loaded: its modules and weights' wrappers live until it is unloaded.
+
+        Garbage is collected first: a frozen object is never collected again, so a cycle left by the model this
+        load replaced (and the memory its arrays hold) must not be frozen with the rest. One full collection per
+        model load, while the load's own seconds are on screen."""
         if self._saved is not None:
+            gc.collect()
             gc.freeze()
 
     def stop(self) -> None:

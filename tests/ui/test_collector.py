@@ -5,6 +5,7 @@ that runs many apps, such as this test suite, must not keep their objects out of
 from __future__ import annotations
 
 import gc
+import weakref
 
 from mlxchat.ui.collector import CollectorPolicy
 
@@ -36,3 +37,22 @@ def test_the_policy_does_nothing_when_turned_off():
         assert gc.get_freeze_count() == 0
     finally:
         CollectorPolicy.enabled = True
+
+
+def test_a_model_load_collects_garbage_before_it_freezes():
+    """A cycle left behind (as by the model a load replaced) is collected, not frozen for the app's lifetime."""
+
+    class Node:
+        pass
+
+    policy = CollectorPolicy()
+    policy.start()
+    try:
+        cycle = Node()
+        cycle.self = cycle
+        alive = weakref.ref(cycle)
+        del cycle
+        policy.settle()
+        assert alive() is None
+    finally:
+        policy.stop()

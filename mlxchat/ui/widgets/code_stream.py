@@ -31,6 +31,7 @@ import time
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Callable
 
 from textual.content import Content
 from textual.strip import Strip
@@ -257,9 +258,18 @@ class AnswerStream:
     """About 100 tok/s: several times faster than anyone reads, so fewer, larger updates look the same."""
     max_interval_s = 0.2
 
-    def __init__(self, markdown: Markdown, code: CodeStream, *, frame_interval_s: float | None = None) -> None:
+    def __init__(
+        self,
+        markdown: Markdown,
+        code: CodeStream,
+        *,
+        frame_interval_s: float | None = None,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
         self.markdown = markdown
         self.code = code
+        self.on_update = on_update
+        """Called after each update, so what else the screen shows on the answer's clock goes out in its frame."""
         if frame_interval_s is not None:
             self.frame_interval_s = frame_interval_s
         self.fences = FenceTracker()
@@ -369,6 +379,8 @@ class AnswerStream:
         else:
             self.shown_chars = self._to_markdown
         self.updates += 1
+        if self.on_update is not None:
+            self.on_update()
 
     async def _to_markdown_upto(self, end: int) -> None:
         if end > self._to_markdown:

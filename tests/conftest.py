@@ -39,6 +39,16 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_random_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
+@pytest.fixture(scope="session")
+def short_model(tmp_path_factory) -> Path:
+    """A tiny random-weight llama that reads at most 512 tokens: a long chat overflows it in a few exchanges
+    (the overflow policies, the "stop" policy's offer in the TUI and in `mlxchat ask`)."""
+    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
+
+    spec = RandomLlamaSpec(hidden_size=128, num_attention_heads=4, max_position_embeddings=512)
+    return build_random_llama(tmp_path_factory.mktemp("models") / "short-context", spec)
+
+
 @pytest.fixture
 def event_log() -> EventLog:
     return EventLog()

@@ -77,6 +77,10 @@ class ChatRequest:
     """The stored conversation's id, when the client keeps one: the engine saves the prompt cache on disk under
     it, so the conversation resumes from it after a restart even when `conversation_id` was a session's own id.
     None: saved under `conversation_id`."""
+    save_cache: bool = True
+    """False for a one-off request whose prompt cache no later turn reads from disk (a conversation's summary: the
+    next summary of it reads another window): the cache is kept in memory only, and a file saved under its name
+    earlier is deleted when it finishes, so it does not hold disk space until the size cap evicts it."""
     thinking: bool | None = None
     thinking_budget: int | None = None
     resume_thinking: str = ""

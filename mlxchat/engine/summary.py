@@ -53,8 +53,11 @@ def summary_request(
     model's template can turn thinking off: `ModelInfo.thinking_switch`) it is off; otherwise it is capped at
     `SUMMARY_THINKING_BUDGET` and the limit grows by that much. The request has its own prompt-cache identity
     (`summary_cache_id`): under the conversation's, the summary's prompt (another window, the instruction) would
-    replace the conversation's cache in memory and its saved file. `options` are the other `ChatRequest` fields
-    the conversation's requests carry (kv_bits, thinking, thinking_budget; saved_as is replaced)."""
+    replace the conversation's cache in memory and its saved file. That cache is not saved on disk
+    (`ChatRequest.save_cache`): once the summary is written a new chat goes on from it, and a later summary of the
+    grown conversation reads another window; a summary asked again at once (after Esc) still finds it in memory.
+    `options` are the other `ChatRequest` fields the conversation's requests carry (kv_bits, thinking,
+    thinking_budget; saved_as is replaced)."""
     limit = min(sampling.max_tokens, SUMMARY_MAX_TOKENS)
     if thinking_switch:
         thinking = {"thinking": False}
@@ -68,20 +71,15 @@ def summary_request(
         messages=messages + (Message("user", SUMMARY_INSTRUCTION),),
         conversation_id=own_cache,
         sampling=replace(sampling, max_tokens=limit),
-        **(options | thinking | {"overflow": "truncate-middle", "saved_as": own_cache}),
+        **(options | thinking | {"overflow": "truncate-middle", "saved_as": own_cache, "save_cache": False}),
         label=f"the summary of “{title}”",
     )
 
 
 def summary_cache_id(conversation_id: str) -> str:
     """The prompt-cache name of a conversation's summary requests: apart from the conversation's own cache, and
-    the same for every summary of it (a second one reuses the first's prefill)."""
+    the same for every summary of it (one asked again while the first's cache is in memory reuses its prefill)."""
     return f"{conversation_id} (summary)"
-
-
-def is_summary_request(request: ChatRequest) -> bool:
-    """Whether `request` asks for a summary (its last message is the instruction)."""
-    return bool(request.messages) and request.messages[-1].content == SUMMARY_INSTRUCTION
 
 
 def summary_intro(title: str, conversation_id: str | None) -> str:

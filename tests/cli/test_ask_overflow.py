@@ -14,16 +14,7 @@ from mlxchat.store import History
 
 from conftest import assert_one_line_error
 
-CONTEXT = 512
 TITLE = "Lisbon trip"
-
-
-@pytest.fixture(scope="module")
-def short_model(tmp_path_factory):
-    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
-
-    spec = RandomLlamaSpec(hidden_size=128, num_attention_heads=4, max_position_embeddings=CONTEXT)
-    return build_random_llama(tmp_path_factory.mktemp("models") / "short-context", spec)
 
 
 @pytest.fixture

@@ -241,6 +241,34 @@ def test_a_summary_of_the_conversation_leaves_its_saved_cache_as_it_was(event_lo
     assert saved_tokens(folder, "stored-7") == before
 
 
+def test_a_written_summary_leaves_no_saved_cache_and_removes_an_earlier_one(event_log, tiny_model, folder):
+    """A summary is a one-off: a new chat goes on from it, and a later summary of the grown conversation reads
+    another window. Its cache is not saved, and a file an earlier version saved under its name is deleted (on the
+    owner thread, when it finishes), instead of holding disk space until the size cap evicts it."""
+    from mlxchat.engine.summary import summary_cache_id, summary_request
+
+    leftover = folder.file_for(summary_cache_id("chat-session-1"))
+    folder.root.mkdir(parents=True)
+    leftover.write_bytes(b"an earlier summary's cache")
+    engine = Engine(event_log, saved_caches=folder).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        event_log.finished(load.request_id)
+        summary = summary_request(HISTORY, conversation_id="chat-session-1", sampling=GREEDY, title="t",
+                                  saved_as="stored-7")
+        engine.submit(summary)
+        assert event_log.finished(summary.request_id).reason == "length"
+        again = summary_request(HISTORY, conversation_id="chat-session-1", sampling=GREEDY, title="t")
+        engine.submit(again)
+        event_log.finished(again.request_id)
+        assert event_log.wait_for(Started, again.request_id).cached_tokens > 0, "still reused from memory"
+    finally:
+        engine.close(timeout_s=30)
+    assert not leftover.exists()
+    assert list(folder.root.iterdir()) == []
+
+
 # ---- reading a conversation's saved cache ahead of its next turn (`PrepareConversation`) ------------------------
 
 

@@ -14,28 +14,18 @@ from mlxchat.engine import ChatRequest, ContextWindow, Engine, Finished, Message
 from mlxchat.settings import ChatSettings
 from mlxchat.store import History
 from mlxchat.ui.app import make_app
-from mlxchat.engine.summary import is_summary_request
+from mlxchat.engine.summary import SUMMARY_INSTRUCTION
 from mlxchat.ui.screens.overflow_offer import OverflowOfferScreen, SummaryScreen
 from mlxchat.ui.widgets.message import MessageView
 
 from conftest import Gate, loaded
 from staged import until
 
-CONTEXT = 512
 SIZE = (100, 36)
 TITLE = "Lisbon trip"
 SUMMARY = "- Planning four days in Lisbon in May.\n- Budget: 900 euros; trams, no car."
 ANSWER = "Sure, noted."
 QUESTION = "Which museum first?"
-
-
-@pytest.fixture(scope="module")
-def short_model(tmp_path_factory):
-    """A tiny model that reads at most 512 tokens (a long chat overflows it in a few exchanges)."""
-    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
-
-    spec = RandomLlamaSpec(hidden_size=128, num_attention_heads=4, max_position_embeddings=CONTEXT)
-    return build_random_llama(tmp_path_factory.mktemp("models") / "short-context", spec)
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ def history(tmp_path):
 
 def script(request: ChatRequest) -> str:
     """The summary for the summary request, a short answer for anything else."""
-    return SUMMARY if is_summary_request(request) else ANSWER
+    return SUMMARY if request.messages[-1].content == SUMMARY_INSTRUCTION else ANSWER
 
 
 def long_conversation(history: History, model) -> str:

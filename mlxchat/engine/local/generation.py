@@ -254,7 +254,7 @@ def run_text_turn(
         raise
     cache.record(prompt + generated)
     if reason in ("stop", "length"):
-        cache.persist_later()
+        cache.persist_later(on_disk=request.save_cache)
     stats = clock.stats(request_id)
     emit(stats)
     return Finished(

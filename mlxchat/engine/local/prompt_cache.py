@@ -195,6 +195,8 @@ class ConversationCache:
     """The loaded model's fingerprint (`saved_caches.model_fingerprint`): a saved cache must match it."""
     unsaved: bool = False
     """A finished answer's cache waits to be saved (see `persist_later`)."""
+    kept_on_disk: bool = True
+    """Whether that answer's cache is saved, or its file deleted (`ChatRequest.save_cache`)."""
     saved_as: str | None = None
     """The name the conversation's cache is saved under on disk (the history's id when the client knows it), or
     None for its `conversation_id`."""
@@ -264,10 +266,12 @@ class ConversationCache:
             return
         self.tokens = list(tokens_fed[:held])
 
-    def persist_later(self) -> None:
+    def persist_later(self, on_disk: bool = True) -> None:
         """Mark the cache to be saved once the answer's `Finished` is out (`persist`): writing a long
-        conversation's cache takes a moment, which the person should spend reading, not waiting."""
+        conversation's cache takes a moment, which the person should spend reading, not waiting. With `on_disk`
+        False (`ChatRequest.save_cache`), `persist` deletes the file saved under its name instead."""
         self.unsaved = True
+        self.kept_on_disk = on_disk
 
     def persist(self) -> None:
         """Save the conversation's cache to disk if a finished text answer left it unsaved (saving must be on)."""
@@ -277,6 +281,9 @@ class ConversationCache:
         if self.route != "text":
             return
         name = self.saved_as or self.conversation_id
+        if not self.kept_on_disk:
+            self.saved.delete(name)
+            return
         self.saved.save(name, self.model_key, self.tokens, self.cache, self.kv_bits)
         if name != self.conversation_id:  # saved under the session's id before the history named it: not kept
             self.saved.delete(self.conversation_id)

@@ -10,9 +10,10 @@ with the engine's own functions (`SavedPromptCaches`, `prefill`, `text_steps`), 
 - a warm-up turn (the whole follow-up prefilled in 512-token chunks, a few decode steps), as long_bench does;
 - trials, each from the saved file (a restart's state): load (read + evaluate), prefill of N new tokens, the first
   token from `generate_step` (its first step plus the pipelined second), two more steps. N is repeated (is there a
-  per-shape cost a second run of the same shape skips?) and changed (a new shape); a "padded" variant gives the
-  loaded cache a buffer of whole 256-token steps with room, as mlx-lm's own growth leaves it (no reallocation at
-  the first update; CUDA's SDPA takes its cuDNN decode path only for such buffers); an "in memory" trial is a
+  per-shape cost a second run of the same shape skips?) and changed (a new shape); "unpadded" trials read the file
+  with mlx-lm's plain `load_prompt_cache` (buffers of exactly the saved tokens: the first write reallocates every
+  layer, and CUDA's SDPA takes its cuDNN decode path only for buffers of whole 256-token steps); "padded" ones read
+  it as the engine does (`SavedPromptCaches.load`, which now gives whole steps with room: `with_room`); an "in memory" trial is a
   follow-up on the cache a trial left (no restart);
 - micro-probes of MLX ops at a shape seen for the first time and again: attention and a matmul.
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import_started = time.perf_counter()
     import mlx.core as mx
     from mlx_lm.generate import generation_stream
-    from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
+    from mlx_lm.models.cache import load_prompt_cache, make_prompt_cache
 
     from mlxchat.bench.long_bench import ANSWER, history_of
     from mlxchat.engine.control import RequestControl
@@ -155,21 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     def new_tokens(n: int) -> list[int]:
         return (extra + filler)[:n]
 
-    def pad(cache) -> None:
-        """Give each loaded layer a buffer of whole 256-token steps with at least 256 free, as mlx-lm's growth
-        would have left it (the slice assignment then writes in place)."""
-        for entry in cache:
-            step = entry.step
-            offset = entry.offset
-            size = ((offset + step) // step + 1) * step
-            room = size - offset
-            shape = list(entry.keys.shape)
-            shape[2] = room
-            entry.keys = mx.concatenate([entry.keys, mx.zeros(shape, entry.keys.dtype)], axis=2)
-            shape = list(entry.values.shape)
-            shape[2] = room
-            entry.values = mx.concatenate([entry.values, mx.zeros(shape, entry.values.dtype)], axis=2)
-        mx.eval([(entry.keys, entry.values) for entry in cache])
+    def exact_load():
+        cache = load_prompt_cache(str(folder.file_for("probe")))
+        mx.eval([entry.state for entry in cache])
+        return cache
 
     def buffer_of(cache) -> list[int]:
         return [int(cache[0].keys.shape[2]), int(cache[0].offset)]
@@ -184,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                 return trial(label, n, padded, reuse)
             finally:
                 mx.clear_cache = clear
-        if reuse is None:
+        if reuse is None and padded:  # the engine's read (`SavedPromptCaches.load`: buffers of whole steps)
             found, record["load_s"] = timed(lambda: saved.load("probe", "key", None))
             cache = found[1]
-            if padded:
-                _, record["pad_s"] = timed(lambda: pad(cache))
+        elif reuse is None:  # mlx-lm's plain read: buffers of exactly the saved tokens (the engine before)
+            cache, record["load_s"] = timed(lambda: exact_load())
         else:
             cache = reuse
         record["buffer_before"] = buffer_of(cache)

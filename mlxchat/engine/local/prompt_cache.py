@@ -91,6 +91,28 @@ def used_part(cache: list[Any]) -> list[Any]:
     return trimmed
 
 
+def with_room(cache: list[Any]) -> None:
+    """Give each layer read back from a file the buffer mlx-lm's own growth would have left it: whole 256-token
+    steps, with room. A saved cache holds only its tokens (`used_part`), so the resumed turn's first write would
+    reallocate and copy every layer, and MLX's CUDA attention takes its cuDNN decode path only for buffers of
+    whole steps. Done while the cache is read (during the `PrepareConversation` hint when there is one), so the
+    follow-up starts as it would on a cache that never left memory. In place; layers of other kinds are kept."""
+    from mlx.utils import tree_map
+
+    for entry in cache:
+        if type(entry) not in (KVCache, QuantizedKVCache) or entry.keys is None:
+            continue
+        size = (entry.offset // entry.step + 1) * entry.step
+
+        def grow(array):
+            room = size - array.shape[-2]
+            if room <= 0:
+                return array
+            return mx.concatenate([array, mx.zeros((*array.shape[:-2], room, array.shape[-1]), array.dtype)], axis=-2)
+
+        entry.keys, entry.values = tree_map(grow, (entry.keys, entry.values))
+
+
 def cache_bits(cache: list[Any] | None) -> int | None:
     """The KV quantization a cache holds (None: full precision)."""
     for entry in cache or ():
@@ -142,6 +164,7 @@ class SavedPromptCaches:
             if _saved_for(read_header_metadata(path)) != wanted:
                 return None
             cache, metadata = load_prompt_cache(str(path), return_metadata=True)
+            with_room(cache)
             mx.eval([entry.state for entry in cache])
             tokens = [int(token) for token in json.loads(metadata["mlxchat_tokens"])]
             saved_for = _saved_for(metadata)

@@ -1,0 +1,128 @@
+"""A prompt cache read back from disk continues as one that never left memory (issue 15: resume speed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlxchat.engine import ChatRequest, Engine, LoadModel, Message, SamplingParams, Started
+from mlxchat.engine.saved_caches import SavedCacheFolder
+
+GREEDY = SamplingParams(temperature=0, max_tokens=6)
+
+
+@pytest.fixture
+def loaded(tiny_model):
+    from mlx_lm import load
+
+    return load(str(tiny_model))
+
+
+def saved_cache(model, folder: SavedCacheFolder, tokens: list[int]):
+    """`tokens` prefilled into a fresh cache, saved as the engine saves it; the `SavedPromptCaches` reading it."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
+
+    from mlxchat.engine.local.prompt_cache import SavedPromptCaches
+
+    cache = make_prompt_cache(model)
+    model(mx.array(tokens)[None], cache=cache)
+    mx.eval([entry.state for entry in cache])
+    saved = SavedPromptCaches(folder)
+    saved.save("chat", "model", tokens, cache, None)
+    return saved
+
+
+def test_a_cache_read_from_disk_has_whole_steps_with_room(loaded, tmp_path):
+    """As mlx-lm's own growth leaves a cache: the follow-up's first write goes in place (no reallocation), and
+    MLX's CUDA attention can take its cuDNN decode path (whole 256-token buffers only)."""
+    model, _ = loaded
+    saved = saved_cache(model, SavedCacheFolder(tmp_path / "caches"), list(range(1, 301)))
+    tokens, cache = saved.load("chat", "model", None)
+    assert len(tokens) == 300
+    for entry in cache:
+        assert entry.offset == 300
+        assert entry.keys.shape[2] == entry.values.shape[2] == 512
+    before = cache[0].keys
+    import mlx.core as mx
+
+    model(mx.array([[5, 6, 7]]), cache=cache)
+    assert cache[0].keys.shape[2] == 512 and cache[0].offset == 303
+    del before
+
+
+def test_a_padded_cache_computes_what_the_exact_one_does(loaded, tmp_path):
+    import mlx.core as mx
+    from mlx_lm.models.cache import load_prompt_cache
+
+    model, _ = loaded
+    folder = SavedCacheFolder(tmp_path / "caches")
+    saved = saved_cache(model, folder, list(range(1, 201)))
+    _, padded = saved.load("chat", "model", None)
+    exact = load_prompt_cache(str(folder.file_for("chat")))  # mlx-lm's own read: buffers of exactly 200 tokens
+    assert exact[0].keys.shape[2] == 200 and padded[0].keys.shape[2] == 256
+    follow = mx.array([[9, 10, 11, 12]])
+    for _ in range(3):  # the follow-up's prefill, then decode steps
+        a, b = model(follow, cache=padded), model(follow, cache=exact)
+        assert mx.allclose(a, b, atol=1e-5).item()
+        follow = mx.argmax(a[:, -1:], axis=-1)
+
+
+def test_a_quantized_cache_read_from_disk_has_room_too(tmp_path):
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.models.cache import QuantizedKVCache, make_prompt_cache
+
+    from mlxchat.engine.local.prompt_cache import SavedPromptCaches, quantize_cache
+    from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
+
+    # Heads of 64, so the KV cache quantizes (the tiny model's heads of 16 are below MLX's smallest group).
+    spec = RandomLlamaSpec(hidden_size=128, num_attention_heads=2, num_key_value_heads=1)
+    model, _ = load(str(build_random_llama(tmp_path / "heads-64", spec)))
+    cache = make_prompt_cache(model)
+    model(mx.array(list(range(1, 101)))[None], cache=cache)
+    quantize_cache(cache, 8)
+    assert isinstance(cache[0], QuantizedKVCache)
+    saved = SavedPromptCaches(SavedCacheFolder(tmp_path / "caches"))
+    saved.save("chat", "model", list(range(1, 101)), cache, 8)
+    _, loaded_cache = saved.load("chat", "model", 8)
+    assert {array.shape[2] for array in loaded_cache[0].keys} == {256}
+    model(mx.array([[3, 4]]), cache=loaded_cache)
+    assert loaded_cache[0].offset == 102
+
+
+def test_a_resumed_follow_up_answers_as_the_conversation_did_in_memory(event_log, tiny_model, tmp_path):
+    """Through the engine: the follow-up after a restart (the saved cache, padded) gives the answer the same
+    engine gives when the cache never left memory."""
+    history = (Message("user", "The capital of France is Paris. Tell me about cats."),)
+
+    def answers(folder, restart: bool) -> tuple[str, int]:
+        engine = Engine(event_log, saved_caches=folder).start()
+        try:
+            load = LoadModel(str(tiny_model))
+            engine.submit(load)
+            assert event_log.finished(load.request_id).reason == "stop"
+            first = ChatRequest(history, conversation_id="chat", sampling=GREEDY)
+            engine.submit(first)
+            text = event_log.finished(first.request_id).text
+            if restart:
+                engine.close(timeout_s=30)
+                engine = Engine(event_log, saved_caches=folder).start()
+                load = LoadModel(str(tiny_model))
+                engine.submit(load)
+                assert event_log.finished(load.request_id).reason == "stop"
+            follow = ChatRequest(
+                history + (Message("assistant", text), Message("user", "And dogs?")),
+                conversation_id="chat",
+                sampling=GREEDY,
+            )
+            engine.submit(follow)
+            finished = event_log.finished(follow.request_id)
+            started = event_log.wait_for(Started, follow.request_id)
+            return finished.text, started.cached_tokens
+        finally:
+            engine.close(timeout_s=30)
+
+    in_memory, cached_in_memory = answers(SavedCacheFolder(tmp_path / "a"), restart=False)
+    resumed, cached_resumed = answers(SavedCacheFolder(tmp_path / "b"), restart=True)
+    assert cached_resumed == cached_in_memory > 0
+    assert resumed == in_memory

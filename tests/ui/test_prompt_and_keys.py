@@ -125,6 +125,22 @@ async def test_a_chosen_theme_is_reported_for_remembering(staged_app):
     assert chosen == ["mlxchat-ember"]
 
 
+async def test_the_starting_theme_is_in_place_without_a_second_css_parse(staged_app, monkeypatch):
+    """The app is built in its theme (colours, light mode), so Textual never refreshes the CSS to change it: setting
+    `theme` after `App.__init__` parsed all the CSS again at every start (~40 ms)."""
+    from textual.app import App
+
+    refreshes = []
+    original = App.refresh_css
+    monkeypatch.setattr(App, "refresh_css", lambda app, *a, **k: (refreshes.append(1), original(app, *a, **k)))
+    app, _ = staged_app(theme="mlxchat-paper")
+    assert app.theme_variables["background"].upper() == app.get_theme("mlxchat-paper").background.upper()
+    assert "-light-mode" in app.classes
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "mlxchat-paper" and refreshes == []
+
+
 def test_run_tui_remembers_the_theme_in_the_data_folder(isolated_user_dirs):
     from mlxchat.ui.app import remember_theme, remembered_theme
 

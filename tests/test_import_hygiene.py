@@ -61,6 +61,9 @@ LOADED_AFTER_THE_FIRST_FRAME = (
     "mlxchat.ui.screens.unsaved",
     "mlxchat.models.hub",
     "mlxchat.models.discovery",
+    "mlxchat.ui.widgets.message",  # a new chat draws no message: its Markdown comes with the first one
+    "textual.widgets._markdown",
+    "markdown_it",
     "mlx",
     "mlx_lm",
 )

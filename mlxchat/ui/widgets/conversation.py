@@ -5,13 +5,16 @@ engine sends, and finishes it with the request's `Finished`; everything about sh
 its footer and hint, the Markdown stream) happens here. It can show a whole session, drop turns, pick the
 message to copy, and scroll.
 
+The message view's module (Textual's Markdown and markdown-it, ~40 ms) is imported with the first message shown,
+not with this one: a new chat's first frame draws no message. So messages are found by their type's name.
+
 It is anchored (`Widget.anchor()`): while the reader is at the bottom, new text keeps it there; once they scroll
 up it stays where they put it, and returning to the bottom re-anchors it. Nothing here polls or forces scrolling.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from textual.containers import VerticalScroll
 from textual.widget import AwaitMount
@@ -21,8 +24,10 @@ from mlxchat.engine import Finished, ThinkingDone
 
 from ..chat_model import Turn, TurnStatus, can_continue
 from ..engine_status import AnswerKeys
-from .message import MessageView
 from .thinking import ThinkingBlock
+
+if TYPE_CHECKING:
+    from .message import MessageView
 
 WELCOME = (
     "Ask anything below and press Enter.\n"
@@ -37,6 +42,16 @@ TURN_STATUS: dict[str, TurnStatus] = {
     "error": "error",
 }
 """What each `Finished.reason` makes of the answer it ends."""
+
+MESSAGES = "MessageView"
+"""The selector of every message view (a type selector, so finding them does not import their module)."""
+
+
+def message_view(turn: Turn, label: str) -> MessageView:
+    """A view of `turn` headed `label`; the first one imports the message view's module."""
+    from .message import MessageView
+
+    return MessageView(turn, label=label)
 
 
 def answer_hint(turn: Turn, reason: str | None, keys: AnswerKeys, context_full: bool = False) -> str:
@@ -69,12 +84,12 @@ class ConversationView(VerticalScroll, can_focus=False):
 
     def add_exchange(self, question: Turn, answer: Turn, *, label: str) -> AwaitMount:
         """Show `question` and begin `answer` below it (the answer streams in as `append` is called)."""
-        self.answer = MessageView(answer, label=label)
-        return self._show(MessageView(question, label="you"), self.answer)
+        self.answer = message_view(answer, label)
+        return self._show(message_view(question, "you"), self.answer)
 
     async def replace_answer(self, answer: Turn, *, label: str, replacing: Turn | None) -> None:
         """Begin `answer` in place of the answer `replacing` (a retry), or below the last turn."""
-        self.answer = MessageView(answer, label=label)
+        self.answer = message_view(answer, label)
         if replacing is not None:
             await self.drop([replacing])
         await self._show(self.answer)
@@ -134,7 +149,7 @@ class ConversationView(VerticalScroll, can_focus=False):
         """Mark the turns the model did not read for the last answer (the overflow policy left them out), and
         every other turn as read: a window that moved back (an edit, another policy) brings turns into view."""
         hidden = {id(turn) for turn in out_of_view}
-        for view in self.query(MessageView):
+        for view in self.query(MESSAGES):
             view.turn.in_view = id(view.turn) not in hidden
             view.in_view = view.turn.in_view
 
@@ -144,7 +159,7 @@ class ConversationView(VerticalScroll, can_focus=False):
         """Replace what is shown with `turns` (a session opened from history, or a new empty one)."""
         await self.clear_turns()
         views = [
-            MessageView(turn, label="you" if turn.role == "user" else assistant_label) for turn in turns
+            message_view(turn, "you" if turn.role == "user" else assistant_label) for turn in turns
         ]
         for view in views:
             view.refresh_from_turn(answer_hint(view.turn, None, self.keys))
@@ -155,16 +170,16 @@ class ConversationView(VerticalScroll, can_focus=False):
     async def drop(self, turns: Iterable[Turn]) -> None:
         """Remove the views of `turns` (taken back for editing, or replaced by a retry)."""
         dropped = {id(turn) for turn in turns}
-        views = [view for view in self.query(MessageView) if id(view.turn) in dropped]
+        views = [view for view in self.query(MESSAGES) if id(view.turn) in dropped]
         await self.remove_children(views)
 
     async def clear_turns(self) -> None:
         self.answer = None
-        await self.query(MessageView).remove()
+        await self.query(MESSAGES).remove()
         self.query_one("#welcome").display = True
 
     def views(self) -> list[MessageView]:
-        return list(self.query(MessageView))
+        return list(self.query(MESSAGES))
 
     def last_view(self) -> MessageView | None:
         views = self.views()
@@ -174,9 +189,10 @@ class ConversationView(VerticalScroll, can_focus=False):
 
     def message_for_copy(self, focused: object) -> MessageView | None:
         """The focused message if a message has focus, else the last answer."""
-        if isinstance(focused, MessageView):
+        views = self.views()
+        if any(view is focused for view in views):
             return focused
-        answers = [view for view in self.views() if view.turn.role == "assistant"]
+        answers = [view for view in views if view.turn.role == "assistant"]
         return answers[-1] if answers else None
 
     def scroll_pages(self, pages: int) -> None:
@@ -193,4 +209,4 @@ class ConversationView(VerticalScroll, can_focus=False):
         return self.mount_all(views)
 
     def _view_of(self, turn: Turn) -> MessageView:
-        return next(view for view in self.query(MessageView) if view.turn is turn)
+        return next(view for view in self.query(MESSAGES) if view.turn is turn)

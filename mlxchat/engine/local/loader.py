@@ -19,6 +19,7 @@ from mlxchat.settings import read_generation_config
 from ..events import ModelInfo
 from ..thinking import ThinkingFormat, detect_thinking_format
 from .generation import PrefillChunker
+from .kv_attention import install as install_quantized_attention
 
 DEFAULT_CONTEXT = 4096
 
@@ -74,6 +75,7 @@ def load(ref, progress: Progress) -> LoadedModel:
 
         text_model, tokenizer = mlx_lm_load(str(path))
         vision = None
+    install_quantized_attention(vision=vision is not None)
     progress("Fitting weights to the device", 0.8)
     fit_to_device(vision.model if vision is not None else text_model)
     thinking = detect_thinking_format(tokenizer)

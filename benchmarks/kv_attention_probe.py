@@ -1,0 +1,170 @@
+"""Which quantized-attention shapes this MLX build runs, and what `kv_attention.quantized_attention` costs.
+
+    python benchmarks/kv_attention_probe.py OUT.json [--decode-keys 16384] [--quick]
+
+1. `mx.quantized_matmul` at the shapes quantized attention makes (bits 8/4, head sizes 64/128, one query row to a
+   512-token chunk): mlx-lm's broadcast over query heads, query heads folded into rows, each with the cache's
+   keys as a contiguous array and as its view (a slice of a buffer with room left). Each is run alone and its
+   error, if any, recorded.
+2. The attention functions at a Llama-3.2-1B layer's shape (32 query heads, 8 KV heads of 64, the activation
+   dtype of the device's models): mlx-lm's, ours, and dequantize-then-`mx.fast.scaled_dot_product_attention`,
+   each against full precision (max abs difference) and timed (median of repeated evaluations), for a prefill
+   chunk and a decode step over a long cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import mlx.core as mx
+from mlx_lm.models.base import quantized_scaled_dot_product_attention as mlx_lm_attention
+
+from mlxchat.engine.local.kv_attention import quantized_attention
+
+
+def _run(fn) -> str:
+    try:
+        mx.eval(fn())
+        return "ok"
+    except Exception as exc:  # the point is to record what this build refuses
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _cache_view(shape, length, bits, group, dtype, contiguous):
+    """A quantized (data, scales, biases) triple of `length` tokens: the whole array, or the view of a buffer
+    with room for 256 more, as mlx-lm's QuantizedKVCache returns it."""
+    capacity = length if contiguous else length + 256
+    full = mx.random.normal((*shape[:-2], capacity, shape[-1])).astype(dtype)
+    parts = mx.quantize(full, group_size=group, bits=bits)
+    return tuple(part[..., :length, :] for part in parts)
+
+
+def probe_shapes(dtype, quick: bool) -> list[dict]:
+    rows = []
+    heads, kv_heads = 32, 8
+    repeats = heads // kv_heads
+    for bits in (8, 4):
+        for head_size in (64, 128):
+            for length, keys_length in ((1, 1000), (4, 1000), (512, 1024)):
+                if quick and head_size == 128:
+                    continue
+                for contiguous in (True, False):
+                    keys = _cache_view((1, kv_heads, keys_length, head_size), keys_length, bits, 64, dtype, contiguous)
+                    values = _cache_view((1, kv_heads, keys_length, head_size), keys_length, bits, 64, dtype, contiguous)
+                    q5 = mx.random.normal((1, kv_heads, repeats, length, head_size)).astype(dtype)
+                    q4 = q5.reshape(1, kv_heads, repeats * length, head_size)
+                    s5 = mx.random.normal((1, kv_heads, repeats, length, keys_length)).astype(dtype)
+                    s4 = s5.reshape(1, kv_heads, repeats * length, keys_length)
+                    k5 = tuple(mx.expand_dims(p, -3) for p in keys)
+                    v5 = tuple(mx.expand_dims(p, -3) for p in values)
+                    cases = {
+                        "keys broadcast (mlx-lm)": lambda: mx.quantized_matmul(q5, *k5, transpose=True, group_size=64, bits=bits),
+                        "values broadcast (mlx-lm)": lambda: mx.quantized_matmul(s5, *v5, transpose=False, group_size=64, bits=bits),
+                        "keys folded": lambda: mx.quantized_matmul(q4, *keys, transpose=True, group_size=64, bits=bits),
+                        "values folded": lambda: mx.quantized_matmul(s4, *values, transpose=False, group_size=64, bits=bits),
+                        "keys folded, made contiguous": lambda: mx.quantized_matmul(
+                            q4, *(mx.contiguous(p) for p in keys), transpose=True, group_size=64, bits=bits
+                        ),
+                        "values folded, made contiguous": lambda: mx.quantized_matmul(
+                            s4, *(mx.contiguous(p) for p in values), transpose=False, group_size=64, bits=bits
+                        ),
+                    }
+                    for name, fn in cases.items():
+                        if contiguous and "made contiguous" in name:
+                            continue
+                        result = _run(fn)
+                        row = dict(case=name, bits=bits, head_size=head_size, queries=length, keys=keys_length,
+                                   cache="contiguous" if contiguous else "view", result=result)
+                        rows.append(row)
+                        print(f"{name:32s} bits {bits} D {head_size:3d} L {length:3d} S {keys_length:5d} "
+                              f"{row['cache']:10s} {result[:120]}", flush=True)
+    return rows
+
+
+def dequantized_attention(queries, q_keys, q_values, scale, mask, group_size=64, bits=8):
+    """The last resort: full-precision keys and values for this call only, then MLX's fused attention."""
+    keys = mx.dequantize(*q_keys, group_size=group_size, bits=bits).astype(queries.dtype)
+    values = mx.dequantize(*q_values, group_size=group_size, bits=bits).astype(queries.dtype)
+    return mx.fast.scaled_dot_product_attention(queries, keys, values, scale=scale, mask=mask)
+
+
+def _time(fn, repeats: int) -> float:
+    mx.eval(fn())
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        mx.eval(fn())
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def compare_attention(dtype, decode_keys: int, repeats: int) -> list[dict]:
+    rows = []
+    heads, kv_heads, head_size = 32, 8, 64
+    for label, length, keys_length, mask in (
+        ("prefill chunk", 512, 1024, "causal"),
+        ("decode step", 1, decode_keys, None),
+    ):
+        queries = mx.random.normal((1, heads, length, head_size)).astype(dtype)
+        capacity = keys_length + 200
+        keys = mx.random.normal((1, kv_heads, capacity, head_size)).astype(dtype)
+        values = mx.random.normal((1, kv_heads, capacity, head_size)).astype(dtype)
+        mx.eval(queries, keys, values)
+        scale = head_size**-0.5
+        full = mx.fast.scaled_dot_product_attention(
+            queries, keys[..., :keys_length, :], values[..., :keys_length, :], scale=scale, mask=mask
+        )
+        time_full = _time(lambda: mx.fast.scaled_dot_product_attention(
+            queries, keys[..., :keys_length, :], values[..., :keys_length, :], scale=scale, mask=mask), repeats)
+        rows.append(dict(shape=label, queries=length, keys=keys_length, function="full precision sdpa",
+                         result="ok", median_ms=time_full * 1e3))
+        for bits in (8, 4):
+            q_keys = tuple(p[..., :keys_length, :] for p in mx.quantize(keys, group_size=64, bits=bits))
+            q_values = tuple(p[..., :keys_length, :] for p in mx.quantize(values, group_size=64, bits=bits))
+            mx.eval(q_keys, q_values)
+            for name, fn in (
+                ("mlx-lm quantized", mlx_lm_attention),
+                ("ours (folded)", quantized_attention),
+                ("dequantize + sdpa", dequantized_attention),
+            ):
+                call = lambda fn=fn: fn(mx.array(queries), q_keys, q_values, scale=scale, mask=mask, group_size=64, bits=bits)
+                row = dict(shape=label, queries=length, keys=keys_length, bits=bits, function=name)
+                try:
+                    out = call()
+                    row["max_abs_vs_full"] = mx.abs(out.astype(mx.float32) - full.astype(mx.float32)).max().item()
+                    row["median_ms"] = _time(call, repeats) * 1e3
+                    row["result"] = "ok"
+                except Exception as exc:
+                    row["result"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json_out")
+    parser.add_argument("--decode-keys", type=int, default=16384)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="head size 64 only (a CPU)")
+    args = parser.parse_args()
+    gpu = mx.default_device() == mx.gpu
+    dtype = mx.bfloat16 if gpu else mx.float32
+    print("mlx", mx.__version__, mx.default_device(), dtype, flush=True)
+    result = {"mlx": mx.__version__, "device": str(mx.default_device()), "dtype": str(dtype)}
+
+    def write() -> None:  # after each part: a time limit keeps what finished
+        with open(args.json_out, "w") as handle:
+            json.dump(result, handle, indent=1)
+
+    result["attention"] = compare_attention(dtype, args.decode_keys, args.repeats)
+    write()
+    result["shapes"] = probe_shapes(dtype, args.quick)
+    write()
+
+
+if __name__ == "__main__":
+    main()

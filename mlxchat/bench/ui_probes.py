@@ -168,12 +168,12 @@ def stream_variant(name: str):
         def safe_end(self) -> int:
             return len(self.text)
 
-    def budget_only(markdown, code):
-        stream = AnswerStream(markdown, code)
+    def budget_only(markdown, code, **kwargs):
+        stream = AnswerStream(markdown, code, **kwargs)
         stream.fences = NoFences()
         return stream
 
-    def markdown_stream(markdown, code):
+    def markdown_stream(markdown, code, **_kwargs):
         stream = MarkdownStream(markdown)
         stream.start()
         return stream

@@ -36,3 +36,64 @@ async def test_a_new_token_count_waits_for_the_spinner_and_a_new_phase_does_not(
         bar.status = EngineStatus(phase="ready")
         assert str(app.query_one("#status-phase").content) == " ● ready "
         assert bar.has_class("-ready") and not bar.has_class("-generating")
+
+
+class FrozenClock:
+    """The bar's clock, moved by the test: the spinner's timer still fires, but it reads this time."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ClockedStatusApp(App):
+    def __init__(self, clock: FrozenClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(clock=self.clock, animate=True)
+
+
+async def test_the_answers_update_turns_the_spinner_and_draws_the_count_in_its_frame():
+    clock = FrozenClock()
+    app = ClockedStatusApp(clock)
+    async with app.run_test(size=(80, 3)):
+        bar = app.query_one(StatusBar)
+        generating = EngineStatus(phase="generating", tokens=10, tokens_per_s=50.0)
+        bar.status = generating
+        bar.status = replace(generating, tokens=20)
+        turned = bar.frame
+        bar.answer_drawn()
+        assert detail(app) == " 20 tokens · 50.0 tok/s", "drawn with the answer's update, not on the timer's tick"
+        assert bar.frame == turned + 1
+        bar.status = replace(generating, tokens=30)
+        bar.answer_drawn()
+        assert bar.frame == turned + 1, "at most one turn a tick_s"
+        bar.tick()
+        assert bar.frame == turned + 1, "the timer gives way while the answer turns the spinner"
+        clock.now += 2 * StatusBar.tick_s
+        bar.tick()
+        assert bar.frame > turned + 1, "the timer turns it again once the answer stops updating"
+        assert detail(app) == " 30 tokens · 50.0 tok/s"
+
+
+async def test_a_status_that_changes_nothing_visible_costs_no_frame():
+    from mlxchat.bench.frames import FrameRecorder
+
+    clock = FrozenClock()
+    app = ClockedStatusApp(clock)
+    async with app.run_test(size=(80, 3)) as pilot:
+        bar = app.query_one(StatusBar)
+        generating = EngineStatus(phase="generating", tokens=10, tokens_per_s=50.0)
+        bar.status = generating
+        bar.answer_drawn()  # the answer turns the spinner from here: the frozen clock keeps the timer's ticks away
+        await pilot.pause()
+        recorder = FrameRecorder(app)
+        for tokens in range(11, 60):
+            bar.status = replace(generating, tokens=tokens)  # waits for the spinner's next turn
+        await pilot.pause()
+        recorder.close()
+        assert recorder.frames == []

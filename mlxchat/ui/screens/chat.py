@@ -70,6 +70,7 @@ from ..paths_in_text import FoundPaths, find_paths, is_image_name, paths_to_atta
 from ..session_store import SessionStore
 from ..widgets.attachments import AttachmentItem, AttachmentPane
 from ..widgets.conversation import ConversationView
+from ..widgets.message import MessageView
 from ..widgets.model_download import ModelDownload
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status import StatusBar
@@ -287,6 +288,10 @@ class ChatScreen(Screen):
                     self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
             case Finished() if ours:
                 await self._finished(event, awaited)
+
+    @on(MessageView.AnswerDrawn)
+    def _answer_drawn(self) -> None:
+        self.status_bar.answer_drawn()
 
     async def _finished(self, event: Finished, awaited: Awaited) -> None:
         self.active = None

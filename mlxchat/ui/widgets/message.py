@@ -15,6 +15,7 @@ import re
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Label, Markdown, Static
@@ -77,6 +78,10 @@ class MessageView(Vertical, can_focus=True):
     reserve_lines = 8
     """While an answer streams below the fold, its view grows in steps of this many lines (see
     `get_content_height`)."""
+
+    class AnswerDrawn(Message):
+        """The streaming answer has just updated (at most 25 times a second). The screen draws what it shows on
+        the answer's clock (the status pane's spinner and token count) now, so it shares the answer's frame."""
 
     def __init__(self, turn: Turn, *, label: str, **kwargs) -> None:
         super().__init__(classes=f"message -{turn.role}", **kwargs)
@@ -143,7 +148,7 @@ class MessageView(Vertical, can_focus=True):
             return
         self._written = len(self.turn.text)
         if self._stream is None:
-            self._stream = AnswerStream(markdown, self._code)
+            self._stream = AnswerStream(markdown, self._code, on_update=lambda: self.post_message(self.AnswerDrawn()))
         await self._stream.write(visible(new_text))
 
     async def end_stream(self) -> None:

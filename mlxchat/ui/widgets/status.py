@@ -42,11 +42,19 @@ class StatusBar(Horizontal):
     StatusBar.-error { height: auto; max-height: 3; }
     """
 
-    status: reactive[EngineStatus] = reactive(EngineStatus, always_update=True, init=False)
-    """What to show. The chat screen replaces it with what the `engine_status` reducer returns."""
+    status: reactive[EngineStatus] = reactive(EngineStatus, always_update=True, init=False, repaint=False)
+    """What to show. The chat screen replaces it with what the `engine_status` reducer returns.
 
-    frame: reactive[int] = reactive(0, init=False)
-    """Spinner frame, advanced by a timer while the engine works (frozen when animation is off)."""
+    It does not repaint the bar: the labels repaint themselves when their text changes. A repainting reactive
+    marked the bar dirty on every text event, so each event cost a frame of its own, though nothing visible
+    changed (on the H200 most of the ~40 frames a second of a fast answer, issue 11)."""
+
+    frame: reactive[int] = reactive(0, init=False, repaint=False)
+    """Spinner frame, advanced while the engine works (frozen when animation is off): with the answer's own
+    updates while one streams (`answer_drawn`), else by a timer."""
+
+    tick_s = 0.1
+    """How often the spinner turns (and a streaming answer's token count is drawn)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, animate: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -54,6 +62,8 @@ class StatusBar(Horizontal):
         self._animate = animate
         self._shown: dict[str, tuple[str, int]] = {}  # label id -> (text, visible width) last drawn
         self._drawn_phase: StatusPhase | None = None
+        self._turned_at = float("-inf")  # clock time the spinner last turned
+        self._answer_at = float("-inf")  # clock time of the last `answer_drawn`
 
     def compose(self) -> ComposeResult:
         yield Label(id="status-phase")
@@ -62,12 +72,26 @@ class StatusBar(Horizontal):
 
     def on_mount(self) -> None:
         if self._animate:
-            self.set_interval(0.1, self._tick)
+            self.set_interval(self.tick_s, self.tick)
         self._draw()
 
-    def _tick(self) -> None:
-        if self.status.phase in _ANIMATED:
-            self.frame += 1
+    def tick(self) -> None:
+        """The timer's turn of the spinner. It gives way while an answer streams and turns it (`answer_drawn`):
+        two clocks a tenth of a second apart each cost the screen a frame, one clock costs one."""
+        now = self._clock()
+        if self.status.phase in _ANIMATED and now - self._answer_at >= 2 * self.tick_s:
+            self._turn(now)
+
+    def answer_drawn(self) -> None:
+        """The streaming answer has just updated on screen: turn the spinner and draw the waiting token count
+        now, at most once a `tick_s` (give or take a quarter), so they go out in the answer's frame."""
+        now = self._answer_at = self._clock()
+        if self._animate and self.status.phase in _ANIMATED and now - self._turned_at >= 0.75 * self.tick_s:
+            self._turn(now)
+
+    def _turn(self, now: float) -> None:
+        self._turned_at = now
+        self.frame += 1
 
     def watch_status(self, status: EngineStatus) -> None:
         """A new phase is drawn at once. While the spinner turns in the same phase (an answer streaming), a new
@@ -75,7 +99,7 @@ class StatusBar(Horizontal):
         one is UI-thread time taken from the engine between tokens, for a figure nobody reads 30 times a second
         (issue 11)."""
         if status.phase == self._drawn_phase and self._animate and status.phase in _ANIMATED:
-            return  # `_tick` draws it within 0.1 s
+            return  # the spinner's next turn draws it within `tick_s`
         if status.phase != self._drawn_phase:
             self._drawn_phase = status.phase
             self.set_class(True, f"-{status.phase}")

@@ -1,30 +1,21 @@
 """Provides `fit_prompt`: the conversation's prompt tokens, cut to the model's context by the overflow policy.
 
-`context_window.plan_window` decides from token costs; this module measures them with the model's tokenizer and
-chat template, then renders the chosen messages and checks the real length (a template's framing is estimated per
-message, so the check may shrink the room and plan again). The text route and the vision route (whose prompts
-also hold image tokens) share `fit_messages`.
+`prompt_fit.fit_messages` holds the rule (shared with the remote engine); this module gives it exact counts, from
+the model's tokenizer and chat template, and renders the chosen messages so the rule checks the real length (a
+template's framing is estimated per message, so the check may shrink the room and plan again). The text route and
+the vision route (whose prompts also hold image tokens) share `fit_messages`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
-from ..context_window import (
-    ContextOverflow,
-    Window,
-    answer_room,
-    describe_message_too_long,
-    describe_overflow,
-    plan_window,
-)
-from ..documents import describe_too_large, message_text
-from ..errors import OverflowRefused, RequestError
+from ..context_window import Window
+from ..documents import message_text
+from ..prompt_fit import fit_messages as shared_fit_messages
 from ..requests import ChatRequest, Message
 from .chat_template import render_prompt
-
-_REPLANS = 4
 
 
 @dataclass(frozen=True)
@@ -59,77 +50,22 @@ def fit_messages(
     measure: Callable[[ChatRequest], int],
     per_image: int = 0,
 ) -> tuple[ChatRequest, Window, int]:
-    """The request cut to fit (its kept messages), the window, and its measured prompt length.
-
-    `measure` gives the real prompt length of a request (the text route renders and tokenizes; the vision route
-    also counts image tokens); the last call is always for the request returned, so a caller may keep what it
-    built. `per_image` is the estimated token cost of one image, added to the cost of each message that has some.
-    """
-    everything = tuple(range(len(request.messages)))
-    length = measure(request)
-    if request.overflow == "stop":
-        # The former behaviour: read everything, refuse only what cannot be read at all.
-        if length >= context_size:
-            _refuse_last_alone_too_long(tokenizer, request, length, context_size, model_name, measure)
-            overflow = ContextOverflow(length, context_size - 1, "stop")
-            raise OverflowRefused(describe_overflow(overflow, model_name, context_size))
-        return request, Window(everything, (), length), length
-    reserved = answer_room(context_size, request.sampling.max_tokens)
-    room = context_size - reserved
-    if length <= room:
-        return request, Window(everything, (), length), length
-
-    costs, overhead = message_costs(tokenizer, request.messages)
-    costs = [cost + per_image * len(message.images) for cost, message in zip(costs, request.messages)]
-    roles = [message.role for message in request.messages]
-    keep_last = 2 if request.continue_last and len(roles) >= 2 and roles[-2] == "user" else 1
-    budget = room - overhead
-    for _ in range(_REPLANS):
-        try:
-            window = plan_window(costs, roles, room=budget, policy=request.overflow, keep_last=keep_last)
-        except ContextOverflow as overflow:
-            overflow.needed += overhead
-            overflow.room += overhead
-            last = request.messages[-1]
-            if last.documents and overflow.policy != "stop":
-                raise RequestError(_documents_too_large(tokenizer, last, overflow)) from None
-            raise RequestError(describe_overflow(overflow, model_name, context_size)) from None
-        fitted = replace(request, messages=tuple(request.messages[i] for i in window.kept))
-        length = measure(fitted)
-        if length <= room:
-            return fitted, window, length
-        budget -= length - room  # the cost estimate was short: plan again with less room
-    raise RequestError(describe_overflow(ContextOverflow(length, room, request.overflow), model_name, context_size))
+    """`prompt_fit.fit_messages` (the one fitting rule, shared with the remote engine) counting with the model's
+    tokenizer and chat template."""
+    return shared_fit_messages(TokenizerCounter(tokenizer), request, context_size, model_name, measure, per_image)
 
 
-def _refuse_last_alone_too_long(
-    tokenizer,
-    request: ChatRequest,
-    length: int,
-    context_size: int,
-    model_name: str,
-    measure: Callable[[ChatRequest], int],
-) -> None:
-    """Under "stop", a message that cannot fit even alone (with the system prompt) is plainly too long, as under
-    the other policies: no other policy and no summary of the conversation would make it fit, so it must not be
-    refused as an overflow (whose offer would loop: a new chat from a summary refuses it again). `length` is the
-    whole prompt's, already measured."""
-    messages = request.messages
-    system = 0
-    while system < len(messages) and messages[system].role == "system":
-        system += 1
-    keep_last = 2 if request.continue_last and len(messages) >= 2 and messages[-2].role == "user" else 1
-    tail_start = max(system, len(messages) - keep_last)
-    alone = length  # nothing before the last message: the whole prompt is it
-    if tail_start > system:
-        alone = measure(replace(request, messages=messages[:system] + messages[tail_start:]))
-    if alone < context_size:
-        return
-    overflow = ContextOverflow(alone, context_size - 1, "stop")
-    last = messages[-1]
-    if last.documents:
-        raise RequestError(_documents_too_large(tokenizer, last, overflow))
-    raise RequestError(describe_message_too_long(overflow, model_name, context_size))
+@dataclass(frozen=True)
+class TokenizerCounter:
+    """A `prompt_fit.TokenCounter` that counts exactly, with the model's tokenizer and chat template."""
+
+    tokenizer: object
+
+    def message_costs(self, messages: tuple[Message, ...]) -> tuple[list[int], int]:
+        return message_costs(self.tokenizer, messages)
+
+    def text_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
 
 def message_costs(tokenizer, messages: tuple[Message, ...]) -> tuple[list[int], int]:
@@ -148,12 +84,3 @@ def message_costs(tokenizer, messages: tuple[Message, ...]) -> tuple[list[int], 
     framing = max(0, (three - one - text_tokens("y") - text_tokens("x")) // 2)
     overhead = max(0, one - text_tokens("x") - framing)
     return [text_tokens(message_text(message)) + framing for message in messages], overhead
-
-
-def _documents_too_large(tokenizer, message: Message, overflow: ContextOverflow) -> str:
-    """Name the documents of the last message, their tokens, and the room the rest of the prompt leaves them."""
-    with_documents = len(tokenizer.encode(message_text(message), add_special_tokens=False))
-    without = len(tokenizer.encode(message.content, add_special_tokens=False))
-    document_tokens = with_documents - without
-    room = overflow.room - (overflow.needed - document_tokens)
-    return describe_too_large([path.name for path in message.documents], document_tokens, room)

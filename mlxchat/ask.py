@@ -16,9 +16,9 @@ import queue
 import signal
 import sys
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Mapping, TextIO
 
 from mlxchat.engine import (
     ChatRequest,
@@ -74,6 +74,8 @@ class AskJob:
     saved_caches: "SavedCacheFolder | None" = None
     """Where the engine keeps conversations' prompt caches, so a continued conversation does not read its whole
     history again."""
+    remote_context_sizes: Mapping[str, int] = field(default_factory=dict)
+    """`config.toml`'s `remote_context_size`: model id (or "*") → the context size of a remote model."""
     summarize: bool = False
     """`--summarize`: the model first summarizes `conversation`, a new conversation starts from the summary (saved
     to the history; the old one stays as it is), and the question is asked and saved there. For a conversation
@@ -205,7 +207,9 @@ def _engine_for(job: AskJob, sink) -> EngineCore:
         return Engine(sink, name="mlxchat-ask-engine", saved_caches=saved)
     from mlxchat.engine.remote import RemoteEngine
 
-    return RemoteEngine(sink, job.endpoint, job.api_key_env, name="mlxchat-ask-engine")
+    return RemoteEngine(
+        sink, job.endpoint, job.api_key_env, context_sizes=job.remote_context_sizes, name="mlxchat-ask-engine"
+    )
 
 
 class _Session:

@@ -320,6 +320,7 @@ def ask(
         api_key_env=api_key_env,
         conversation=conversation,
         saved_caches=saved_cache_folder(config),
+        remote_context_sizes=config.remote_context_sizes,
         summarize=summarize,
     )
     run_ask(job)

@@ -13,6 +13,7 @@ looks like this::
     endpoint = "http://gpu-box:8000/v1"   # chat through this server instead of a local model
     api_key_env = "MY_SERVER_KEY"          # the environment variable holding its API key
     prompt_cache_mb = 4096                 # disk for saved prompt caches (resume a long chat at once); 0: off
+    remote_context_size = 32768            # the server's context, where it does not say (or per model, below)
 
     [chat]
     system_prompt = "You are a concise assistant."
@@ -28,6 +29,10 @@ looks like this::
     model = "~/models/Qwen2.5-0.5B-Instruct-4bit"
     overflow = "truncate-middle"  # or "rolling-window", "stop": when a chat outgrows the context
     kv_bits = 8                # quantize the KV cache (4 or 8); leave out for full precision
+
+    [remote_context_size]      # instead of the line above: per model id on the server, "*" for the others
+    "mlx-community/Qwen3-8B-4bit" = 40960
+    "*" = 32768
 
     [keymap]                   # binding id = keys, as Textual's App.set_keymap takes them
     send = "ctrl+j"
@@ -279,6 +284,10 @@ class AppConfig:
     """The NAME of the environment variable that holds the server's API key (never the key itself: it stays out
     of files). None: no key is sent."""
 
+    remote_context_sizes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Model id on the server (or "*" for any) → its context size, from `remote_context_size` (a number for every
+    model, or a table). It wins over what the server says; without it the size the server tells is used."""
+
     prompt_cache_mb: int = 4096
     """How much disk the saved prompt caches may use, in MiB (least recently used go first). A saved cache lets a
     long conversation resume after a restart without reading its history again. 0 switches saving off."""
@@ -343,7 +352,7 @@ def describe_toml_error(path: Path, exc: tomllib.TOMLDecodeError, text: str = ""
 
 def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
     problems: list[str] = []
-    known_top = ("chat", "theme", "keymap", "endpoint", "api_key_env", "prompt_cache_mb")
+    known_top = ("chat", "theme", "keymap", "endpoint", "api_key_env", "prompt_cache_mb", "remote_context_size")
     for key in data:
         if key not in known_top:
             problems.append(f"{path}: unknown setting {key!r} ignored (known: {', '.join(known_top)}).")
@@ -401,9 +410,12 @@ def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
         problems.append(f"{path}: prompt_cache_mb = {prompt_cache_mb!r} ignored: it must be a whole number of MiB, 0 or more.")
         prompt_cache_mb = AppConfig.prompt_cache_mb
 
+    remote_context_sizes = _remote_context_sizes(data.get("remote_context_size"), path, problems)
+
     return AppConfig(
         chat=chat,
         prompt_cache_mb=prompt_cache_mb,
+        remote_context_sizes=remote_context_sizes,
         theme=theme,
         keymap=MappingProxyType(keymap),
         endpoint=endpoint,
@@ -411,6 +423,22 @@ def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
         path=path,
         problems=tuple(problems),
     )
+
+
+def _remote_context_sizes(value: Any, path: Path, problems: list[str]) -> Mapping[str, int]:
+    """`remote_context_size` read: a number (every model) or a table of model id → number; bad entries are
+    named in `problems` and left out."""
+    if value is None:
+        return MappingProxyType({})
+    table = value if isinstance(value, dict) else {"*": value}
+    sizes: dict[str, int] = {}
+    for model, size in table.items():
+        if isinstance(size, bool) or not isinstance(size, int) or not 256 <= size <= 100_000_000:
+            where = "remote_context_size" if not isinstance(value, dict) else f"remote_context_size.{model!r}"
+            problems.append(f"{path}: {where} = {size!r} ignored: it must be a number of tokens (256 or more).")
+            continue
+        sizes[model] = size
+    return MappingProxyType(sizes)
 
 
 def check_endpoint(value: Any) -> str | None:

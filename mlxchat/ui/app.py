@@ -387,7 +387,10 @@ def run_tui(
         from mlxchat.engine.remote.request import plain_http_key_warning
 
         remote["engine_factory"] = remote_engine_factory(
-            endpoint, api_key_env or config.api_key_env, model or chat_settings.model
+            endpoint,
+            api_key_env or config.api_key_env,
+            model or chat_settings.model,
+            context_sizes=config.remote_context_sizes,
         )
         warning = plain_http_key_warning(endpoint, api_key_env or config.api_key_env)
         notices += [warning] if warning else []

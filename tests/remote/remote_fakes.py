@@ -34,6 +34,12 @@ class FakeServer:
     chat: Scenario = field(default_factory=lambda: stream("Hello", " world"))
     models: list[str] = field(default_factory=lambda: ["fake/model-a", "/srv/models/model-b"])
     models_status: int = 200
+    model_extras: dict[str, dict] = field(default_factory=dict)
+    """Model id → extra fields of its `/v1/models` entry (vLLM's `max_model_len`, llama.cpp's `meta`…)."""
+    models_payload: object = None
+    """When set, `/v1/models` answers exactly this (JSON, or bytes as they are): a hostile or broken list."""
+    routes: dict[str, tuple[int, object]] = field(default_factory=dict)
+    """Other paths (as requested, e.g. "/props") → (status, JSON or bytes): a server's side endpoints."""
     seen: list[SeenRequest] = field(default_factory=list)
     client_closed: threading.Event = field(default_factory=threading.Event)
     nudge: threading.Event = field(default_factory=threading.Event)
@@ -82,14 +88,21 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._record()
+        if self.path in self.fake.routes:
+            return self.send_json(*self.fake.routes[self.path])
+        if self.path.endswith("/models") and self.fake.models_payload is not None:
+            return self.send_json(200, self.fake.models_payload)
         if not self.path.endswith("/models"):
             return self.send_json(404, {"error": {"message": "Not Found", "type": "not_found"}})
         if self.fake.models_status != 200:
             return self.send_json(self.fake.models_status, {"error": {"message": "no model list here"}})
-        self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.fake.models]})
+        entries = [{"id": m, "object": "model", **self.fake.model_extras.get(m, {})} for m in self.fake.models]
+        self.send_json(200, {"object": "list", "data": entries})
 
     def do_POST(self) -> None:
         self._record()
+        if self.path in self.fake.routes:
+            return self.send_json(*self.fake.routes[self.path])
         if not self.path.endswith("/chat/completions"):
             return self.send_json(404, {"error": {"message": "Not Found"}})
         try:

@@ -29,14 +29,16 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import httpx
 
+from ..context_window import ContextOverflow, describe_overflow
 from ..control import RequestControl
 from ..core import EngineCore, Sink
-from ..errors import RequestError
+from ..errors import OverflowRefused, RequestError
 from ..events import (
+    ContextWindow,
     Finished,
     FinishReason,
     ModelInfo,
@@ -47,9 +49,12 @@ from ..events import (
     Started,
     Usage,
 )
+from .context_size import PROBE_TIMEOUT_S, ListedContext, ServerOverflow, listed_contexts, probe_context, server_overflow
 from .request import Endpoint, RemoteTimeouts, chat_body, redact
 from .sse import MalformedStream, parse_model_list, server_error_from_body
 from .stream import StreamReader, transport_failure
+from .token_estimate import TokenEstimate
+from ..prompt_fit import fit_messages
 from ..requests import ChatRequest, LoadModel, Request
 from ..streaming import TurnClock, decode
 from ..thinking import TAGGED_THINKING, ThinkingSplitter
@@ -82,12 +87,22 @@ class RemoteModel:
     id: str
     name: str
     owned_by: str | None = None
+    listed_context: ListedContext | None = None
+    """What the server's model list says of the context size (see `context_size.listed_contexts`)."""
 
     @classmethod
-    def from_id(cls, model_id: str, owned_by: str | None = None) -> "RemoteModel":
+    def from_id(cls, model_id: str, owned_by: str | None = None, listed: ListedContext | None = None) -> "RemoteModel":
         path_like = model_id.startswith(("/", "~", ".")) or "\\" in model_id
         name = model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if path_like else model_id
-        return cls(model_id, name or model_id, owned_by)
+        return cls(model_id, name or model_id, owned_by, listed)
+
+
+class _ServerOverflowed(Exception):
+    """The server refused the prompt as longer than its context (raised inside `_stream`, handled in `_chat`)."""
+
+    def __init__(self, overflow: ServerOverflow) -> None:
+        super().__init__(overflow.message)
+        self.overflow = overflow
 
 
 class RemoteEngine(EngineCore):
@@ -96,7 +111,14 @@ class RemoteEngine(EngineCore):
     `model` is used when a `LoadModel` names none; with neither, the server's first listed model is selected
     (or, when the server lists none, requests name no model and the server uses its default).
     `api_key_env` names the environment variable that holds the API key; None sends no key.
-    Raises `ValueError` for an endpoint URL that cannot be used.
+    `context_sizes` maps a model id (or "*", any model) to its context size, from `config.toml`; it wins over
+    what the server says. Raises `ValueError` for an endpoint URL that cannot be used.
+
+    The overflow policy applies as on a local model (`prompt_fit.fit_messages`, the same rule), with token
+    counts estimated from characters (`token_estimate`: the server gives no tokenizer) against the context size
+    the config gives or the server tells (`context_size`). Without a size, everything is sent; a server that
+    refuses the prompt as too long gets the same outcome as a local model would give: the typed refusal under
+    "stop", and otherwise one retry with a tighter fit.
     """
 
     def __init__(
@@ -107,6 +129,7 @@ class RemoteEngine(EngineCore):
         model: str | None = None,
         *,
         timeouts: RemoteTimeouts | None = None,
+        context_sizes: Mapping[str, int] | None = None,
         name: str = "mlxchat-remote-engine",
     ) -> None:
         super().__init__(sink, name=name)
@@ -117,6 +140,11 @@ class RemoteEngine(EngineCore):
         # Owner-thread state; never touched from other threads.
         self._client: httpx.Client | None = None
         self._selected: RemoteModel | None = None
+        self.context_sizes = dict(context_sizes or {})
+        self._discovered: dict[str, int | None] = {}  # model id → what the server said (probed once per model)
+        self._learned: dict[str, int] = {}  # model id → the size a server's overflow error stated
+        self._refused: dict[str, ChatRequest] = {}  # model id → a prompt it refused as too long, giving no size
+        self._estimates: dict[str, TokenEstimate] = {}  # model id → its calibrated token estimate
         # The socket of the stream being read; `_interrupt` shuts it down from the caller's thread.
         self._live_socket: socket.socket | None = None
 
@@ -175,8 +203,11 @@ class RemoteEngine(EngineCore):
             return Finished(rid, "error", error=message)
         if control.cancelled:
             return Finished(rid, "cancelled")
+        context = self._context_size(chosen, discover=True)
+        if control.cancelled:
+            return Finished(rid, "cancelled")
         self._selected = chosen
-        info = ModelInfo(chosen.name, chosen.id, "remote", "", 0, 0, endpoint=self.endpoint.display)
+        info = ModelInfo(chosen.name, chosen.id, "remote", "", 0, context or 0, endpoint=self.endpoint.display)
         self._model_info = info
         self._emit(ModelLoaded(rid, info, time.perf_counter() - started))
         return Finished(rid, "stop")
@@ -215,17 +246,136 @@ class RemoteEngine(EngineCore):
             listed = parse_model_list(response.content)
         except MalformedStream as exc:
             raise RemoteError(f"{self.endpoint} sent an unusable model list ({exc})", unlisted=True) from None
-        return [RemoteModel.from_id(model_id, owner) for model_id, owner in listed]
+        contexts = listed_contexts(response.content)
+        return [RemoteModel.from_id(model_id, owner, contexts.get(model_id)) for model_id, owner in listed]
+
+    def _context_size(self, model: RemoteModel, discover: bool = False) -> int | None:
+        """The context size to fit prompts in: what the server's own overflow error stated, else config.toml,
+        else what the server tells (its model list, then its side endpoints, asked once per model when
+        `discover`), else a guess from a prompt it refused without saying its size, else None (unknown)."""
+        if model.id in self._learned:
+            return self._learned[model.id]
+        configured = self.context_sizes.get(model.id) or self.context_sizes.get(model.name) or self.context_sizes.get("*")
+        if configured:
+            return configured
+        if model.id not in self._discovered and discover:
+            self._discovered[model.id] = self._discover_context(model)
+        if self._discovered.get(model.id):
+            return self._discovered[model.id]
+        refused = self._refused.get(model.id)
+        if refused is not None:
+            # A guess: the refused prompt was too long, and one retry must be likely to fit, so prompts fit in half
+            # of it. Counted with the current estimate, so the guess follows the calibration.
+            return max(self._estimates[model.id].prompt_tokens(refused) // 2, 1)
+        return None
+
+    def _discover_context(self, model: RemoteModel) -> int | None:
+        listed = model.listed_context or ListedContext()
+        if listed.served:
+            return listed.served
+        size, where = probe_context(self._probe, model.id)
+        if size is not None:
+            log.info("%s: the context of %s is %d (from %s)", self.endpoint, model.name, size, where)
+            return size
+        return listed.trained  # llama.cpp's training size, when /props did not say what it runs with
+
+    def _probe(self, method: str, path: str, payload: dict | None) -> bytes | None:
+        """One short request to a side endpoint under the server's root (the API root less "/v1"); any failure
+        is None. The body is read up to `ERROR_BODY_LIMIT` bytes."""
+        root = self.endpoint.base_url.removesuffix("/").removesuffix("/v1")
+        try:
+            headers = self._auth_headers()
+            with self._client.stream(method, root + path, json=payload, headers=headers, timeout=PROBE_TIMEOUT_S) as response:
+                if response.status_code != 200:
+                    return None
+                return _read_bounded(response)
+        except (httpx.HTTPError, RequestError):
+            return None
 
     def _chat(self, request: ChatRequest, control: RequestControl) -> Finished:
         selected = self._selected
         if selected is None:
             raise RequestError(f"No model is selected on {self.endpoint}. Choose one with --model, or in the conversation settings (F3).")
         headers = self._auth_headers()
-        body = chat_body(request, selected.id or None)
         rid = request.request_id
+        estimate = self._estimates.setdefault(selected.id, TokenEstimate())
+        context = self._context_size(selected)
+        sent, length = self._fit(request, estimate, context, selected)
         clock = TurnClock(time.perf_counter(), 0, 0, 0)
         self._emit(Started(rid, 0, 0, "vision" if request.has_images else "text"))
+        try:
+            return self._stream(sent, length, context, headers, control, clock, estimate)
+        except _ServerOverflowed as refused:
+            overflow = refused.overflow
+        # The server counted more than the estimate (or the size was unknown): keep what it said, count longer.
+        estimated = estimate.prompt_tokens(sent)
+        needed = overflow.prompt_tokens or estimated
+        if request.overflow == "stop":
+            if overflow.context_size:
+                self._learned[selected.id] = overflow.context_size
+            raise OverflowRefused(self._describe_refusal(overflow, needed, context, selected))
+        if overflow.prompt_tokens or context is not None:  # the estimate was short of the server's count
+            estimate.tighten(sent, overflow.prompt_tokens)
+        if overflow.context_size:
+            self._learned[selected.id] = overflow.context_size
+        elif context is None:
+            self._refused[selected.id] = sent
+        if control.cancelled:
+            return Finished(rid, "cancelled")
+        context = self._context_size(selected)
+        sent, length = self._fit(request, estimate, context, selected)
+        try:
+            return self._stream(sent, length, context, headers, control, clock, estimate)
+        except _ServerOverflowed as again:
+            raise RequestError(
+                f"{self.endpoint} still finds the conversation too long for {selected.name} after turns were left "
+                f"out to fit (it said: “{again.overflow.message}”). Set the model's context size in config.toml "
+                "(remote_context_size), or start a new conversation."
+            ) from None
+
+    def _fit(
+        self, request: ChatRequest, estimate: TokenEstimate, context: int | None, model: RemoteModel
+    ) -> tuple[ChatRequest, int]:
+        """`request` cut to `context` by its overflow policy, with the estimated prompt length; the window is
+        reported as the local engine reports it. With no known size everything is sent, unreported."""
+        if context is None:
+            return request, estimate.prompt_tokens(request)
+        fitted, window, length = fit_messages(estimate, request, context, model.name, estimate.prompt_tokens)
+        rid = request.request_id
+        self._emit(ContextWindow(rid, request.overflow, window.hidden, length, context, context - length))
+        return fitted, length
+
+    def _describe_refusal(self, overflow: ServerOverflow, needed: int, context: int | None, model: RemoteModel) -> str:
+        """The "stop" policy's refusal after the server refused the prompt, worded as for a local model."""
+        context = overflow.context_size or context
+        if context:
+            return describe_overflow(ContextOverflow(needed, context - 1, "stop"), model.name, context)
+        return (
+            f"The conversation is about {needed} tokens, more than {model.name} on {self.endpoint} reads (it said: "
+            f"“{overflow.message}”), and this conversation's overflow policy is \"stop\". To go on, switch its "
+            "overflow policy to truncate-middle or rolling-window, or start a new conversation from a summary of "
+            "this one."
+        )
+
+    def _stream(
+        self,
+        request: ChatRequest,
+        length: int,
+        context: int | None,
+        headers: dict[str, str],
+        control: RequestControl,
+        clock: TurnClock,
+        estimate: TokenEstimate,
+    ) -> Finished:
+        """Send `request` (already fitted; `length` its estimated prompt tokens) and read the answer. Raises
+        `_ServerOverflowed` when the server refuses the prompt as too long, before any answer text."""
+        selected = self._selected
+        body = chat_body(request, selected.id or None)
+        # vLLM refuses a prompt plus max_tokens over its context: ask for at most what the context leaves.
+        capped = context is not None and body["max_tokens"] > context - length
+        if capped:
+            body["max_tokens"] = max(1, context - length)
+        rid = request.request_id
         reader = StreamReader(self.endpoint, control, self.timeouts, request.sampling.max_tokens)
         text, reasoning, failure, busy = "", "", None, False
         url = self.endpoint.url("/chat/completions")
@@ -236,7 +386,11 @@ class RemoteEngine(EngineCore):
                     self._interrupt(control)
                 content_type = response.headers.get("Content-Type", "")
                 if response.status_code != 200:
-                    failure, busy = self._http_failure(response, "/chat/completions")
+                    error_body = _read_bounded(response)
+                    overflow = _overflow_in(error_body)
+                    if overflow is not None and not control.cancelled:
+                        raise _ServerOverflowed(overflow)
+                    failure, busy = self._http_failure(response, "/chat/completions", error_body)
                 elif "application/json" in content_type:  # the whole answer at once: the server ignored "stream"
                     failure = f"{self.endpoint} answered without streaming ({content_type}); it needs to stream."
                 else:
@@ -257,7 +411,14 @@ class RemoteEngine(EngineCore):
             failure = None if control.cancelled else transport_failure(self.endpoint, exc, self.timeouts)
         finally:
             self._live_socket = None
+        said = reader.server_error
+        if said is not None and not reader.pieces and not control.cancelled:  # refused in-band, before any text
+            overflow = server_overflow(said.message, said.code or said.type)
+            if overflow is not None:
+                raise _ServerOverflowed(overflow)
         reader.apply_usage(clock)
+        if reader.usage is not None and reader.done:
+            estimate.calibrate(request, reader.usage.prompt_tokens)
         stats = clock.stats(rid, reader.last_token_at)
         self._emit(stats)
         usage = Usage(clock.prompt_tokens, clock.cached_tokens, clock.generated, clock.reasoning_tokens)
@@ -271,7 +432,7 @@ class RemoteEngine(EngineCore):
             error = self._redact(failure)
             return Finished(rid, "error", text, usage, error=error, stats=stats, reasoning=reasoning, busy=busy)
         reason = _FINISH_REASONS.get(reader.finish_reason or "stop", "stop")
-        return Finished(rid, reason, text, usage, stats=stats, reasoning=reasoning)
+        return Finished(rid, reason, text, usage, stats=stats, reasoning=reasoning, context_full=capped and reason == "length")
 
     def _interrupt(self, control: RequestControl) -> None:
         """Hang up now, from the caller's thread: shutting the socket down wakes the owner thread's blocked read at
@@ -301,10 +462,10 @@ class RemoteEngine(EngineCore):
         key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
         return redact(message, (key, *self.endpoint.credentials))
 
-    def _http_failure(self, response: httpx.Response, path: str) -> tuple[str, bool]:
+    def _http_failure(self, response: httpx.Response, path: str, body: bytes | None = None) -> tuple[str, bool]:
         """A person's message for an HTTP error status, quoting what the server said, and whether it is the
-        server saying it is busy."""
-        body = _read_bounded(response)
+        server saying it is busy. `body` is the response's, when already read."""
+        body = _read_bounded(response) if body is None else body
         said = server_error_from_body(body)
         status = response.status_code
         phrase = f"HTTP {status} {response.reason_phrase}".rstrip()
@@ -332,6 +493,12 @@ def _socket_of(response: httpx.Response) -> socket.socket | None:
     except Exception:
         return None
     return live if isinstance(live, socket.socket) else None
+
+
+def _overflow_in(body: bytes) -> ServerOverflow | None:
+    """The "prompt too long" an HTTP error body states, or None when it says something else."""
+    said = server_error_from_body(body)
+    return None if said is None else server_overflow(said.message, said.code or said.type, body)
 
 
 def _read_bounded(response: httpx.Response) -> bytes:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ..documents import message_text
 from ..requests import ChatRequest, Message
 from ..vision_inputs import load_image
 
@@ -182,13 +183,15 @@ def chat_body(request: ChatRequest, model_id: str | None) -> dict[str, Any]:
 
 
 def _message(message: Message) -> dict[str, Any]:
-    """Plain string content for text (every server reads it); content parts only where images are attached."""
+    """Plain string content for text (every server reads it); content parts only where images are attached.
+    The text holds the message's documents as the local engine's prompt does (`documents.message_text`)."""
+    text = message_text(message)
     if not message.images:
-        return {"role": message.role, "content": message.content}
+        return {"role": message.role, "content": text}
     parts: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": image_data_url(path)}} for path in message.images
     ]
-    parts.append({"type": "text", "text": message.content})
+    parts.append({"type": "text", "text": text})
     return {"role": message.role, "content": parts}
 
 

@@ -46,6 +46,7 @@ class StreamReader:
         self.busy = False  # the failure is the server saying it is busy (see `Finished.busy`)
         self.done = False
         self.failure: str | None = None
+        self.server_error: ServerError | None = None  # an in-band error frame, as the server worded it
         self.finish_reason: str | None = None
         self.usage: ServerUsage | None = None
         self.last_token_at: float | None = None  # when the last text or the finish reason came: decode ends
@@ -74,6 +75,7 @@ class StreamReader:
                     return
                 update = parse_chunk(event.data)
                 if update.error is not None:
+                    self.server_error = update.error
                     self.failure = self._in_band_failure(update.error)
                     return
                 self.usage = update.usage or self.usage

@@ -1,0 +1,290 @@
+"""The overflow policy on a remote model: the context size is read from what the server says (or config.toml),
+prompts are cut by the same rule as a local model's with estimated token counts, "stop" refuses with the typed
+outcome, and a server that still finds the prompt too long gets one tighter retry.
+
+The server is the loopback fake (`remote_fakes`), speaking real HTTP: a real vLLM, llama-server or LM Studio
+cannot run here. `context_limited` gives it a real context: it counts the prompt's tokens by its own rule (a
+tokenizer the client cannot see) and refuses what does not fit, in the words of the server it plays.
+"""
+
+from __future__ import annotations
+
+import pytest
+from remote_fakes import Scenario, stream
+from remote_turns import select
+
+from mlxchat.engine import ChatRequest, ContextWindow, Finished, Message, ModelLoaded, SamplingParams
+from mlxchat.engine.remote.context_size import server_overflow
+from mlxchat.engine.remote.token_estimate import DEFAULT_CHARS_PER_TOKEN, TokenEstimate
+
+MODEL = "fake/model-a"
+MAX_TOKENS = 64
+
+
+def context_limited(context: int, chars_per_token: float = 4.0, style: str = "vllm") -> Scenario:
+    """A server whose tokenizer makes `chars_per_token` characters a token (plus 4 per message). A prompt that
+    does not fit is refused as vLLM (prompt + max_tokens over the context), llama-server (its typed error with
+    `n_ctx`) or a server that gives no numbers ("bare") words it; a prompt that fits is answered with usage."""
+
+    def play(handler) -> None:
+        body = handler.fake.seen[-1].body
+        prompt = int(sum(len(m["content"]) / chars_per_token + 4 for m in body["messages"]))
+        wanted = body["max_tokens"]
+        if style == "vllm" and prompt + wanted > context:
+            message = (
+                f"This model's maximum context length is {context} tokens. However, you requested {prompt + wanted} "
+                f"tokens ({prompt} in the messages, {wanted} in the completion). Please reduce the length of the "
+                "messages or completion."
+            )
+            return handler.send_json(400, {"object": "error", "message": message, "type": "BadRequestError", "code": 400})
+        if style == "llama.cpp" and prompt > context:
+            error = {"code": 400, "message": "the request exceeds the available context size, try increasing it"}
+            error |= {"type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": context}
+            return handler.send_json(400, {"error": error})
+        if style == "bare" and prompt + wanted > context:
+            return handler.send_json(400, {"error": {"message": "Prompt too long for the context window."}})
+        stream("ok", usage=(prompt, 1))(handler)
+
+    return play
+
+
+def long_chat(exchanges: int = 20, chars: int = 400) -> tuple[Message, ...]:
+    """A system prompt, `exchanges` question/answer pairs of about `chars` characters each, and a last question."""
+    messages = [Message("system", "Be brief.")]
+    for turn in range(exchanges):
+        filler = ("word " * chars)[: chars - 12]
+        messages += [Message("user", f"q{turn:02d} {filler}"), Message("assistant", f"a{turn:02d} {filler}")]
+    return (*messages, Message("user", "And the last question?"))
+
+
+def chat(engine, event_log, messages, overflow: str = "truncate-middle") -> tuple[Finished, list[ContextWindow]]:
+    request = ChatRequest(messages, sampling=SamplingParams(temperature=0, max_tokens=MAX_TOKENS), overflow=overflow)
+    assert engine.submit(request) is None
+    finished = event_log.finished(request.request_id, 30)
+    windows = [e for e in event_log.of(request.request_id) if isinstance(e, ContextWindow)]
+    return finished, windows
+
+
+def loaded_context(event_log) -> int:
+    return [e for e in event_log.drain() if isinstance(e, ModelLoaded)][-1].info.context_size
+
+
+def sent_firsts(request) -> list[str]:
+    """The first word of each message the server received (q03, a03, …)."""
+    return [m["content"].split()[0] for m in request.body["messages"]]
+
+
+# ---- the context size -------------------------------------------------------------------------------------------
+
+
+def test_vllm_max_model_len_is_the_context(fake_server, remote_engines, event_log):
+    fake_server.model_extras = {MODEL: {"max_model_len": 2048, "owned_by": "vllm"}}
+    engine = remote_engines(fake_server.url)
+    assert select(engine, event_log, MODEL).reason == "stop"
+    assert loaded_context(event_log) == 2048
+    assert [r.path for r in fake_server.seen] == ["/v1/models"], "the list said it: nothing else is asked"
+
+
+def test_llama_cpp_props_n_ctx_wins_over_the_training_size(fake_server, remote_engines, event_log):
+    fake_server.model_extras = {MODEL: {"owned_by": "llamacpp", "meta": {"n_ctx_train": 131072, "n_vocab": 32000}}}
+    fake_server.routes["/props"] = (200, {"default_generation_settings": {"n_ctx": 4096}, "total_slots": 1})
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    assert loaded_context(event_log) == 4096
+    select(engine, event_log, MODEL)  # a second load of the same model asks nothing new
+    assert [r.path for r in fake_server.seen].count("/props") == 1
+
+
+def test_llama_cpp_training_size_when_props_is_missing(fake_server, remote_engines, event_log):
+    fake_server.model_extras = {MODEL: {"meta": {"n_ctx_train": 8192}}}
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    assert loaded_context(event_log) == 8192
+
+
+def test_lm_studio_and_ollama_side_endpoints(fake_server, remote_engines, event_log):
+    fake_server.routes["/api/v0/models"] = (
+        200, {"data": [{"id": "other", "max_context_length": 999999}, {"id": MODEL, "max_context_length": 32768, "loaded_context_length": 8192}]}
+    )
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    assert loaded_context(event_log) == 8192
+    del fake_server.routes["/api/v0/models"]
+    fake_server.routes["/api/show"] = (200, {"parameters": "stop \"<|im_end|>\"\nnum_ctx 16384", "model_info": {"qwen2.context_length": 32768}})
+    select(engine, event_log, "/srv/models/model-b")
+    assert loaded_context(event_log) == 16384
+    show = [r for r in fake_server.seen if r.path == "/api/show"]
+    assert show and show[-1].body == {"model": "/srv/models/model-b"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"data": [{"id": MODEL, "max_model_len": "lots", "context_length": -5, "max_context_length": True}]},
+        {"data": [{"id": MODEL, "max_model_len": 1e300, "meta": "n_ctx_train", "top_provider": [4096]}]},
+        {"data": [{"id": MODEL, "max_model_len": 12}, "not a model", None, {"id": 7, "max_model_len": 4096}]},
+        {"data": [{"id": MODEL, "max_model_len": {"value": 4096}, "meta": {"n_ctx_train": None}}]},
+    ],
+    ids=["words and negatives", "huge and misshapen", "too small, stray items", "nested"],
+)
+def test_a_hostile_model_list_gives_no_size_and_the_chat_still_works(fake_server, remote_engines, event_log, payload):
+    fake_server.models_payload = payload
+    fake_server.routes["/props"] = (200, b"<html>not json</html>")
+    fake_server.routes["/api/v0/models"] = (200, {"data": "nope"})
+    fake_server.routes["/api/show"] = (200, {"parameters": "num_ctx 99999999999", "model_info": {"x.context_length": "8k"}})
+    engine = remote_engines(fake_server.url)
+    assert select(engine, event_log, MODEL).reason == "stop"
+    assert loaded_context(event_log) == 0
+    finished, windows = chat(engine, event_log, long_chat(2))
+    assert finished.reason == "stop" and finished.text == "Hello world" and windows == []  # sent as is, as before
+
+
+def test_config_context_size_wins_over_the_server(fake_server, remote_engines, event_log):
+    fake_server.model_extras = {MODEL: {"max_model_len": 131072}}
+    engine = remote_engines(fake_server.url, context_sizes={MODEL: 3000, "*": 5000})
+    select(engine, event_log, MODEL)
+    assert loaded_context(event_log) == 3000
+    select(engine, event_log, "/srv/models/model-b")
+    assert loaded_context(event_log) == 5000
+
+
+# ---- the policies --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def vllm_2k(fake_server, remote_engines, event_log):
+    """A vLLM-like server with a 2,048-token context, model selected."""
+    fake_server.model_extras = {MODEL: {"max_model_len": 2048}}
+    fake_server.chat = context_limited(2048)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    return engine
+
+
+def test_truncate_middle_keeps_the_first_exchange_and_the_recent_turns(vllm_2k, fake_server, event_log):
+    messages = long_chat()
+    finished, windows = chat(vllm_2k, event_log, messages)
+    assert finished.reason == "stop" and finished.text == "ok"
+    (window,) = windows
+    assert window.policy == "truncate-middle" and window.context_size == 2048 and window.hidden
+    assert {0, 1, 2}.isdisjoint(window.hidden) and len(messages) - 1 not in window.hidden
+    (sent,) = fake_server.chats
+    words = sent_firsts(sent)
+    assert words[:3] == ["Be", "q00", "a00"] and words[-1] == "And"
+    assert len(words) == len(messages) - len(window.hidden)
+    assert sent.body["max_tokens"] <= MAX_TOKENS
+
+
+def test_rolling_window_lets_the_first_exchange_go(vllm_2k, fake_server, event_log):
+    finished, (window,) = chat(vllm_2k, event_log, long_chat(), overflow="rolling-window")
+    assert finished.reason == "stop"
+    assert 1 in window.hidden and 0 not in window.hidden
+    words = sent_firsts(fake_server.chats[0])
+    assert words[0] == "Be" and "q00" not in words and words[1].startswith("q")  # recent turns start with a question
+
+
+def test_stop_refuses_typed_without_sending(vllm_2k, fake_server, event_log):
+    finished, windows = chat(vllm_2k, event_log, long_chat(), overflow="stop")
+    assert finished.reason == "error" and finished.overflow_refused
+    assert 'overflow policy is "stop"' in finished.error and "2048" in finished.error
+    assert fake_server.chats == [] and windows == []
+
+
+def test_a_conversation_that_fits_is_sent_whole(vllm_2k, fake_server, event_log):
+    messages = long_chat(3)
+    finished, (window,) = chat(vllm_2k, event_log, messages, overflow="stop")
+    assert finished.reason == "stop" and window.hidden == ()
+    assert len(fake_server.chats[0].body["messages"]) == len(messages)
+
+
+# ---- the server's own refusal ----------------------------------------------------------------------------------
+
+
+def test_stop_without_a_known_size_maps_the_servers_error_to_the_typed_refusal(fake_server, remote_engines, event_log):
+    fake_server.chat = context_limited(2048)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    finished, _ = chat(engine, event_log, long_chat(), overflow="stop")
+    assert finished.reason == "error" and finished.overflow_refused
+    assert "2048" in finished.error and "truncate-middle" in finished.error
+    assert len(fake_server.chats) == 1, "stop reads everything or nothing: no retry"
+
+
+@pytest.mark.parametrize("style", ["vllm", "llama.cpp", "bare"])
+def test_an_unknown_size_is_learned_from_the_refusal_and_retried_once(fake_server, remote_engines, event_log, style):
+    fake_server.chat = context_limited(2048, style=style)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    finished, windows = chat(engine, event_log, long_chat())
+    assert finished.reason == "stop" and finished.text == "ok", finished.error
+    first, retry = fake_server.chats
+    assert len(retry.body["messages"]) < len(first.body["messages"])
+    assert windows and windows[-1].hidden and sent_firsts(retry)[:3] == ["Be", "q00", "a00"]
+    if style != "bare":
+        assert windows[-1].context_size == 2048
+    # The next turn fits at once: the size (or the guess) is kept for the session.
+    finished, _ = chat(engine, event_log, long_chat(21))
+    assert finished.reason == "stop" and len(fake_server.chats) == 3
+
+
+def test_an_estimate_too_low_is_retried_tighter(fake_server, remote_engines, event_log):
+    """The server's tokenizer is denser than the estimate assumes (1.5 characters a token): the fit the estimate
+    chose is refused, and the retry, counting longer, fits."""
+    fake_server.model_extras = {MODEL: {"max_model_len": 2048}}
+    fake_server.chat = context_limited(2048, chars_per_token=1.5)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    finished, windows = chat(engine, event_log, long_chat())
+    assert finished.reason == "stop", finished.error
+    first, retry = fake_server.chats
+    assert len(retry.body["messages"]) < len(first.body["messages"])
+    assert len(windows) == 2 and len(windows[1].hidden) > len(windows[0].hidden)
+
+
+def test_a_retry_that_still_does_not_fit_is_a_plain_error(fake_server, remote_engines, event_log):
+    fake_server.model_extras = {MODEL: {"max_model_len": 2048}}
+    fake_server.chat = context_limited(300, style="bare")  # the list says 2048; the server reads far less
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    finished, _ = chat(engine, event_log, long_chat())
+    assert finished.reason == "error" and not finished.overflow_refused
+    assert "still finds the conversation too long" in finished.error and "remote_context_size" in finished.error
+    assert len(fake_server.chats) == 2
+
+
+def test_a_context_error_after_text_is_not_retried(fake_server, remote_engines, event_log):
+    """Only a refusal before any answer is an overflow; an error mid-answer keeps the text, as before."""
+    from remote_fakes import chunk, raw_events
+
+    fake_server.chat = raw_events(chunk("Hel"), 'data: {"error": {"message": "context length exceeded"}}\n\n')
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    finished, _ = chat(engine, event_log, long_chat(1))
+    assert finished.reason == "error" and finished.text == "Hel" and len(fake_server.chats) == 1
+
+
+# ---- plain values ----------------------------------------------------------------------------------------------
+
+
+def test_server_overflow_reads_the_numbers_and_ignores_other_errors():
+    vllm = server_overflow("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens "
+                           "(4000 in the messages, 1000 in the completion).")
+    assert (vllm.context_size, vllm.prompt_tokens) == (4096, 4000)
+    lm_studio = server_overflow("Trying to keep the first 5210 tokens when context the overflows. However, the model "
+                                "is loaded with context length of only 4096 tokens, which is not enough.")
+    assert (lm_studio.context_size, lm_studio.prompt_tokens) == (4096, 5210)
+    assert server_overflow("x", "context_length_exceeded") is not None
+    for other in ("model 'x' not found", "Server busy", "Metal command buffer failed", None):
+        assert server_overflow(other) is None
+
+
+def test_the_estimate_calibrates_from_the_servers_count():
+    estimate = TokenEstimate()
+    request = ChatRequest(long_chat(5))
+    before = estimate.prompt_tokens(request)
+    estimate.calibrate(request, before // 2)  # the server counted half: its tokens hold more characters
+    assert estimate.calibrated and estimate.chars_per_token > DEFAULT_CHARS_PER_TOKEN
+    assert before // 2 <= estimate.prompt_tokens(request) < before
+    estimate.calibrate(request, 3)  # nonsense (below the fixed guesses) is ignored
+    assert estimate.chars_per_token > DEFAULT_CHARS_PER_TOKEN
+    assert TokenEstimate().text_tokens("日本語のテキスト") >= 8  # a token or more a character, not a quarter

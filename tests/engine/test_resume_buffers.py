@@ -37,7 +37,7 @@ def test_a_cache_read_from_disk_has_whole_steps_with_room(loaded, tmp_path):
     MLX's CUDA attention can take its cuDNN decode path (whole 256-token buffers only)."""
     model, _ = loaded
     saved = saved_cache(model, SavedCacheFolder(tmp_path / "caches"), list(range(1, 301)))
-    tokens, cache = saved.load("chat", "model", None)
+    tokens, cache, _ = saved.load("chat", "model", None)
     assert len(tokens) == 300
     for entry in cache:
         assert entry.offset == 300
@@ -57,7 +57,7 @@ def test_a_padded_cache_computes_what_the_exact_one_does(loaded, tmp_path):
     model, _ = loaded
     folder = SavedCacheFolder(tmp_path / "caches")
     saved = saved_cache(model, folder, list(range(1, 201)))
-    _, padded = saved.load("chat", "model", None)
+    _, padded, _ = saved.load("chat", "model", None)
     exact = load_prompt_cache(str(folder.file_for("chat")))  # mlx-lm's own read: buffers of exactly 200 tokens
     assert exact[0].keys.shape[2] == 200 and padded[0].keys.shape[2] == 256
     follow = mx.array([[9, 10, 11, 12]])
@@ -84,7 +84,7 @@ def test_a_quantized_cache_read_from_disk_has_room_too(tmp_path):
     assert isinstance(cache[0], QuantizedKVCache)
     saved = SavedPromptCaches(SavedCacheFolder(tmp_path / "caches"))
     saved.save("chat", "model", list(range(1, 101)), cache, 8)
-    _, loaded_cache = saved.load("chat", "model", 8)
+    _, loaded_cache, _ = saved.load("chat", "model", 8)
     assert {array.shape[2] for array in loaded_cache[0].keys} == {256}
     model(mx.array([[3, 4]]), cache=loaded_cache)
     assert loaded_cache[0].offset == 102

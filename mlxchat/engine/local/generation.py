@@ -20,6 +20,7 @@ from .context_fit import fit_prompt
 from ..control import CancelledByRequest, RequestControl
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .prompt_cache import ConversationCache, quantize_cache
+from .prompt_tokens import RememberingTokenizer
 from ..requests import ChatRequest
 from .scripted import Script, forced_processor
 from .chat_template import generation_prompt
@@ -189,7 +190,9 @@ def run_text_turn(
     request_id = request.request_id
     received = time.perf_counter()  # TTFT counts from here: fitting the prompt and reading a saved cache are part of it
     context_size = loaded.info.context_size
-    fitted = fit_prompt(loaded.tokenizer, request, context_size, loaded.info.name)
+    # The tokenizer remembers the last prompt's tokens: a follow-up tokenizes only its new text (prompt_tokens.py).
+    remembered = cache.prompt_for(request.conversation_id, request.saved_as)
+    fitted = fit_prompt(RememberingTokenizer(loaded.tokenizer, remembered), request, context_size, loaded.info.name)
     prompt = fitted.tokens
     answer_limit = min(request.sampling.max_tokens, fitted.answer_room)
     context_full = answer_limit < request.sampling.max_tokens

@@ -31,6 +31,7 @@ from mlx_lm.models.cache import (
 )
 
 from ..saved_caches import SUFFIX, SavedCacheFolder
+from .prompt_tokens import PromptTokens
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,18 @@ class SavedPromptCaches:
     def __init__(self, folder: SavedCacheFolder) -> None:
         self.folder = folder
 
-    def save(self, conversation_id: str, model_key: str, tokens: list[int], cache: list[Any], kv_bits) -> None:
-        """Write atomically (a temporary file renamed over the old one), then evict down to the cap."""
+    def save(
+        self,
+        conversation_id: str,
+        model_key: str,
+        tokens: list[int],
+        cache: list[Any],
+        kv_bits,
+        prompt: PromptTokens | None = None,
+    ) -> None:
+        """Write atomically (a temporary file renamed over the old one), then evict down to the cap. `prompt`
+        (the last prompt's text, whose tokens start `tokens`) is kept with it, so the follow-up after a restart
+        tokenizes only its new text."""
         target = self.folder.file_for(conversation_id)
         partial = target.with_name(target.name[: -len(SUFFIX)] + ".partial" + SUFFIX)
         metadata = {
@@ -142,6 +153,9 @@ class SavedPromptCaches:
             "mlxchat_kv_bits": "" if kv_bits is None else str(kv_bits),
             "mlxchat_tokens": json.dumps(tokens),
         }
+        if prompt is not None and prompt.text and list(prompt.tokens) == tokens[: len(prompt.tokens)]:
+            metadata["mlxchat_prompt_text"] = prompt.text
+            metadata["mlxchat_prompt_length"] = str(len(prompt.tokens))
         try:
             self.folder.root.mkdir(parents=True, exist_ok=True)
             save_prompt_cache(str(partial), used_part(cache), metadata)
@@ -152,8 +166,11 @@ class SavedPromptCaches:
             return
         self.folder.evict(keep=target)
 
-    def load(self, conversation_id: str, model_key: str, kv_bits) -> tuple[list[int], list[Any]] | None:
-        """The saved tokens and cache of the conversation, or None when there is none it can trust."""
+    def load(
+        self, conversation_id: str, model_key: str, kv_bits
+    ) -> tuple[list[int], list[Any], PromptTokens] | None:
+        """The saved tokens, cache and last prompt text of the conversation, or None when there is none it can
+        trust."""
         path = self.folder.file_for(conversation_id)
         if not path.is_file():
             return None
@@ -168,6 +185,10 @@ class SavedPromptCaches:
             mx.eval([entry.state for entry in cache])
             tokens = [int(token) for token in json.loads(metadata["mlxchat_tokens"])]
             saved_for = _saved_for(metadata)
+            prompt = PromptTokens()
+            length = int(metadata.get("mlxchat_prompt_length", 0))
+            if 0 < length <= len(tokens):
+                prompt = PromptTokens(metadata["mlxchat_prompt_text"], tuple(tokens[:length]))
         except Exception as exc:  # any unreadable file: a cache is an optimisation, never a reason to fail
             log.warning("ignoring the unreadable saved prompt cache %s: %s", path, exc)
             path.unlink(missing_ok=True)
@@ -175,7 +196,23 @@ class SavedPromptCaches:
         if saved_for != wanted or _cache_length(cache) != len(tokens):
             return None
         self.folder.touch(path)
-        return tokens, cache
+        return tokens, cache, prompt
+
+    def prompt_of(self, conversation_id: str, model_key: str) -> PromptTokens | None:
+        """The last prompt text saved with the conversation's cache, read from the file's header only (well under
+        a millisecond: the arrays are not read), or None."""
+        path = self.folder.file_for(conversation_id)
+        try:
+            metadata = read_header_metadata(path)
+            if (metadata["mlxchat_conversation"], metadata["mlxchat_model"]) != (conversation_id, model_key):
+                return None
+            length = int(metadata.get("mlxchat_prompt_length", 0))
+            tokens = json.loads(metadata["mlxchat_tokens"])
+            if not 0 < length <= len(tokens):
+                return None
+            return PromptTokens(metadata["mlxchat_prompt_text"], tuple(int(token) for token in tokens[:length]))
+        except Exception:  # absent or unreadable: the prompt is tokenized whole (`load` deals with the file)
+            return None
 
     def delete(self, conversation_id: str) -> None:
         self.folder.delete(conversation_id)
@@ -223,6 +260,8 @@ class ConversationCache:
     saved_as: str | None = None
     """The name the conversation's cache is saved under on disk (the history's id when the client knows it), or
     None for its `conversation_id`."""
+    prompt: PromptTokens = field(default_factory=PromptTokens)
+    """The last long prompt's text and tokens, for the next prompt's tokenizing (`RememberingTokenizer`)."""
     route: str = "text"
     """Which route filled the cache. Text and vision turns never share one: a vision model keeps rotary-position
     state from its image prompt (Qwen-VL), which the text route's positions do not match."""
@@ -235,6 +274,7 @@ class ConversationCache:
         self.tokens = []
         self.cache = None
         self.unsaved = False
+        self.prompt = PromptTokens()  # another model may tokenize another way
 
     def prepare(
         self,
@@ -263,6 +303,16 @@ class ConversationCache:
             trim_prompt_cache(self.cache, surplus)
             self.tokens = self.tokens[:keep]
         return Reuse(self.cache, keep)
+
+    def prompt_for(self, conversation_id: str, saved_as: str | None = None) -> PromptTokens:
+        """What the conversation's next prompt is tokenized against (`RememberingTokenizer`): the last prompt
+        remembered, or, when the cache in memory is another conversation's, the one saved with its cache (read
+        from the file's header before the turn reads the file)."""
+        if conversation_id != self.conversation_id and self.saved is not None and self.model_key is not None:
+            saved = self.saved.prompt_of(saved_as or conversation_id, self.model_key)
+            if saved is not None:
+                self.prompt = saved
+        return self.prompt
 
     def preload(self, conversation_id: str, kv_bits: int | None = None, saved_as: str | None = None) -> int:
         """Read the conversation's saved cache into memory ahead of its next turn (a `PrepareConversation`
@@ -307,7 +357,7 @@ class ConversationCache:
         if not self.kept_on_disk:
             self.saved.delete(name)
             return
-        self.saved.save(name, self.model_key, self.tokens, self.cache, self.kv_bits)
+        self.saved.save(name, self.model_key, self.tokens, self.cache, self.kv_bits, prompt=self.prompt)
         if name != self.conversation_id:  # saved under the session's id before the history named it: not kept
             self.saved.delete(self.conversation_id)
 
@@ -317,7 +367,9 @@ class ConversationCache:
         found = self.saved.load(self.saved_as or conversation_id, self.model_key, kv_bits)
         if found is None:
             return False
-        self.tokens, self.cache = found
+        self.tokens, self.cache, prompt = found
+        if prompt.text:
+            self.prompt = prompt
         self.conversation_id, self.kv_bits, self.route = conversation_id, kv_bits, "text"
         return True
 

@@ -68,7 +68,11 @@ class LongBenchConfig:
     room for the answer."""
     decode_tokens: int = 32
     vision_model: str | None = None
-    """A vision model for the image follow-up; None: a tiny random one (mlxchat.models.random_vision)."""
+    """A vision model for the image follow-up; None: a random one of `vision_shape` (mlxchat.models.random_vision)."""
+    vision_shape: str = "smolvlm-256m"
+    """The random vision model's shape: "smolvlm-256m" (SmolVLM-256M-Instruct's, a 1024x768 photo: 13 tiles,
+    832 image tokens through a 12 x 768 SigLIP tower), "smolvlm-tiles" (the same processing and tokens through a
+    narrow model) or "tiny" (a 256-pixel image, 64 tokens, for a CPU)."""
     image_rounds: int = 3
     resume_rounds: int = 3
 
@@ -267,43 +271,145 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
     }
 
 
-def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> dict[str, Any]:
+def vision_bench_model(shape: str, work: Path) -> tuple[str, tuple[int, int]]:
+    """A random vision model of `shape` (see `LongBenchConfig.vision_shape`), written under `work`, and the size
+    of picture it is meant to read."""
+    from dataclasses import replace
+
+    import mlx.core as mx
+
+    from mlxchat.models.random_vision import SMOLVLM_256M, TinyVisionSpec, build_tiny_vlm
+
+    if shape == "tiny":
+        # Tiny, but with an image that costs something: 256 patches through a 4-layer tower, 64 tokens.
+        spec, size = TinyVisionSpec(image_size=256, vision_hidden_size=256, vision_layers=4, text_hidden_size=256), (256, 256)
+    elif shape == "smolvlm-256m":
+        spec, size = SMOLVLM_256M, (1024, 768)
+        if mx.default_device() == mx.cpu:  # bfloat16 matmuls crawl on MLX's CPU build
+            spec = replace(spec, dtype="float32")
+    elif shape == "smolvlm-tiles":
+        # SmolVLM's processing at the real size (13 tiles, 832 image tokens) through a narrow model: the per-turn
+        # costs outside the model (reading, processing, tokenizing the picture) as they are, cheaply on a CPU.
+        spec = replace(SMOLVLM_256M, text_hidden_size=64, text_intermediate_size=128, text_layers=2, text_heads=4,
+                       text_kv_heads=2, vision_hidden_size=64, vision_intermediate_size=128, vision_layers=2,
+                       vision_heads=4, model_vocab_size=0, dtype="float32")
+        size = (1024, 768)
+    else:
+        raise ValueError(f"unknown vision shape {shape!r} (tiny, smolvlm-tiles, smolvlm-256m)")
+    return str(build_tiny_vlm(work / f"vlm-{shape}", spec=spec)), size
+
+
+def photo(path: Path, size: tuple[int, int], seed: int) -> Path:
+    """A JPEG of random pixels: each seed another picture, so no turn finds it already read."""
+    import numpy as np
     from PIL import Image
 
-    model = config.vision_model
-    if model is None:
-        from mlxchat.models.random_vision import TinyVisionSpec, build_tiny_vlm
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+    return path
 
-        # Tiny, but with an image that costs what images cost: 256 patches through a 4-layer tower, 64 tokens.
-        spec = TinyVisionSpec(image_size=256, vision_hidden_size=256, vision_layers=4, text_hidden_size=256)
-        model = str(build_tiny_vlm(work / "tiny-vlm", spec=spec))
-    image = work / "picture.png"
-    Image.new("RGB", (256, 256), (200, 40, 40)).save(image)
+
+def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> dict[str, Any]:
+    model, size = config.vision_model, (1024, 768)
+    if model is None:
+        model, size = vision_bench_model(config.vision_shape, work)
+    warm_image = photo(work / "warm-up.jpg", size, seed=1000)
     driver = Driver()
     driver.load(model)
-    firsts, follow_ups, cold_follow_ups, cached = [], [], [], []
-    for round_ in range(config.image_rounds):
-        progress(f"image follow-up: round {round_ + 1} of {config.image_rounds}")
-        opening = [Message("user", "What is in this picture?", (image,))]
-        first = driver.ask(opening, f"image-{round_}", config.decode_tokens)
-        follow = opening + [Message("assistant", first.finished.text), Message("user", "And its colours?")]
-        second = driver.ask(follow, f"image-{round_}", config.decode_tokens)
-        cold = driver.ask(follow, f"image-cold-{round_}", config.decode_tokens)  # the same follow-up, read whole
-        cold_follow_ups.append(cold.ttft_s)
-        firsts.append(first.ttft_s)
-        follow_ups.append(second.ttft_s)
-        cached.append(second.started.cached_tokens)
+    with PhaseTimer() as phases:
+        # Untimed: a fresh GPU compiles its kernels on first use (tens of seconds), which is not the turn's cost.
+        progress("image follow-up: warm-up turn")
+        warm = [Message("user", "What is in this picture?", (warm_image,))]
+        answer = driver.ask(warm, "image-warm-up", config.decode_tokens)
+        driver.ask(warm + [Message("assistant", answer.finished.text), Message("user", "And?")], "image-warm-up", 4)
+        phases.clear()
+        firsts, follow_ups, cold_follow_ups, cached, prompts = [], [], [], [], []
+        first_phases, follow_phases = [], []
+        for round_ in range(config.image_rounds):
+            progress(f"image follow-up: round {round_ + 1} of {config.image_rounds}")
+            image = photo(work / f"photo-{round_}.jpg", size, seed=round_)  # a new picture: read and processed
+            opening = [Message("user", "What is in this picture?", (image,))]
+            first = driver.ask(opening, f"image-{round_}", config.decode_tokens)
+            first_phases.append(phases.clear())
+            follow = opening + [Message("assistant", first.finished.text), Message("user", "And its colours?")]
+            second = driver.ask(follow, f"image-{round_}", config.decode_tokens)
+            follow_phases.append(phases.clear())
+            cold = driver.ask(follow, f"image-cold-{round_}", config.decode_tokens)  # the same follow-up, read whole
+            phases.clear()
+            cold_follow_ups.append(cold.ttft_s)
+            firsts.append(first.ttft_s)
+            follow_ups.append(second.ttft_s)
+            cached.append(second.started.cached_tokens)
+            prompts.append(first.started.prompt_tokens)
     driver.close()
     return {
         "model": model,
+        "shape": config.vision_shape if config.vision_model is None else None,
+        "image_pixels": list(size),
+        "first_prompt_tokens": prompts,
         "first_image_turn_ttft_s": median(firsts),
         "text_follow_up_ttft_s": median(follow_ups),
         "text_follow_up_without_cache_ttft_s": median(cold_follow_ups),
         "follow_up_cached_tokens": cached,
         "follow_up_route": second.started.route,
         "follow_up_over_first": median(follow_ups) / median(firsts),
+        "first_turn_phases_s": PhaseTimer.medians(first_phases),
+        "follow_up_phases_s": PhaseTimer.medians(follow_phases),
+        "all_ttft_s": {"first": firsts, "follow_up": follow_ups, "cold_follow_up": cold_follow_ups},
         "target": "<= 0.20",
     }
+
+
+class PhaseTimer:
+    """Times the vision route's steps (reading images, the processor, the template, the cache lookup) by wrapping
+    the module functions `run_vision_turn` calls, while the `with` block lasts. A bench-only look inside a turn:
+    the engine itself reports only TTFT. Calls run on the engine's owner thread; `clear` happens between turns.
+    Steps nest: `_fit_to_context` holds reading the images, `_prepare_inputs` (the processor) and `render_prompt`."""
+
+    STEPS = (
+        "_fit_to_context",
+        "_prepare_inputs",
+        "render_prompt",
+        "_images_fingerprint",
+        "_reuse_prefix",
+        "_generation_prompt",
+    )
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __enter__(self) -> "PhaseTimer":
+        from mlxchat.engine.local import vision
+
+        self._module, self._originals = vision, {}
+        for name in self.STEPS:
+            if hasattr(vision, name):
+                self._originals[name] = original = getattr(vision, name)
+                setattr(vision, name, self._timed(name, original))
+        return self
+
+    def _timed(self, name, original):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+        return timed
+
+    def clear(self) -> dict[str, float]:
+        seconds, self.seconds = self.seconds, {}
+        return seconds
+
+    def __exit__(self, *exc) -> None:
+        for name, original in self._originals.items():
+            setattr(self._module, name, original)
+
+    @staticmethod
+    def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+        names = {name for run in runs for name in run}
+        return {name: median([run.get(name, 0.0) for run in runs]) for name in sorted(names)}
 
 
 def short_context_copy(model_path: str, context: int, folder: Path) -> Path:
@@ -457,6 +563,7 @@ QUICK = dict(
     overflow_answer_tokens=48,
     memory_context=1024,
     resume_rounds=1,
+    vision_shape="tiny",
 )
 
 
@@ -470,12 +577,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-context", type=int)
     parser.add_argument("--resume-rounds", type=int, help="follow-ups each way in the resume section (alternated)")
     parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
+    parser.add_argument("--vision-shape", choices=("smolvlm-256m", "smolvlm-tiles", "tiny"), help="the random vision model's shape")
+    parser.add_argument("--image-rounds", type=int, help="image chats timed in the image section")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     config = LongBenchConfig(model=args.model, vision_model=args.vision_model)
     for name, value in (QUICK if args.quick else {}).items():
         setattr(config, name, value)
-    for name in ("history_tokens", "overflow_context", "memory_context", "resume_rounds"):
+    for name in ("history_tokens", "overflow_context", "memory_context", "resume_rounds", "vision_shape", "image_rounds"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]

@@ -30,6 +30,40 @@ class TinyVisionSpec:
     image_size: int = 64
     vocab_size: int = 512
     seed: int = 0
+    # Shape details a real checkpoint has (defaults: the tiny test model's). Widths of 0 mean twice the hidden size.
+    text_intermediate_size: int = 0
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    vision_intermediate_size: int = 0
+    vision_heads: int = 4
+    scale_factor: int = 2
+    split_edge: int = 0
+    """Idefics3/SmolVLM: an image is resized to this longest edge and cut into `image_size` tiles plus a global
+    one (their processors' image splitting); 0: no splitting, one tile."""
+    model_vocab_size: int = 0
+    """The embedding and output rows (a real vocabulary's cost); 0: just enough for the tokenizer."""
+    dtype: str = "float32"
+
+
+SMOLVLM_256M = TinyVisionSpec(
+    text_hidden_size=576,
+    text_intermediate_size=1536,
+    text_layers=30,
+    text_heads=9,
+    text_kv_heads=3,
+    vision_hidden_size=768,
+    vision_intermediate_size=3072,
+    vision_layers=12,
+    vision_heads=12,
+    patch_size=16,
+    image_size=512,
+    scale_factor=4,
+    split_edge=2048,
+    model_vocab_size=49280,
+    dtype="bfloat16",
+)
+"""HuggingFaceTB/SmolVLM-256M-Instruct's shape (SigLIP tower 12 x 768 over 512-pixel tiles, pixel shuffle 4: 64
+tokens a tile; SmolLM2-135M text model), random weights: what a benchmark needs to pay what a real image costs."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +100,15 @@ _IDEFICS3_TEMPLATE = (
 def _idefics3_recipe(architecture: str, spec: TinyVisionSpec) -> _Recipe:
     tokens = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>"]
     patches_per_side = spec.image_size // spec.patch_size
-    scale_factor = 2
+    scale_factor = spec.scale_factor
     image_seq_len = (patches_per_side // scale_factor) ** 2
     processor_type = "SmolVLM" if architecture == "smolvlm" else "Idefics3"
     text_config = {
         "model_type": "llama",
         "hidden_size": spec.text_hidden_size,
-        "intermediate_size": spec.text_hidden_size * 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "intermediate_size": spec.text_intermediate_size or spec.text_hidden_size * 2,
+        "num_attention_heads": spec.text_heads,
+        "num_key_value_heads": spec.text_kv_heads,
         "num_hidden_layers": spec.text_layers,
         "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0,
@@ -84,8 +118,8 @@ def _idefics3_recipe(architecture: str, spec: TinyVisionSpec) -> _Recipe:
     vision_config = {
         "model_type": f"{architecture}_vision",
         "hidden_size": spec.vision_hidden_size,
-        "intermediate_size": spec.vision_hidden_size * 2,
-        "num_attention_heads": 4,
+        "intermediate_size": spec.vision_intermediate_size or spec.vision_hidden_size * 2,
+        "num_attention_heads": spec.vision_heads,
         "num_hidden_layers": spec.vision_layers,
         "patch_size": spec.patch_size,
         "image_size": spec.image_size,
@@ -104,9 +138,9 @@ def _idefics3_recipe(architecture: str, spec: TinyVisionSpec) -> _Recipe:
         "processor_class": f"{processor_type}Processor",
         "do_convert_rgb": True,
         "do_resize": True,
-        "size": {"longest_edge": spec.image_size},
+        "size": {"longest_edge": spec.split_edge or spec.image_size},
         "max_image_size": {"longest_edge": spec.image_size},
-        "do_image_splitting": False,
+        "do_image_splitting": bool(spec.split_edge),
         "resample": 1,
         "do_rescale": True,
         "rescale_factor": 1 / 255,
@@ -240,7 +274,7 @@ def build_tiny_vlm(
     ids = _write_tokenizer(folder, spec, recipe)
 
     config = dict(recipe.config)
-    vocab_size = _round_up(max(ids.values()) + 1, 64)
+    vocab_size = max(_round_up(max(ids.values()) + 1, 64), spec.model_vocab_size)
     if "text_config" in config:  # nested (Idefics3) or flat at the top level (Qwen2-VL)
         config["text_config"] = {**config["text_config"], "vocab_size": vocab_size}
     config["vocab_size"] = vocab_size
@@ -254,7 +288,11 @@ def build_tiny_vlm(
     model = model_module.Model(model_config)
     _silence_rows(model, [ids[token] for token in recipe.silent_tokens])
 
-    weights = dict(tree_flatten(model.parameters()))
+    dtype = getattr(mx, spec.dtype)
+    weights = {
+        name: value.astype(dtype) if mx.issubdtype(value.dtype, mx.floating) else value
+        for name, value in tree_flatten(model.parameters())
+    }
     for name, axes in recipe.checkpoint_layout.items():
         weights[name] = weights[name].transpose(axes)
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})

@@ -1,9 +1,10 @@
 """Image conversations reuse their prompt cache: a text follow-up about an image neither encodes the image nor
-reads the history again; another image in the same place is read."""
+reads the history again, nor decodes or processes the picture again; another image in the same place is read."""
 
 from __future__ import annotations
 
 import importlib
+import os
 
 import pytest
 from PIL import Image
@@ -156,3 +157,54 @@ def test_an_image_chat_keeps_its_kv_cache_at_the_bits_asked_for(engine, event_lo
     assert second.cached_tokens >= first.prompt_tokens
     full, _ = ask(follow_up + [Message("assistant", "Red."), Message("user", "Sure?")], None)
     assert full.cached_tokens == 0, "a cache quantized one way never serves a turn that asks another"
+
+
+@pytest.fixture
+def image_work(monkeypatch, vlm_engine, event_log, vlm):
+    """Counts of the image work a turn does: pictures decoded from files, and runs of the model's real image
+    processor (its class's `__call__`, counted, then the model loaded again so the engine uses the counted one)."""
+    from mlxchat.engine.local import vision_memo
+
+    counts = {"decoded": 0, "processed": 0}
+    decode = vision_memo.load_image
+
+    def counting_decode(path):
+        counts["decoded"] += 1
+        return decode(path)
+
+    # The model's own image processor class: the engine's instance is of a subclass that remembers its calls.
+    processor_class = type(vlm_engine._loaded.vision.processor.image_processor).__mro__[1]
+    process = processor_class.__call__
+
+    def counting_process(self, *args, **kwargs):
+        counts["processed"] += 1
+        return process(self, *args, **kwargs)
+
+    monkeypatch.setattr(vision_memo, "load_image", counting_decode)
+    monkeypatch.setattr(processor_class, "__call__", counting_process)
+    load = LoadModel(str(vlm[1]))
+    vlm_engine.submit(load)
+    assert event_log.finished(load.request_id).reason == "stop"
+    return counts
+
+
+def test_a_follow_up_neither_decodes_nor_processes_the_picture_again(vlm_engine, event_log, pictures, image_work):
+    opening = [Message("user", "What is in this picture?", (pictures[0],))]
+    _, answer = turn(vlm_engine, event_log, opening, "memo")
+    assert image_work == {"decoded": 1, "processed": 1}
+    follow_up = opening + [Message("assistant", answer.text), Message("user", "And its colours?")]
+    second, _ = turn(vlm_engine, event_log, follow_up, "memo")
+    assert second.cached_tokens > 0
+    assert image_work == {"decoded": 1, "processed": 1}
+
+
+def test_a_picture_changed_in_the_same_file_is_read_again(vlm_engine, event_log, tmp_path, image_work):
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (220, 30, 30)).save(picture)
+    ask = [Message("user", "What is this?", (picture,))]
+    turn(vlm_engine, event_log, ask, "changed")
+    Image.new("RGB", (64, 64), (20, 30, 220)).save(picture)
+    os.utime(picture, ns=(1, 1))  # another content even where the clock would give the same change time
+    started, _ = turn(vlm_engine, event_log, ask, "changed")
+    assert image_work == {"decoded": 2, "processed": 2}
+    assert started.cached_tokens == 0

@@ -32,7 +32,8 @@ from .context_fit import fit_messages
 from .prompt_cache import ConversationCache, Reuse, kv_group_size
 from .thinking import thinking_setup
 from ..requests import ChatRequest
-from ..vision_inputs import image_paths, load_image, template_messages
+from ..vision_inputs import image_paths, template_messages
+from .vision_memo import ImageMemo
 
 
 class LanguageModelAdapter(nn.Module):
@@ -92,13 +93,14 @@ def _as_parts(message: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class VisionParts:
-    """A loaded vision model: the mlx-vlm `model` and `processor`, and the mlx-lm view of the same weights
-    (`text_model`, `tokenizer`) for text-only turns."""
+    """A loaded vision model: the mlx-vlm `model` and `processor`, the mlx-lm view of the same weights
+    (`text_model`, `tokenizer`) for text-only turns, and the last images read (`memo`)."""
 
     model: nn.Module
     processor: Any
     text_model: LanguageModelAdapter
     tokenizer: VisionTokenizer
+    memo: ImageMemo
 
 
 def load_vision_model(path: Path | str) -> VisionParts:
@@ -114,7 +116,7 @@ def load_vision_model(path: Path | str) -> VisionParts:
     hf_tokenizer = getattr(processor, "tokenizer", processor)
     eos = _eos_token_ids(path, processor, hf_tokenizer)
     tokenizer = VisionTokenizer(hf_tokenizer, _detokenizer_class(processor), eos_token_ids=eos)
-    return VisionParts(model, processor, LanguageModelAdapter(model.language_model), tokenizer)
+    return VisionParts(model, processor, LanguageModelAdapter(model.language_model), tokenizer, ImageMemo(processor))
 
 
 def _detokenizer_class(processor: Any):
@@ -173,6 +175,7 @@ def run_vision_turn(
 
     parts: VisionParts = loaded.vision
     request_id = request.request_id
+    received = time.perf_counter()  # TTFT counts from here, as on the text route: reading and processing images too
     context_size = loaded.info.context_size
     request, window, inputs = _fit_to_context(loaded, request)
     input_ids = inputs.pop("input_ids")
@@ -195,7 +198,7 @@ def run_vision_turn(
     cached = reuse.cached_tokens
     if cached:
         input_ids, pixel_values = input_ids[:, cached:], None
-    clock = TurnClock(time.perf_counter(), prompt_tokens, cached, context_size, peak_memory=peak_memory)
+    clock = TurnClock(received, prompt_tokens, cached, context_size, peak_memory=peak_memory)
     emit(Started(request_id, prompt_tokens, cached, "vision"))
     emit(ContextWindow(request_id, request.overflow, window.hidden, prompt_tokens, context_size, answer_room))
     emit(PrefillProgress(request_id, cached, prompt_tokens))
@@ -262,7 +265,7 @@ def _fit_to_context(loaded, request: ChatRequest):
 
     def measure(candidate: ChatRequest) -> int:
         if not prepared or prepared[-1][0] is not candidate:
-            images = [load_image(path) for path in image_paths(candidate.messages)]
+            images = parts.memo.load_images(image_paths(candidate.messages))
             prepared[:] = [(candidate, _prepare_inputs(parts, _render_prompt(parts, candidate), images))]
         return int(prepared[-1][1]["input_ids"].shape[1])
 

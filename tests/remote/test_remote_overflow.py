@@ -21,7 +21,7 @@ MODEL = "fake/model-a"
 MAX_TOKENS = 64
 
 
-def context_limited(context: int, chars_per_token: float = 4.0, style: str = "vllm") -> Scenario:
+def context_limited(context: int, chars_per_token: float = 4.0, style: str = "vllm", reply: str = "ok") -> Scenario:
     """A server whose tokenizer makes `chars_per_token` characters a token (plus 4 per message). A prompt that
     does not fit is refused as vLLM (prompt + max_tokens over the context), llama-server (its typed error with
     `n_ctx`) or a server that gives no numbers ("bare") words it; a prompt that fits is answered with usage."""
@@ -43,7 +43,7 @@ def context_limited(context: int, chars_per_token: float = 4.0, style: str = "vl
             return handler.send_json(400, {"error": error})
         if style == "bare" and prompt + wanted > context:
             return handler.send_json(400, {"error": {"message": "Prompt too long for the context window."}})
-        stream("ok", usage=(prompt, 1))(handler)
+        stream(reply, usage=(prompt, 1))(handler)
 
     return play
 
@@ -197,6 +197,32 @@ def test_a_conversation_that_fits_is_sent_whole(vllm_2k, fake_server, event_log)
     assert len(fake_server.chats[0].body["messages"]) == len(messages)
 
 
+def test_calibration_from_the_servers_count_lets_stop_send_what_fits(fake_server, remote_engines, event_log):
+    """The first estimate errs long (3 characters a token against this server's 4): a fresh engine refuses a
+    conversation of 472 server tokens (+32 for the answer) in 512. After one answer with usage, the estimate is
+    calibrated and the same conversation is sent, and fits."""
+    fake_server.model_extras = {MODEL: {"max_model_len": 512}}
+    fake_server.chat = context_limited(512)
+    answer = ("lorem ipsum " * 75)[:900]
+    short = (Message("user", "q1"), Message("assistant", answer), Message("user", "q2"))
+    longer = (*short, Message("assistant", answer), Message("user", "q3"))
+    sampling = SamplingParams(temperature=0, max_tokens=32)
+
+    def send(engine, messages) -> Finished:
+        request = ChatRequest(messages, sampling=sampling, overflow="stop")
+        assert engine.submit(request) is None
+        return event_log.finished(request.request_id, 30)
+
+    fresh = remote_engines(fake_server.url)
+    select(fresh, event_log, MODEL)
+    assert send(fresh, longer).overflow_refused and fake_server.chats == []
+    calibrated = remote_engines(fake_server.url)
+    select(calibrated, event_log, MODEL)
+    assert send(calibrated, short).reason == "stop"
+    finished = send(calibrated, longer)
+    assert finished.reason == "stop" and finished.text == "ok" and len(fake_server.chats) == 2
+
+
 # ---- the server's own refusal ----------------------------------------------------------------------------------
 
 
@@ -288,3 +314,54 @@ def test_the_estimate_calibrates_from_the_servers_count():
     estimate.calibrate(request, 3)  # nonsense (below the fixed guesses) is ignored
     assert estimate.chars_per_token > DEFAULT_CHARS_PER_TOKEN
     assert TokenEstimate().text_tokens("日本語のテキスト") >= 8  # a token or more a character, not a quarter
+
+
+# ---- the chat screen -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["truncate-middle", "stop"])
+async def test_the_chat_screen_marks_hidden_turns_and_offers_the_ways_out(fake_server, tmp_path, policy):
+    """The same `ContextWindow` and `Finished.overflow_refused` reach the screen as from a local model, so the
+    same marks appear (truncate-middle) and the same offer ("stop")."""
+    import time
+
+    from mlxchat.ui.screens.overflow_offer import OverflowOfferScreen
+
+    from mlxchat.engine.remote import remote_engine_factory
+    from mlxchat.settings import ChatSettings
+    from mlxchat.store import History
+    from mlxchat.ui.app import make_app
+    from mlxchat.ui.widgets.message import MessageView
+
+    answer = "lorem ipsum " * 100  # 300 of the server's tokens: two answers overflow its 512
+    fake_server.model_extras = {MODEL: {"max_model_len": 512}}
+    fake_server.chat = context_limited(512, reply=answer)
+    app = make_app(
+        engine_factory=remote_engine_factory(fake_server.url, None, MODEL),
+        model=MODEL,
+        history=History(tmp_path),
+        chat_settings=ChatSettings(temperature=0.0, model=MODEL, max_tokens=32, overflow=policy),
+    )
+
+    async def until(condition, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            await pilot.pause(0.02)
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(lambda: app.chat.model is not None and not app.chat.busy)
+        assert app.chat.model.context_size == 512
+        for question in ("q1", "q2"):
+            await pilot.press(*question, "enter")
+            await until(lambda: len(fake_server.chats) == int(question[1]) and not app.chat.busy)
+        await pilot.press("q", "3", "enter")
+        if policy == "stop":
+            await until(lambda: isinstance(app.screen, OverflowOfferScreen))
+            assert '"stop"' in app.screen.question and len(fake_server.chats) == 2
+            return
+        await until(lambda: len(fake_server.chats) == 3 and not app.chat.busy)
+        hidden = [view.turn.text for view in app.chat.conversation.query(MessageView) if not view.in_view]
+        assert hidden == ["q2", answer]
+        assert app.chat.status.turns_out_of_view == 2
+        assert [m["content"] for m in fake_server.chats[-1].body["messages"]] == ["q1", answer, "q3"]

@@ -236,6 +236,17 @@ def test_stop_without_a_known_size_maps_the_servers_error_to_the_typed_refusal(f
     assert len(fake_server.chats) == 1, "stop reads everything or nothing: no retry"
 
 
+def test_stop_gives_the_plain_error_for_a_message_too_long_even_alone(fake_server, remote_engines, event_log):
+    """No policy and no summary could make it fit, so the offer would loop: the plain "too long" instead."""
+    fake_server.chat = context_limited(2048)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    messages = (*long_chat(2), Message("assistant", "a"), Message("user", "word " * 2000))
+    finished, _ = chat(engine, event_log, messages, overflow="stop")
+    assert finished.reason == "error" and not finished.overflow_refused
+    assert "Shorten the message" in finished.error and "2048" in finished.error
+
+
 @pytest.mark.parametrize("style", ["vllm", "llama.cpp", "bare"])
 def test_an_unknown_size_is_learned_from_the_refusal_and_retried_once(fake_server, remote_engines, event_log, style):
     fake_server.chat = context_limited(2048, style=style)

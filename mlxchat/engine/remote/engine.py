@@ -310,16 +310,17 @@ class RemoteEngine(EngineCore):
         # The server counted more than the estimate (or the size was unknown): keep what it said, count longer.
         estimated = estimate.prompt_tokens(sent)
         needed = overflow.prompt_tokens or estimated
-        if request.overflow == "stop":
-            if overflow.context_size:
-                self._learned[selected.id] = overflow.context_size
-            raise OverflowRefused(self._describe_refusal(overflow, needed, context, selected))
         if overflow.prompt_tokens or context is not None:  # the estimate was short of the server's count
             estimate.tighten(sent, overflow.prompt_tokens)
         if overflow.context_size:
             self._learned[selected.id] = overflow.context_size
-        elif context is None:
+        elif context is None and request.overflow != "stop":
             self._refused[selected.id] = sent
+        if request.overflow == "stop":
+            known = self._context_size(selected)
+            if known:  # the same rule decides: a last message too long even alone is a plain error, no offer
+                fit_messages(estimate, request, known, selected.name, estimate.prompt_tokens)
+            raise OverflowRefused(self._describe_refusal(overflow, needed, context, selected))
         if control.cancelled:
             return Finished(rid, "cancelled")
         context = self._context_size(selected)

@@ -73,10 +73,10 @@ class TokenEstimate:
         self.calibrated = True
 
     def tighten(self, sent: ChatRequest, server_tokens: int | None = None) -> None:
-        """The server refused `sent` as too long although the estimate said it fit: lower the ratio so the
-        estimate of `sent` reaches the server's count (when its error said one) or grows by a quarter."""
+        """The server refused `sent` as too long: set the ratio so the estimate of `sent` is the server's count
+        (when its error said one: the truth, even when lower than the estimate) or grows by a quarter."""
         estimated = self.prompt_tokens(sent)
-        target = server_tokens if server_tokens and server_tokens > estimated else math.ceil(estimated * 1.25)
+        target = server_tokens if server_tokens else math.ceil(estimated * 1.25)
         factor = estimated / target
         self.chars_per_token = max(_RATIO_BOUNDS[0], self.chars_per_token * factor * CALIBRATION_MARGIN)
 

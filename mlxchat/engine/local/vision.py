@@ -25,6 +25,7 @@ from mlx_lm import tokenizer_utils
 
 from ..control import CancelledByRequest, RequestControl
 from ..errors import RequestError
+from ..context_window import answer_room
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
 from .chat_template import render_prompt, thinking_switch
@@ -269,10 +270,12 @@ def _fit_to_context(loaded, request: ChatRequest):
             prepared[:] = [(candidate, _prepare_inputs(parts, _render_prompt(parts, candidate), images))]
         return int(prepared[-1][1]["input_ids"].shape[1])
 
-    full = measure(request)
-    images = sum(len(message.images) for message in request.messages)
-    text_only = len(render_prompt(loaded.tokenizer, request))
-    per_image = max(0, full - text_only) // max(1, images)
+    full, per_image = measure(request), 0
+    if full > loaded.info.context_size - answer_room(loaded.info.context_size, request.sampling.max_tokens):
+        # Only a prompt that must be cut needs an image's cost, and finding it tokenizes the history again.
+        images = sum(len(message.images) for message in request.messages)
+        text_only = len(render_prompt(loaded.tokenizer, request))
+        per_image = max(0, full - text_only) // max(1, images)
     fitted, window, _length = fit_messages(
         loaded.tokenizer, request, loaded.info.context_size, loaded.info.name, measure, per_image
     )

@@ -157,7 +157,8 @@ def _row(name: str, value: str, target: str = "", ok: bool | None = None) -> str
 
 def format_ui_table(n: dict[str, Any]) -> str:
     mib = 2**20
-    lines = [f"UI benchmark · model {n['model']} · device {n['device']} · {n.get('stream_variant', 'code-stream')}", "", _row("measure", "value", "target"), "-" * 80]
+    switching = "default switch interval" if n.get("switch_interval_ms") is None else f"switch interval {n['switch_interval_ms']:g} ms"
+    lines = [f"UI benchmark · model {n['model']} · device {n['device']} · {n.get('stream_variant', 'code-stream')} · {switching}", "", _row("measure", "value", "target"), "-" * 80]
     lines.append(_row("raw mlx-lm decode (best)", f"{n['raw_decode_tps']:.1f} tok/s"))
     lines.append(_row("  raw runs (each just before a TUI run)", " / ".join(f"{v:.1f}" for v in n["raw_decode_tps_runs"])))
     lines.append(_row("TUI decode, rendered (best)", f"{n['tui_rendered_tps']:.1f} tok/s"))
@@ -198,6 +199,22 @@ def format_ui_table(n: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def set_app_policies(default_collector: bool, default_switch_interval: bool, switch_interval_ms: float | None) -> dict[str, Any]:
+    """Set the app's process-wide policies for the apps this benchmark runs (off: what each buys; the switch
+    interval: to compare values). Returns what the numbers record about them."""
+    from mlxchat.ui.collector import CollectorPolicy
+    from mlxchat.ui.switching import SwitchIntervalPolicy
+
+    CollectorPolicy.enabled = not default_collector
+    SwitchIntervalPolicy.enabled = not default_switch_interval
+    if switch_interval_ms is not None:
+        SwitchIntervalPolicy.interval_s = switch_interval_ms / 1000
+    return {
+        "collector_policy": CollectorPolicy.enabled,
+        "switch_interval_ms": SwitchIntervalPolicy.interval_s * 1000 if SwitchIntervalPolicy.enabled else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m mlxchat.bench.ui_bench [--model M | --tiny] [--tokens N] [--json PATH]`."""
     import argparse
@@ -215,15 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=STREAM_VARIANTS, default="code-stream", help="how answers are streamed (what each change bought)")
     parser.add_argument("--no-image", action="store_true", help="skip the image turn")
     parser.add_argument("--default-collector", action="store_true", help="leave the app's garbage-collector policy off (what it buys)")
+    parser.add_argument("--default-switch-interval", action="store_true", help="leave the app's switch-interval policy off (what it buys)")
+    parser.add_argument("--switch-interval-ms", type=float, default=None, help="the app's switch interval while it runs (default: the policy's)")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     rc = 0
-    if args.default_collector:
-        from mlxchat.ui.collector import CollectorPolicy
-
-        CollectorPolicy.enabled = False
+    policies = {"stream_variant": args.variant, **set_app_policies(args.default_collector, args.default_switch_interval, args.switch_interval_ms)}
     try:
         with tempfile.TemporaryDirectory(prefix="mlxchat-tiny-") as tmp:
             model = args.model
@@ -245,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             def checkpoint(numbers: dict[str, Any]) -> None:
                 if args.json:
-                    args.json.write_text(json.dumps({**numbers, "stream_variant": args.variant}, indent=2, default=str))
+                    args.json.write_text(json.dumps({**numbers, **policies}, indent=2, default=str))
 
             with stream_variant(args.variant):
                 numbers = run_ui_bench(
                     model, config, progress=lambda line: print(line, file=sys.stderr, flush=True), checkpoint=checkpoint
                 )
-            numbers["stream_variant"] = args.variant
+            numbers.update(policies)
         print(format_ui_table(numbers))
         if args.json:
             args.json.write_text(json.dumps(numbers, indent=2, default=str))

@@ -39,6 +39,7 @@ from .session_store import SessionStore, session_from
 from .keys import ACTIONS, bindings, checked_keymap, keys_for
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
+from .switching import SwitchIntervalPolicy
 from .terminal import QuitRequested, driver_for
 from .themes import DEFAULT_THEME, all_themes
 
@@ -108,6 +109,7 @@ class MlxChatApp(App[int]):
         self.farewell: list[str] = []
         """Lines for stderr once the screen has closed (what was not saved, where it was exported)."""
         self._collector = CollectorPolicy()
+        self._switching = SwitchIntervalPolicy()
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
         self.session = ChatSession(settings=defaults)
@@ -150,6 +152,7 @@ class MlxChatApp(App[int]):
 
     def _start_engine(self) -> None:
         self._collector.start()  # after the first frame: what start-up made stays, and leaves collection
+        self._switching.start()  # the owner thread gets the GIL back soon after each step
         self.engine.start()
         if self._load_model:
             self.chat.load_model(self.model_spec)
@@ -280,6 +283,7 @@ class MlxChatApp(App[int]):
         self.chat.store.close()
         self.engine.close(timeout_s=10.0)
         self._collector.stop()
+        self._switching.stop()
 
 
 def make_app(**options) -> MlxChatApp:

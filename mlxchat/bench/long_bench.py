@@ -321,7 +321,8 @@ def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> di
         progress("image follow-up: warm-up turn")
         warm = [Message("user", "What is in this picture?", (warm_image,))]
         answer = driver.ask(warm, "image-warm-up", config.decode_tokens)
-        driver.ask(warm + [Message("assistant", answer.finished.text), Message("user", "And?")], "image-warm-up", 4)
+        warm_follow = warm + [Message("assistant", answer.finished.text), Message("user", "And its colours?")]
+        driver.ask(warm_follow, "image-warm-up", config.decode_tokens)  # the timed turns' shapes, compiled
         phases.clear()
         firsts, follow_ups, cold_follow_ups, cached, prompts = [], [], [], [], []
         first_phases, follow_phases = [], []

@@ -47,6 +47,12 @@ class ModelInfo:
     base_model: bool = False
     """Imported from a GGUF without a chat template: it runs its family's turn format or plain completion."""
 
+    @property
+    def resumes_thinking(self) -> bool:
+        """Whether an answer stopped while thinking can think on from there (`ChatRequest.resume_thinking`): a
+        local model with a thinking format; a server has no way to take the old thought."""
+        return self.endpoint is None and self.thinking is not None
+
 
 @dataclass(frozen=True)
 class ModelLoading(Event):

@@ -23,7 +23,10 @@ so both agree on when thinking began and ended.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .requests import ChatRequest
 
 THINK_TAGS = ("<think>", "</think>")
 
@@ -201,3 +204,17 @@ class ThinkingSplitter:
             pieces[-1] = (self.thinking, pieces[-1][1] + text)
         else:
             pieces.append((self.thinking, text))
+
+
+def resume_applies(request: ChatRequest, resumes_thinking: bool) -> bool:
+    """Whether `request`'s `resume_thinking` is thought on from, or the question answered afresh: the one rule,
+    which the local engine applies (`local.thinking.settle_resume`) and the chat screen asks before it offers to
+    continue a thought.
+
+    A resume applies to a text turn (not a continued answer) on a model that `resumes_thinking` (a local model
+    with a thinking format: `ModelInfo.resumes_thinking`), with thinking not switched off. Anywhere else the
+    question is answered afresh: a model without a format has no thinking to go on with, a server has no way to
+    take it, a continued answer is already past its thinking, thinking switched off must not file the answer as
+    thinking, and the image route builds its prompt through mlx-vlm without the old thought (resuming only half
+    of it there started the splitter thinking and took the old thought off the budget)."""
+    return resumes_thinking and not request.continue_last and not request.has_images and request.thinking is not False

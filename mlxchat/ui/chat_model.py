@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from mlxchat.engine import ChatRequest, Message, PrepareConversation, Stats
+from mlxchat.engine.thinking import resume_applies
 from mlxchat.settings import ChatSettings
 
 TurnStatus = Literal["streaming", "complete", "stopped", "error"]
+Redo = Literal["retry", "continue"]
+"""A request that answers the last question again, or goes on with the stopped answer (not a fresh message)."""
 _session_ids = itertools.count(1)
 
 
@@ -71,8 +74,17 @@ class Turn:
     """Clock time the first thinking arrived (the live block counts from it)."""
     thought_s: float | None = None
     """How long the thinking took, once it ended (None while thinking, or for a turn read from history)."""
+    thought_before_s: float = 0.0
+    """Seconds thought before the answer was stopped while thinking (`pause_thinking`): a resumed thought adds its
+    own (the engine's `ThinkingDone` times only the resumed part), so "Thought for … s" covers all of it."""
     thinking_cut: bool = False
     """True when the thinking budget ended the thinking."""
+
+    def pause_thinking(self, now: float) -> None:
+        """The answer stopped while thinking: keep the seconds thought so far, and stop the live clock."""
+        if self.thinking_since is not None and self.thought_s is None:
+            self.thought_before_s += now - self.thinking_since
+            self.thinking_since = None
 
     def as_message(self) -> Message:
         """The engine's `Message`: the attached documents go as `documents`, the rest as images."""
@@ -139,14 +151,16 @@ class ChatSession:
             label=self.label(user_turn.text),
         )
 
-    def continue_request(self) -> ChatRequest | None:
+    def continue_request(self, resumes_thinking: bool) -> ChatRequest | None:
         """A request that goes on with the last answer, when it was stopped: it extends the answer's text, or, for
         an answer stopped while thinking (no text yet, which the model does not read back), asks the question
-        again with the thinking so far to resume from."""
+        again with the thinking so far to resume from. None when there is nothing to go on with, and when the
+        thought cannot be resumed (the engine's rule, `resume_applies`: an image turn, thinking switched off, a
+        model that does not `resumes_thinking`): the engine would answer afresh, which is a retry."""
         last = self.last_assistant()
         if last is None or last is not self.turns[-1] or not can_continue(last):
             return None
-        return ChatRequest(
+        request = ChatRequest(
             messages=self.context(),
             conversation_id=self.id,
             sampling=self.settings.sampling(),
@@ -155,6 +169,7 @@ class ChatSession:
             resume_thinking="" if last.text else last.thinking,
             label=self.label(),
         )
+        return request if last.text or resume_applies(request, resumes_thinking) else None
 
     def retry_request(self) -> ChatRequest | None:
         """A request that answers the last user turn again (the last answer, if any, is to be replaced)."""

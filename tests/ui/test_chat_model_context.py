@@ -10,7 +10,7 @@ def test_every_request_of_a_conversation_carries_its_overflow_policy_and_kv_bits
     session = ChatSession(settings=ChatSettings(overflow="rolling-window", kv_bits=8))
     question = Turn("user", "Hello")
     session.turns = [question, Turn("assistant", "Hi", status="stopped")]
-    requests = [session.request_for(Turn("user", "More")), session.continue_request(), session.retry_request()]
+    requests = [session.request_for(Turn("user", "More")), session.continue_request(False), session.retry_request()]
     assert [(r.overflow, r.kv_bits) for r in requests] == [("rolling-window", 8)] * 3
 
 

@@ -14,7 +14,7 @@ from mlxchat.engine import ChatRequest, ContextWindow, Engine, Finished, Message
 from mlxchat.settings import ChatSettings
 from mlxchat.store import History
 from mlxchat.ui.app import make_app
-from mlxchat.engine.summary import SUMMARY_INSTRUCTION
+from mlxchat.engine.summary import SUMMARY_INSTRUCTION, summary_intro
 from mlxchat.ui.screens.overflow_offer import OverflowOfferScreen, SummaryScreen
 from mlxchat.ui.widgets.message import MessageView
 
@@ -306,3 +306,77 @@ async def test_a_summary_that_ends_under_another_screen_closes_when_that_one_doe
         await pilot.press("n")
         await until(pilot, lambda: app.screen is app.chat, what="the chat on top again")
 
+
+
+# ---- a retry or a continue the "stop" policy refuses gets the same offer, and the way out redoes it -------------
+
+STOPPED = "On day 15, start at the"
+
+
+def long_conversation_ending_stopped(history: History, model) -> str:
+    """The long conversation, longer still, whose last answer was stopped part way (it can be continued)."""
+    conversation_id = long_conversation(history, model)
+    history.add_message(conversation_id, "user", "Day 15: and the last morning?")
+    history.add_message(conversation_id, "assistant", STOPPED, status="stopped")
+    return conversation_id
+
+
+async def redo_refused_with_offer(pilot, key: str) -> OverflowOfferScreen:
+    await loaded(pilot)
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, OverflowOfferScreen), 60, "the overflow offer")
+    return pilot.app.screen
+
+
+async def test_a_refused_continue_is_offered_the_ways_out_and_switching_continues_the_answer(apps, history):
+    conversation_id = long_conversation_ending_stopped(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        offer = await redo_refused_with_offer(pilot, "ctrl+r")
+        assert '"stop"' in offer.question and "the stopped answer" in offer.question
+        assert app.chat.prompt.text == "", "nothing to put back: the question is in the conversation"
+        stopped = app.chat.session.turns[-1]
+        assert (stopped.status, stopped.text) == ("stopped", STOPPED), "still the stopped answer it was"
+        await pilot.press("t")
+        await until(pilot, lambda: shown(app)[-1] == STOPPED + ANSWER and not app.chat.busy, 60, "the continue")
+        assert app.chat.session.turns[-1] is stopped and stopped.status == "complete"
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before[:-1] + [("assistant", STOPPED + ANSWER)]
+    assert history.get_conversation(conversation_id).settings.overflow == "truncate-middle"
+
+
+async def test_a_refused_retry_goes_on_in_a_new_chat_from_the_summary(apps, history):
+    conversation_id = long_conversation_ending_stopped(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        offer = await redo_refused_with_offer(pilot, "f5")
+        assert "answered again" in offer.question
+        await pilot.press("s")
+        await until(pilot, lambda: app.chat.session.stored_id != conversation_id, 60, "the new chat")
+        await until(pilot, lambda: shown(app)[-1] == ANSWER and not app.chat.busy, 60, "the answer")
+        new = app.chat.session
+        summary_window = [event for event in apps.events if isinstance(event, ContextWindow)][-2]
+        assert summary_window.policy == "truncate-middle"
+        await app.chat.store.flush()
+    intro = summary_intro(TITLE, conversation_id)
+    assert stored(history, new.stored_id) == [
+        ("user", intro), ("assistant", SUMMARY), ("user", "Day 15: and the last morning?"), ("assistant", ANSWER)
+    ]
+    assert stored(history, conversation_id)[:-1] == before[:-1], "the old conversation keeps its question"
+
+
+async def test_cancelling_a_refused_continue_leaves_the_answer_stopped_and_in_the_models_view(apps, history):
+    conversation_id = long_conversation_ending_stopped(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await redo_refused_with_offer(pilot, "ctrl+r")
+        await pilot.press("escape")
+        await until(pilot, lambda: "Nothing was sent" in app.chat.notice_text(), what="the offer cancelled")
+        assert app.chat.prompt.text == ""
+        assert app.chat.session.continue_request(False) is not None, "it can still be continued"
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before
+    assert history.get_conversation(conversation_id).settings.overflow == "stop"

@@ -26,11 +26,13 @@ REFUSAL = (
 )
 
 
-def lisbon_trip() -> Conversation:
+def lisbon_trip(last_status: str = "complete") -> Conversation:
     when = datetime(2026, 5, 1, tzinfo=timezone.utc)
     texts = [("user", "Plan four days in Lisbon for me, 900 euros."), ("assistant", "Day 1: Alfama and tram 28.")]
+    statuses = ["complete", last_status]
     messages = tuple(
-        StoredMessage(number, "trip-1", role, text, "complete", when) for number, (role, text) in enumerate(texts, 1)
+        StoredMessage(number, "trip-1", role, text, status, when)
+        for number, ((role, text), status) in enumerate(zip(texts, statuses), 1)
     )
     settings = ChatSettings(overflow="stop")
     return Conversation("trip-1", "Lisbon trip", when, when, settings, messages)
@@ -62,8 +64,16 @@ async def new_chat_scene(pilot, engine) -> None:
     await until(pilot, lambda: not pilot.app.chat.busy, what="the answer")
 
 
-def snap(snap_compare, staged_app, scene) -> bool:
-    app, engine = staged_app(conversation=lisbon_trip())
+async def continue_offer_scene(pilot, engine) -> None:
+    """The stopped last answer was continued (Ctrl+R) and refused by the "stop" policy: the offer is up."""
+    await staged.loaded_scene(pilot, engine)
+    await pilot.press("ctrl+r")
+    engine.finish("error", error=REFUSAL, overflow_refused=True)
+    await until(pilot, lambda: isinstance(pilot.app.screen, OverflowOfferScreen), what="the offer")
+
+
+def snap(snap_compare, staged_app, scene, conversation: Conversation | None = None) -> bool:
+    app, engine = staged_app(conversation=conversation or lisbon_trip())
 
     async def run_before(pilot) -> None:
         await scene(pilot, engine)
@@ -94,3 +104,12 @@ def test_the_new_chat_from_the_summary(snap_compare, staged_app):
     (history id trip-1). This chat continues that conversation, …", then the assistant's three-line summary, then
     "Which museum first?" and its answer "Start with the Gulbenkian."; the status pane ready."""
     assert snap(snap_compare, staged_app, new_chat_scene)
+
+
+def test_the_offer_for_a_refused_continue(snap_compare, staged_app):
+    """You should see the same dialog over the "Lisbon trip" chat, without "Your message is kept.", ending "… which
+    stays as it is. Your last question and the stopped answer go there, and the answer goes on.", and the buttons
+    "t  Switch to truncate-middle and continue", "r  Switch to rolling-window and continue", "s  New chat from a
+    summary, then continue there" and "Esc  Cancel: leave the conversation as it is". Behind it, the answer "Day 1:
+    Alfama and tram 28." is still the stopped answer (its footer offers to continue), and the prompt is empty."""
+    assert snap(snap_compare, staged_app, continue_offer_scene, lisbon_trip("stopped"))

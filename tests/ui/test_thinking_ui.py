@@ -5,13 +5,14 @@ conversation by a key (with the reason when the model cannot think). Snapshots o
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 import staged
 from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
 from mlxchat.store import History
-from mlxchat.ui.chat_model import Turn
+from mlxchat.ui.chat_model import ChatSession, Turn
 from mlxchat.ui.widgets.thinking import ThinkingBlock, stopped_footer
 
 from conftest import SIZE, until
@@ -112,7 +113,7 @@ async def test_continuing_an_answer_stopped_while_thinking_resumes_the_thinking(
         await stopped_while_thinking_scene(pilot, engine)
         view = app.chat.conversation.views()[-1]
         assert "continues" in str(view.query_one(".message-footer").content), "the hint offers to continue"
-        app.chat.action_continue_answer()
+        await app.chat.action_continue_answer()
         request = engine.submitted[-1]
         assert (request.resume_thinking, request.continue_last) == (THOUGHT, False)
         assert request.messages[-1].role == "user", "the question is asked again, the thinking resumed"
@@ -125,6 +126,32 @@ async def test_continuing_an_answer_stopped_while_thinking_resumes_the_thinking(
         turn = view.turn
         assert (turn.thinking, turn.text) == (THOUGHT + "\nSay it plainly.", "MLX is an array framework.")
         assert turn.status == "complete" and view.turn is app.chat.session.turns[-1]
+        assert header(app) == "▸ Thought for 3.0 s · 4 tokens", "2.5 s before the stop and 0.5 s resumed"
+
+
+async def test_a_thought_that_cannot_be_resumed_is_answered_afresh_not_continued(staged_app):
+    """With thinking switched off the engine would answer afresh (`resume_applies`): the continue key asks for
+    that, a retry, so the stopped thought is not shown as if the model went on from it."""
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await stopped_while_thinking_scene(pilot, engine)
+        stopped = app.chat.session.turns[-1]
+        app.chat.session.settings = replace(app.chat.session.settings, thinking=False)
+        await app.chat.action_continue_answer()
+        request = engine.submitted[-1]
+        assert (request.resume_thinking, request.continue_last) == ("", False)
+        assert app.chat.session.turns[-1] is not stopped and stopped not in app.chat.session.turns
+        assert "written afresh" in app.chat.notice_text()
+
+
+def test_the_continue_request_resumes_a_thought_only_where_the_engine_would():
+    question = Turn("user", "What is MLX?")
+    stopped = Turn("assistant", status="stopped", thinking="The user asks")
+    session = ChatSession(turns=[question, stopped])
+    assert session.continue_request(True).resume_thinking == "The user asks"
+    assert session.continue_request(False) is None, "a model that cannot resume a thought"
+    question.images = (Path("cat.png"),)
+    assert session.continue_request(True) is None, "an image turn is answered afresh"
 
 
 async def test_thinking_is_stored_apart_and_copy_takes_the_answer_only(staged_app, history):

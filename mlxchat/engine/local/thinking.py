@@ -13,7 +13,7 @@ from typing import Any
 import mlx.core as mx
 
 from ..requests import ChatRequest
-from ..thinking import ThinkingFormat, ThinkingSplitter
+from ..thinking import ThinkingFormat, ThinkingSplitter, resume_applies
 from .scripted import only_token
 
 
@@ -58,18 +58,10 @@ class ThinkingBudget:
 
 
 def settle_resume(request: ChatRequest, format: ThinkingFormat | None) -> ChatRequest:
-    """`request` with `resume_thinking` kept only where a resume applies; the one place that decides it.
-
-    A resume applies to a text turn (not a continued answer) on a model with a thinking format, with thinking not
-    switched off. Anywhere else the question is answered afresh: a model without a format has no thinking to go
-    on with, a continued answer is already past its thinking, thinking switched off must not file the answer as
-    thinking, and the image route builds its prompt through mlx-vlm without the old thought (resuming only half
-    of it there started the splitter thinking and took the old thought off the budget). Every later step (the
-    prompt, the splitter's start, the budget, the counts, `Finished.reasoning`) only reads whether it is set.
-    """
-    applies = (
-        format is not None and not request.continue_last and not request.has_images and request.thinking is not False
-    )
+    """`request` with `resume_thinking` kept only where a resume applies (`thinking.resume_applies`, the rule the
+    chat screen asks too). Every later step (the prompt, the splitter's start, the budget, the counts,
+    `Finished.reasoning`) only reads whether it is set."""
+    applies = resume_applies(request, format is not None)
     return request if applies or not request.resume_thinking else replace(request, resume_thinking="")
 
 

@@ -50,7 +50,7 @@ from mlxchat.settings import ChatSettings
 from mlxchat.terminal_text import visible
 
 from ..attachment_files import Attachment
-from ..chat_model import ChatSession, Turn
+from ..chat_model import ChatSession, Redo, Turn, can_continue
 from ..chat_summary import summarized_session, summary_request
 from ..engine_status import (
     AnswerKeys,
@@ -90,6 +90,9 @@ class Answering:
     view: ConversationView
     deleted: bool = False
     """Its conversation was deleted from the list while it answered: the answer is stopped and saved nowhere."""
+    redo: Redo | None = None
+    """A retry or a continue (None: a fresh message). Refused by the "stop" policy, it gets the same offer as a
+    message, and the way out chosen does it again."""
 
 
 @dataclass
@@ -101,6 +104,9 @@ class Summarizing:
     source: ChatSession
     question: Turn
     screen: SummaryScreen
+    redo: Redo | None = None
+    """For a refused retry or continue: what is done again in the new chat, which carries the question (and the
+    stopped answer, to continue) after the summary; `question` is then still in `source`."""
 
 
 def answering_view(answering: Answering | None) -> ConversationView | None:
@@ -303,7 +309,7 @@ class ChatScreen(Screen):
         elif awaited.kind == "chat":
             answering, self.answering = self.answering, None
             answering.session.context_used = self.status.context_used
-            answer = await answering.view.finish(event)
+            answer = await answering.view.finish(event, self.clock())
             if answering.deleted:
                 self._set_status(answer_deleted(self.status, answering.session.title))
                 if answering.view is not self.conversation:
@@ -311,6 +317,8 @@ class ChatScreen(Screen):
             elif answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
                 self.store.save_answer(answering.session, answer)
                 await answering.view.remove()
+            elif event.overflow_refused and answering.redo is not None and self.session.last_user() is not None:
+                self._refused_redo(event, answer, answering.redo)
             elif event.overflow_refused and (question := await self._take_back(answer)) is not None:
                 self._offer_ways_out(event, question)
             elif not (event.busy and await self._take_back_refused_question(event, answer)):
@@ -507,9 +515,9 @@ class ChatScreen(Screen):
         self._show_title()
         return answer
 
-    def _await_answer(self, request: ChatRequest, tokens_before: int = 0) -> None:
+    def _await_answer(self, request: ChatRequest, tokens_before: int = 0, redo: Redo | None = None) -> None:
         self.active = Awaited(request.request_id, "chat", tokens_before)
-        self.answering = Answering(self.session, self.conversation)
+        self.answering = Answering(self.session, self.conversation, redo=redo)
         self._set_status(answer_requested(self.status))
 
     def _submit(self, request: Request) -> Busy | None:
@@ -529,9 +537,20 @@ class ChatScreen(Screen):
 
     # ---- the "stop" policy's offer: switch and send again, or a new chat from a summary ----------------------
 
-    def _offer_ways_out(self, event: Finished, question: Turn) -> None:
+    def _refused_redo(self, event: Finished, answer: Turn, redo: Redo) -> None:
+        """A retry or a continue the "stop" policy refused: a continued answer is the stopped answer it was (it can
+        still be continued, and the model still reads it); a retry's failed answer is saved, as any failed retry.
+        Then the same offer as for a message, for the last question."""
+        if redo == "continue":
+            self.conversation.stopped_again(answer)
+        else:
+            self.store.save_answer(self.session, answer)
+        self._offer_ways_out(event, self.session.last_user(), redo)
+
+    def _offer_ways_out(self, event: Finished, question: Turn, redo: Redo | None = None) -> None:
         """The conversation no longer fits and its policy is "stop": the message just refused is kept (`question`,
-        out of the conversation and the history), and the user chooses what happens to it."""
+        out of the conversation and the history), and the user chooses what happens to it. For a refused `redo`,
+        `question` is the conversation's last, and the way out chosen retries or continues."""
         from .overflow_offer import OverflowOfferScreen
 
         source = self.session
@@ -543,40 +562,51 @@ class ChatScreen(Screen):
             if self.session is not source:
                 await self.show_session(source)
             if choice == "summarize":
-                self._summarize(question)
+                self._summarize(question, redo)
             elif choice is not None:
-                await self._switch_and_send(choice, question)
-            else:
+                await self._switch_and_send(choice, question, redo)
+            elif redo is None:
                 self._restore_question(question)
                 self.show_notice("Nothing was sent: your message is back in the prompt.", "info")
+            else:
+                self.show_notice(f"Nothing was sent: the conversation is as it was ({redo} again when you like).", "info")
             self.prompt.focus()
 
-        if not self.prompt.text.strip():  # seen behind the dialog; sent from `question`, with its attachments
+        if redo is None and not self.prompt.text.strip():  # seen behind the dialog; sent from `question`
             self.prompt.set_text(question.text)
         self._set_status(self.status.with_phase("error", detail='the conversation no longer fits (overflow: "stop")'))
-        self.app.push_screen(OverflowOfferScreen(event.error or "", source.title), chosen)
+        self.app.push_screen(OverflowOfferScreen(event.error or "", source.title, redo), chosen)
 
-    async def _switch_and_send(self, policy: str, question: Turn) -> None:
-        """Switch this conversation's overflow policy (saved with it, as F3 would) and send the message again."""
+    async def _switch_and_send(self, policy: str, question: Turn, redo: Redo | None = None) -> None:
+        """Switch this conversation's overflow policy (saved with it, as F3 would) and send the message again (or
+        retry, or continue)."""
         self.store.save_settings(self.session, self.session.settings.merged(overflow=policy))
-        if await self._send_kept(question):  # refused (busy): the notice says so; the policy stays switched
-            self.show_notice(f"Overflow policy for this conversation: {policy}. Your message was sent again.", "info")
+        done = await self._send_kept(question) if redo is None else await self._redo(redo)
+        if done:  # refused (busy): the notice says so; the policy stays switched
+            again = "Your message was sent again." if redo is None else f"The {redo} was done again."
+            self.show_notice(f"Overflow policy for this conversation: {policy}. {again}", "info")
 
-    def _summarize(self, question: Turn) -> None:
+    def _summarize(self, question: Turn, redo: Redo | None = None) -> None:
         """Ask the loaded model to summarize the conversation on screen; the summary streams in a `SummaryScreen`
-        (Esc stops it). When it is written, `_summary_finished` starts the new chat and sends `question` there."""
+        (Esc stops it). When it is written, `_summary_finished` starts the new chat and sends `question` there
+        (for a `redo`, the turns from `question` on are carried there and not summarized)."""
         from .overflow_offer import SummaryScreen
 
-        if not self.session.turns:  # nothing before the refused message: a summary of nothing would not help
-            self._restore_question(question)
-            self.show_notice("There is nothing to summarize yet: your message is back in the prompt.", "info")
+        turns = self.session.turns
+        before = turns[: turns.index(question)] if redo is not None else turns
+        if not before:  # nothing before the refused message: a summary of nothing would not help
+            if redo is None:
+                self._restore_question(question)
+            back = "your message is back in the prompt" if redo is None else "the conversation is as it was"
+            self.show_notice(f"There is nothing to summarize yet: {back}.", "info")
             return
-        request = summary_request(self.session, self.model)
+        request = summary_request(self.session, self.model, before)
         if self._submit(request) is not None:  # busy: the notice says so, and the message goes back to the prompt
-            self._restore_question(question)
+            if redo is None:
+                self._restore_question(question)
             return
         screen = SummaryScreen(self.session.title)
-        self.summarizing = Summarizing(request.request_id, self.session, question, screen)
+        self.summarizing = Summarizing(request.request_id, self.session, question, screen, redo)
         self.active = Awaited(request.request_id, "chat")
         self._set_status(answer_requested(self.status))
 
@@ -596,24 +626,32 @@ class ChatScreen(Screen):
         source, question = summarizing.source, summarizing.question
         stop_asked = summarizing.screen.stop_asked  # a stop that came too late to cancel still stops
         problem = "The summary was stopped" if stop_asked else summary_problem(event)
+        redo = summarizing.redo
         if problem is not None:
-            self._restore_question(question)
+            if redo is None:
+                self._restore_question(question)
             stopped = stop_asked or event.reason in ("cancelled", "shutdown")
             if stopped:
                 self._set_status(self.status.with_phase("stopped", detail="summary stopped: nothing changed"))
+            back = " Your message is back in the prompt." if redo is None else ""
             self.show_notice(
-                f"{problem}: “{source.title}” is as it was and no new chat was made. Your message is back in the "
-                "prompt.",
+                f"{problem}: “{source.title}” is as it was and no new chat was made.{back}",
                 "info" if stopped else "error",
             )
             return
-        session = summarized_session(source, event)
-        intro, summary = session.turns
-        self.store.save_user(session, intro)
-        self.store.save_answer(session, summary)
+        carried = source.turns[source.turns.index(question) :][: 2 if redo == "continue" else 1] if redo else []
+        session = summarized_session(source, event, carried)
+        for turn in session.turns:
+            if turn.role == "user":
+                self.store.save_user(session, turn)
+            else:
+                self.store.save_answer(session, turn)
         await self.show_session(session)
         self._set_status(self.status.with_phase("ready", detail=f"new chat from a summary of “{source.title}”"))
-        self.call_later(self._send_kept, question)  # once the summary's `Finished` is fully handled
+        if redo is None:  # once the summary's `Finished` is fully handled
+            self.call_later(self._send_kept, question)
+        else:
+            self.call_later(self._redo, redo)
 
     async def _send_kept(self, question: Turn) -> bool:
         """Send a message that was kept while the user chose a way out; refused (busy), it goes to the prompt
@@ -652,32 +690,58 @@ class ChatScreen(Screen):
     def action_cancel_generation(self) -> None:
         self.cancel()
 
-    def action_continue_answer(self) -> None:
-        request = self.session.continue_request()
+    async def action_continue_answer(self) -> None:
+        await self._redo("continue")
+
+    async def action_retry_answer(self) -> None:
+        await self._redo("retry")
+
+    async def _redo(self, redo: Redo) -> bool:
+        """Retry or continue the last answer; False when nothing was sent (the notice says why)."""
+        return await (self._retry() if redo == "retry" else self._continue())
+
+    async def _continue(self) -> bool:
+        resumes = self.model is not None and self.model.resumes_thinking
+        request = self.session.continue_request(resumes)
+        last = self.session.last_assistant()
+        if request is None and last is not None and last is self.session.turns[-1] and can_continue(last):
+            # Stopped while thinking, where the thought cannot be resumed (the engine's rule): it would answer
+            # afresh, so that is what is asked and shown, a retry, instead of a continue that is not one.
+            if not await self._retry():
+                return False
+            self.show_notice(
+                "This answer cannot think on from where it stopped (an image turn, thinking off, or a model that "
+                "cannot resume a thought): it is written afresh.",
+                "info",
+            )
+            return True
         if request is None:
             self.show_notice(
                 "Nothing to continue: only a stopped answer with some text or thinking can be continued.", "info"
             )
-            return
-        if self._submit(request) is None:
-            answer = self.session.turns[-1]
-            self._await_answer(request, tokens_before=answer.tokens)
-            self.conversation.continue_answer(answer)
+            return False
+        if self._submit(request) is not None:
+            return False
+        answer = self.session.turns[-1]
+        self._await_answer(request, tokens_before=answer.tokens, redo="continue")
+        self.conversation.continue_answer(answer)
+        return True
 
-    async def action_retry_answer(self) -> None:
+    async def _retry(self) -> bool:
         request = self.session.retry_request()
         if request is None:
             self.show_notice("Nothing to retry yet: send a message first.", "info")
-            return
+            return False
         if self._submit(request) is not None:
-            return
+            return False
         replaced = self.session.turns.pop() if self.session.turns[-1].role == "assistant" else None
         if replaced is not None:
             self.store.drop_from(replaced)
         answer = Turn("assistant", status="streaming")
         self.session.turns.append(answer)
-        self._await_answer(request)
+        self._await_answer(request, redo="retry")
         await self.conversation.replace_answer(answer, label=self._assistant_label(), replacing=replaced)
+        return True
 
     # ---- attachments ----------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 `OverflowOfferScreen` asks what to do with a message the conversation can no longer take: switch the
 conversation's policy and send it again, start a new chat from a summary, or cancel (the message stays in the
-prompt). `SummaryScreen` shows the summary as the model writes it; Esc stops it and nothing changes. The chat
+prompt). A refused retry or continue gets the same offer, and the way out retries or continues instead. `SummaryScreen` shows the summary as the model writes it; Esc stops it and nothing changes. The chat
 screen owns the request and decides; these screens only ask and show.
 """
 
@@ -18,21 +18,30 @@ from textual.widgets import Button, Label, Static
 
 from mlxchat.terminal_text import visible
 
+from ..chat_model import Redo
+
 OverflowChoice = Literal["truncate-middle", "rolling-window", "summarize"]
 
 
-def offer_question(problem: str, title: str) -> str:
+def offer_question(problem: str, title: str, redo: Redo | None = None) -> str:
     """The engine's refusal (its numbers), then what each way out does, in words."""
+    kept = "Your message is kept. " if redo is None else ""
+    carried = {
+        None: "",
+        "retry": " Your last question goes there to be answered again.",
+        "continue": " Your last question and the stopped answer go there, and the answer goes on.",
+    }[redo]
     return (
-        f"{problem}\n\nYour message is kept. Truncate-middle keeps the start of “{title}” and its latest turns, "
-        "rolling-window only the latest; the turns left out stay in the history. A summary starts a new chat from "
-        "what the model writes about this one, which stays as it is."
+        f"{problem}\n\n{kept}Truncate-middle keeps the start of “{title}” and its latest turns, rolling-window only "
+        "the latest; the turns left out stay in the history. A summary starts a new chat from what the model writes "
+        f"about this one, which stays as it is.{carried}"
     )
 
 
 class OverflowOfferScreen(ModalScreen[OverflowChoice | None]):
     """t: truncate-middle and send again; r: rolling-window and send again; s: a new chat from a summary, then
-    send there; Esc: cancel (the message stays in the prompt). Buttons do the same by click or Enter."""
+    send there; Esc: cancel (the message stays in the prompt). Buttons do the same by click or Enter. For a
+    refused `redo` (a retry or a continue), each way out retries or continues instead of sending."""
 
     BINDINGS = [
         Binding("t", "choose('truncate-middle')", "Truncate middle", id="overflow_truncate_middle"),
@@ -41,19 +50,23 @@ class OverflowOfferScreen(ModalScreen[OverflowChoice | None]):
         Binding("escape", "choose(None)", "Cancel", id="overflow_cancel"),
     ]
 
-    def __init__(self, problem: str, title: str) -> None:
+    def __init__(self, problem: str, title: str, redo: Redo | None = None) -> None:
         super().__init__(classes="dialog-screen")
-        self.question = offer_question(visible(problem), title)
+        self.question = offer_question(visible(problem), title, redo)
         """What is asked, as shown (tests read it)."""
+        self.redo = redo
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="overflow-offer"):
             yield Label(self.question, classes="dialog-question", markup=False)
             with Vertical(classes="dialog-choices"):
-                yield Button("t  Switch to truncate-middle and send", id="truncate-middle", compact=True)
-                yield Button("r  Switch to rolling-window and send", id="rolling-window", compact=True)
-                yield Button("s  New chat from a summary, then send", id="summarize", compact=True)
-                yield Button("Esc  Cancel: keep the message in the prompt", id="cancel", compact=True)
+                verb = self.redo or "send"
+                yield Button(f"t  Switch to truncate-middle and {verb}", id="truncate-middle", compact=True)
+                yield Button(f"r  Switch to rolling-window and {verb}", id="rolling-window", compact=True)
+                there = " there" if self.redo else ""
+                yield Button(f"s  New chat from a summary, then {verb}{there}", id="summarize", compact=True)
+                cancel = "keep the message in the prompt" if self.redo is None else "leave the conversation as it is"
+                yield Button(f"Esc  Cancel: {cancel}", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#truncate-middle", Button).focus()

@@ -90,9 +90,10 @@ class ConversationView(VerticalScroll, can_focus=False):
     async def replace_answer(self, answer: Turn, *, label: str, replacing: Turn | None) -> None:
         """Begin `answer` in place of the answer `replacing` (a retry), or below the last turn."""
         self.answer = message_view(answer, label)
+        shown = self._show(self.answer)  # first: a quick refusal's `Finished` may come while the old one goes
         if replacing is not None:
             await self.drop([replacing])
-        await self._show(self.answer)
+        await shown
 
     def continue_answer(self, answer: Turn) -> None:
         """The last answer (`answer`, stopped) streams again: new text is appended to what it shows."""
@@ -100,6 +101,11 @@ class ConversationView(VerticalScroll, can_focus=False):
         answer.status = "streaming"
         view.refresh_from_turn()
         self.answer = view
+
+    def stopped_again(self, answer: Turn) -> None:
+        """A continue of `answer` was refused before it wrote anything: it is the stopped answer it was."""
+        answer.status, answer.error = "stopped", None
+        self._view_of(answer).refresh_from_turn(answer_hint(answer, None, self.keys))
 
     async def append(self, text: str, tokens: int) -> None:
         """Add streamed `text` (`tokens` of it) to the answer being written."""
@@ -121,7 +127,8 @@ class ConversationView(VerticalScroll, can_focus=False):
     def end_thinking(self, event: ThinkingDone) -> None:
         """The answer starts: the thinking block collapses to one line with its time and tokens."""
         turn = self.answer.turn
-        turn.thought_s, turn.thinking_tokens, turn.thinking_cut = event.seconds, event.tokens, event.by_budget
+        turn.thought_s = turn.thought_before_s + event.seconds  # a resumed thought's event times only its part
+        turn.thinking_tokens, turn.thinking_cut = event.tokens, event.by_budget
         self.answer.show_thinking()
 
     def toggle_thinking_of(self, view: MessageView | None) -> bool:
@@ -132,10 +139,12 @@ class ConversationView(VerticalScroll, can_focus=False):
         blocks[0].toggle()
         return True
 
-    async def finish(self, event: Finished) -> Turn:
-        """End the answer being written as `event` says; returns its turn, complete, stopped or failed."""
+    async def finish(self, event: Finished, now: float) -> Turn:
+        """End the answer being written as `event` says (at clock time `now`); returns its turn, complete, stopped
+        or failed."""
         view, self.answer = self.answer, None
         turn = view.turn
+        turn.pause_thinking(now)  # ended while thinking: its seconds are kept for a resume
         turn.thinking = event.reasoning or turn.thinking
         turn.status = TURN_STATUS[event.reason]
         turn.stats = event.stats or turn.stats

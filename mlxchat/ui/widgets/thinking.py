@@ -30,8 +30,9 @@ def thinking_header(turn: Turn, expanded: bool, now: float) -> str:
         arrow = "▾" if expanded else "▸"
         budget = " · ended at its budget" if turn.thinking_cut else ""
         return f"{arrow} Thought for {turn.thought_s:.1f} s" + (f" · {tokens}" if tokens else "") + budget
-    elapsed = now - turn.thinking_since if turn.thinking_since is not None else None
-    took = f"{elapsed:.1f} s" if elapsed is not None else ""
+    clock_ran = turn.thinking_since is not None or turn.thought_before_s > 0
+    elapsed = turn.thought_before_s + (now - turn.thinking_since if turn.thinking_since is not None else 0.0)
+    took = f"{elapsed:.1f} s" if clock_ran else ""
     numbers = " · ".join(part for part in (took, tokens) if part)
     if turn.status == "streaming":
         return f"Thinking… {numbers}".rstrip()

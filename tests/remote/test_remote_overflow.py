@@ -13,7 +13,7 @@ import pytest
 from remote_fakes import Scenario, stream
 from remote_turns import select
 
-from mlxchat.engine import ChatRequest, ContextWindow, Finished, Message, ModelLoaded, SamplingParams
+from mlxchat.engine import ChatRequest, ContextWindow, Finished, Message, ModelLoaded, SamplingParams, Started
 from mlxchat.engine.remote.context_size import server_overflow
 from mlxchat.engine.remote.token_estimate import DEFAULT_CHARS_PER_TOKEN, TokenEstimate
 
@@ -61,7 +61,10 @@ def chat(engine, event_log, messages, overflow: str = "truncate-middle") -> tupl
     request = ChatRequest(messages, sampling=SamplingParams(temperature=0, max_tokens=MAX_TOKENS), overflow=overflow)
     assert engine.submit(request) is None
     finished = event_log.finished(request.request_id, 30)
-    windows = [e for e in event_log.of(request.request_id) if isinstance(e, ContextWindow)]
+    events = event_log.of(request.request_id)
+    windows = [e for e in events if isinstance(e, ContextWindow)]
+    if windows:  # as from a local model: the window comes right after `Started`
+        assert isinstance(events[events.index(windows[0]) - 1], Started)
     return finished, windows
 
 

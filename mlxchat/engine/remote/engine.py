@@ -14,6 +14,10 @@ same events, one `Finished` per accepted request, busy refusal while a request r
 - Every failure is a `Finished(error)` that names the endpoint and keeps the partial text: HTTP errors (the
   server's own message quoted), a busy server (HTTP 503, or vllm-mlx's in-band `text_generation_busy` frame),
   connection refused, timeouts, a stream cut off before `[DONE]`, malformed SSE. The engine stays usable.
+- The conversation's overflow policy applies as on a local model (see `RemoteEngine`): the context size from
+  config.toml or the server (`context_size`, asked once per model as it is selected), token counts estimated
+  from characters (`token_estimate`), the shared rule (`prompt_fit`), and a `ContextWindow` after `Started`.
+  A server's own "prompt too long" becomes the typed refusal under "stop", else one retry with a tighter fit.
 - The API key is read from the named environment variable for each request and sent only as a header. It is
   never stored on the engine, never put in an event, a message or a log line, and httpx's own exceptions (whose
   request carries the header) are never chained into ours.
@@ -33,7 +37,7 @@ from typing import Callable, Mapping
 
 import httpx
 
-from ..context_window import ContextOverflow, describe_overflow
+from ..context_window import ContextOverflow, Window, describe_overflow
 from ..control import RequestControl
 from ..core import EngineCore, Sink
 from ..errors import OverflowRefused, RequestError
@@ -300,9 +304,10 @@ class RemoteEngine(EngineCore):
         rid = request.request_id
         estimate = self._estimates.setdefault(selected.id, TokenEstimate())
         context = self._context_size(selected)
-        sent, length = self._fit(request, estimate, context, selected)
+        sent, length, window = self._fit(request, estimate, context, selected)
         clock = TurnClock(time.perf_counter(), 0, 0, 0)
         self._emit(Started(rid, 0, 0, "vision" if request.has_images else "text"))
+        self._report_window(request, window, length, context)
         try:
             return self._stream(sent, length, context, headers, control, clock, estimate)
         except _ServerOverflowed as refused:
@@ -324,7 +329,8 @@ class RemoteEngine(EngineCore):
         if control.cancelled:
             return Finished(rid, "cancelled")
         context = self._context_size(selected)
-        sent, length = self._fit(request, estimate, context, selected)
+        sent, length, window = self._fit(request, estimate, context, selected)
+        self._report_window(request, window, length, context)
         try:
             return self._stream(sent, length, context, headers, control, clock, estimate)
         except _ServerOverflowed as again:
@@ -336,15 +342,20 @@ class RemoteEngine(EngineCore):
 
     def _fit(
         self, request: ChatRequest, estimate: TokenEstimate, context: int | None, model: RemoteModel
-    ) -> tuple[ChatRequest, int]:
-        """`request` cut to `context` by its overflow policy, with the estimated prompt length; the window is
-        reported as the local engine reports it. With no known size everything is sent, unreported."""
+    ) -> tuple[ChatRequest, int, Window | None]:
+        """`request` cut to `context` by its overflow policy, its estimated prompt length and the window (None
+        with no known size: then everything is sent)."""
         if context is None:
-            return request, estimate.prompt_tokens(request)
+            return request, estimate.prompt_tokens(request), None
         fitted, window, length = fit_messages(estimate, request, context, model.name, estimate.prompt_tokens)
-        rid = request.request_id
-        self._emit(ContextWindow(rid, request.overflow, window.hidden, length, context, context - length))
-        return fitted, length
+        return fitted, length, window
+
+    def _report_window(self, request: ChatRequest, window: Window | None, length: int, context: int | None) -> None:
+        """The window in a `ContextWindow`, after `Started`, as the local engine reports it (the UI marks the turns
+        left out "not in the model's view")."""
+        if window is not None and context is not None:
+            rid = request.request_id
+            self._emit(ContextWindow(rid, request.overflow, window.hidden, length, context, context - length))
 
     def _describe_refusal(self, overflow: ServerOverflow, needed: int, context: int | None, model: RemoteModel) -> str:
         """The "stop" policy's refusal after the server refused the prompt, worded as for a local model."""

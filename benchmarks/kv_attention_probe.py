@@ -2,11 +2,11 @@
 
     python benchmarks/kv_attention_probe.py OUT.json [--decode-keys 16384] [--quick]
 
-1. `mx.quantized_matmul` at the shapes quantized attention makes (bits 8/4, head sizes 64/128, one query row to a
-   512-token chunk): mlx-lm's broadcast over query heads, query heads folded into rows, each with the cache's
-   keys as a contiguous array and as its view (a slice of a buffer with room left). Each is run alone and its
-   error, if any, recorded.
-2. The attention functions at a Llama-3.2-1B layer's shape (32 query heads, 8 KV heads of 64, the activation
+1. (run second) `mx.quantized_matmul` at the shapes quantized attention makes (bits 8/4, head sizes 64/128,
+   one query row to a 512-token chunk): mlx-lm's broadcast over query heads, query heads folded into rows, each
+   with the cache's keys as a contiguous array and as its view (a slice of a buffer with room left). Each is run
+   alone and its error, if any, recorded.
+2. (run first) The attention functions at a Llama-3.2-1B layer's shape (32 query heads, 8 KV heads of 64, the activation
    dtype of the device's models): mlx-lm's, ours, and dequantize-then-`mx.fast.scaled_dot_product_attention`,
    each against full precision (max abs difference) and timed (median of repeated evaluations), for a prefill
    chunk and a decode step over a long cache.
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -46,41 +47,42 @@ def probe_shapes(dtype, quick: bool) -> list[dict]:
     rows = []
     heads, kv_heads = 32, 8
     repeats = heads // kv_heads
-    for bits in (8, 4):
-        for head_size in (64, 128):
-            for length, keys_length in ((1, 1000), (4, 1000), (512, 1024)):
-                if quick and head_size == 128:
+    # most needed first (a time limit may cut the rest); 96-wide heads (Phi-3) quantize in groups of 32
+    for bits, head_size in ((8, 64), (4, 64), (8, 128), (8, 96), (4, 128), (4, 96)):
+        group = 64 if head_size % 64 == 0 else 32
+        if quick and head_size != 64:
+            continue
+        for (length, keys_length), contiguous in itertools.product(((1, 1000), (4, 1000), (512, 1024)), (True, False)):
+            shape = (1, kv_heads, keys_length, head_size)
+            keys = _cache_view(shape, keys_length, bits, group, dtype, contiguous)
+            values = _cache_view(shape, keys_length, bits, group, dtype, contiguous)
+            q5 = mx.random.normal((1, kv_heads, repeats, length, head_size)).astype(dtype)
+            q4 = q5.reshape(1, kv_heads, repeats * length, head_size)
+            s5 = mx.random.normal((1, kv_heads, repeats, length, keys_length)).astype(dtype)
+            s4 = s5.reshape(1, kv_heads, repeats * length, keys_length)
+            k5 = tuple(mx.expand_dims(p, -3) for p in keys)
+            v5 = tuple(mx.expand_dims(p, -3) for p in values)
+
+            def qmm(x, w, transpose, bits=bits, group=group):
+                return mx.quantized_matmul(x, *w, transpose=transpose, group_size=group, bits=bits)
+
+            cases = {
+                "keys broadcast (mlx-lm)": lambda: qmm(q5, k5, True),
+                "values broadcast (mlx-lm)": lambda: qmm(s5, v5, False),
+                "keys folded": lambda: qmm(q4, keys, True),
+                "values folded": lambda: qmm(s4, values, False),
+                "keys folded, made contiguous": lambda: qmm(q4, [mx.contiguous(p) for p in keys], True),
+                "values folded, made contiguous": lambda: qmm(s4, [mx.contiguous(p) for p in values], False),
+            }
+            for name, fn in cases.items():
+                if contiguous and "made contiguous" in name:
                     continue
-                for contiguous in (True, False):
-                    keys = _cache_view((1, kv_heads, keys_length, head_size), keys_length, bits, 64, dtype, contiguous)
-                    values = _cache_view((1, kv_heads, keys_length, head_size), keys_length, bits, 64, dtype, contiguous)
-                    q5 = mx.random.normal((1, kv_heads, repeats, length, head_size)).astype(dtype)
-                    q4 = q5.reshape(1, kv_heads, repeats * length, head_size)
-                    s5 = mx.random.normal((1, kv_heads, repeats, length, keys_length)).astype(dtype)
-                    s4 = s5.reshape(1, kv_heads, repeats * length, keys_length)
-                    k5 = tuple(mx.expand_dims(p, -3) for p in keys)
-                    v5 = tuple(mx.expand_dims(p, -3) for p in values)
-                    cases = {
-                        "keys broadcast (mlx-lm)": lambda: mx.quantized_matmul(q5, *k5, transpose=True, group_size=64, bits=bits),
-                        "values broadcast (mlx-lm)": lambda: mx.quantized_matmul(s5, *v5, transpose=False, group_size=64, bits=bits),
-                        "keys folded": lambda: mx.quantized_matmul(q4, *keys, transpose=True, group_size=64, bits=bits),
-                        "values folded": lambda: mx.quantized_matmul(s4, *values, transpose=False, group_size=64, bits=bits),
-                        "keys folded, made contiguous": lambda: mx.quantized_matmul(
-                            q4, *(mx.contiguous(p) for p in keys), transpose=True, group_size=64, bits=bits
-                        ),
-                        "values folded, made contiguous": lambda: mx.quantized_matmul(
-                            s4, *(mx.contiguous(p) for p in values), transpose=False, group_size=64, bits=bits
-                        ),
-                    }
-                    for name, fn in cases.items():
-                        if contiguous and "made contiguous" in name:
-                            continue
-                        result = _run(fn)
-                        row = dict(case=name, bits=bits, head_size=head_size, queries=length, keys=keys_length,
-                                   cache="contiguous" if contiguous else "view", result=result)
-                        rows.append(row)
-                        print(f"{name:32s} bits {bits} D {head_size:3d} L {length:3d} S {keys_length:5d} "
-                              f"{row['cache']:10s} {result[:120]}", flush=True)
+                cache = "contiguous" if contiguous else "view"
+                result = _run(fn)
+                rows.append(dict(case=name, bits=bits, head_size=head_size, group=group, queries=length,
+                                 keys=keys_length, cache=cache, result=result))
+                print(f"{name:32s} bits {bits} D {head_size:3d} L {length:3d} S {keys_length:5d} {cache:10s} "
+                      f"{result[:120]}", flush=True)
     return rows
 
 
@@ -130,7 +132,9 @@ def compare_attention(dtype, decode_keys: int, repeats: int) -> list[dict]:
                 ("ours (folded)", quantized_attention),
                 ("dequantize + sdpa", dequantized_attention),
             ):
-                call = lambda fn=fn: fn(mx.array(queries), q_keys, q_values, scale=scale, mask=mask, group_size=64, bits=bits)
+                call = lambda fn=fn: fn(  # noqa: E731
+                    mx.array(queries), q_keys, q_values, scale=scale, mask=mask, group_size=64, bits=bits
+                )
                 row = dict(shape=label, queries=length, keys=keys_length, bits=bits, function=name)
                 try:
                     out = call()

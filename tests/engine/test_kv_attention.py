@@ -160,7 +160,9 @@ def load(engine, event_log, folder):
     assert event_log.finished(request.request_id).reason == "stop"
 
 
-def test_a_text_turn_at_kv_bits_8_attends_with_it_and_answers_as_mlx_lm_would(engine, event_log, wide_llama, monkeypatch):
+def test_a_text_turn_at_kv_bits_8_attends_with_it_and_answers_as_mlx_lm_would(
+    engine, event_log, wide_llama, monkeypatch
+):
     import mlx_lm.models.base as base
 
     load(engine, event_log, wide_llama)

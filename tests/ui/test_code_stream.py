@@ -3,14 +3,24 @@ to the Markdown when they close, and the finished answer renders exactly like pl
 
 from __future__ import annotations
 
+import threading
 import time
+
+import pytest
 
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownFence
 
-from mlxchat.ui.widgets.code_stream import AnswerStream, ArrivalRate, CodeStream, FenceTracker
+from mlxchat.ui.widgets.code_stream import (
+    AnswerFence,
+    AnswerMarkdown,
+    AnswerStream,
+    ArrivalRate,
+    CodeStream,
+    FenceTracker,
+)
 
 SIZE = (80, 60)
 BEFORE = "Here is the function you asked for, with a short test.\n\n"
@@ -66,13 +76,14 @@ def test_indented_and_inline_backticks_are_not_fences():
 class AnswerApp(App):
     """A Markdown with its code view below it, as a message view holds them; `text` is shown from the start."""
 
-    def __init__(self, text: str = "") -> None:
+    def __init__(self, text: str = "", markdown_class: type[Markdown] = Markdown) -> None:
         super().__init__()
         self.text = text
+        self.markdown_class = markdown_class
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Markdown(self.text)
+            yield self.markdown_class(self.text)
             yield CodeStream()
 
 
@@ -126,6 +137,43 @@ async def test_the_closing_fence_hands_the_block_to_markdown():
         await stream.stop()
 
 
+async def test_a_closed_block_is_highlighted_off_the_ui_thread_and_waits_for_the_next_block(monkeypatch):
+    """The closed block is highlighted once, on a worker thread, and reaches the Markdown only once the next block
+    has begun (so `Markdown.append` never parses it again as its last block); the fence takes that highlight."""
+    highlighted: list[tuple[str, bool]] = []
+    original = MarkdownFence.highlight.__func__
+
+    def recording(cls, code, language, ansi=False, dark=False):
+        if "\n" in code:  # a whole block (the code view highlights single lines)
+            highlighted.append((code, threading.current_thread() is threading.main_thread()))
+        return original(cls, code, language, ansi, dark)
+
+    monkeypatch.setattr(MarkdownFence, "highlight", classmethod(recording))
+    app = AnswerApp(markdown_class=AnswerMarkdown)
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        upto_close = f"{BEFORE}```python\n{CODE}```\n\n"
+        await stream.write(upto_close[:-10])
+        await settle(pilot, stream, len(upto_close) - 10)  # the fence is open, in the code view
+        await stream.write(upto_close[-10:])
+        deadline = time.monotonic() + 5
+        while not highlighted:
+            assert time.monotonic() < deadline
+            await pilot.pause()
+        await pilot.pause(0.1)
+        assert markdown.source == BEFORE and code.display  # nothing after the fence yet: the code view stays
+        await stream.write("More")
+        await settle(pilot, stream, len(upto_close) + 4)
+        assert markdown.source == upto_close + "More" and not code.display
+        await stream.write(" text.\n\nAnd more.")
+        await stream.stop()
+        await pilot.pause()
+        fence = markdown.query_one(MarkdownFence)
+        assert fence._highlighted_code is AnswerFence.highlight(fence.code, fence.lexer, False, True)
+    assert highlighted == [(CODE.rstrip("\n"), False)]
+
+
 async def test_an_answer_that_ends_inside_a_fence_is_handed_to_markdown_on_stop():
     app = AnswerApp()
     async with app.run_test(size=SIZE) as pilot:
@@ -156,8 +204,11 @@ async def test_text_is_applied_at_the_frame_budget():
         assert markdown.source == ANSWER + " "
 
 
-async def test_the_finished_answer_renders_exactly_like_plain_markdown():
-    streamed = AnswerApp()
+@pytest.mark.parametrize("markdown_class", [Markdown, AnswerMarkdown])
+async def test_the_finished_answer_renders_exactly_like_plain_markdown(markdown_class):
+    """Streamed into Textual's Markdown or the answer's own (`AnswerMarkdown`), the finished answer is drawn as
+    Textual's Markdown draws the whole text."""
+    streamed = AnswerApp(markdown_class=markdown_class)
     async with streamed.run_test(size=SIZE) as pilot:
         stream = AnswerStream(streamed.query_one(Markdown), streamed.query_one(CodeStream), frame_interval_s=0)
         for start in range(0, len(ANSWER), 3):

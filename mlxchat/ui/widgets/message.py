@@ -24,7 +24,7 @@ from mlxchat.engine import Stats
 from mlxchat.terminal_text import visible  # model text may hold ESC, BEL, CSI: shown, never obeyed
 
 from ..chat_model import Turn, TurnStatus
-from .code_stream import AnswerStream, CodeStream
+from .code_stream import AnswerMarkdown, AnswerStream, CodeStream
 from .thinking import ThinkingBlock, stopped_footer
 
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
@@ -110,7 +110,7 @@ class MessageView(Vertical, can_focus=True):
         else:
             yield ThinkingBlock(self.turn)
             self._written = len(self.turn.text)
-            self._markdown = Markdown(visible(self.turn.text), classes="message-body")
+            self._markdown = AnswerMarkdown(visible(self.turn.text), classes="message-body")
             yield self._markdown
             self._code = CodeStream()
             yield self._code

@@ -7,6 +7,7 @@ policy it reads under, how the new conversation opens and why) are `mlxchat.engi
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
 from mlxchat.engine import ChatRequest, Finished, ModelInfo
 from mlxchat.engine.summary import continued_title, summary_intro
@@ -30,7 +31,7 @@ def summary_request(session: ChatSession, model: ModelInfo | None, turns: list[T
     )
 
 
-def summarized_session(source: ChatSession, finished: Finished, carried: list[Turn] = ()) -> ChatSession:
+def summarized_session(source: ChatSession, finished: Finished, carried: Sequence[Turn] = ()) -> ChatSession:
     """A new conversation that starts from the summary `finished` carries: the intro, then the summary as the
     model's answer, then copies of the `carried` turns (a question to retry there, or a question and its stopped
     answer to continue). Same settings as `source` (its model, its policy); `source` itself is not touched."""

@@ -367,6 +367,22 @@ async def test_a_refused_retry_goes_on_in_a_new_chat_from_the_summary(apps, hist
     assert stored(history, conversation_id)[:-1] == before[:-1], "the old conversation keeps its question"
 
 
+async def test_a_refused_retry_is_done_again_under_the_policy_chosen(apps, history):
+    conversation_id = long_conversation_ending_stopped(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await redo_refused_with_offer(pilot, "f5")
+        assert app.chat.session.turns[-1].status == "error", "the failed retry is shown behind the offer"
+        await pilot.press("r")
+        await until(pilot, lambda: shown(app)[-1] == ANSWER and not app.chat.busy, 60, "the answer")
+        assert [turn.status for turn in app.chat.session.turns[-2:]] == ["complete", "complete"]
+        assert "The answer is written again" in app.chat.notice_text()
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before[:-1] + [("assistant", ANSWER)]
+    assert history.get_conversation(conversation_id).settings.overflow == "rolling-window"
+
+
 async def test_cancelling_a_refused_continue_leaves_the_answer_stopped_and_in_the_models_view(apps, history):
     conversation_id = long_conversation_ending_stopped(history, apps.model)
     before = stored(history, conversation_id)

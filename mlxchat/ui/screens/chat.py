@@ -70,7 +70,6 @@ from ..paths_in_text import FoundPaths, find_paths, is_image_name, paths_to_atta
 from ..session_store import SessionStore
 from ..widgets.attachments import AttachmentItem, AttachmentPane
 from ..widgets.conversation import ConversationView
-from ..widgets.message import MessageView
 from ..widgets.model_download import ModelDownload
 from ..widgets.prompt_input import PromptInput
 from ..widgets.status import StatusBar
@@ -107,6 +106,11 @@ class Summarizing:
     redo: Redo | None = None
     """For a refused retry or continue: what is done again in the new chat, which carries the question (and the
     stopped answer, to continue) after the summary; `question` is then still in `source`."""
+
+
+def position(turns: list[Turn], turn: Turn) -> int:
+    """Where `turn` itself is in `turns` (not a turn equal to it: two questions may read the same)."""
+    return next(index for index, candidate in enumerate(turns) if candidate is turn)
 
 
 def answering_view(answering: Answering | None) -> ConversationView | None:
@@ -295,8 +299,8 @@ class ChatScreen(Screen):
             case Finished() if ours:
                 await self._finished(event, awaited)
 
-    @on(MessageView.AnswerDrawn)
-    def _answer_drawn(self) -> None:
+    def on_message_view_answer_drawn(self) -> None:
+        """`MessageView.AnswerDrawn`, handled by its name: the message view's module loads with the first message."""
         self.status_bar.answer_drawn()
 
     async def _finished(self, event: Finished, awaited: Awaited) -> None:
@@ -583,7 +587,8 @@ class ChatScreen(Screen):
         self.store.save_settings(self.session, self.session.settings.merged(overflow=policy))
         done = await self._send_kept(question) if redo is None else await self._redo(redo)
         if done:  # refused (busy): the notice says so; the policy stays switched
-            again = "Your message was sent again." if redo is None else f"The {redo} was done again."
+            again = {None: "Your message was sent again.", "retry": "The answer is written again.",
+                     "continue": "The answer goes on."}[redo]
             self.show_notice(f"Overflow policy for this conversation: {policy}. {again}", "info")
 
     def _summarize(self, question: Turn, redo: Redo | None = None) -> None:
@@ -593,7 +598,7 @@ class ChatScreen(Screen):
         from .overflow_offer import SummaryScreen
 
         turns = self.session.turns
-        before = turns[: turns.index(question)] if redo is not None else turns
+        before = turns[: position(turns, question)] if redo is not None else turns
         if not before:  # nothing before the refused message: a summary of nothing would not help
             if redo is None:
                 self._restore_question(question)
@@ -639,7 +644,7 @@ class ChatScreen(Screen):
                 "info" if stopped else "error",
             )
             return
-        carried = source.turns[source.turns.index(question) :][: 2 if redo == "continue" else 1] if redo else []
+        carried = source.turns[position(source.turns, question) :][: 2 if redo == "continue" else 1] if redo else []
         session = summarized_session(source, event, carried)
         for turn in session.turns:
             if turn.role == "user":

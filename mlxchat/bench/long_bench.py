@@ -371,7 +371,6 @@ class PhaseTimer:
         "_fit_to_context",
         "_prepare_inputs",
         "render_prompt",
-        "_images_fingerprint",
         "_reuse_prefix",
         "_generation_prompt",
     )

@@ -12,7 +12,6 @@ Everything here runs on the engine's owner thread (see `engine.py`).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -191,7 +190,7 @@ def run_vision_turn(
         mx.random.seed(sampling.seed)
 
     full_ids = [int(token) for token in input_ids[0].tolist()]
-    route = "vision:" + _images_fingerprint(image_paths(request.messages))
+    route = "vision:" + parts.memo.fingerprint(image_paths(request.messages))
     quantized = _kv_quantization(parts, request.kv_bits)
     reuse = _reuse_prefix(
         parts, cache, request.conversation_id, route, full_ids, input_ids, mask, inputs, request.kv_bits
@@ -293,15 +292,6 @@ def _kv_quantization(parts: VisionParts, kv_bits: int | None) -> dict[str, int]:
     if group is None:
         return {}
     return {"kv_bits": kv_bits, "kv_group_size": group, "quantized_kv_start": 0}
-
-
-def _images_fingerprint(paths) -> str:
-    """The images' content, in order. Image placeholder tokens are the same whatever the picture, so a cache is
-    reused only for the very same images (another picture in the same place must be read)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
-    return digest.hexdigest()
 
 
 def _reuse_prefix(

@@ -1,5 +1,5 @@
-"""Provides the vision route's memory of the last images it read: the decoded pictures and what the model's image
-processor made of them, so a text follow-up about the same images pays for neither again.
+"""Provides the vision route's memory of the last images it read: the decoded pictures, their files' digests and
+what the model's image processor made of them, so a text follow-up about the same images pays for none again.
 
 A follow-up in an image chat is still tokenized whole, images included: its token ids decide how much of the
 prompt cache it can reuse, and each image's placeholder expands by the processor's tiling. What the processor
@@ -16,6 +16,7 @@ Everything here runs on the engine's owner thread. The memory holds the last `KE
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import stat
 from functools import partial
@@ -32,6 +33,7 @@ class ImageMemo:
 
     def __init__(self, processor: Any) -> None:
         self._pictures: dict[tuple, Any] = {}
+        self._digests: dict[tuple, bytes] = {}
         self._processed: list[tuple[tuple, list, Any]] = []  # (key, pictures kept alive for their ids, output)
         self._inside = False
         image_processor = getattr(processor, "image_processor", None)
@@ -52,6 +54,22 @@ class ImageMemo:
             pictures.append(picture)
         self._pictures = kept
         return pictures
+
+    def fingerprint(self, paths: list[Path]) -> str:
+        """The images' content, in order. Image placeholder tokens are the same whatever the picture, so a cache is
+        reused only for the very same images (another picture in the same place must be read). Each file is
+        hashed once while it stays the same: a phone photo is megabytes to read and hash every turn."""
+        whole, kept = hashlib.sha256(), {}
+        for path in paths:
+            key = _file_key(path)
+            digest = self._digests.get(key) if key is not None else None
+            if digest is None:
+                digest = hashlib.sha256(Path(path).read_bytes()).digest()
+            if key is not None:
+                kept[key] = digest
+            whole.update(digest)
+        self._digests = kept
+        return whole.hexdigest()
 
     def call(self, work: Callable, args: tuple, kwargs: dict) -> Any:
         """`work(*args, **kwargs)` (the image processor's), or its output for the same pictures and options."""

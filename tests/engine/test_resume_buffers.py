@@ -126,3 +126,80 @@ def test_a_resumed_follow_up_answers_as_the_conversation_did_in_memory(event_log
     resumed, cached_resumed = answers(SavedCacheFolder(tmp_path / "b"), restart=True)
     assert cached_resumed == cached_in_memory > 0
     assert resumed == in_memory
+
+
+def test_warming_a_read_cache_leaves_it_as_it_was(loaded, tmp_path, monkeypatch):
+    """`warm_up` (run on a GPU during the hint) feeds a throwaway prefill and decode step, then trims them: the
+    offsets and the held keys and values are unchanged, and the follow-up computes what it would have. The
+    CPU skips it; here it is forced on (the GPU it is for is not on this machine)."""
+    import mlx.core as mx
+
+    from mlxchat.engine.local import generation
+
+    model, _ = loaded
+    folder = SavedCacheFolder(tmp_path / "caches")
+    saved = saved_cache(model, folder, list(range(1, 201)))
+    _, warmed, _ = saved.load("chat", "model", None)
+    _, plain, _ = saved.load("chat", "model", None)
+    assert not generation.warm_up(model, warmed)  # the CPU: skipped
+    monkeypatch.setattr(generation, "_on_gpu", lambda: True)
+    held = [(entry.keys[..., :200, :], entry.values[..., :200, :]) for entry in warmed]
+    mx.eval(held)
+    assert generation.warm_up(model, warmed)
+    for entry, (keys, values) in zip(warmed, held):
+        assert entry.offset == 200
+        assert mx.array_equal(entry.keys[..., :200, :], keys).item()
+        assert mx.array_equal(entry.values[..., :200, :], values).item()
+    follow = mx.array([[9, 10, 11, 12]])
+    for _ in range(3):
+        a, b = model(follow, cache=warmed), model(follow, cache=plain)
+        assert mx.allclose(a, b, atol=1e-5).item()
+        follow = mx.argmax(a[:, -1:], axis=-1)
+
+
+def test_a_hinted_follow_up_after_a_warm_up_answers_as_in_memory(event_log, tiny_model, tmp_path, monkeypatch):
+    """Through the engine, with the warm-up forced on (it runs on a GPU only): the hint reads and warms the
+    cache, and the follow-up gives the in-memory answer from the same cached tokens."""
+    from mlxchat.engine import PrepareConversation
+    from mlxchat.engine.events import ConversationPrepared
+    from mlxchat.engine.local import generation
+
+    monkeypatch.setattr(generation, "_on_gpu", lambda: True)
+    calls = []
+    original = generation.warm_up
+    monkeypatch.setattr(generation, "warm_up", lambda *a: calls.append(original(*a)) or calls[-1])
+    history = (Message("user", "The capital of France is Paris. Tell me about cats."),)
+    folder = SavedCacheFolder(tmp_path / "caches")
+
+    def engine_with_model():
+        engine = Engine(event_log, saved_caches=folder).start()
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        assert event_log.finished(load.request_id).reason == "stop"
+        return engine
+
+    engine = engine_with_model()
+    try:
+        first = ChatRequest(history, conversation_id="chat", sampling=GREEDY)
+        engine.submit(first)
+        text = event_log.finished(first.request_id).text
+        follow = ChatRequest(
+            history + (Message("assistant", text), Message("user", "And dogs?")), conversation_id="chat",
+            sampling=GREEDY,
+        )
+        engine.submit(follow)
+        in_memory = event_log.finished(follow.request_id).text
+    finally:
+        engine.close(timeout_s=30)
+    engine = engine_with_model()
+    try:
+        hint = PrepareConversation("chat")
+        engine.prepare(hint)
+        prepared = event_log.wait_for(ConversationPrepared, hint.request_id)
+        assert prepared.cached_tokens > 0 and calls == [True]
+        again = ChatRequest(follow.messages, conversation_id="chat", sampling=GREEDY)
+        engine.submit(again)
+        assert event_log.finished(again.request_id).text == in_memory
+        assert event_log.wait_for(Started, again.request_id).cached_tokens > 0
+    finally:
+        engine.close(timeout_s=30)

@@ -100,7 +100,18 @@ class Engine(EngineCore):
         next turn starts from it without reading the file. Nothing to do without a model or saved caches."""
         if self._loaded is None:
             return 0
-        return self._cache.preload(hint.conversation_id, hint.kv_bits, hint.saved_as)
+        before = self._cache.cache
+        held = self._cache.preload(hint.conversation_id, hint.kv_bits, hint.saved_as)
+        if held and self._cache.cache is not before:  # read from disk just now: warm its shapes while they type
+            from .generation import warm_up
+
+            try:
+                warm_up(self._loaded.text_model, self._cache.cache)
+            except Exception:  # an optimisation: never a reason to fail, but the cache's state is unknown now
+                log.exception("warming the prepared conversation's cache failed")
+                self._cache.invalidate()
+                return 0
+        return held
 
     def _after_finished(self) -> None:
         """Save the answered conversation's prompt cache now that the answer is delivered."""

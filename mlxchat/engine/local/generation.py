@@ -116,6 +116,49 @@ def prefill(
     mx.clear_cache()
 
 
+WARM_UP_TOKENS = 32
+"""The throwaway prefill `warm_up` runs (at most: it stays inside the buffer's free room)."""
+
+
+def warm_up(model, cache: list) -> bool:
+    """On a GPU, run a throwaway prefill and one decode step on a cache just read from disk, then trim them off,
+    so the follow-up does not pay MLX's first-use work at this cache's shapes: CUDA's attention builds a cuDNN
+    graph per query/key shape (for decoding, per buffer size, which the whole turn's steps then reuse), and the
+    kernels, CUDA graphs and memory a fresh process has not used yet. Runs during a `PrepareConversation` hint,
+    while the person types. The cache holds exactly what it held: the offsets are restored, and what was written
+    past them is never read (attention reads up to the offset) and is overwritten by the next write. Skipped on
+    the CPU (nothing there is built per shape, and a throwaway prefill would cost seconds) and for caches that
+    cannot be trimmed. Returns whether it ran."""
+    from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
+
+    if not _on_gpu() or not cache or not can_trim_prompt_cache(cache):
+        return False
+    room = min(_free_room(entry) for entry in cache)
+    if room < 2:
+        return False
+    with mx.stream(generation_stream):
+        size = min(WARM_UP_TOKENS, room - 1)
+        for tokens in ([0] * size, [0]):  # a prefill-shaped pass, then a decode-shaped one
+            logits = model(mx.array(tokens)[None], cache=cache)
+            mx.eval(logits, [entry.state for entry in cache])
+            trim_prompt_cache(cache, len(tokens))
+    mx.synchronize(generation_stream)
+    return True
+
+
+def _on_gpu() -> bool:
+    return mx.default_device().type == mx.gpu
+
+
+def _free_room(entry) -> int:
+    """Token slots of a layer's buffer past its offset (0 when it has none or cannot say)."""
+    keys = getattr(entry, "keys", None)
+    if keys is None:
+        return 0
+    array = keys[0] if isinstance(keys, (tuple, list)) else keys  # a quantized layer holds (data, scales, biases)
+    return int(array.shape[-2]) - int(entry.offset)
+
+
 def continue_text(detokenizer) -> None:
     """Make a fresh streaming detokenizer behave as if text came before: mlx-lm's BPE and SentencePiece
     detokenizers drop the leading space of an answer's first word, which glues a continued answer onto the

@@ -89,6 +89,8 @@ class ImageMemo:
             output = _pixels_as_mlx(work(*args, **kwargs))
         finally:
             self._inside = False
+        if not hasattr(output, "items"):  # a tuple or list: what a caller changes inside could not be kept apart
+            return output
         self._processed = [*self._processed[-(KEPT - 1) :], (key, pictures, output)]
         return copy.copy(output)
 

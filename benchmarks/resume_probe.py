@@ -15,6 +15,8 @@ with the engine's own functions (`SavedPromptCaches`, `prefill`, `text_steps`), 
   layer, and CUDA's SDPA takes its cuDNN decode path only for buffers of whole 256-token steps); "padded" ones read
   it as the engine does (`SavedPromptCaches.load`, which now gives whole steps with room: `with_room`); an "in memory" trial is a
   follow-up on the cache a trial left (no restart);
+- "W" trials: the engine's read and the hint's warm-up (`generation.warm_up`: a throwaway prefill and decode
+  step, trimmed off), then a follow-up of a shape not seen before;
 - micro-probes of MLX ops at a shape seen for the first time and again: attention and a matmul.
 
 Writes JSON after every phase, so a run cut short still reports what it measured.
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlxchat.engine.control import RequestControl
     from mlxchat.engine.local import loader
     from mlxchat.engine.local.context_fit import fit_prompt
-    from mlxchat.engine.local.generation import PrefillChunker, prefill, text_steps
+    from mlxchat.engine.local.generation import PrefillChunker, prefill, text_steps, warm_up
     from mlxchat.engine.local.prompt_cache import SavedPromptCaches
     from mlxchat.engine.requests import ChatRequest, Message, SamplingParams
     from mlxchat.engine.saved_caches import SavedCacheFolder
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = out.setdefault("trials", [])
 
     def trial(label: str, n: int, padded: bool = False, reuse=None, keep_buffers: bool = False) -> list:
+        warm = label.startswith("W")  # the hint's warm-up (`generation.warm_up`) after the engine's read
         record = {"label": label, "new_tokens": n, "padded": padded}
         if keep_buffers:  # prefill ends with mx.clear_cache(): does giving buffers back cost the next step?
             clear, mx.clear_cache = mx.clear_cache, lambda: None
@@ -191,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         if reuse is None and padded:  # the engine's read (`SavedPromptCaches.load`: buffers of whole steps)
             found, record["load_s"] = timed(lambda: saved.load("probe", "key", None))
             cache = found[1]
+            if warm:
+                record["warmed"], record["warm_up_s"] = timed(lambda: warm_up(model, cache))
         elif reuse is None:  # mlx-lm's plain read: buffers of exactly the saved tokens (the engine before)
             cache, record["load_s"] = timed(lambda: exact_load())
         else:
@@ -209,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     plan = [("A1 first of shape", 55, False), ("A2 same shape again", 55, False), ("B1 new shape", 38, False),
             ("B2 same again", 38, False), ("K1 same as A, no clear_cache", 55, False),
             ("P1 padded, new shape", 71, True), ("P2 padded, same again", 71, True),
+            ("W1 warmed in the hint, new shape", 63, True), ("W2 warmed, new shape", 29, True),
             ("A3 unpadded 71", 71, False), ("S1 one token new", 1, False), ("S2 one token new, padded", 1, True)]
     if args.quick:
-        plan = [step for step in plan if step[0][:2] in ("A1", "A2", "B1", "P1")]
+        plan = [step for step in plan if step[0][:2] in ("A1", "A2", "B1", "P1", "W1")]
     for label, n, padded in plan:
         last = trial(label, n, padded, keep_buffers=label.startswith("K"))
     trial("C1 in memory follow-up (no restart)", 47, reuse=last)

@@ -210,3 +210,38 @@ def test_snapshot_stopped_while_thinking(snap_compare, staged_app):
     retries", and "■ stopped" in the status pane."""
     app, engine = staged_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: stopped_while_thinking_scene(pilot, engine))
+
+
+async def resumed_scene(pilot, engine) -> None:
+    """Stopped after 2.5 s of thinking, continued: 0.5 s more of it, then the answer."""
+    await stopped_while_thinking_scene(pilot, engine)
+    await pilot.app.chat.action_continue_answer()
+    rid = engine.last_request_id
+    engine.emit(ThinkingDelta(rid, "\nSay it plainly.", 4))
+    engine.emit(ThinkingDone(rid, 25, 0.5))
+    engine.emit(TextDelta(rid, "MLX is an array framework.", 6))
+    engine.finish("stop", text="MLX is an array framework.", reasoning=THOUGHT + "\nSay it plainly.")
+    await until(pilot, lambda: not pilot.app.chat.busy, what="the finish")
+
+
+async def answered_afresh_scene(pilot, engine) -> None:
+    """Stopped while thinking, thinking then switched off: the continue key asks for a fresh answer."""
+    await stopped_while_thinking_scene(pilot, engine)
+    pilot.app.chat.session.settings = replace(pilot.app.chat.session.settings, thinking=False)
+    await pilot.app.chat.action_continue_answer()
+    await pilot.pause()
+
+
+def test_snapshot_a_resumed_thought_counts_all_of_it(snap_compare, staged_app):
+    """You should see one dim line "▸ Thought for 3.0 s · 25 tokens" (2.5 s before the stop, 0.5 s resumed) above
+    the answer "MLX is an array framework.", and "● ready"."""
+    app, engine = staged_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: resumed_scene(pilot, engine))
+
+
+def test_snapshot_a_thought_that_cannot_be_resumed_is_answered_afresh(snap_compare, staged_app):
+    """You should see the question and a new, empty answer waiting (the stopped thought is gone: it is replaced),
+    and the notice "This answer cannot think on from where it stopped (an image turn, thinking off, or a model
+    that cannot resume a thought): it is written afresh."."""
+    app, engine = staged_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: answered_afresh_scene(pilot, engine))

@@ -103,12 +103,22 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _peak_extra_mb(fn) -> float:
+    """Memory the call needs beyond what is already held (its transients and its output), in MB."""
+    mx.synchronize()
+    held = mx.get_active_memory()
+    mx.reset_peak_memory()
+    mx.eval(fn())
+    return (mx.get_peak_memory() - held) / 1e6
+
+
 def compare_attention(dtype, decode_keys: int, repeats: int) -> list[dict]:
     rows = []
     heads, kv_heads, head_size = 32, 8, 64
     for label, length, keys_length, mask in (
         ("prefill chunk", 512, 1024, "causal"),
         ("decode step", 1, decode_keys, None),
+        ("prefill chunk, long cache", 512, decode_keys, "causal"),
     ):
         queries = mx.random.normal((1, heads, length, head_size)).astype(dtype)
         capacity = keys_length + 200
@@ -116,13 +126,16 @@ def compare_attention(dtype, decode_keys: int, repeats: int) -> list[dict]:
         values = mx.random.normal((1, kv_heads, capacity, head_size)).astype(dtype)
         mx.eval(queries, keys, values)
         scale = head_size**-0.5
-        full = mx.fast.scaled_dot_product_attention(
-            queries, keys[..., :keys_length, :], values[..., :keys_length, :], scale=scale, mask=mask
-        )
-        time_full = _time(lambda: mx.fast.scaled_dot_product_attention(
-            queries, keys[..., :keys_length, :], values[..., :keys_length, :], scale=scale, mask=mask), repeats)
-        rows.append(dict(shape=label, queries=length, keys=keys_length, function="full precision sdpa",
-                         result="ok", median_ms=time_full * 1e3))
+
+        def sdpa():
+            view_keys, view_values = keys[..., :keys_length, :], values[..., :keys_length, :]
+            return mx.fast.scaled_dot_product_attention(queries, view_keys, view_values, scale=scale, mask=mask)
+
+        full = sdpa()
+        mx.eval(full)
+        rows.append(dict(shape=label, queries=length, keys=keys_length, function="full precision sdpa", result="ok",
+                         peak_extra_mb=_peak_extra_mb(sdpa), median_ms=_time(sdpa, repeats) * 1e3))
+        print(json.dumps(rows[-1]), flush=True)
         for bits in (8, 4):
             q_keys = tuple(p[..., :keys_length, :] for p in mx.quantize(keys, group_size=64, bits=bits))
             q_values = tuple(p[..., :keys_length, :] for p in mx.quantize(values, group_size=64, bits=bits))
@@ -139,6 +152,7 @@ def compare_attention(dtype, decode_keys: int, repeats: int) -> list[dict]:
                 try:
                     out = call()
                     row["max_abs_vs_full"] = mx.abs(out.astype(mx.float32) - full.astype(mx.float32)).max().item()
+                    row["peak_extra_mb"] = _peak_extra_mb(call)
                     row["median_ms"] = _time(call, repeats) * 1e3
                     row["result"] = "ok"
                 except Exception as exc:

@@ -168,6 +168,7 @@ def test_truncate_middle_keeps_the_first_exchange_and_the_recent_turns(vllm_2k, 
     messages = long_chat()
     finished, windows = chat(vllm_2k, event_log, messages)
     assert finished.reason == "stop" and finished.text == "ok"
+    assert finished.stats.context_size == 2048  # the status pane's meter keeps the size after the answer
     (window,) = windows
     assert window.policy == "truncate-middle" and window.context_size == 2048 and window.hidden
     assert {0, 1, 2}.isdisjoint(window.hidden) and len(messages) - 1 not in window.hidden
@@ -379,3 +380,16 @@ async def test_the_chat_screen_marks_hidden_turns_and_offers_the_ways_out(fake_s
         assert hidden == ["q2", answer]
         assert app.chat.status.turns_out_of_view == 2
         assert [m["content"] for m in fake_server.chats[-1].body["messages"]] == ["q1", answer, "q3"]
+
+
+def test_config_toml_remote_context_size(tmp_path):
+    """A number for every model, or a table by model id with "*" for the rest; a bad entry is named and left out."""
+    from mlxchat.settings import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("remote_context_size = 32768\n")
+    assert dict(load_config(path).remote_context_sizes) == {"*": 32768}
+    path.write_text('[remote_context_size]\n"mlx-community/Qwen3-8B-4bit" = 40960\n"*" = 8192\nbad = "lots"\nsmall = 12\n')
+    config = load_config(path)
+    assert dict(config.remote_context_sizes) == {"mlx-community/Qwen3-8B-4bit": 40960, "*": 8192}
+    assert len(config.problems) == 2 and all("remote_context_size" in problem for problem in config.problems)

@@ -382,6 +382,7 @@ class RemoteEngine(EngineCore):
         """Send `request` (already fitted; `length` its estimated prompt tokens) and read the answer. Raises
         `_ServerOverflowed` when the server refuses the prompt as too long, before any answer text."""
         selected = self._selected
+        clock.context_size = context or 0  # the status pane's meter: the server's counts against this size
         body = chat_body(request, selected.id or None)
         # vLLM refuses a prompt plus max_tokens over its context: ask for at most what the context leaves.
         capped = context is not None and body["max_tokens"] > context - length

@@ -32,22 +32,29 @@ def saved_cache(model, folder: SavedCacheFolder, tokens: list[int]):
     return saved
 
 
-def test_a_cache_read_from_disk_has_whole_steps_with_room(loaded, tmp_path):
-    """As mlx-lm's own growth leaves a cache: the follow-up's first write goes in place (no reallocation), and
-    MLX's CUDA attention can take its cuDNN decode path (whole 256-token buffers only)."""
+def test_a_cache_read_from_disk_has_room_in_a_buffer_of_no_whole_steps(loaded, tmp_path):
+    """The follow-up's first write goes in place (no reallocation), and the buffer is not whole 256-token steps,
+    so MLX's CUDA attention decodes with its vector kernel, not a cuDNN graph built per buffer size."""
     model, _ = loaded
     saved = saved_cache(model, SavedCacheFolder(tmp_path / "caches"), list(range(1, 301)))
     tokens, cache, _ = saved.load("chat", "model", None)
     assert len(tokens) == 300
     for entry in cache:
         assert entry.offset == 300
-        assert entry.keys.shape[2] == entry.values.shape[2] == 512
+        assert entry.keys.shape[2] == entry.values.shape[2] == 556 and 556 % 256
     before = cache[0].keys
     import mlx.core as mx
 
     model(mx.array([[5, 6, 7]]), cache=cache)
-    assert cache[0].keys.shape[2] == 512 and cache[0].offset == 303
+    assert cache[0].keys.shape[2] == 556 and cache[0].offset == 303
     del before
+
+
+def test_a_cache_of_whole_steps_gets_255_free_slots(loaded, tmp_path):
+    model, _ = loaded
+    saved = saved_cache(model, SavedCacheFolder(tmp_path / "caches"), list(range(1, 257)))
+    _, cache, _ = saved.load("chat", "model", None)
+    assert {entry.keys.shape[2] for entry in cache} == {511}
 
 
 def test_a_padded_cache_computes_what_the_exact_one_does(loaded, tmp_path):
@@ -59,7 +66,7 @@ def test_a_padded_cache_computes_what_the_exact_one_does(loaded, tmp_path):
     saved = saved_cache(model, folder, list(range(1, 201)))
     _, padded, _ = saved.load("chat", "model", None)
     exact = load_prompt_cache(str(folder.file_for("chat")))  # mlx-lm's own read: buffers of exactly 200 tokens
-    assert exact[0].keys.shape[2] == 200 and padded[0].keys.shape[2] == 256
+    assert exact[0].keys.shape[2] == 200 and padded[0].keys.shape[2] == 456
     follow = mx.array([[9, 10, 11, 12]])
     for _ in range(3):  # the follow-up's prefill, then decode steps
         a, b = model(follow, cache=padded), model(follow, cache=exact)
@@ -85,7 +92,7 @@ def test_a_quantized_cache_read_from_disk_has_room_too(tmp_path):
     saved = SavedPromptCaches(SavedCacheFolder(tmp_path / "caches"))
     saved.save("chat", "model", list(range(1, 101)), cache, 8)
     _, loaded_cache, _ = saved.load("chat", "model", 8)
-    assert {array.shape[2] for array in loaded_cache[0].keys} == {256}
+    assert {array.shape[2] for array in loaded_cache[0].keys} == {356}
     model(mx.array([[3, 4]]), cache=loaded_cache)
     assert loaded_cache[0].offset == 102
 

@@ -122,13 +122,13 @@ WARM_UP_TOKENS = 32
 
 def warm_up(model, cache: list) -> bool:
     """On a GPU, run a throwaway prefill and one decode step on a cache just read from disk, then trim them off,
-    so the follow-up does not pay MLX's first-use work at this cache's shapes: CUDA's attention builds a cuDNN
-    graph per query/key shape (for decoding, per buffer size, which the whole turn's steps then reuse), and the
-    kernels, CUDA graphs and memory a fresh process has not used yet. Runs during a `PrepareConversation` hint,
-    while the person types. The cache holds exactly what it held: the offsets are restored, and what was written
-    past them is never read (attention reads up to the offset) and is overwritten by the next write. Skipped on
-    the CPU (nothing there is built per shape, and a throwaway prefill would cost seconds) and for caches that
-    cannot be trimmed. Returns whether it ran."""
+    so the follow-up does not pay MLX's first-use work at this cache: the kernels, CUDA graphs and memory a fresh
+    process has not used yet. (The per-shape cuDNN graphs are avoided outright: `cuda_attention` for the
+    follow-up's prefill, `with_room`'s buffer for its decoding.) Runs during a `PrepareConversation` hint, while
+    the person types. The cache holds exactly what it held: the offsets are restored, and what was written past
+    them is never read (attention reads up to the offset) and is overwritten by the next write. Skipped on the
+    CPU (nothing there is built per shape, and a throwaway prefill would cost seconds) and for caches that cannot
+    be trimmed. Returns whether it ran."""
     from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
     if not _on_gpu() or not cache or not can_trim_prompt_cache(cache):

@@ -20,6 +20,7 @@ from ..events import ModelInfo
 from ..thinking import ThinkingFormat, detect_thinking_format
 from .generation import PrefillChunker
 from .kv_attention import install as install_quantized_attention
+from .cuda_attention import install as install_cuda_attention
 
 DEFAULT_CONTEXT = 4096
 
@@ -76,6 +77,7 @@ def load(ref, progress: Progress) -> LoadedModel:
         text_model, tokenizer = mlx_lm_load(str(path))
         vision = None
     install_quantized_attention(vision=vision is not None)
+    install_cuda_attention(text_model)  # MLX CUDA: no cuDNN graph build per follow-up shape (cuda_attention.py)
     progress("Fitting weights to the device", 0.8)
     fit_to_device(vision.model if vision is not None else text_model)
     thinking = detect_thinking_format(tokenizer)

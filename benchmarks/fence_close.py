@@ -6,7 +6,7 @@ Each run is a fresh process with that side's folder first on PYTHONPATH: a headl
 and a `CodeStream` in an anchored scroll view, as an answer does, and an `AnswerStream` writes the realistic answer
 (`mlxchat.bench.realistic`, a 500-line Python block) into them at `--pace` tokens a second (4 characters a token,
 in 10 ms writes). A probe task measures the UI thread's CPU time between two of its turns on the event loop
-(`asyncio.sleep(0)`): a long one is work a keypress would wait behind (CPU time, not wall time, so the other
+(a 1 ms `asyncio.sleep`): a long one is work a keypress would wait behind (CPU time, not wall time, so the other
 processes on a shared machine count less). The close's cost is the longest stall from the write that
 holds the closing fence to 1.5 s after it (the update, the mount and the frames that follow); the rest of the run
 is the comparison. Prints medians per side; `--json PATH` writes every run.
@@ -56,11 +56,10 @@ def one_run(lines: int, pace: float) -> dict:
     async def watch_loop(done: asyncio.Event) -> None:
         while not done.is_set():
             started, cpu = time.perf_counter(), time.thread_time()
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
             busy = time.thread_time() - cpu
             if busy > 0.002:
                 stalls.append((started, busy))
-            await asyncio.sleep(0.001)
 
     async def main() -> None:
         gc.collect()

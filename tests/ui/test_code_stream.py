@@ -225,6 +225,25 @@ async def test_the_finished_answer_renders_exactly_like_plain_markdown(markdown_
     assert streamed_screen == plain_screen
 
 
+@pytest.mark.parametrize("width", [100, 50])
+async def test_a_long_fence_is_drawn_as_textual_draws_it(width):
+    """The answer's fence draws its code a line at a time (`FenceCode`); the screen is Textual's own, whether its
+    lines fit (100 columns) or some are wider than the window (50, where it renders as a `Label` does)."""
+    from mlxchat.bench.realistic import realistic_answer
+
+    text = realistic_answer(120)
+    screens = []
+    for markdown_class in (Markdown, AnswerMarkdown):
+        app = AnswerApp(text, markdown_class=markdown_class)
+        async with app.run_test(size=(width, 40)) as pilot:
+            await pilot.pause()
+            for offset in (30, 90):
+                app.query_one(VerticalScroll).scroll_to(y=offset, animate=False)
+                await pilot.pause()
+                screens.append(app.export_screenshot())
+    assert screens[:2] == screens[2:]
+
+
 def test_the_frame_interval_stretches_while_the_ui_thread_is_busy():
     """Twice the UI thread's CPU time since the last update, between the frame interval and its cap."""
     stream = AnswerStream(None, None, frame_interval_s=0.04)

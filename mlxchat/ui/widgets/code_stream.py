@@ -37,10 +37,12 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Callable
 
+from textual.app import ComposeResult
 from textual.content import Content
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Markdown
+from textual.visual import Visual
+from textual.widgets import Label, Markdown
 from textual.widgets._markdown import MarkdownFence
 
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
@@ -236,6 +238,44 @@ def keep_highlight(key: tuple[str, str, bool, bool], content: Content) -> None:
         _HIGHLIGHTED.popitem(last=False)
 
 
+class FenceCode(Label):
+    """The code of a finished fence (Textual's fence shows it in a `Label`), drawn a line at a time.
+
+    A `Label` renders all of its lines the first time any of them is drawn: a 500-line block took one long frame
+    when it reached the screen, though the window shows ~30 of its lines. A fence's lines never wrap (it scrolls
+    sideways), so each line renders alone, when it is on screen, and is kept per width and style. Anything else
+    (a line wider than the widget, a selection, a visual that is not `Content`) renders as the `Label` does."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._lines_of: Content | None = None
+        self._lines: list[Content] = []
+        self._widest = 0
+        self._strips: dict[int, Strip] = {}
+        self._strips_key: tuple | None = None
+
+    def render_line(self, y: int) -> Strip:
+        visual = self.visual
+        if not isinstance(visual, Content) or self.text_selection is not None:
+            return super().render_line(y)
+        if visual is not self._lines_of:
+            self._lines_of, self._lines, self._strips = visual, visual.split("\n"), {}
+            self._widest = max((line.cell_length for line in self._lines), default=0)
+        width, style = self.size.width, self.visual_style
+        if self._widest > width:
+            return super().render_line(y)
+        if (width, style) != self._strips_key:
+            self._strips_key, self._strips = (width, style), {}
+        strip = self._strips.get(y)
+        if strip is None:
+            if y >= len(self._lines):
+                return Strip.blank(width, style.rich_style)
+            # Rendered alone, the line's text-selection offsets say row 0: they are set to its row.
+            strip = Visual.to_strips(self, self._lines[y], width, 1, style)[0].apply_offsets(0, y)
+            self._strips[y] = strip
+        return strip
+
+
 class AnswerFence(MarkdownFence):
     """Textual's fence, which takes its block already highlighted when it can.
 
@@ -253,9 +293,13 @@ class AnswerFence(MarkdownFence):
         keep_highlight(key, content)
         return content
 
+    def compose(self) -> ComposeResult:
+        yield FenceCode(self._highlighted_code, id="code-content", expand=True)
+
 
 class AnswerMarkdown(Markdown):
-    """An answer's Markdown: Textual's, with its code fences made by `AnswerFence`."""
+    """An answer's Markdown: Textual's, with its code fences made by `AnswerFence` (highlighted ahead, drawn a line at
+    a time by `FenceCode`); it draws exactly what Textual's draws (tests/ui/test_code_stream.py compares screens)."""
 
     BLOCKS = {**Markdown.BLOCKS, "fence": AnswerFence}
 

@@ -210,3 +210,28 @@ def test_a_hinted_follow_up_after_a_warm_up_answers_as_in_memory(event_log, tiny
         assert event_log.wait_for(Started, again.request_id).cached_tokens > 0
     finally:
         engine.close(timeout_s=30)
+
+
+def test_only_a_long_prefill_gives_the_buffer_cache_back(loaded, monkeypatch):
+    """A follow-up's few new tokens keep MLX's buffer cache for the answer's first step (the allocations it saves
+    were ~5 ms of a resumed turn on the H200); a long prompt's prefill still gives its large temporaries back."""
+    import mlx.core as mx
+    from mlx_lm.models.cache import make_prompt_cache
+
+    from mlxchat.engine.control import RequestControl
+    from mlxchat.engine.local import generation
+
+    model, _ = loaded
+    cleared = []
+    monkeypatch.setattr(mx, "clear_cache", lambda: cleared.append(True))
+    chunker = generation.PrefillChunker(size=256)
+
+    def run(count: int) -> bool:
+        cleared.clear()
+        generation.prefill(model, make_prompt_cache(model), list(range(1, count + 1)), chunker=chunker,
+                           control=RequestControl("r", "chat", "prefill"), emit=lambda _e: None, done_before=0,
+                           total=count)
+        return bool(cleared)
+
+    assert not run(54)
+    assert run(generation.CLEAR_AFTER_TOKENS)

@@ -57,16 +57,16 @@ def plain_attention(queries: mx.array, keys: mx.array, values: mx.array, scale: 
 def attention_over(library: Callable) -> Callable:
     """The attention function that stands in for `library` (a library's `scaled_dot_product_attention`)."""
 
-    def attention(queries, keys, values, cache=None, scale: float = 1.0, mask=None, **options):
+    def attention(queries, keys, values, cache=None, scale: float = 1.0, mask=None, sinks=None):
         length = queries.shape[2]
         if (
             1 < length < PLAIN_BELOW
-            and options.get("sinks") is None
+            and sinks is None
             and not hasattr(cache, "bits")  # a quantized cache: the library's (or kv_attention's) path
             and queries.shape[1] * length * keys.shape[2] <= MAX_SCORES
         ):
             return plain_attention(queries, keys, values, scale, mask)
-        return library(queries, keys, values, cache=cache, scale=scale, mask=mask, **options)
+        return library(queries, keys, values, cache=cache, scale=scale, mask=mask, sinks=sinks)
 
     attention.library = library
     return attention

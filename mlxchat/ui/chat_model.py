@@ -74,16 +74,19 @@ class Turn:
     """Clock time the first thinking arrived (the live block counts from it)."""
     thought_s: float | None = None
     """How long the thinking took, once it ended (None while thinking, or for a turn read from history)."""
-    thought_before_s: float = 0.0
+    thought_before_s: float | None = 0.0
     """Seconds thought before the answer was stopped while thinking (`pause_thinking`): a resumed thought adds its
-    own (the engine's `ThinkingDone` times only the resumed part), so "Thought for … s" covers all of it."""
+    own (the engine's `ThinkingDone` times only the resumed part), so "Thought for … s" covers all of it. None when
+    unknown (a thought read from history, whose time is not stored): a resumed one then shows no time at all
+    rather than only its resumed part's."""
     thinking_cut: bool = False
     """True when the thinking budget ended the thinking."""
 
     def pause_thinking(self, now: float) -> None:
         """The answer stopped while thinking: keep the seconds thought so far, and stop the live clock."""
         if self.thinking_since is not None and self.thought_s is None:
-            self.thought_before_s += now - self.thinking_since
+            if self.thought_before_s is not None:
+                self.thought_before_s += now - self.thinking_since
             self.thinking_since = None
 
     def as_message(self) -> Message:

@@ -90,6 +90,7 @@ def _turn_from(message) -> Turn:
         stored_id=message.id,
         thinking=message.thinking,
         thinking_tokens=(message.stats or {}).get("reasoning_tokens", 0),
+        thought_before_s=None if message.thinking else 0.0,  # how long it took is not stored
     )
 
 

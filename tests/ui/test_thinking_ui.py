@@ -13,7 +13,7 @@ import staged
 from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
 from mlxchat.store import History
 from mlxchat.ui.chat_model import ChatSession, Turn
-from mlxchat.ui.widgets.thinking import ThinkingBlock, stopped_footer
+from mlxchat.ui.widgets.thinking import ThinkingBlock, stopped_footer, thinking_header
 
 from conftest import SIZE, until
 
@@ -245,3 +245,25 @@ def test_snapshot_a_thought_that_cannot_be_resumed_is_answered_afresh(snap_compa
     that cannot resume a thought): it is written afresh."."""
     app, engine = staged_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: answered_afresh_scene(pilot, engine))
+
+
+@pytest.mark.parametrize(
+    "before, line",
+    [(2.5, "▸ Thought for 3.0 s · 25 tokens"), (None, "▸ Thought · 25 tokens")],
+)
+def test_a_resumed_thought_shows_its_whole_time_or_none(before, line):
+    """A thought read from history has no stored time (`thought_before_s` None): resumed, it shows no time rather
+    than only the resumed part's 0.5 s."""
+    turn = Turn("assistant", "MLX is", thinking=THOUGHT, thinking_tokens=25, thought_before_s=before)
+    turn.thought_s = (before or 0.0) + 0.5
+    assert thinking_header(turn, expanded=False, now=0.0) == line
+
+
+def test_a_thought_read_from_history_has_no_known_time(history):
+    from mlxchat.ui.session_store import session_from
+
+    conversation = history.create_conversation("MLX")
+    history.add_message(conversation.id, "user", "What is MLX?")
+    history.add_message(conversation.id, "assistant", "", status="stopped", thinking=THOUGHT)
+    question, stopped = session_from(history.get_conversation(conversation.id)).turns
+    assert (question.thought_before_s, stopped.thought_before_s) == (0.0, None)

@@ -127,7 +127,7 @@ class ConversationView(VerticalScroll, can_focus=False):
     def end_thinking(self, event: ThinkingDone) -> None:
         """The answer starts: the thinking block collapses to one line with its time and tokens."""
         turn = self.answer.turn
-        turn.thought_s = turn.thought_before_s + event.seconds  # a resumed thought's event times only its part
+        turn.thought_s = (turn.thought_before_s or 0.0) + event.seconds  # a resumed thought's times only its part
         turn.thinking_tokens, turn.thinking_cut = event.tokens, event.by_budget
         self.answer.show_thinking()
 

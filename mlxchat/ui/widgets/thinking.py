@@ -29,9 +29,11 @@ def thinking_header(turn: Turn, expanded: bool, now: float) -> str:
     if turn.thought_s is not None:
         arrow = "▾" if expanded else "▸"
         budget = " · ended at its budget" if turn.thinking_cut else ""
-        return f"{arrow} Thought for {turn.thought_s:.1f} s" + (f" · {tokens}" if tokens else "") + budget
-    clock_ran = turn.thinking_since is not None or turn.thought_before_s > 0
-    elapsed = turn.thought_before_s + (now - turn.thinking_since if turn.thinking_since is not None else 0.0)
+        took = f" for {turn.thought_s:.1f} s" if turn.thought_before_s is not None else ""  # None: part unknown
+        return f"{arrow} Thought{took}" + (f" · {tokens}" if tokens else "") + budget
+    before = turn.thought_before_s
+    clock_ran = before is not None and (turn.thinking_since is not None or before > 0)
+    elapsed = (before or 0.0) + (now - turn.thinking_since if turn.thinking_since is not None else 0.0)
     took = f"{elapsed:.1f} s" if clock_ran else ""
     numbers = " · ".join(part for part in (took, tokens) if part)
     if turn.status == "streaming":

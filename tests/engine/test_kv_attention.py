@@ -1,5 +1,7 @@
-"""Attention over a quantized KV cache (issue 15): our formulation, which MLX's CUDA build can run, gives what
-mlx-lm's and mlx-vlm's own quantized attention give, and the engine uses it for text and image turns."""
+"""Attention over a quantized KV cache (issue 15): the formulation the engine uses on MLX's CUDA build gives what
+mlx-lm's and mlx-vlm's own quantized attention give, and the engine uses it for text and image turns there.
+
+This machine has no CUDA device: the engine tests fake `kv_attention.needed` (the CUDA check) and nothing else."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from PIL import Image
 
 from mlxchat.engine import ChatRequest, LoadModel, Message, SamplingParams
 from mlxchat.engine.local import kv_attention
-from mlxchat.engine.local.kv_attention import quantized_attention
+from mlxchat.engine.local.kv_attention import dequantized_attention
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=8)
 
@@ -39,7 +41,7 @@ CASES = [  # heads, kv heads, queries, keys, head size
 @pytest.mark.parametrize("library", ["mlx_lm.models.base", "mlx_vlm.models.base"])
 @pytest.mark.parametrize("bits", [8, 4])
 @pytest.mark.parametrize("heads, kv_heads, length, keys_length, head_size", CASES)
-def test_same_as_the_librarys_quantized_attention(library, bits, heads, kv_heads, length, keys_length, head_size):
+def test_same_as_the_librarys_quantized_attention_in_float32(library, bits, heads, kv_heads, length, keys_length, head_size):
     mx.random.seed(heads * 1000 + keys_length)
     queries = mx.random.normal((1, heads, length, head_size))
     keys = quantized_view((1, kv_heads, keys_length, head_size), keys_length, bits)
@@ -55,7 +57,7 @@ def test_same_as_the_librarys_quantized_attention(library, bits, heads, kv_heads
     for mask in masks:
         # mlx-lm scales the queries in place (`queries *= scale`), so each side gets its own copy
         expected = reference(mx.array(queries), keys, values, scale=head_size**-0.5, mask=mask, bits=bits)
-        ours = quantized_attention(mx.array(queries), keys, values, scale=head_size**-0.5, mask=mask, bits=bits)
+        ours = dequantized_attention(mx.array(queries), keys, values, scale=head_size**-0.5, mask=mask, bits=bits)
         assert ours.shape == expected.shape
         assert mx.array_equal(ours, expected).item(), f"mask {type(mask).__name__}"
 
@@ -99,15 +101,16 @@ def run_model(model, prompt, kv_bits, steps=8):
 
 
 def test_a_model_over_a_quantized_cache_gives_the_logits_of_mlx_lms_own_path(monkeypatch):
-    """The whole model, prefill and decode: bit-identical to mlx-lm's quantized attention, and close to full
-    precision (8 bits keeps the greedy tokens of this model; the logits differ by the quantization)."""
+    """The whole model, prefill and decode (float32, as on the CPU): bit-identical to mlx-lm's quantized attention,
+    and close to full precision (8 bits keeps the greedy tokens of this model; the logits differ by the
+    quantization)."""
     import mlx_lm.models.base as base
 
     model = tiny_llama()
     prompt = [(i * 37) % 300 for i in range(40)]
     monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", library_attention(base.__name__))
     theirs = {bits: run_model(model, prompt, bits) for bits in (8, 4)}
-    monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", quantized_attention)
+    monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", dequantized_attention)
     ours = {bits: run_model(model, prompt, bits) for bits in (8, 4)}
     full = run_model(model, prompt, None)
     for bits in (8, 4):
@@ -148,7 +151,7 @@ def counted(monkeypatch, base) -> list[int]:
 
     def counting(*args, **kwargs):
         calls.append(1)
-        return quantized_attention(*args, **kwargs)
+        return dequantized_attention(*args, **kwargs)
 
     monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", counting)
     return calls
@@ -160,13 +163,24 @@ def load(engine, event_log, folder):
     assert event_log.finished(request.request_id).reason == "stop"
 
 
+def test_nothing_is_replaced_where_the_librarys_path_runs(engine, event_log, wide_llama):
+    """The CPU (and Metal) keep mlx-lm's own quantized attention."""
+    import mlx_lm.models.base as base
+
+    load(engine, event_log, wide_llama)
+    assert base.quantized_scaled_dot_product_attention is library_attention(base.__name__)
+
+
 def test_a_text_turn_at_kv_bits_8_attends_with_it_and_answers_as_mlx_lm_would(
     engine, event_log, wide_llama, monkeypatch
 ):
     import mlx_lm.models.base as base
 
+    monkeypatch.setattr(kv_attention, "needed", lambda: True)  # as on CUDA
+    monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", base.quantized_scaled_dot_product_attention)
+
     load(engine, event_log, wide_llama)
-    assert base.quantized_scaled_dot_product_attention is quantized_attention, "installed when a model loads"
+    assert base.quantized_scaled_dot_product_attention is dequantized_attention, "installed when a model loads"
     messages = [Message("user", "Tell me about the lighthouse keeper's log. " * 20)]
     calls = counted(monkeypatch, base)
     ours = answer(engine, event_log, messages, "ours")
@@ -181,10 +195,12 @@ def test_an_image_turn_at_kv_bits_8_attends_with_it_and_answers_as_mlx_vlm_would
 ):
     import mlx_vlm.models.base as base
 
+    monkeypatch.setattr(kv_attention, "needed", lambda: True)  # as on CUDA
+    monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", base.quantized_scaled_dot_product_attention)
     picture = tmp_path / "red.png"
     Image.new("RGB", (64, 64), (220, 30, 30)).save(picture)
     load(engine, event_log, wide_vlm)
-    assert base.quantized_scaled_dot_product_attention is quantized_attention, "installed when a model loads"
+    assert base.quantized_scaled_dot_product_attention is dequantized_attention, "installed when a model loads"
     messages = [Message("user", "What is in this picture?", (picture,))]
     calls = counted(monkeypatch, base)
     ours = answer(engine, event_log, messages, "ours")

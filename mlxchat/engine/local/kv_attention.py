@@ -1,26 +1,33 @@
-"""Provides attention over a quantized KV cache that MLX's CUDA build can run.
+"""Provides attention over a quantized KV cache for MLX's CUDA build.
 
-mlx-lm's and mlx-vlm's `quantized_scaled_dot_product_attention` (both `models/base.py`) serve grouped-query
-attention by reshaping the queries to (B, kv_heads, repeats, L, D) and giving the quantized keys and values an
-extra axis of size 1, which `mx.quantized_matmul` broadcasts over the repeats. On MLX 0.32's CUDA build every
-quantized-matmul kernel (`supports_qmm_sm90/sm80/naive`, `supports_qmv` in `backend/cuda/quantized/qmm/qmm.cu`)
-requires the quantized matrix, its scales and biases to be *contiguous*: a broadcast input is not, and neither is
-the cache's view of its keys (`keys[..., :offset, :]` of a buffer grown 256 tokens at a time leaves a gap after
-each head). So the first prefill chunk failed with "No implementation for problem shape" (issue 15).
+mlx-lm's and mlx-vlm's `quantized_scaled_dot_product_attention` (both `models/base.py`) attend with
+`mx.quantized_matmul` directly on the quantized keys and values. On MLX 0.32's CUDA build that fails or stalls
+(issue 15, measured on an H200 with MLX 0.32.4):
 
-`quantized_attention` computes the same thing without either: the query heads that share a KV head are folded
-into the matrix's rows (B, kv_heads, repeats·L, D), so keys and values need no broadcast, and the cache's views
-are made contiguous (a copy of the quantized cache per layer and step, a quarter to a half of what a
-full-precision cache would read; free when the buffer is full). Masking and the softmax run on the
-(…, repeats, L, S) view of the scores, as mlx-lm's do, so the results match mlx-lm's path (tested on the CPU).
+- as the libraries call it, "No implementation for problem shape 512x1024x64x32": every CUDA quantized-matmul
+  kernel (`supports_qmm_sm90/sm80/naive`, `supports_qmv` in `backend/cuda/quantized/qmm/qmm.cu`) needs the
+  quantized matrix, scales and biases contiguous, and the libraries broadcast the keys over the query heads of a
+  KV head (grouped-query attention) and pass the cache's view (`keys[..., :offset, :]` of a buffer grown 256
+  tokens at a time, with a gap after each head);
+- reformulated to fit those rules (query heads folded into the matrix's rows, the views made contiguous:
+  `benchmarks/kv_attention_probe.py`, bit-identical on the CPU), the first 512-token prefill chunk had not
+  finished after 85 s on a fresh machine: those kernels are compiled at run time (NVRTC, CUTLASS), per
+  variant (bits, transpose, tile), and a bfloat16 model without quantized weights has compiled none of them.
+
+So on CUDA `dequantized_attention` dequantizes each layer's keys and values for the call (MLX's precompiled
+`affine_dequantize` kernel) and attends with `mx.fast.scaled_dot_product_attention`, the kernel full-precision
+turns already use. The stored cache stays quantized (the memory kv_bits saves); what it costs is one layer's keys
+and values at full precision as a transient per call (for a Llama-3.2-1B shape at 16k tokens, 33 MB against the
+cache's 525 MB at full precision) and the memory traffic of writing and reading them each step. On the CPU it is
+bit-identical to the libraries' path for float32 (tested); in bfloat16 it differs by bfloat16 rounding.
 
 How it is hooked in: both libraries' `scaled_dot_product_attention` pick the quantized path with
 `hasattr(cache, "bits")` and then call the module-level name `quantized_scaled_dot_product_attention` at call
-time, and nothing else calls it. `use_in(base_module)` rebinds that one name, so every model architecture (each
-imports `scaled_dot_product_attention` by value, which rules out replacing that) gets it, full-precision caches
-are untouched, and no library file changes. A cache subclass was the alternative: it cannot reach the attention
-call, so it could only hand full-precision (dequantized) keys to `mx.fast.scaled_dot_product_attention`, which
-keeps the stored cache small but costs a full-precision copy of the whole cache per layer and step.
+time; nothing else calls it. `install` rebinds that one name when a model loads, on CUDA only (Metal and the CPU
+run the libraries' own path, as measured in BENCHMARKS.md), so every model architecture gets it (each imports
+`scaled_dot_product_attention` by value, which rules out replacing that), full-precision caches are untouched, and
+no library file changes. A cache subclass could not do it: it never sees the attention call, so its keys would
+have to be full precision for every layer at once.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ replaced: dict[str, Callable] = {}
 """The library functions `use_in` replaced, by module name (tests compare against them)."""
 
 
-def quantized_attention(
+def dequantized_attention(
     queries: mx.array,
     q_keys: tuple[mx.array, mx.array, mx.array],
     q_values: tuple[mx.array, mx.array, mx.array],
@@ -45,47 +52,35 @@ def quantized_attention(
 ) -> mx.array:
     """Scaled dot-product attention of `queries` (B, heads, L, D) over quantized keys and values
     ((B, kv_heads, S, ·) triples of data, scales, biases), with the signature of mlx-lm's
-    `quantized_scaled_dot_product_attention` so it can stand in for it. `mask` is None, "causal", a boolean or
-    an additive array of shape (L, S) or (B, 1, L, S), as the libraries' take."""
-    batch, heads, length, head_size = queries.shape
-    kv_heads = q_keys[0].shape[-3]
-    repeats = heads // kv_heads
-    queries = (queries * scale).reshape(batch, kv_heads, repeats * length, head_size)
-    q_keys = tuple(mx.contiguous(part) for part in q_keys)
-    q_values = tuple(mx.contiguous(part) for part in q_values)
-
-    scores = mx.quantized_matmul(queries, *q_keys, transpose=True, group_size=group_size, bits=bits)
-    keys_length = scores.shape[-1]
-    scores = scores.reshape(batch, kv_heads, repeats, length, keys_length)
-    if mask is not None:
-        if isinstance(mask, str):
-            q_indices = mx.arange(keys_length - length, keys_length)
-            mask = q_indices[:, None] >= mx.arange(keys_length)[None]
-        elif mask.ndim == 4:
-            mask = mx.expand_dims(mask, -3)
-        if mask.dtype == mx.bool_:
-            scores = mx.where(mask, scores, mx.finfo(scores.dtype).min)
-        else:
-            scores = scores + mask
-    scores = mx.softmax(scores, axis=-1, precise=True)
-    scores = scores.reshape(batch, kv_heads, repeats * length, keys_length)
-    out = mx.quantized_matmul(scores, *q_values, transpose=False, group_size=group_size, bits=bits)
-    return out.reshape(batch, heads, length, head_size)
+    `quantized_scaled_dot_product_attention` so it can stand in for it (unlike it, it leaves `queries` as they
+    are: mlx-lm scales them in place). `mask` is whatever the fused attention takes: None, "causal", a boolean
+    or an additive array."""
+    keys = mx.dequantize(*q_keys, group_size=group_size, bits=bits).astype(queries.dtype)
+    values = mx.dequantize(*q_values, group_size=group_size, bits=bits).astype(queries.dtype)
+    return mx.fast.scaled_dot_product_attention(queries, keys, values, scale=scale, mask=mask)
 
 
 def use_in(base_module: ModuleType) -> None:
     """Make `base_module` (`mlx_lm.models.base` or `mlx_vlm.models.base`) attend over quantized caches with
-    `quantized_attention`. Idempotent; affects only caches that have `bits` (see the module docstring)."""
+    `dequantized_attention`. Idempotent; affects only caches that have `bits` (see the module docstring)."""
     current = base_module.quantized_scaled_dot_product_attention
-    if current is not quantized_attention:
+    if current is not dequantized_attention:
         replaced[base_module.__name__] = current
-        base_module.quantized_scaled_dot_product_attention = quantized_attention
+        base_module.quantized_scaled_dot_product_attention = dequantized_attention
+
+
+def needed() -> bool:
+    """Whether this MLX build needs `dequantized_attention`: its CUDA build (see the module docstring)."""
+    return mx.cuda.is_available()
 
 
 def install(vision: bool) -> None:
-    """Use `quantized_attention` for the models mlx-lm loads, and for mlx-vlm's when `vision` (mlx-vlm's
-    language models attend through its own `models/base.py`, for text turns as for image turns). Called when a
-    model is loaded, before any turn: a saved quantized cache may be resumed before anything is quantized here."""
+    """On CUDA, attend over quantized caches with `dequantized_attention` in the models mlx-lm loads, and in
+    mlx-vlm's when `vision` (mlx-vlm's language models attend through its own `models/base.py`, for text turns as
+    for image turns). Called when a model loads, before any turn: a saved quantized cache may be resumed before
+    anything is quantized in this process."""
+    if not needed():
+        return
     import mlx_lm.models.base
 
     use_in(mlx_lm.models.base)

@@ -523,6 +523,7 @@ def measure_memory(config: LongBenchConfig, work: Path, progress, context_size: 
             "decode_tps": stats.decode_tps,
             "ttft_s": stats.ttft_s,
         }
+        progress(f"memory: kv_bits {label}: {json.dumps(results[label])}")  # kept if a time limit ends the run
     full = results["16"]
     for label in ("8", "4"):
         if "error" in results[label] or "error" in full:

@@ -11,8 +11,9 @@ mlx-lm's and mlx-vlm's `quantized_scaled_dot_product_attention` (both `models/ba
   tokens at a time, with a gap after each head);
 - reformulated to fit those rules (query heads folded into the matrix's rows, the views made contiguous:
   `benchmarks/kv_attention_probe.py`, bit-identical on the CPU), the first 512-token prefill chunk had not
-  finished after 85 s on a fresh machine: those kernels are compiled at run time (NVRTC, CUTLASS), per
-  variant (bits, transpose, tile), and a bfloat16 model without quantized weights has compiled none of them.
+  finished after 85 s on a fresh machine (twice). Most likely compiling, not a hang (not told apart): those
+  kernels are compiled at run time (NVRTC, CUTLASS) per variant (bits, transpose, tile), and a bfloat16 model
+  without quantized weights has compiled none of them.
 
 So on CUDA `dequantized_attention` dequantizes each layer's keys and values for the call (MLX's precompiled
 `affine_dequantize` kernel) and attends with `mx.fast.scaled_dot_product_attention`, the kernel full-precision

@@ -23,6 +23,7 @@ import os
 import queue
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ class LongBenchConfig:
     832 image tokens through a 12 x 768 SigLIP tower), "smolvlm-tiles" (the same processing and tokens through a
     narrow model) or "tiny" (a 256-pixel image, 64 tokens, for a CPU)."""
     image_rounds: int = 3
+    image_profile: Path | None = None
+    """Where to write a profile (cProfile, by cumulative time) of a text follow-up up to its first token (an extra
+    chat after the timed ones), if anywhere."""
     resume_rounds: int = 3
 
 
@@ -357,6 +361,13 @@ def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> di
             follow_ups.append(second.ttft_s)
             cached.append(second.started.cached_tokens)
             prompts.append(first.started.prompt_tokens)
+        if config.image_profile is not None:  # one more chat, its follow-up profiled up to its first token
+            opening = [Message("user", "What is in this picture?", (photo(work / "profiled.jpg", size, seed=99),))]
+            first = driver.ask(opening, "image-profiled", config.decode_tokens)
+            with phases.profiling(True):
+                follow = opening + [Message("assistant", first.finished.text), Message("user", "And its colours?")]
+                driver.ask(follow, "image-profiled", 1)
+            phases.write_profile(config.image_profile)
     driver.close()
     return {
         "model": model,
@@ -392,11 +403,34 @@ class PhaseTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._profile = None
+        self._profiling = False
+
+    @contextmanager
+    def profiling(self, on: bool):
+        """While the block runs, a turn of the vision route is profiled (on the owner thread, where it runs)."""
+        self._profiling = on
+        try:
+            yield
+        finally:
+            self._profiling = False
+
+    def write_profile(self, path: Path) -> None:
+        import io
+        import pstats
+
+        if self._profile is None:
+            return
+        text = io.StringIO()
+        pstats.Stats(self._profile, stream=text).sort_stats("cumulative").print_stats(40)
+        path.write_text(text.getvalue())
 
     def __enter__(self) -> "PhaseTimer":
         from mlxchat.engine.local import vision
 
         self._module, self._originals = vision, {}
+        self._originals["run_vision_turn"] = turn = vision.run_vision_turn
+        vision.run_vision_turn = lambda *args, **kwargs: self._turn(turn, args, kwargs)
         for name in self.STEPS:
             if hasattr(vision, name):
                 self._originals[name] = original = getattr(vision, name)
@@ -412,6 +446,14 @@ class PhaseTimer:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
         return timed
+
+    def _turn(self, turn, args, kwargs):
+        if not self._profiling:
+            return turn(*args, **kwargs)
+        import cProfile
+
+        self._profile = self._profile or cProfile.Profile()
+        return self._profile.runcall(turn, *args, **kwargs)
 
     def clear(self) -> dict[str, float]:
         seconds, self.seconds = self.seconds, {}
@@ -546,12 +588,14 @@ def run(
 
     with tempfile.TemporaryDirectory(prefix="mlxchat-long-bench-") as temporary:
         work = Path(temporary)
-        probe = Driver()
-        info = probe.load(config.model)
-        probe.close()
+        info = None
+        if set(sections) - {"image"}:  # the image section brings its own model
+            probe = Driver()
+            info = probe.load(config.model)
+            probe.close()
         result: dict[str, Any] = {
-            "model": info.name,
-            "model_path": info.path,
+            "model": info.name if info else None,
+            "model_path": info.path if info else None,
             "device": str(mx.default_device()),
             "config": config.__dict__,
         }
@@ -595,12 +639,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
     parser.add_argument("--vision-shape", choices=("smolvlm-256m", "smolvlm-tiles", "tiny"), help="the random vision model's shape")
     parser.add_argument("--image-rounds", type=int, help="image chats timed in the image section")
+    parser.add_argument("--image-profile", type=Path, help="write a profile of a follow-up's first token here")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     config = LongBenchConfig(model=args.model, vision_model=args.vision_model)
     for name, value in (QUICK if args.quick else {}).items():
         setattr(config, name, value)
-    for name in ("history_tokens", "overflow_context", "memory_context", "resume_rounds", "vision_shape", "image_rounds"):
+    for name in ("history_tokens", "overflow_context", "memory_context", "resume_rounds", "vision_shape", "image_rounds", "image_profile"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]

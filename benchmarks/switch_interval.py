@@ -9,16 +9,20 @@ the owner's steps/s with the UI thread running ÷ alone, and the UI bursts' wall
 Owners:
 - `sleep`: the GPU's wait stood in by a GIL-free sleep of `--step-ms` plus `--python-ms` of Python per step (what
   generate_step and the detokenizer do). No CPU contention: the GIL alone is measured, as on the GPU machine.
+- `pipelined`: as mlx-lm's `generate_step` runs, the next step's graph (`--python-ms` of Python) is built while
+  the device runs the step queued before (`--step-ms`, GIL-free): the Python is off the critical path unless the
+  GIL is late.
 - `mlx`: mlx-lm's real `generate_step` on a random llama (`--hidden`, `--layers`) on this machine's default device.
   On a CPU, MLX's eval uses the cores the UI thread also wants.
 
-Run: python benchmarks/switch_interval.py [--owner sleep|mlx|both] [--intervals 5,2,1,0.5,0.2] [--json PATH]
+Run: python benchmarks/switch_interval.py [--owner sleep|pipelined|mlx|both] [--intervals 5,2,1,0.5,0.2] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -94,19 +98,39 @@ def sleep_owner(step_ms: float, python_ms: float, steps: int):
     return run
 
 
-def mlx_owner(hidden: int, layers: int, steps: int, folder: Path):
+def pipelined_owner(step_ms: float, python_ms: float, steps: int):
+    """As mlx-lm's `generate_step` runs: build step n+1's graph (Python), queue it, then wait (GIL-free) for step n.
+    The device stays busy while the Python of each step ends before the queued step does."""
+    python_spin = calibrate(python_ms) if python_ms > 0 else 0
+
+    def run() -> float:
+        started = device_free_at = time.perf_counter()
+        for _ in range(steps):
+            _spin(python_spin)  # the next step's graph
+            done_at = device_free_at  # the step queued last time
+            device_free_at = max(time.perf_counter(), device_free_at) + step_ms / 1000
+            wait = done_at - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)  # `y.item()`: MLX waits with the GIL released
+        return steps / (time.perf_counter() - started)
+
+    return run
+
+
+def mlx_owner(hidden: int, layers: int, steps: int, folder: Path, model_path: str | None = None):
     import mlx.core as mx
     from mlx_lm import load
     from mlx_lm.generate import generate_step
 
     from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
 
-    spec = RandomLlamaSpec(
-        hidden_size=hidden, num_hidden_layers=layers, intermediate_size=hidden * 4, num_attention_heads=max(hidden // 64, 1),
-        num_key_value_heads=max(hidden // 128, 1), vocab_size=4096,
-    )
-    build_random_llama(folder, spec)
-    model, _ = load(str(folder))
+    if model_path is None:
+        spec = RandomLlamaSpec(
+            hidden_size=hidden, num_hidden_layers=layers, intermediate_size=hidden * 4,
+            num_attention_heads=max(hidden // 64, 1), num_key_value_heads=max(hidden // 128, 1), vocab_size=4096,
+        )
+        build_random_llama(folder, spec)
+    model, _ = load(model_path or str(folder))
     prompt = mx.array([1, 2, 3, 4, 5, 6, 7, 8])
 
     def run() -> float:
@@ -160,7 +184,7 @@ def measure(name: str, owner, intervals: list[float], rounds: int, ui_spin: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--owner", choices=("sleep", "mlx", "both"), default="both")
+    parser.add_argument("--owner", choices=("sleep", "pipelined", "mlx", "both"), default="both", help="both: sleep and pipelined")
     parser.add_argument("--intervals", default="5,2,1,0.5,0.2", help="switch intervals in ms")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst-ms", type=float, default=7.0)
@@ -170,6 +194,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--model", default=None, help="mlx owner: this model folder instead of a random llama")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     intervals = [float(ms) for ms in args.intervals.split(",")]
@@ -181,17 +206,26 @@ def main() -> None:
             f"sleep owner ({args.step_ms:g} ms GIL-free + {args.python_ms:g} ms Python a step)",
             owner, intervals, args.rounds, ui_spin, args.burst_ms, args.duty,
         )
-    if args.owner in ("mlx", "both"):
+    if args.owner in ("pipelined", "both"):
+        owner = pipelined_owner(args.step_ms, args.python_ms, args.steps)
+        numbers["pipelined"] = measure(
+            f"pipelined owner ({args.step_ms:g} ms device step, {args.python_ms:g} ms Python a step overlapping it)",
+            owner, intervals, args.rounds, ui_spin, args.burst_ms, args.duty,
+        )
+    if args.owner == "mlx":
         import mlx.core as mx
 
         with tempfile.TemporaryDirectory(prefix="switch-interval-") as tmp:
-            owner = mlx_owner(args.hidden, args.layers, args.steps, Path(tmp))
+            owner = mlx_owner(args.hidden, args.layers, args.steps, Path(tmp), args.model)
+            shape = Path(args.model).name if args.model else f"hidden {args.hidden}, {args.layers} layers"
             numbers["mlx"] = measure(
-                f"mlx-lm generate_step (hidden {args.hidden}, {args.layers} layers, {mx.default_device()})",
+                f"mlx-lm generate_step ({shape}, {mx.default_device()})",
                 owner, intervals, args.rounds, ui_spin, args.burst_ms, args.duty,
             )
     if args.json:
         args.json.write_text(json.dumps(numbers, indent=2))
+    sys.stdout.flush()
+    os._exit(0)  # no MLX teardown at interpreter exit (NOTES-MLX.md)
 
 
 if __name__ == "__main__":

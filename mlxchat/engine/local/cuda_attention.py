@@ -54,16 +54,21 @@ def plain_attention(queries: mx.array, keys: mx.array, values: mx.array, scale: 
     return (weights @ values).reshape(batch, heads, length, values.shape[-1])
 
 
+def plain_suits(queries: mx.array, keys: mx.array) -> bool:
+    """Whether a call of this shape attends with `plain_attention` rather than cuDNN (see the module docstring);
+    `kv_attention` asks too, for the keys and values it dequantizes."""
+    length = queries.shape[2]
+    return 1 < length < PLAIN_BELOW and queries.shape[1] * length * keys.shape[2] <= MAX_SCORES
+
+
 def attention_over(library: Callable) -> Callable:
     """The attention function that stands in for `library` (a library's `scaled_dot_product_attention`)."""
 
     def attention(queries, keys, values, cache=None, scale: float = 1.0, mask=None, sinks=None):
-        length = queries.shape[2]
         if (
-            1 < length < PLAIN_BELOW
+            plain_suits(queries, keys)
             and sinks is None
             and not hasattr(cache, "bits")  # a quantized cache: the library's (or kv_attention's) path
-            and queries.shape[1] * length * keys.shape[2] <= MAX_SCORES
         ):
             return plain_attention(queries, keys, values, scale, mask)
         return library(queries, keys, values, cache=cache, scale=scale, mask=mask, sinks=sinks)

@@ -16,11 +16,12 @@ mlx-lm's and mlx-vlm's `quantized_scaled_dot_product_attention` (both `models/ba
   without quantized weights has compiled none of them.
 
 So on CUDA `dequantized_attention` dequantizes each layer's keys and values for the call (MLX's precompiled
-`affine_dequantize` kernel) and attends with `mx.fast.scaled_dot_product_attention`, the kernel full-precision
-turns already use. The stored cache stays quantized (the memory kv_bits saves); what it costs is one layer's keys
-and values at full precision as a transient per call (for a Llama-3.2-1B shape at 16k tokens, 33 MB against the
-cache's 525 MB at full precision) and the memory traffic of writing and reading them each step. On the CPU it is
-bit-identical to the libraries' path for float32 (tested); in bfloat16 it differs by bfloat16 rounding.
+`affine_dequantize` kernel) and attends as full-precision turns do there: `mx.fast.scaled_dot_product_attention`,
+or `cuda_attention`'s plain ops for a follow-up's few new tokens (one rule for both: `plain_suits`). The stored
+cache stays quantized (the memory kv_bits saves); what it costs is one layer's keys and values at full precision
+as a transient per call (for a Llama-3.2-1B shape at 16k tokens, 33 MB against the cache's 525 MB at full
+precision) and the memory traffic of writing and reading them each step. On the CPU it is bit-identical to the
+libraries' path for float32 (tested); in bfloat16 it differs by bfloat16 rounding.
 
 How it is hooked in: both libraries' `scaled_dot_product_attention` pick the quantized path with
 `hasattr(cache, "bits")` and then call the module-level name `quantized_scaled_dot_product_attention` at call
@@ -37,6 +38,8 @@ from types import ModuleType
 from typing import Callable
 
 import mlx.core as mx
+
+from .cuda_attention import plain_attention, plain_suits
 
 replaced: dict[str, Callable] = {}
 """The library functions `use_in` replaced, by module name (tests compare against them)."""
@@ -58,6 +61,8 @@ def dequantized_attention(
     or an additive array."""
     keys = mx.dequantize(*q_keys, group_size=group_size, bits=bits).astype(queries.dtype)
     values = mx.dequantize(*q_values, group_size=group_size, bits=bits).astype(queries.dtype)
+    if plain_suits(queries, keys):  # a follow-up's few new tokens: no cuDNN graph per shape (cuda_attention)
+        return plain_attention(queries, keys, values, scale, mask)
     return mx.fast.scaled_dot_product_attention(queries, keys, values, scale=scale, mask=mask)
 
 

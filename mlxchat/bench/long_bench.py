@@ -76,6 +76,9 @@ class LongBenchConfig:
     narrow model) or "tiny" (a 256-pixel image, 64 tokens, for a CPU)."""
     image_rounds: int = 3
     image_profile: Path | None = None
+    image_clear_cache_rounds: int = 0
+    """Extra image chats, alternating as they are and with `mx.clear_cache` made a no-op (the engine and mlx-vlm
+    free MLX's buffer cache after each turn and prefill chunk): whether refilling it costs a follow-up time."""
     """Where to write a profile (cProfile, by cumulative time) of a text follow-up up to its first token (an extra
     chat after the timed ones), if anywhere."""
     resume_rounds: int = 3
@@ -361,6 +364,7 @@ def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> di
             follow_ups.append(second.ttft_s)
             cached.append(second.started.cached_tokens)
             prompts.append(first.started.prompt_tokens)
+        clear_cache_ab = _clear_cache_ab(config, driver, work, size) if config.image_clear_cache_rounds else None
         if config.image_profile is not None:  # one more chat, its follow-up profiled up to its first token
             opening = [Message("user", "What is in this picture?", (photo(work / "profiled.jpg", size, seed=99),))]
             first = driver.ask(opening, "image-profiled", config.decode_tokens)
@@ -382,8 +386,35 @@ def measure_image_follow_up(config: LongBenchConfig, work: Path, progress) -> di
         "follow_up_over_first": median(follow_ups) / median(firsts),
         "first_turn_phases_s": PhaseTimer.medians(first_phases),
         "follow_up_phases_s": PhaseTimer.medians(follow_phases),
+        "clear_cache_ab": clear_cache_ab,
         "all_ttft_s": {"first": firsts, "follow_up": follow_ups, "cold_follow_up": cold_follow_ups},
         "target": "<= 0.20",
+    }
+
+
+def _clear_cache_ab(config: LongBenchConfig, driver: Driver, work: Path, size) -> dict[str, Any]:
+    """First image turn and text follow-up TTFTs, alternating rounds as is and with `mx.clear_cache` a no-op."""
+    import mlx.core as mx
+
+    original = mx.clear_cache
+    times: dict[str, dict[str, list[float]]] = {label: {"first": [], "follow_up": []} for label in ("as_is", "kept")}
+    for round_ in range(config.image_clear_cache_rounds):
+        for label in ("as_is", "kept")[:: 1 if round_ % 2 == 0 else -1]:
+            mx.clear_cache = original if label == "as_is" else (lambda: None)
+            try:
+                conversation = f"clear-cache-{label}-{round_}"
+                image = photo(work / f"{conversation}.jpg", size, seed=500 + 2 * round_ + (label == "kept"))
+                opening = [Message("user", "What is in this picture?", (image,))]
+                first = driver.ask(opening, conversation, config.decode_tokens)
+                follow = opening + [Message("assistant", first.finished.text), Message("user", "And its colours?")]
+                second = driver.ask(follow, conversation, config.decode_tokens)
+            finally:
+                mx.clear_cache = original
+            times[label]["first"].append(first.ttft_s)
+            times[label]["follow_up"].append(second.ttft_s)
+    return {
+        label: {"first_s": median(runs["first"]), "follow_up_s": median(runs["follow_up"]), "all": runs}
+        for label, runs in times.items()
     }
 
 
@@ -639,13 +670,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
     parser.add_argument("--vision-shape", choices=("smolvlm-256m", "smolvlm-tiles", "tiny"), help="the random vision model's shape")
     parser.add_argument("--image-rounds", type=int, help="image chats timed in the image section")
+    parser.add_argument("--image-clear-cache-rounds", type=int, help="image chats with and without mx.clear_cache")
     parser.add_argument("--image-profile", type=Path, help="write a profile of a follow-up's first token here")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which to run, of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     config = LongBenchConfig(model=args.model, vision_model=args.vision_model)
     for name, value in (QUICK if args.quick else {}).items():
         setattr(config, name, value)
-    for name in ("history_tokens", "overflow_context", "memory_context", "resume_rounds", "vision_shape", "image_rounds", "image_profile"):
+    options = ("history_tokens", "overflow_context", "memory_context", "resume_rounds", "vision_shape", "image_rounds")
+    for name in (*options, "image_profile", "image_clear_cache_rounds"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]

@@ -74,7 +74,7 @@ async def test_the_answers_update_turns_the_spinner_and_draws_the_count_in_its_f
         assert bar.frame == turned + 1, "at most one turn a tick_s"
         bar.tick()
         assert bar.frame == turned + 1, "the timer gives way while the answer turns the spinner"
-        clock.now += 2 * StatusBar.tick_s
+        clock.now += StatusBar.give_way_s + 0.01
         bar.tick()
         assert bar.frame > turned + 1, "the timer turns it again once the answer stops updating"
         assert detail(app) == " 30 tokens · 50.0 tok/s"
@@ -97,3 +97,32 @@ async def test_a_status_that_changes_nothing_visible_costs_no_frame():
         await pilot.pause()
         recorder.close()
         assert recorder.frames == []
+
+
+async def test_a_streaming_answer_tells_the_screen_each_time_it_updates():
+    from textual import on
+
+    from mlxchat.ui.chat_model import Turn
+    from mlxchat.ui.widgets.message import MessageView
+
+    class AnswerApp(App):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drawn = 0
+
+        def compose(self) -> ComposeResult:
+            yield MessageView(Turn("assistant", "", status="streaming"), label="assistant")
+
+        @on(MessageView.AnswerDrawn)
+        def count(self) -> None:
+            self.drawn += 1
+
+    app = AnswerApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(MessageView)
+        view.turn.text += "Hello there."
+        await view.sync()
+        await until(pilot, lambda: app.drawn >= 1, timeout_s=5, what="the first update")
+        view.turn.text += " More words."
+        await view.end_stream()
+        await until(pilot, lambda: app.drawn >= 2, timeout_s=5, what="the last update")

@@ -12,9 +12,11 @@ continue or retry it, or the error.
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.dom import NoScreen
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -148,8 +150,14 @@ class MessageView(Vertical, can_focus=True):
             return
         self._written = len(self.turn.text)
         if self._stream is None:
-            self._stream = AnswerStream(markdown, self._code, on_update=lambda: self.post_message(self.AnswerDrawn()))
+            self._stream = AnswerStream(markdown, self._code, on_update=self._answer_drawn)
         await self._stream.write(visible(new_text))
+
+    def _answer_drawn(self) -> None:
+        """Tell the screen straight away, not by bubbling: each ancestor's queue is a hop, and the later the
+        screen hears, the likelier the status goes out in a frame of its own after the answer's."""
+        with suppress(NoScreen):  # a view being removed (its answer streamed into another conversation)
+            self.screen.post_message(self.AnswerDrawn())
 
     async def end_stream(self) -> None:
         """Flush what is pending into the document; later text (a continue) starts a new stream."""

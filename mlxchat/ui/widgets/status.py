@@ -56,6 +56,10 @@ class StatusBar(Horizontal):
     tick_s = 0.1
     """How often the spinner turns (and a streaming answer's token count is drawn)."""
 
+    give_way_s = 0.3
+    """The timer leaves the spinner to the answer while the answer updated within this time (its frame budget
+    stretches to 0.2 s while the UI thread is busy)."""
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, animate: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self._clock = clock
@@ -79,7 +83,7 @@ class StatusBar(Horizontal):
         """The timer's turn of the spinner. It gives way while an answer streams and turns it (`answer_drawn`):
         two clocks a tenth of a second apart each cost the screen a frame, one clock costs one."""
         now = self._clock()
-        if self.status.phase in _ANIMATED and now - self._answer_at >= 2 * self.tick_s:
+        if self.status.phase in _ANIMATED and now - self._answer_at >= self.give_way_s:
             self._turn(now)
 
     def answer_drawn(self) -> None:

@@ -1,4 +1,5 @@
-"""Provides what a remote server says about its context: the size it offers, and its "prompt too long" error.
+"""Provides what mlxchat knows of a remote model's context: the size a server offers, its "prompt too long" error,
+and `ModelContexts`, which keeps all of it (and the calibrated estimates) per model for the session.
 
 An OpenAI-compatible `/v1/models` has no standard field for the context size, but many servers add one, and
 some have a side endpoint that says it:
@@ -20,9 +21,15 @@ the engine's thread; a failure of any of them only means the size stays unknown.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from ..requests import ChatRequest
+from .token_estimate import TokenEstimate
+
+log = logging.getLogger(__name__)
 
 MIN_CONTEXT = 256
 MAX_CONTEXT = 100_000_000
@@ -187,3 +194,62 @@ def server_overflow(message: str | None, code: str | None = None, body: bytes = 
         context = valid_context(error.get("n_ctx")) or context
         prompt = valid_context(error.get("n_prompt_tokens")) or prompt
     return ServerOverflow(message or code or "", valid_context(context), prompt if prompt and prompt > 0 else None)
+
+
+class ModelContexts:
+    """What the engine knows, for its session, of each model's context: the sizes config.toml gives, what the
+    servers say, what their refusals taught, and each model's calibrated `TokenEstimate`. Owner thread only."""
+
+    def __init__(self, configured: Mapping[str, int] | None = None) -> None:
+        self.configured = dict(configured or {})
+        """Model id or name (or "*", any model) → its size, from config.toml: it wins over what a server says."""
+        self._discovered: dict[str, int | None] = {}  # model id → what the server told (asked once per model)
+        self._stated: dict[str, int] = {}  # model id → the size a server's overflow error stated
+        self._refused: dict[str, ChatRequest] = {}  # model id → a prompt refused as too long, with no size said
+        self._estimates: dict[str, TokenEstimate] = {}
+
+    def estimate(self, model_id: str) -> TokenEstimate:
+        return self._estimates.setdefault(model_id, TokenEstimate())
+
+    def size(self, model_id: str, name: str, listed: ListedContext | None = None, probe: Probe | None = None) -> int | None:
+        """The context size to fit prompts in: what the server's own overflow error stated, else config.toml,
+        else what the server tells (`listed`, its model list's entry, then the side endpoints through `probe`,
+        once per model), else a guess from a prompt it refused without saying its size, else None (unknown)."""
+        if model_id in self._stated:
+            return self._stated[model_id]
+        configured = self.configured.get(model_id) or self.configured.get(name) or self.configured.get("*")
+        if configured:
+            return configured
+        if model_id not in self._discovered and probe is not None:
+            self._discovered[model_id] = _discover(model_id, listed or ListedContext(), probe)
+        if self._discovered.get(model_id):
+            return self._discovered[model_id]
+        refused = self._refused.get(model_id)
+        if refused is not None:
+            # A guess: the refused prompt was too long, and one retry must be likely to fit, so prompts fit in half
+            # of it. Counted with the current estimate, so the guess follows the calibration.
+            return max(self.estimate(model_id).prompt_tokens(refused) // 2, 1)
+        return None
+
+    def learn_refusal(
+        self, model_id: str, sent: ChatRequest, overflow: ServerOverflow, size_was_known: bool, guess: bool = True
+    ) -> None:
+        """The server refused `sent` as too long. Keep the size it stated; count longer when the estimate was
+        short of its count (it said the count, or the size was known and the estimate thought `sent` fit); with
+        neither, remember `sent` for the guess in `size` (when `guess`)."""
+        if overflow.prompt_tokens or size_was_known:
+            self.estimate(model_id).tighten(sent, overflow.prompt_tokens)
+        if overflow.context_size:
+            self._stated[model_id] = overflow.context_size
+        elif not size_was_known and guess:
+            self._refused[model_id] = sent
+
+
+def _discover(model_id: str, listed: ListedContext, probe: Probe) -> int | None:
+    if listed.served:
+        return listed.served
+    size, where = probe_context(probe, model_id)
+    if size is not None:
+        log.info("the context of %s is %d (from %s)", model_id, size, where)
+        return size
+    return listed.trained  # llama.cpp's training size, when /props did not say what it runs with

@@ -53,7 +53,7 @@ from ..events import (
     Started,
     Usage,
 )
-from .context_size import PROBE_TIMEOUT_S, ListedContext, ServerOverflow, listed_contexts, probe_context, server_overflow
+from .context_size import PROBE_TIMEOUT_S, ListedContext, ModelContexts, ServerOverflow, listed_contexts, server_overflow
 from .request import Endpoint, RemoteTimeouts, chat_body, redact
 from .sse import MalformedStream, parse_model_list, server_error_from_body
 from .stream import StreamReader, transport_failure
@@ -144,11 +144,7 @@ class RemoteEngine(EngineCore):
         # Owner-thread state; never touched from other threads.
         self._client: httpx.Client | None = None
         self._selected: RemoteModel | None = None
-        self.context_sizes = dict(context_sizes or {})
-        self._discovered: dict[str, int | None] = {}  # model id → what the server said (probed once per model)
-        self._learned: dict[str, int] = {}  # model id → the size a server's overflow error stated
-        self._refused: dict[str, ChatRequest] = {}  # model id → a prompt it refused as too long, giving no size
-        self._estimates: dict[str, TokenEstimate] = {}  # model id → its calibrated token estimate
+        self._contexts = ModelContexts(context_sizes)
         # The socket of the stream being read; `_interrupt` shuts it down from the caller's thread.
         self._live_socket: socket.socket | None = None
 
@@ -207,7 +203,7 @@ class RemoteEngine(EngineCore):
             return Finished(rid, "error", error=message)
         if control.cancelled:
             return Finished(rid, "cancelled")
-        context = self._context_size(chosen, discover=True)
+        context = self._contexts.size(chosen.id, chosen.name, chosen.listed_context, self._probe)
         if control.cancelled:
             return Finished(rid, "cancelled")
         self._selected = chosen
@@ -253,36 +249,6 @@ class RemoteEngine(EngineCore):
         contexts = listed_contexts(response.content)
         return [RemoteModel.from_id(model_id, owner, contexts.get(model_id)) for model_id, owner in listed]
 
-    def _context_size(self, model: RemoteModel, discover: bool = False) -> int | None:
-        """The context size to fit prompts in: what the server's own overflow error stated, else config.toml,
-        else what the server tells (its model list, then its side endpoints, asked once per model when
-        `discover`), else a guess from a prompt it refused without saying its size, else None (unknown)."""
-        if model.id in self._learned:
-            return self._learned[model.id]
-        configured = self.context_sizes.get(model.id) or self.context_sizes.get(model.name) or self.context_sizes.get("*")
-        if configured:
-            return configured
-        if model.id not in self._discovered and discover:
-            self._discovered[model.id] = self._discover_context(model)
-        if self._discovered.get(model.id):
-            return self._discovered[model.id]
-        refused = self._refused.get(model.id)
-        if refused is not None:
-            # A guess: the refused prompt was too long, and one retry must be likely to fit, so prompts fit in half
-            # of it. Counted with the current estimate, so the guess follows the calibration.
-            return max(self._estimates[model.id].prompt_tokens(refused) // 2, 1)
-        return None
-
-    def _discover_context(self, model: RemoteModel) -> int | None:
-        listed = model.listed_context or ListedContext()
-        if listed.served:
-            return listed.served
-        size, where = probe_context(self._probe, model.id)
-        if size is not None:
-            log.info("%s: the context of %s is %d (from %s)", self.endpoint, model.name, size, where)
-            return size
-        return listed.trained  # llama.cpp's training size, when /props did not say what it runs with
-
     def _probe(self, method: str, path: str, payload: dict | None) -> bytes | None:
         """One short request to a side endpoint under the server's root (the API root less "/v1"); any failure
         is None. The body is read up to `ERROR_BODY_LIMIT` bytes."""
@@ -302,8 +268,8 @@ class RemoteEngine(EngineCore):
             raise RequestError(f"No model is selected on {self.endpoint}. Choose one with --model, or in the conversation settings (F3).")
         headers = self._auth_headers()
         rid = request.request_id
-        estimate = self._estimates.setdefault(selected.id, TokenEstimate())
-        context = self._context_size(selected)
+        estimate = self._contexts.estimate(selected.id)
+        context = self._contexts.size(selected.id, selected.name)
         sent, length, window = self._fit(request, estimate, context, selected)
         clock = TurnClock(time.perf_counter(), 0, 0, 0)
         self._emit(Started(rid, 0, 0, "vision" if request.has_images else "text"))
@@ -315,20 +281,17 @@ class RemoteEngine(EngineCore):
         # The server counted more than the estimate (or the size was unknown): keep what it said, count longer.
         estimated = estimate.prompt_tokens(sent)
         needed = overflow.prompt_tokens or estimated
-        if overflow.prompt_tokens or context is not None:  # the estimate was short of the server's count
-            estimate.tighten(sent, overflow.prompt_tokens)
-        if overflow.context_size:
-            self._learned[selected.id] = overflow.context_size
-        elif context is None and request.overflow != "stop":
-            self._refused[selected.id] = sent
-        if request.overflow == "stop":
-            known = self._context_size(selected)
+        # Under "stop" a refusal with no size says nothing to guess from: the next turn is sent whole again.
+        stop = request.overflow == "stop"
+        self._contexts.learn_refusal(selected.id, sent, overflow, context is not None, guess=not stop)
+        if stop:
+            known = self._contexts.size(selected.id, selected.name)
             if known:  # the same rule decides: a last message too long even alone is a plain error, no offer
                 fit_messages(estimate, request, known, selected.name, estimate.prompt_tokens)
             raise OverflowRefused(self._describe_refusal(overflow, needed, context, selected))
         if control.cancelled:
             return Finished(rid, "cancelled")
-        context = self._context_size(selected)
+        context = self._contexts.size(selected.id, selected.name)
         sent, length, window = self._fit(request, estimate, context, selected)
         self._report_window(request, window, length, context)
         try:

@@ -208,3 +208,18 @@ def test_a_picture_changed_in_the_same_file_is_read_again(vlm_engine, event_log,
     started, _ = turn(vlm_engine, event_log, ask, "changed")
     assert image_work == {"decoded": 2, "processed": 2}
     assert started.cached_tokens == 0
+
+
+def test_a_picture_the_window_left_out_is_not_decoded_again_next_turn(monkeypatch, pictures):
+    """A turn over the context asks for every picture, then for those its window keeps; the next turn asks for
+    all again and finds the one left out still decoded."""
+    from mlxchat.engine.local import vision_memo
+
+    decoded = []
+    decode = vision_memo.load_image
+    monkeypatch.setattr(vision_memo, "load_image", lambda path: decoded.append(path) or decode(path))
+    memo = vision_memo.ImageMemo(processor=None)
+    for _turn in range(3):
+        memo.load_images(list(pictures))
+        memo.load_images([pictures[1]])
+    assert decoded == list(pictures)

@@ -33,6 +33,7 @@ class ImageMemo:
 
     def __init__(self, processor: Any) -> None:
         self._pictures: dict[tuple, Any] = {}
+        self._earlier_pictures: dict[tuple, Any] = {}
         self._digests: dict[tuple, bytes] = {}
         self._processed: list[tuple[tuple, list, Any]] = []  # (key, pictures kept alive for their ids, output)
         self._inside = False
@@ -42,17 +43,18 @@ class ImageMemo:
 
     def load_images(self, paths: list[Path]) -> list[Any]:
         """The pictures at `paths`, each decoded once while its file stays the same (`load_image`'s checks run
-        on every new or changed file). Pictures of files not asked for this time are forgotten."""
+        on every new or changed file). Pictures asked for neither now nor in the call before are forgotten: a
+        turn whose window leaves an image out asks for all of them, then for the ones it keeps."""
         pictures, kept = [], {}
         for path in paths:
             key = _file_key(path)
-            picture = self._pictures.get(key) if key is not None else None
+            picture = (self._pictures.get(key) or self._earlier_pictures.get(key)) if key is not None else None
             if picture is None:
                 picture = load_image(path)
             if key is not None:
                 kept[key] = picture
             pictures.append(picture)
-        self._pictures = kept
+        self._earlier_pictures, self._pictures = self._pictures, kept
         return pictures
 
     def fingerprint(self, paths: list[Path]) -> str:

@@ -6,7 +6,8 @@
 #   (1) carry .gpu/a: `mkdir -p /tmp/w && cp .gpu/a/* /tmp/w/`
 #   (2) carry .gpu/b and .whl: `bash benchmarks/gpu.sh`
 # Every step has its own time limit, so what finished comes back even when a later step runs long.
-# ENGINE_BENCH=1 also runs the engine benchmark; EIGHT_B=0 skips the 8B-shaped model.
+# ENGINE_BENCH=1 also runs the engine benchmark; EIGHT_B=0 skips the 8B-shaped model; VISION=1 runs the image
+# follow-up probe (issue 15).
 set -uo pipefail
 out=${OUT:-/tmp/out}
 mkdir -p "$out" /tmp/w
@@ -35,4 +36,10 @@ if [ -f mlxchat/bench/long_bench.py ]; then
 fi
 if [ "${ENGINE_BENCH:-0}" = 1 ]; then
   python3 -m mlxchat.bench --model /tmp/m/1b --json "$out/gpu-engine-bench.json" 2>&1 | tee "$out/gpu-engine-bench.txt"
+fi
+if [ "${VISION:-0}" = 1 ]; then  # issue 15: the image follow-up at SmolVLM-256M's shape, one follow-up profiled, and
+  # chats alternating with MLX's buffer cache freed after each turn (as the engine and mlx-vlm do) and kept
+  timeout ${VISION_S:-60} python3 -m mlxchat.bench.long_bench --sections image --vision-shape smolvlm-256m \
+    --image-rounds 2 --image-clear-cache-rounds 4 --image-profile "$out/gpu-image-profile.txt" \
+    --json "$out/gpu-image.json" 2>&1 | tee "$out/gpu-image.txt"
 fi

@@ -1,6 +1,17 @@
 """Which quantized-attention shapes this MLX build runs, and what `kv_attention.dequantized_attention` costs.
 
-    python benchmarks/kv_attention_probe.py OUT.json [--decode-keys 16384] [--quick]
+    python benchmarks/kv_attention_probe.py OUT.json [--decode-keys 16384] [--quick] [--attention-only]
+        [--without-folded] [--attention-shapes prefill,decode,prefill-long] [--repeats N]
+
+Not yet run on the GPU with the engine's CUDA path (the machine was withdrawn). The next GPU session's fragment,
+from the repo root, ~60-100 s on a fresh H200 (the import alone takes ~15 s there):
+
+    timeout 75 python3 -m mlxchat.bench.long_bench --model /tmp/m/1b --sections memory --json $OUT/mem.json
+    timeout 22 python3 benchmarks/kv_attention_probe.py $OUT/probe.json --attention-only --without-folded
+
+The first gives kv_bits 16/8/4 at a ~16k-token prompt through the engine (KV bytes, peak memory, decode tok/s;
+each setting's line is printed as it finishes); the second this probe's timings without the folded form, whose
+kernels compile at run time on CUDA (its first prefill chunk had not finished after ~85 s).
 
 1. (run second) `mx.quantized_matmul` at the shapes quantized attention makes (bits 8/4, head sizes 64/128,
    one query row to a 512-token chunk): mlx-lm's broadcast over query heads, query heads folded into rows, each
@@ -128,16 +139,6 @@ def folded_attention(
     return out.reshape(batch, heads, length, head_size)
 
 
-def _time(fn, repeats: int) -> float:
-    mx.eval(fn())
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        mx.eval(fn())
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def _peak_extra_mb(fn) -> float:
     """Memory the call needs beyond what is already held (its transients and its output), in MB."""
     mx.synchronize()
@@ -147,14 +148,20 @@ def _peak_extra_mb(fn) -> float:
     return (mx.get_peak_memory() - held) / 1e6
 
 
-def compare_attention(dtype, decode_keys: int, repeats: int, folded: bool = True) -> list[dict]:
+ATTENTION_SHAPES = {  # label: (queries, keys or None for --decode-keys, mask)
+    "prefill": ("prefill chunk", 512, 1024, "causal"),
+    "decode": ("decode step", 1, None, None),
+    "prefill-long": ("prefill chunk, long cache", 512, None, "causal"),
+}
+
+
+def compare_attention(dtype, decode_keys: int, repeats: int, folded: bool = True, shapes=tuple(ATTENTION_SHAPES)):
+    """Each function against full precision (max abs difference, memory beyond what is held), then timed in
+    alternation (round-robin over the functions, `repeats` rounds) so a busy machine's drift hits all alike."""
     rows = []
     heads, kv_heads, head_size = 32, 8, 64
-    for label, length, keys_length, mask in (
-        ("prefill chunk", 512, 1024, "causal"),
-        ("decode step", 1, decode_keys, None),
-        ("prefill chunk, long cache", 512, decode_keys, "causal"),
-    ):
+    for label, length, keys_length, mask in (ATTENTION_SHAPES[name] for name in shapes):
+        keys_length = keys_length or decode_keys
         queries = mx.random.normal((1, heads, length, head_size)).astype(dtype)
         capacity = keys_length + 200
         keys = mx.random.normal((1, kv_heads, capacity, head_size)).astype(dtype)
@@ -168,29 +175,38 @@ def compare_attention(dtype, decode_keys: int, repeats: int, folded: bool = True
 
         full = sdpa()
         mx.eval(full)
-        rows.append(dict(shape=label, queries=length, keys=keys_length, function="full precision sdpa", result="ok",
-                         peak_extra_mb=_peak_extra_mb(sdpa), median_ms=_time(sdpa, repeats) * 1e3))
-        print(json.dumps(rows[-1]), flush=True)
+        calls = [(dict(shape=label, queries=length, keys=keys_length, function="full precision sdpa"), sdpa)]
         for bits in (8, 4):
             q_keys = tuple(p[..., :keys_length, :] for p in mx.quantize(keys, group_size=64, bits=bits))
             q_values = tuple(p[..., :keys_length, :] for p in mx.quantize(values, group_size=64, bits=bits))
             mx.eval(q_keys, q_values)
             functions = [("mlx-lm quantized", mlx_lm_attention), ("ours: dequantize + sdpa", dequantized_attention)]
             for name, fn in functions + ([("folded", folded_attention)] if folded else []):
-                call = lambda fn=fn: fn(  # noqa: E731
+                call = lambda fn=fn, q_keys=q_keys, q_values=q_values, bits=bits: fn(  # noqa: E731
                     mx.array(queries), q_keys, q_values, scale=scale, mask=mask, group_size=64, bits=bits
                 )
-                row = dict(shape=label, queries=length, keys=keys_length, bits=bits, function=name)
-                try:
-                    out = call()
-                    row["max_abs_vs_full"] = mx.abs(out.astype(mx.float32) - full.astype(mx.float32)).max().item()
-                    row["peak_extra_mb"] = _peak_extra_mb(call)
-                    row["median_ms"] = _time(call, repeats) * 1e3
-                    row["result"] = "ok"
-                except Exception as exc:
-                    row["result"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                calls.append((dict(shape=label, queries=length, keys=keys_length, bits=bits, function=name), call))
+        timed = []
+        for row, call in calls:
+            try:
+                out = call()
+                row["max_abs_vs_full"] = mx.abs(out.astype(mx.float32) - full.astype(mx.float32)).max().item()
+                row["peak_extra_mb"] = _peak_extra_mb(call)
+                row["result"] = "ok"
+                timed.append((row, call, []))
+            except Exception as exc:
+                row["result"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        for _ in range(repeats):
+            for row, call, times in timed:
+                started = time.perf_counter()
+                mx.eval(call())
+                times.append(time.perf_counter() - started)
+        for row, call, times in timed:
+            row["median_ms"] = statistics.median(times) * 1e3 if times else None
+            bits = row.get("bits", 16)
+            print(f"{label:26s} {bits:2} {row['function']:24s} median {row['median_ms']:.3f} ms", flush=True)
     return rows
 
 
@@ -202,6 +218,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="head size 64 only (a CPU)")
     parser.add_argument("--attention-only", action="store_true", help="skip the quantized_matmul shapes")
     parser.add_argument("--without-folded", action="store_true", help="skip the folded formulation (CUDA compiles)")
+    names = ",".join(ATTENTION_SHAPES)
+    parser.add_argument("--attention-shapes", default=names, help=f"which attention shapes, of {names}")
     args = parser.parse_args()
     gpu = mx.default_device() == mx.gpu
     dtype = mx.bfloat16 if gpu else mx.float32
@@ -212,7 +230,10 @@ def main() -> None:
         with open(args.json_out, "w") as handle:
             json.dump(result, handle, indent=1)
 
-    result["attention"] = compare_attention(dtype, args.decode_keys, args.repeats, folded=not args.without_folded)
+    shapes = [name.strip() for name in args.attention_shapes.split(",") if name.strip()]
+    result["attention"] = compare_attention(
+        dtype, args.decode_keys, args.repeats, folded=not args.without_folded, shapes=shapes
+    )
     write()
     if not args.attention_only:
         result["shapes"] = probe_shapes(dtype, args.quick)

@@ -230,39 +230,68 @@ _HIGHLIGHTED: OrderedDict[tuple[str, str, bool, bool], Content] = OrderedDict()
 _HIGHLIGHTS_KEPT = 8
 
 
-def keep_highlight(key: tuple[str, str, bool, bool], content: Content) -> None:
-    """Keep `content`, the highlight of (code, info string, ansi, dark), for the next fence made of that block."""
+_SPLIT: dict[int, tuple[Content, list[Content]]] = {}  # by id: a kept highlight and its lines
+
+
+def keep_highlight(key: tuple[str, str, bool, bool], content: Content, lines: list[Content] | None = None) -> None:
+    """Keep `content`, the highlight of (code, info string, ansi, dark), for the next fence made of that block, and
+    its `lines` (`content.split("\\n")`) where they were made already."""
     _HIGHLIGHTED[key] = content
     _HIGHLIGHTED.move_to_end(key)
+    if lines is not None:
+        _SPLIT[id(content)] = (content, lines)
     while len(_HIGHLIGHTED) > _HIGHLIGHTS_KEPT:
-        _HIGHLIGHTED.popitem(last=False)
+        _SPLIT.pop(id(_HIGHLIGHTED.popitem(last=False)[1]), None)
+
+
+def split_lines(content: Content) -> list[Content]:
+    """`content`'s lines: those made with its highlight on the worker thread, else split here."""
+    kept = _SPLIT.get(id(content))
+    return kept[1] if kept is not None and kept[0] is content else content.split("\n")
+
+
+def highlight_block(code: str, info: str, ansi: bool, dark: bool) -> tuple[Content, list[Content]]:
+    """Textual's highlight of a fence's block and its lines: the work `AnswerStream` does on a worker thread."""
+    content = MarkdownFence.highlight(code, info, ansi=ansi, dark=dark)
+    return content, content.split("\n")
 
 
 class FenceCode(Label):
     """The code of a finished fence (Textual's fence shows it in a `Label`), drawn a line at a time.
 
-    A `Label` renders all of its lines the first time any of them is drawn: a 500-line block took one long frame
-    when it reached the screen, though the window shows ~30 of its lines. A fence's lines never wrap (it scrolls
-    sideways), so each line renders alone, when it is on screen, and is kept per width and style. Anything else
-    (a line wider than the widget, a selection, a visual that is not `Content`) renders as the `Label` does."""
+    A `Label` renders all of its lines the first time any of them is drawn, and wraps them all to learn its height:
+    a 500-line block took one long frame when it reached the screen, though the window shows ~30 of its lines. A
+    fence's lines never wrap (it scrolls sideways), so its height is its number of lines, and each line renders
+    alone, when it is on screen, and is kept per width and style. Anything else (a line wider than the widget or
+    holding a tab, a selection, a visual that is not `Content`) is measured and rendered as the `Label` does."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._lines_of: Content | None = None
         self._lines: list[Content] = []
-        self._widest = 0
+        self._widest = 0.0
         self._strips: dict[int, Strip] = {}
         self._strips_key: tuple | None = None
 
-    def render_line(self, y: int) -> Strip:
+    def _lines_fit(self, width: int) -> bool:
+        """Whether the visual is `Content` whose lines each fit `width` cells as they are (split once per visual)."""
         visual = self.visual
-        if not isinstance(visual, Content) or self.text_selection is not None:
-            return super().render_line(y)
+        if not isinstance(visual, Content):
+            return False
         if visual is not self._lines_of:
-            self._lines_of, self._lines, self._strips = visual, visual.split("\n"), {}
-            self._widest = max((line.cell_length for line in self._lines), default=0)
+            self._lines_of, self._lines, self._strips = visual, split_lines(visual), {}
+            widths = [float("inf") if "\t" in line.plain else line.cell_length for line in self._lines]
+            self._widest = max(widths, default=0)
+        return self._widest <= width
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        if self._lines_fit(width):
+            return len(self._lines)
+        return super().get_content_height(container, viewport, width)
+
+    def render_line(self, y: int) -> Strip:
         width, style = self.size.width, self.visual_style
-        if self._widest > width:
+        if self.text_selection is not None or not self._lines_fit(width):
             return super().render_line(y)
         if (width, style) != self._strips_key:
             self._strips_key, self._strips = (width, style), {}
@@ -492,11 +521,11 @@ class AnswerStream:
             code = text[fence.body_start : closing[0]].rstrip()  # what markdown-it gives the fence, as it strips it
             info = text[fence.start + len(fence.marker) : fence.body_start - 1]
             key = (code, info, app.native_ansi_color, app.current_theme.dark)
-            self._highlight = asyncio.ensure_future(asyncio.to_thread(MarkdownFence.highlight, *key))
+            self._highlight = asyncio.ensure_future(asyncio.to_thread(highlight_block, *key))
 
             def done(future: asyncio.Future) -> None:
                 if not future.cancelled() and future.exception() is None:
-                    keep_highlight(key, future.result())
+                    keep_highlight(key, *future.result())
                 self._new_text.set()  # an update hands the block over now
 
             self._highlight.add_done_callback(done)

@@ -225,13 +225,19 @@ async def test_the_finished_answer_renders_exactly_like_plain_markdown(markdown_
     assert streamed_screen == plain_screen
 
 
-@pytest.mark.parametrize("width", [100, 50])
-async def test_a_long_fence_is_drawn_as_textual_draws_it(width):
+@pytest.mark.parametrize("width, tab", [(100, False), (50, False), (100, True)])
+async def test_a_long_fence_is_drawn_as_textual_draws_it(width, tab):
     """The answer's fence draws its code a line at a time (`FenceCode`); the screen is Textual's own, whether its
-    lines fit (100 columns) or some are wider than the window (50, where it renders as a `Label` does)."""
+    lines fit (100 columns), some are wider than the window (50), or one holds tabs that widen it past the window
+    (where it is measured and drawn as a `Label` is)."""
     from mlxchat.bench.realistic import realistic_answer
 
     text = realistic_answer(120)
+    if tab:  # a line inside the block, 15 lines in, that a tab widens to 96 cells
+        at = text.index("```python\n")
+        for _ in range(15):
+            at = text.index("\n", at) + 1
+        text = text[:at] + "\t" * 12 + "x = 1\n" + text[at:]
     screens = []
     for markdown_class in (Markdown, AnswerMarkdown):
         app = AnswerApp(text, markdown_class=markdown_class)

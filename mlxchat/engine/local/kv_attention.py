@@ -21,12 +21,14 @@ or `cuda_attention`'s plain ops for a follow-up's few new tokens (one rule for b
 cache stays quantized (the memory kv_bits saves); what it costs is one layer's keys and values at full precision
 as a transient per call (for a Llama-3.2-1B shape at 16k tokens, 33 MB against the cache's 525 MB at full
 precision) and the memory traffic of writing and reading them each step. On the CPU it is bit-identical to the
-libraries' path for float32 (tested); in bfloat16 it differs by bfloat16 rounding.
+libraries' path for float32 (tested); in bfloat16 it differs by bfloat16 rounding. Not yet run on CUDA itself:
+the GPU was withdrawn first (`benchmarks/kv_attention_probe.py` holds the commands for the next GPU session).
 
 How it is hooked in: both libraries' `scaled_dot_product_attention` pick the quantized path with
 `hasattr(cache, "bits")` and then call the module-level name `quantized_scaled_dot_product_attention` at call
 time; nothing else calls it. `install` rebinds that one name when a model loads, on CUDA only (Metal and the CPU
-run the libraries' own path, as measured in BENCHMARKS.md), so every model architecture gets it (each imports
+keep the libraries' own path, which works there; on the CPU it decodes 1.6-2.2x faster per attention call than
+this one, BENCHMARKS.md), so every model architecture gets it (each imports
 `scaled_dot_product_attention` by value, which rules out replacing that), full-precision caches are untouched, and
 no library file changes. A cache subclass could not do it: it never sees the attention call, so its keys would
 have to be full precision for every layer at once.

@@ -304,7 +304,8 @@ def vision_bench_model(shape: str, work: Path) -> tuple[str, tuple[int, int]]:
 
     if shape == "tiny":
         # Tiny, but with an image that costs something: 256 patches through a 4-layer tower, 64 tokens.
-        spec, size = TinyVisionSpec(image_size=256, vision_hidden_size=256, vision_layers=4, text_hidden_size=256), (256, 256)
+        spec = TinyVisionSpec(image_size=256, vision_hidden_size=256, vision_layers=4, text_hidden_size=256)
+        size = (256, 256)
     elif shape == "smolvlm-256m":
         spec, size = SMOLVLM_256M, (1024, 768)
         if mx.default_device() == mx.cpu:  # bfloat16 matmuls crawl on MLX's CPU build
@@ -668,7 +669,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-context", type=int)
     parser.add_argument("--resume-rounds", type=int, help="follow-ups each way in the resume section (alternated)")
     parser.add_argument("--vision-model", help="a vision model for the image follow-up (default: a tiny random one)")
-    parser.add_argument("--vision-shape", choices=("smolvlm-256m", "smolvlm-tiles", "tiny"), help="the random vision model's shape")
+    shapes = ("smolvlm-256m", "smolvlm-tiles", "tiny")
+    parser.add_argument("--vision-shape", choices=shapes, help="the random vision model's shape")
     parser.add_argument("--image-rounds", type=int, help="image chats timed in the image section")
     parser.add_argument("--image-clear-cache-rounds", type=int, help="image chats with and without mx.clear_cache")
     parser.add_argument("--image-profile", type=Path, help="write a profile of a follow-up's first token here")

@@ -54,6 +54,11 @@ def plain_attention(queries: mx.array, keys: mx.array, values: mx.array, scale: 
     return (weights @ values).reshape(batch, heads, length, values.shape[-1])
 
 
+def running_on_cuda() -> bool:
+    """Whether MLX computes on its CUDA build's GPU (`kv_attention` asks too)."""
+    return mx.default_device().type == mx.gpu and not mx.metal.is_available()
+
+
 def plain_suits(queries: mx.array, keys: mx.array) -> bool:
     """Whether a call of this shape attends with `plain_attention` rather than cuDNN (see the module docstring);
     `kv_attention` asks too, for the keys and values it dequantizes."""
@@ -81,7 +86,7 @@ def install(model: Any, on_cuda: bool | None = None) -> list[str]:
     """On MLX's CUDA build, make the modules `model`'s layers are defined in attend through `attention_over`
     their library's function. Returns the modules changed (none elsewhere). Idempotent."""
     if on_cuda is None:
-        on_cuda = mx.default_device().type == mx.gpu and not mx.metal.is_available()
+        on_cuda = running_on_cuda()
     if not on_cuda:
         return []
     libraries = set()

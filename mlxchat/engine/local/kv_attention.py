@@ -41,7 +41,7 @@ from typing import Callable
 
 import mlx.core as mx
 
-from .cuda_attention import plain_attention, plain_suits
+from .cuda_attention import plain_attention, plain_suits, running_on_cuda
 
 replaced: dict[str, Callable] = {}
 """The library functions `use_in` replaced, by module name (tests compare against them)."""
@@ -79,7 +79,7 @@ def use_in(base_module: ModuleType) -> None:
 
 def needed() -> bool:
     """Whether this MLX build needs `dequantized_attention`: its CUDA build (see the module docstring)."""
-    return mx.cuda.is_available()
+    return running_on_cuda()
 
 
 def install(vision: bool) -> None:

@@ -16,6 +16,7 @@ Owners:
   On a CPU, MLX's eval uses the cores the UI thread also wants.
 
 Run: python benchmarks/switch_interval.py [--owner sleep|pipelined|mlx|both] [--intervals 5,2,1,0.5,0.2] [--json PATH]
+On the GPU, with the app's own numbers beside it: benchmarks/gpu_switch_interval.sh.
 """
 
 from __future__ import annotations

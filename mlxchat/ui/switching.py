@@ -4,10 +4,12 @@ The engine's owner thread spends most of each token waiting for MLX, which relea
 When the step is done the owner needs the GIL back, and if the UI thread is running Python (it is busy about 30 %
 of the time while an answer streams, 7.5 ms a frame on the GPU run, BENCHMARKS.md issue 11), CPython lets the owner
 wait up to the switch interval (5 ms by default) before it makes the UI thread drop the GIL. At 300 tok/s a token is
-3.3 ms: the wait is a large share of it. `benchmarks/switch_interval.py` shows it without Textual: a GIL-free
-3 ms step plus 0.3 ms of Python a step ran at 0.80 of its speed beside a pure-Python thread busy 7 ms bursts at
-30 % duty with the 5 ms interval, 0.87 at 1 ms, 0.89 at 0.5 ms and 0.91 at 0.2 ms, while the busy thread's bursts
-stretched by 3–11 %. A shorter interval costs a few more GIL hand-offs, each some microseconds.
+3.3 ms: the wait is a large share of it. `benchmarks/switch_interval.py` shows it without Textual, on a CPU, beside
+a pure-Python thread busy in 7 ms bursts at 30 % duty (the UI's share on the GPU). An owner that waits 3 ms GIL-free,
+then runs 0.3 ms of Python, kept 0.80 of its speed at the 5 ms interval, 0.87 at 1 ms, 0.89 at 0.5 ms, 0.91 at
+0.2 ms (quiet machine), the busy thread's bursts 3–11 % longer. One that overlaps its Python with the device step, as
+mlx-lm's `generate_step` does, kept 0.78 at 5 ms (the GPU run's TUI ÷ raw was 0.738) and 0.95 at 1 and 0.5 ms, 0.96 at
+0.2 ms (load 2.6). Below 1 ms little more is won, and each forced switch costs the UI thread a hand-off: 0.5 ms.
 
 The policy holds while both threads live (from the engine's start to the app's unmount, after the engine has
 closed) and `stop` restores the interval it found, so a process that runs many apps (the tests) gets its own back.

@@ -7,7 +7,12 @@
 #   (2) carry .gpu/b and .whl: `bash benchmarks/gpu.sh`
 # Every step has its own time limit, so what finished comes back even when a later step runs long.
 # ENGINE_BENCH=1 also runs the engine benchmark; EIGHT_B=0 skips the 8B-shaped model; VISION=1 runs the image
-# follow-up probe (issue 15).
+# follow-up probe (issue 15); SWITCH=1 compares the switch-interval policy on and off (benchmarks/gpu_switch_interval.sh,
+# 240 s); FRAMES=1 runs the status pane's frame-clock A/B (benchmarks/frame_clock.py, ~100 s); KV=1 times the
+# quantized-KV attention on CUDA (benchmarks/kv_attention_probe.py, ~25 s).
+# Left for the next session (written 1 Dec, when the machine stopped being lent mid-session), in two calls after the
+# wheels' call:  `BEFORE=0 UI_1B_S=290 UI_8B_S=130 LONG_S=180 KV=1 bash benchmarks/gpu.sh`, then
+# `EIGHT_B=0 BEFORE=0 UI_1B_S=0 LONG_S=0 SWITCH=1 FRAMES=1 bash benchmarks/gpu.sh` (≈ 9 + 6 minutes).
 set -uo pipefail
 out=${OUT:-/tmp/out}
 mkdir -p "$out" /tmp/w
@@ -19,7 +24,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MLXCHAT_CACHE_DIR=/tmp/mlxch
   python3 -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device())"
   timeout 120 python3 -m mlxchat.bench.realistic /tmp/m/1b --shape 1b
 } 2>&1 | tee "$out/gpu.txt"
-timeout ${UI_1B_S:-290} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --rates ${RATES_1B:-100,300} --launches 3 \
+[ "${UI_1B_S:-290}" = 0 ] || timeout ${UI_1B_S:-290} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --rates ${RATES_1B:-100,300} --launches 3 \
   --no-image --json "$out/gpu-ui-1b.json" 2>&1 | tee "$out/gpu-ui-1b.txt"
 if [ "${EIGHT_B:-1}" = 1 ]; then
   timeout 100 python3 -m mlxchat.bench.realistic /tmp/m/8b --shape 8b 2>&1 | tee -a "$out/gpu.txt"
@@ -30,7 +35,7 @@ if [ "${BEFORE:-1}" = 1 ]; then  # the same app with Textual's MarkdownStream, a
   timeout ${BEFORE_S:-80} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --variant markdown-stream --runs 1 --tokens 3000 \
     --rates 300 --key-tokens 3500 --launches 0 --no-image --json "$out/gpu-ui-1b-before.json" 2>&1 | tee -a "$out/gpu.txt"
 fi
-if [ -f mlxchat/bench/long_bench.py ]; then
+if [ "${LONG_S:-60}" != 0 ]; then
   timeout ${LONG_S:-60} python3 -m mlxchat.bench.long_bench --model /tmp/m/1b --json "$out/gpu-long-bench.json" 2>&1 \
     | tee "$out/gpu-long-bench.txt"
 fi
@@ -42,4 +47,15 @@ if [ "${VISION:-0}" = 1 ]; then  # issue 15: the image follow-up at SmolVLM-256M
   timeout ${VISION_S:-60} python3 -m mlxchat.bench.long_bench --sections image --vision-shape smolvlm-256m \
     --image-rounds 2 --image-clear-cache-rounds 4 --image-profile "$out/gpu-image-profile.txt" \
     --json "$out/gpu-image.json" 2>&1 | tee "$out/gpu-image.txt"
+fi
+if [ "${KV:-0}" = 1 ]; then  # issue 15: does the dequantizing attention run on CUDA, and what each variant costs
+  timeout ${KV_S:-40} python3 benchmarks/kv_attention_probe.py "$out/gpu-kv-probe.json" --attention-only --without-folded \
+    --decode-keys 16384 --repeats 10 2>&1 | tee "$out/gpu-kv-probe.txt"
+fi
+if [ "${SWITCH:-0}" = 1 ]; then  # issue 11: the switch-interval policy, on at 0.5 ms / off / 0.2 ms
+  OUT="$out" timeout 270 bash benchmarks/gpu_switch_interval.sh 2>&1 | tee "$out/gpu-switch.txt"
+fi
+if [ "${FRAMES:-0}" = 1 ]; then  # issue 11: the status pane's frame clock, before / after
+  timeout 115 python3 benchmarks/frame_clock.py --model /tmp/m/1b --variants before,after --rounds 2 --tokens 2000 \
+    --json "$out/gpu-frame-clock.json" 2>&1 | tee "$out/gpu-frame-clock.txt"
 fi

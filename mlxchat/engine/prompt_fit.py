@@ -63,10 +63,9 @@ def fit_messages(
             overflow = ContextOverflow(length, context_size - 1, "stop")
             raise OverflowRefused(describe_overflow(overflow, model_name, context_size))
         return request, Window(everything, (), length), length
-    reserved = answer_room(context_size, request.sampling.max_tokens)
-    room = context_size - reserved
-    if length <= room:
+    if not must_cut(request, length, context_size):
         return request, Window(everything, (), length), length
+    room = prompt_room(request, context_size)
 
     costs, overhead = counter.message_costs(request.messages)
     costs = [cost + per_image * len(message.images) for cost, message in zip(costs, request.messages)]
@@ -89,6 +88,18 @@ def fit_messages(
             return fitted, window, length
         budget -= length - room  # the cost estimate was short: plan again with less room
     raise RequestError(describe_overflow(ContextOverflow(length, room, request.overflow), model_name, context_size))
+
+
+def prompt_room(request: ChatRequest, context_size: int) -> int:
+    """The prompt tokens that leave the answer its room (`context_window.answer_room`)."""
+    return context_size - answer_room(context_size, request.sampling.max_tokens)
+
+
+def must_cut(request: ChatRequest, length: int, context_size: int) -> bool:
+    """Whether a prompt of `length` tokens is cut by the request's overflow policy: it leaves the answer too little
+    room, and the policy is not "stop" (which reads everything or refuses). A caller that must pay for something
+    only a cut needs (the vision route: an image's token cost) asks this first."""
+    return request.overflow != "stop" and length > prompt_room(request, context_size)
 
 
 def _refuse_last_alone_too_long(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mlxchat.engine.context_window import ContextOverflow, answer_room, plan_window
@@ -82,3 +84,14 @@ def test_the_window_stays_put_for_several_turns_so_the_prompt_cache_keeps_its_pr
 def test_the_answer_room_is_the_answer_limit_but_at_most_a_quarter_of_the_context():
     assert answer_room(8192, 512) == 512
     assert answer_room(2048, 1024) == 512
+
+
+def test_a_prompt_is_cut_only_past_the_answers_room_and_never_under_stop():
+    """`prompt_fit.must_cut`, asked by the fitting and by the vision route before it pays for an image's cost."""
+    from mlxchat.engine import ChatRequest, Message, SamplingParams
+    from mlxchat.engine.prompt_fit import must_cut
+
+    ask = ChatRequest((Message("user", "hi"),), sampling=SamplingParams(max_tokens=512), overflow="truncate-middle")
+    assert not must_cut(ask, 8192 - 512, 8192)
+    assert must_cut(ask, 8192 - 511, 8192)
+    assert not must_cut(replace(ask, overflow="stop"), 8192 - 511, 8192)

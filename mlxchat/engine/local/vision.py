@@ -24,7 +24,7 @@ from mlx_lm import tokenizer_utils
 
 from ..control import CancelledByRequest, RequestControl
 from ..errors import RequestError
-from ..context_window import answer_room
+from ..prompt_fit import must_cut
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .generation import Emit, TurnClock, decode, peak_memory
 from .chat_template import render_prompt, thinking_switch
@@ -270,7 +270,7 @@ def _fit_to_context(loaded, request: ChatRequest):
         return int(prepared[-1][1]["input_ids"].shape[1])
 
     full, per_image = measure(request), 0
-    if full > loaded.info.context_size - answer_room(loaded.info.context_size, request.sampling.max_tokens):
+    if must_cut(request, full, loaded.info.context_size):
         # Only a prompt that must be cut needs an image's cost, and finding it tokenizes the history again.
         images = sum(len(message.images) for message in request.messages)
         text_only = len(render_prompt(loaded.tokenizer, request))

@@ -223,3 +223,29 @@ def test_a_picture_the_window_left_out_is_not_decoded_again_next_turn(monkeypatc
         memo.load_images(list(pictures))
         memo.load_images([pictures[1]])
     assert decoded == list(pictures)
+
+
+def test_a_picture_rewritten_in_place_with_its_old_modification_time_is_read_again(tmp_path):
+    """`cp -p`, `rsync -t` and `tar x` write another picture of the same size into the same file and put the old
+    modification time back; the memo must not serve the old picture (nor its digest). The kernel stamps change
+    times from a clock that ticks every few milliseconds, so the rewrite is repeated until its change time differs
+    from the first write's, as it does for any rewrite a person makes after a turn."""
+    from mlxchat.engine.local import vision_memo
+
+    picture = tmp_path / "photo.bmp"
+    Image.new("RGB", (64, 64), (220, 30, 30)).save(picture)
+    first = os.stat(picture)
+    memo = vision_memo.ImageMemo(processor=None)
+    [red] = memo.load_images([picture])
+    red_digest = memo.fingerprint([picture])
+    for _attempt in range(10_000):
+        Image.new("RGB", (64, 64), (20, 30, 220)).save(picture)
+        os.utime(picture, ns=(first.st_atime_ns, first.st_mtime_ns))
+        now = os.stat(picture)
+        if now.st_ctime_ns != first.st_ctime_ns:
+            break
+    assert (now.st_size, now.st_mtime_ns, now.st_ino) == (first.st_size, first.st_mtime_ns, first.st_ino)
+    [blue] = memo.load_images([picture])
+    assert red.getpixel((0, 0)) == (220, 30, 30)
+    assert blue.getpixel((0, 0)) == (20, 30, 220)
+    assert memo.fingerprint([picture]) != red_digest

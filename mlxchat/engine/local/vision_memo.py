@@ -5,8 +5,9 @@ A follow-up in an image chat is still tokenized whole, images included: its toke
 prompt cache it can reuse, and each image's placeholder expands by the processor's tiling. What the processor
 does to the pixels (resize, cut into tiles, normalize) depends only on the pictures, and it is the expensive part:
 about 1 s for a 1024x768 photo through SmolVLM's processor on this CPU (13 tiles of 512 pixels), against ~5 ms
-for the text. So the image processor is given a memory of its last calls, and the same picture files
-give the very same picture objects (by path, size, change time and inode), which is what that memory recognises.
+for the text. So the image processor is given a memory of its last calls, and the same picture files give the
+very same picture objects (by path, size, modification and change times, and inode), which is what that memory
+recognises.
 The processor's pixel arrays are kept as MLX arrays, so they are not copied again either.
 
 Everything here runs on the engine's owner thread. The memory holds the last `KEPT` results (a photo's tiles are
@@ -132,14 +133,16 @@ def _pixels_as_mlx(output: Any) -> Any:
 
 def _file_key(path: Path) -> tuple | None:
     """What identifies a regular file's present content cheaply; None for anything else (left to `load_image`,
-    which names the problem)."""
+    which names the problem). The status change time is in it because the modification time is not enough: a
+    same-size rewrite that puts the old modification time back (`cp -p`, `rsync -t`, `tar x`) keeps size and
+    mtime, but every write and every `utime` sets the change time, and no one can set it back."""
     try:
         info = os.stat(Path(path).expanduser())
     except OSError:
         return None
     if not stat.S_ISREG(info.st_mode):
         return None
-    return (str(path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+    return (str(path), info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
 
 
 def _call_key(value: Any, pictures: list) -> Any:

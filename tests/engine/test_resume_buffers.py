@@ -149,7 +149,7 @@ def test_warming_a_read_cache_leaves_it_as_it_was(loaded, tmp_path, monkeypatch)
     _, warmed, _ = saved.load("chat", "model", None)
     _, plain, _ = saved.load("chat", "model", None)
     assert not generation.warm_up(model, warmed)  # the CPU: skipped
-    monkeypatch.setattr(generation, "_on_gpu", lambda: True)
+    monkeypatch.setattr(generation, "running_on_cuda", lambda: True)  # as on CUDA (not on this machine)
     held = [(entry.keys[..., :200, :], entry.values[..., :200, :]) for entry in warmed]
     mx.eval(held)
     assert generation.warm_up(model, warmed)
@@ -164,6 +164,23 @@ def test_warming_a_read_cache_leaves_it_as_it_was(loaded, tmp_path, monkeypatch)
         follow = mx.argmax(a[:, -1:], axis=-1)
 
 
+def test_a_read_cache_is_not_warmed_on_metal(loaded, tmp_path, monkeypatch):
+    """The warm-up is for MLX's CUDA build: on a Mac a hint must not run a throwaway prefill that a message sent
+    meanwhile would wait for. Metal is faked (this machine has none): MLX's default device says GPU and Metal is
+    available, and `cuda_attention.running_on_cuda` is the one rule that reads them."""
+    import mlx.core as mx
+
+    from mlxchat.engine.local import generation
+
+    model, _ = loaded
+    saved = saved_cache(model, SavedCacheFolder(tmp_path / "caches"), list(range(1, 201)))
+    _, cache, _ = saved.load("chat", "model", None)
+    monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.gpu))
+    monkeypatch.setattr(mx.metal, "is_available", lambda: True)
+    assert not generation.warm_up(model, cache)
+    assert {entry.offset for entry in cache} == {200}
+
+
 def test_a_hinted_follow_up_after_a_warm_up_answers_as_in_memory(event_log, tiny_model, tmp_path, monkeypatch):
     """Through the engine, with the warm-up forced on (it runs on a GPU only): the hint reads and warms the
     cache, and the follow-up gives the in-memory answer from the same cached tokens."""
@@ -171,7 +188,7 @@ def test_a_hinted_follow_up_after_a_warm_up_answers_as_in_memory(event_log, tiny
     from mlxchat.engine.events import ConversationPrepared
     from mlxchat.engine.local import generation
 
-    monkeypatch.setattr(generation, "_on_gpu", lambda: True)
+    monkeypatch.setattr(generation, "running_on_cuda", lambda: True)  # as on CUDA (not on this machine)
     calls = []
     original = generation.warm_up
     monkeypatch.setattr(generation, "warm_up", lambda *a: calls.append(original(*a)) or calls[-1])

@@ -17,6 +17,7 @@ from mlx_lm.generate import generate_step, generation_stream, wired_limit
 from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
 from .context_fit import fit_prompt
+from .cuda_attention import running_on_cuda
 from ..control import CancelledByRequest, RequestControl
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .prompt_cache import ConversationCache, quantize_cache
@@ -128,17 +129,19 @@ WARM_UP_TOKENS = 32
 
 
 def warm_up(model, cache: list) -> bool:
-    """On a GPU, run a throwaway prefill and one decode step on a cache just read from disk, then trim them off,
+    """On CUDA, run a throwaway prefill and one decode step on a cache just read from disk, then trim them off,
     so the follow-up does not pay MLX's first-use work at this cache: the kernels, CUDA graphs and memory a fresh
     process has not used yet. (The per-shape cuDNN graphs are avoided outright: `cuda_attention` for the
     follow-up's prefill, `with_room`'s buffer for its decoding.) Runs during a `PrepareConversation` hint, while
     the person types. The cache holds exactly what it held: the offsets are restored, and what was written past
     them is never read (attention reads up to the offset) and is overwritten by the next write. Skipped on the
     CPU (nothing there is built per shape, and a throwaway prefill would cost seconds) and for caches that cannot
-    be trimmed. Returns whether it ran."""
+    be trimmed. Skipped on Metal too: what it avoids (first-use kernels, graphs and memory at a read cache) was
+    measured on the CUDA build only, and on a Mac every hint that reads a cache would run the throwaway turn while
+    a message sent meanwhile waits. Returns whether it ran."""
     from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
-    if not _on_gpu() or not cache or not can_trim_prompt_cache(cache):
+    if not running_on_cuda() or not cache or not can_trim_prompt_cache(cache):
         return False
     room = min(_free_room(entry) for entry in cache)
     if room < 2:
@@ -151,10 +154,6 @@ def warm_up(model, cache: list) -> bool:
             trim_prompt_cache(cache, len(tokens))
     mx.synchronize(generation_stream)
     return True
-
-
-def _on_gpu() -> bool:
-    return mx.default_device().type == mx.gpu
 
 
 def _free_room(entry) -> int:

@@ -154,3 +154,30 @@ async def test_quit_while_generating_drains_first_then_exits(real_app):
     finished = real_app.finished(Finished)[-1]
     assert finished.reason == "shutdown"
     assert app.engine.state().phase in ("idle", "closed")
+
+
+async def test_continue_with_no_model_loaded_keeps_a_stopped_thought(real_app, tmp_path):
+    """With no model the engine cannot say whether the thought resumes: Ctrl+R must not turn into a retry that
+    drops the stopped thought and then fails with "No model is loaded"; the thought stays, on screen and stored."""
+    from mlxchat.store import History
+    from mlxchat.ui.chat_model import Turn
+
+    history = History(tmp_path / "data")
+    try:
+        conversation = history.create_conversation("MLX")
+        history.add_message(conversation.id, "user", "What is MLX?")
+        history.add_message(conversation.id, "assistant", "", status="stopped", thinking="The user asks about MLX.")
+        app = real_app(history=history, conversation=history.get_conversation(conversation.id), load_model=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.engine.owner_thread.is_alive(), what="the engine started, no model asked")
+            stopped: Turn = app.chat.session.turns[-1]
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            assert not app.chat.busy, "nothing was sent"
+            assert "No model is loaded" in app.chat.notice_text() and "kept" in app.chat.notice_text()
+            assert app.chat.session.turns[-1] is stopped and stopped.thinking == "The user asks about MLX."
+            await app.chat.store.flush(10)
+        saved = history.get_conversation(conversation.id).messages
+        assert [(m.role, m.status, m.thinking) for m in saved][-1] == ("assistant", "stopped", "The user asks about MLX.")
+    finally:
+        history.close()

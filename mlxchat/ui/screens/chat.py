@@ -710,8 +710,13 @@ class ChatScreen(Screen):
         request = self.session.continue_request(resumes)
         last = self.session.last_assistant()
         if request is None and last is not None and last is self.session.turns[-1] and can_continue(last):
-            # Stopped while thinking, where the thought cannot be resumed (the engine's rule): it would answer
-            # afresh, so that is what is asked and shown, a retry, instead of a continue that is not one.
+            if self.model is None:  # whether it resumes is the model's to say: the stopped thought stays as it is
+                key = first_key("pick_model", self.keymap)
+                self.show_notice(f"No model is loaded: choose one ({key}) to go on with this answer; it is kept.",
+                                 "info")
+                return False
+            # Stopped while thinking, where the loaded model cannot resume the thought (the engine's rule): it would
+            # answer afresh, so that is what is asked and shown, a retry, instead of a continue that is not one.
             if not await self._retry():
                 return False
             self.show_notice(

@@ -110,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     out["fit_prompt_s"] = {"median": statistics.median(fits), "all": fits}
     # The same with the engine's remembering tokenizer, which knows the first prompt's text and tokens (as the
     # saved cache now carries them): only the follow-up's new text is tokenized.
-    from mlxchat.engine.local.prompt_tokens import PromptTokens, RememberingTokenizer
+    from mlxchat.engine.local.prompt_tokens import PromptTokens
 
     first_memo = PromptTokens()
-    fit_prompt(RememberingTokenizer(tokenizer, first_memo), first_request, loaded.info.context_size, "m")
+    fit_prompt(tokenizer, first_request, loaded.info.context_size, "m", first_memo)
     remembered = []
     for _ in range(5):
         memo = PromptTokens(first_memo.text, first_memo.tokens)
         began = time.perf_counter()
-        again = fit_prompt(RememberingTokenizer(tokenizer, memo), follow_request, loaded.info.context_size, "m")
+        again = fit_prompt(tokenizer, follow_request, loaded.info.context_size, "m", memo)
         remembered.append(time.perf_counter() - began)
     out["fit_prompt_remembered_s"] = {"median": statistics.median(remembered), "all": remembered,
                                       "same_tokens": again.tokens == fitted.tokens}

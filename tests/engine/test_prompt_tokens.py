@@ -3,6 +3,7 @@ the whole text gives (issue 15: the ~5 ms of tokenizing a 2,400-token history ea
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,11 @@ class Counting:
     """The tokenizer, counting the characters it is asked to encode."""
 
     def __init__(self, tokenizer) -> None:
-        self.tokenizer, self.chars = tokenizer, 0
+        self.tokenizer, self.chars, self.texts = tokenizer, 0, []
 
     def encode(self, text, **options):
         self.chars += len(text)
+        self.texts.append(text)
         return self.tokenizer.encode(text, **options)
 
     def __getattr__(self, name):
@@ -84,6 +86,30 @@ def test_whatever_the_new_text_the_tokens_are_the_whole_texts(tiny_model, change
             new = [Message("user", PAGE * 4)]
         tokens = render_prompt(RememberingTokenizer(tokenizer, remembered), ChatRequest(tuple(new)))
         assert tokens == render_prompt(tokenizer, ChatRequest(tuple(new))), change
+
+
+def test_a_follow_up_past_the_context_tokenizes_only_its_new_text_too(tiny_model):
+    """Past the context the prompt is cut, which counts every message (long ones too) and measures the whole
+    conversation first: neither may replace the remembered prompt, so the cut follow-up, whose window stays put,
+    is tokenized from the last turn's tokens plus its new text."""
+    from mlxchat.engine.local.context_fit import fit_prompt
+
+    for tokenizer in tokenizers(tiny_model):
+        first = [Message("system", "You read logs.")]
+        for page in range(8):
+            first += [Message("user", f"Page {page}: {PAGE * 4}"), Message("assistant", f"Noted page {page}.")]
+        first = ChatRequest(tuple(first + [Message("user", "Storms?")]), sampling=SamplingParams(max_tokens=16))
+        context = len(render_prompt(tokenizer, first)) * 2 // 3
+        remembered = PromptTokens()
+        before = fit_prompt(tokenizer, first, context, "m", remembered)
+        answered = (Message("assistant", "Westerly."), Message("user", "Ships?"))
+        follow = replace(first, messages=first.messages + answered)
+        counting = Counting(tokenizer)
+        fitted = fit_prompt(counting, follow, context, "m", remembered)
+        assert fitted.window.hidden and fitted.window.hidden == before.window.hidden  # cut, in the same place
+        assert fitted.tokens == fit_prompt(tokenizer, follow, context, "m").tokens
+        assert len(counting.texts[-1]) < 300, len(counting.texts[-1])  # the cut prompt: only its new text
+        assert list(remembered.tokens) == fitted.tokens
 
 
 def test_a_template_without_added_tokens_is_tokenized_whole(tiny_model):

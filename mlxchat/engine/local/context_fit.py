@@ -8,7 +8,7 @@ the vision route (whose prompts also hold image tokens) share `fit_messages`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..context_window import Window
@@ -16,6 +16,7 @@ from ..documents import message_text
 from ..prompt_fit import fit_messages as shared_fit_messages
 from ..requests import ChatRequest, Message
 from .chat_template import render_prompt
+from .prompt_tokens import PromptTokens, RememberingTokenizer
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,31 @@ class FittedPrompt:
     answer_room: int
 
 
-def fit_prompt(tokenizer, request: ChatRequest, context_size: int, model_name: str) -> FittedPrompt:
+def fit_prompt(
+    tokenizer, request: ChatRequest, context_size: int, model_name: str, remembered: PromptTokens | None = None
+) -> FittedPrompt:
     """Render `request` so that it fits in `context_size`, dropping turns as its overflow policy says.
 
-    Raises `RequestError` (with the numbers and the way out) when it cannot fit.
+    `remembered` is the conversation's last prompt (`prompt_tokens.PromptTokens`): every whole prompt rendered
+    here is tokenized against it, and it then holds the prompt returned. Only whole prompts touch it: the
+    per-message counts of a cut use the plain tokenizer (a long message used to replace it), and the whole
+    conversation measured before a cut does not replace it either, so the cut prompt, which keeps the same
+    window for several turns, reuses the last turn's tokens. Raises `RequestError` (with the numbers and the way
+    out) when it cannot fit.
     """
-    rendered: list[list[int]] = []
+    rendered: list[tuple[list[int], PromptTokens | None]] = []
 
     def measure(candidate: ChatRequest) -> int:
-        rendered.append(render_prompt(tokenizer, candidate))
-        return len(rendered[-1])
+        against = replace(remembered) if remembered is not None else None  # a copy: each reads the last turn's
+        reading = RememberingTokenizer(tokenizer, against) if against is not None else tokenizer
+        rendered.append((render_prompt(reading, candidate), against))
+        return len(rendered[-1][0])
 
     _fitted, window, length = fit_messages(tokenizer, request, context_size, model_name, measure)
-    return FittedPrompt(rendered[-1], window, context_size - length)
+    tokens, read = rendered[-1]
+    if remembered is not None:
+        remembered.text, remembered.tokens = read.text, read.tokens
+    return FittedPrompt(tokens, window, context_size - length)
 
 
 def fit_messages(

@@ -21,7 +21,6 @@ from .cuda_attention import running_on_cuda
 from ..control import CancelledByRequest, RequestControl
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
 from .prompt_cache import ConversationCache, quantize_cache
-from .prompt_tokens import RememberingTokenizer
 from ..requests import ChatRequest
 from .scripted import Script, forced_processor
 from .chat_template import generation_prompt
@@ -241,7 +240,7 @@ def run_text_turn(
     context_size = loaded.info.context_size
     # The tokenizer remembers the last prompt's tokens: a follow-up tokenizes only its new text (prompt_tokens.py).
     remembered = cache.prompt_for(request.conversation_id, request.saved_as)
-    fitted = fit_prompt(RememberingTokenizer(loaded.tokenizer, remembered), request, context_size, loaded.info.name)
+    fitted = fit_prompt(loaded.tokenizer, request, context_size, loaded.info.name, remembered)
     prompt = fitted.tokens
     answer_limit = min(request.sampling.max_tokens, fitted.answer_room)
     context_full = answer_limit < request.sampling.max_tokens

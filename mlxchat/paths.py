@@ -20,7 +20,7 @@ def _from_env(variable: str) -> Path | None:
 
 
 def cache_dir() -> Path:
-    """Rebuildable things: converted demo model."""
+    """Rebuildable things: converted demo model, saved prompt caches, MLX's compiled GPU kernels (CUDA build)."""
     return _from_env("MLXCHAT_CACHE_DIR") or Path(platformdirs.user_cache_dir(APP_NAME))
 
 

@@ -373,7 +373,8 @@ async def test_a_refused_retry_is_done_again_under_the_policy_chosen(apps, histo
     app = apps(history, conversation_id)
     async with app.run_test(size=SIZE) as pilot:
         await redo_refused_with_offer(pilot, "f5")
-        assert app.chat.session.turns[-1].status == "error", "the failed retry is shown behind the offer"
+        stopped = app.chat.session.turns[-1]
+        assert (stopped.status, stopped.text) == ("stopped", STOPPED), "behind the offer, the answer it was"
         await pilot.press("r")
         await until(pilot, lambda: shown(app)[-1] == ANSWER and not app.chat.busy, 60, "the answer")
         assert [turn.status for turn in app.chat.session.turns[-2:]] == ["complete", "complete"]
@@ -392,6 +393,25 @@ async def test_cancelling_a_refused_continue_leaves_the_answer_stopped_and_in_th
         await pilot.press("escape")
         await until(pilot, lambda: "Nothing was sent" in app.chat.notice_text(), what="the offer cancelled")
         assert app.chat.prompt.text == ""
+        assert app.chat.session.continue_request(False) is not None, "it can still be continued"
+        await app.chat.store.flush()
+    assert stored(history, conversation_id) == before
+    assert history.get_conversation(conversation_id).settings.overflow == "stop"
+
+
+async def test_cancelling_a_refused_retry_leaves_the_stopped_answer_shown_and_stored(apps, history):
+    """The retry was refused before it wrote anything: the answer it was to replace comes back, on screen and in
+    the history, so "the conversation is as it was" is true."""
+    conversation_id = long_conversation_ending_stopped(history, apps.model)
+    before = stored(history, conversation_id)
+    app = apps(history, conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await redo_refused_with_offer(pilot, "f5")
+        await pilot.press("escape")
+        await until(pilot, lambda: "Nothing was sent" in app.chat.notice_text(), what="the offer cancelled")
+        stopped = app.chat.session.turns[-1]
+        assert (stopped.status, stopped.text) == ("stopped", STOPPED)
+        assert shown(app) == [turn.text for turn in app.chat.session.turns], "its view is back, the refused one gone"
         assert app.chat.session.continue_request(False) is not None, "it can still be continued"
         await app.chat.store.flush()
     assert stored(history, conversation_id) == before

@@ -92,6 +92,9 @@ class Answering:
     redo: Redo | None = None
     """A retry or a continue (None: a fresh message). Refused by the "stop" policy, it gets the same offer as a
     message, and the way out chosen does it again."""
+    replaced: Turn | None = None
+    """The answer a retry replaces: it stays in the history until the new answer is first saved, and goes back
+    into the conversation if the "stop" policy refuses the retry (nothing was written)."""
 
 
 @dataclass
@@ -295,6 +298,7 @@ class ChatScreen(Screen):
             case TextDelta() if ours and awaited.kind == "chat":
                 await self.answering.view.append(event.text, event.tokens)
                 if not self.answering.deleted:
+                    self._forget_replaced(self.answering)
                     self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
             case Finished() if ours:
                 await self._finished(event, awaited)
@@ -319,19 +323,27 @@ class ChatScreen(Screen):
                 if answering.view is not self.conversation:
                     await answering.view.remove()
             elif answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
+                self._forget_replaced(answering)
                 self.store.save_answer(answering.session, answer)
                 await answering.view.remove()
             elif event.overflow_refused and answering.redo is not None and self.session.last_user() is not None:
-                self._refused_redo(event, answer, answering.redo)
+                await self._refused_redo(event, answer, answering)
             elif event.overflow_refused and (question := await self._take_back(answer)) is not None:
                 self._offer_ways_out(event, question)
             elif not (event.busy and await self._take_back_refused_question(event, answer)):
+                self._forget_replaced(answering)
                 self.store.save_answer(self.session, answer)
         self.post_message(self.Idle())
         if self.model_after_drain is None and self.session.settings.model != self.model_spec:
             self.load_model(self.session.settings.model)  # the conversation now read, opened while it answered
         if self.model_after_drain is not None:
             self.use_model(self.model_after_drain)
+
+    def _forget_replaced(self, answering: Answering) -> None:
+        """The retry's answer is about to be saved: the answer it replaces leaves the history first (once)."""
+        if answering.replaced is not None:
+            self.store.drop_from(answering.replaced)
+            answering.replaced = None
 
     async def _take_back_refused_question(self, event: Finished, answer: Turn) -> bool:
         """A server refused the message just sent because it is busy (`Finished.busy`): as with the engine's
@@ -519,9 +531,11 @@ class ChatScreen(Screen):
         self._show_title()
         return answer
 
-    def _await_answer(self, request: ChatRequest, tokens_before: int = 0, redo: Redo | None = None) -> None:
+    def _await_answer(
+        self, request: ChatRequest, tokens_before: int = 0, redo: Redo | None = None, replaced: Turn | None = None
+    ) -> None:
         self.active = Awaited(request.request_id, "chat", tokens_before)
-        self.answering = Answering(self.session, self.conversation, redo=redo)
+        self.answering = Answering(self.session, self.conversation, redo=redo, replaced=replaced)
         self._set_status(answer_requested(self.status))
 
     def _submit(self, request: Request) -> Busy | None:
@@ -541,15 +555,20 @@ class ChatScreen(Screen):
 
     # ---- the "stop" policy's offer: switch and send again, or a new chat from a summary ----------------------
 
-    def _refused_redo(self, event: Finished, answer: Turn, redo: Redo) -> None:
+    async def _refused_redo(self, event: Finished, answer: Turn, answering: Answering) -> None:
         """A retry or a continue the "stop" policy refused: a continued answer is the stopped answer it was (it can
-        still be continued, and the model still reads it); a retry's failed answer is saved, as any failed retry.
-        Then the same offer as for a message, for the last question."""
-        if redo == "continue":
+        still be continued, and the model still reads it); a retry's refused answer gives way to the answer it was
+        to replace, which never left the history (a retry with none to replace saves its failed answer). Then the
+        same offer as for a message, for the last question: cancelled, the conversation is as it was."""
+        if answering.redo == "continue":
             self.conversation.stopped_again(answer)
+        elif answering.replaced is not None:
+            turns = self.session.turns
+            turns[position(turns, answer)] = answering.replaced
+            await self.conversation.put_back(answering.replaced, label=self._assistant_label(), refused=answer)
         else:
             self.store.save_answer(self.session, answer)
-        self._offer_ways_out(event, self.session.last_user(), redo)
+        self._offer_ways_out(event, self.session.last_user(), answering.redo)
 
     def _offer_ways_out(self, event: Finished, question: Turn, redo: Redo | None = None) -> None:
         """The conversation no longer fits and its policy is "stop": the message just refused is kept (`question`,
@@ -745,11 +764,9 @@ class ChatScreen(Screen):
         if self._submit(request) is not None:
             return False
         replaced = self.session.turns.pop() if self.session.turns[-1].role == "assistant" else None
-        if replaced is not None:
-            self.store.drop_from(replaced)
         answer = Turn("assistant", status="streaming")
         self.session.turns.append(answer)
-        self._await_answer(request, redo="retry")
+        self._await_answer(request, redo="retry", replaced=replaced)  # still stored: see `Answering.replaced`
         await self.conversation.replace_answer(answer, label=self._assistant_label(), replacing=replaced)
         return True
 

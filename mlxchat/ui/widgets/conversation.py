@@ -95,6 +95,13 @@ class ConversationView(VerticalScroll, can_focus=False):
             await self.drop([replacing])
         await shown
 
+    async def put_back(self, answer: Turn, *, label: str, refused: Turn) -> None:
+        """Show `answer` again where `refused` is: the retry that replaced it was refused before it wrote anything."""
+        view = message_view(answer, label)
+        view.refresh_from_turn(answer_hint(answer, None, self.keys))
+        await self.mount(view, before=self._view_of(refused))
+        await self.drop([refused])
+
     def continue_answer(self, answer: Turn) -> None:
         """The last answer (`answer`, stopped) streams again: new text is appended to what it shows."""
         view = self._view_of(answer)

@@ -2,7 +2,9 @@
 least-recently-used eviction, deletion, and the model fingerprint a saved cache must match.
 
 A saved cache lets a long conversation resume after a restart without reading its whole history again (minutes
-on a laptop's CPU). This module only manages files and never imports MLX, so the history store can delete a
+on a laptop's CPU). A conversation's cache is one unit of files: a base file and up to `MAX_SEGMENTS` segment
+files (`<digest>.<n>.safetensors`, each holding only what a later answer added), deleted, touched and evicted
+together. This module only manages files and never imports MLX, so the history store can delete a
 conversation's cache and tests can check eviction with plain files; the MLX side (`local/prompt_cache.py`)
 writes and reads them on the engine's owner thread.
 """
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CAP_BYTES = 4 * 2**30
 SUFFIX = ".safetensors"
+MAX_SEGMENTS = 8
+"""Segments a conversation's cache may have before the next save rewrites it whole (a compaction): each one is
+another file to open and another part to join on a resume."""
 
 
 def default_folder() -> Path:
@@ -30,42 +35,55 @@ def default_folder() -> Path:
 
 @dataclass(frozen=True)
 class SavedCacheFolder:
-    """The folder of saved prompt caches, one file per conversation, at most `cap_bytes` in all."""
+    """The folder of saved prompt caches, one unit of files per conversation, at most `cap_bytes` in all."""
 
     root: Path
     cap_bytes: int = DEFAULT_CAP_BYTES
 
     def file_for(self, conversation_id: str) -> Path:
-        """The conversation's file. Hashed, so any id (slashes, dots) makes one safe file name."""
+        """The conversation's base file. Hashed, so any id (slashes, dots) makes one safe file name."""
         digest = hashlib.sha256(conversation_id.encode("utf-8")).hexdigest()[:32]
         return self.root / f"{digest}{SUFFIX}"
 
-    def delete(self, conversation_id: str) -> None:
-        """Forget the conversation's saved cache (the conversation was deleted). Missing is fine."""
+    def segment_for(self, conversation_id: str, number: int) -> Path:
+        """The conversation's `number`th segment file (from 1), beside its base file."""
+        return self.root / f"{_unit(self.file_for(conversation_id))}.{number}{SUFFIX}"
+
+    def files_of(self, conversation_id: str) -> list[Path]:
+        """Every file of the conversation's unit that exists: the base, its segments, leftover temporaries."""
+        unit = _unit(self.file_for(conversation_id))
         try:
-            self.file_for(conversation_id).unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("could not delete the saved prompt cache of %s: %s", conversation_id, exc)
+            return sorted(entry for entry in self.root.glob(unit + ".*") if _unit(entry) == unit)
+        except OSError:
+            return []
+
+    def delete(self, conversation_id: str) -> None:
+        """Forget the conversation's saved cache, base and segments (the conversation was deleted). Missing is
+        fine."""
+        for path in self.files_of(conversation_id):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not delete the saved prompt cache of %s: %s", conversation_id, exc)
 
     def touch(self, path: Path) -> None:
-        """Mark a file as just used: eviction goes by last use (the file's modification time)."""
+        """Mark a file (and so its unit) as just used: eviction goes by a unit's last use (its newest file's
+        modification time)."""
         try:
             os.utime(path)
         except OSError:
             pass
 
     def evict(self, keep: Path | None = None) -> list[Path]:
-        """Delete the least recently used files until the folder is within its cap; `keep` (the file just
-        written) goes last. Leftover temporary files from an interrupted save go first. Returns what was removed."""
+        """Delete the least recently used units (a base file with its segments) until the folder is within its
+        cap; the unit of `keep` (the file just written) goes last. Leftover temporary files from an interrupted
+        save go first. Returns what was removed."""
         try:
             entries = [entry for entry in self.root.iterdir() if entry.is_file()]
         except OSError:
             return []
-        removed = []
-        for entry in entries:
-            if entry.name.endswith(".partial" + SUFFIX):
-                removed.append(entry)
-        sized = []
+        removed = [entry for entry in entries if entry.name.endswith(".partial" + SUFFIX)]
+        units: dict[str, list] = {}
         for entry in entries:
             if entry in removed:
                 continue
@@ -73,13 +91,17 @@ class SavedCacheFolder:
                 status = entry.stat()
             except OSError:
                 continue
-            sized.append((entry == keep, status.st_mtime, status.st_size, entry))
-        sized.sort()
-        total = sum(size for _, _, size, _ in sized)
-        for _, _, size, entry in sized:
+            unit = units.setdefault(_unit(entry), [False, 0.0, 0, []])
+            unit[0] = unit[0] or (keep is not None and _unit(entry) == _unit(keep))
+            unit[1] = max(unit[1], status.st_mtime)
+            unit[2] += status.st_size
+            unit[3].append(entry)
+        ordered = sorted(units.values(), key=lambda unit: (unit[0], unit[1], sorted(unit[3])))
+        total = sum(unit[2] for unit in ordered)
+        for _, _, size, files in ordered:
             if total <= self.cap_bytes:
                 break
-            removed.append(entry)
+            removed.extend(sorted(files))
             total -= size
         for entry in removed:
             try:
@@ -87,6 +109,11 @@ class SavedCacheFolder:
             except OSError as exc:
                 log.warning("could not evict the saved prompt cache %s: %s", entry, exc)
         return removed
+
+
+def _unit(path: Path) -> str:
+    """The conversation a saved-cache file belongs to: the digest its name starts with."""
+    return path.name.split(".", 1)[0]
 
 
 def delete_saved_cache(conversation_id: str) -> None:

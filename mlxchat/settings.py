@@ -430,12 +430,17 @@ def _remote_context_sizes(value: Any, path: Path, problems: list[str]) -> Mappin
     named in `problems` and left out."""
     if value is None:
         return MappingProxyType({})
+    from mlxchat.engine.remote.context_size import MAX_CONTEXT, MIN_CONTEXT, valid_context  # the engine's own rule
+
     table = value if isinstance(value, dict) else {"*": value}
     sizes: dict[str, int] = {}
     for model, size in table.items():
-        if isinstance(size, bool) or not isinstance(size, int) or not 256 <= size <= 100_000_000:
+        if not isinstance(size, int) or valid_context(size) is None:
             where = "remote_context_size" if not isinstance(value, dict) else f"remote_context_size.{model!r}"
-            problems.append(f"{path}: {where} = {size!r} ignored: it must be a number of tokens (256 or more).")
+            problems.append(
+                f"{path}: {where} = {size!r} ignored: it must be a whole number of tokens from {MIN_CONTEXT} to "
+                f"{MAX_CONTEXT:,}."
+            )
             continue
         sizes[model] = size
     return MappingProxyType(sizes)

@@ -38,8 +38,9 @@ class FakeServer:
     """Model id → extra fields of its `/v1/models` entry (vLLM's `max_model_len`, llama.cpp's `meta`…)."""
     models_payload: object = None
     """When set, `/v1/models` answers exactly this (JSON, or bytes as they are): a hostile or broken list."""
-    routes: dict[str, tuple[int, object]] = field(default_factory=dict)
-    """Other paths (as requested, e.g. "/props") → (status, JSON or bytes): a server's side endpoints."""
+    routes: dict[str, tuple[int, object] | Scenario] = field(default_factory=dict)
+    """Other paths (as requested, e.g. "/props") → (status, JSON or bytes), or a scenario that writes the whole
+    response: a server's side endpoints."""
     seen: list[SeenRequest] = field(default_factory=list)
     client_closed: threading.Event = field(default_factory=threading.Event)
     nudge: threading.Event = field(default_factory=threading.Event)
@@ -86,10 +87,17 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.fake.seen.append(SeenRequest(self.command, self.path, dict(self.headers.items()), body))
         return body
 
+    def _route(self) -> None:
+        route = self.fake.routes[self.path]
+        if callable(route):
+            self.close_connection = True
+            return route(self)
+        return self.send_json(*route)
+
     def do_GET(self) -> None:
         self._record()
         if self.path in self.fake.routes:
-            return self.send_json(*self.fake.routes[self.path])
+            return self._route()
         if self.path.endswith("/models") and self.fake.models_payload is not None:
             return self.send_json(200, self.fake.models_payload)
         if not self.path.endswith("/models"):
@@ -102,7 +110,7 @@ class FakeHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._record()
         if self.path in self.fake.routes:
-            return self.send_json(*self.fake.routes[self.path])
+            return self._route()
         if not self.path.endswith("/chat/completions"):
             return self.send_json(404, {"error": {"message": "Not Found"}})
         try:
@@ -237,3 +245,24 @@ def stall(*pieces: str, keepalive_s: float | None = 0.05, timeout_s: float = 20.
 def silent_before_headers(timeout_s: float = 20.0) -> Scenario:
     """Accept the request and say nothing, not even a status line, until the client hangs up."""
     return lambda handler: handler.wait_for_client_close(timeout_s, keepalive_s=None)
+
+
+def trickle(every_s: float = 0.05, timeout_s: float = 60.0) -> Scenario:
+    """A 200 whose JSON body comes a space at a time and never ends, until `timeout_s` or the client hangs up:
+    each read gets a byte well within any read timeout."""
+
+    def play(handler: FakeHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "10000000")
+        handler.end_headers()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                time.sleep(every_s)
+        except OSError:
+            handler.fake.client_closed.set()
+
+    return play

@@ -304,6 +304,126 @@ def test_a_context_error_after_text_is_not_retried(fake_server, remote_engines, 
     assert finished.reason == "error" and finished.text == "Hel" and len(fake_server.chats) == 1
 
 
+def test_stop_sends_again_capped_when_the_servers_count_fits(fake_server, remote_engines, event_log):
+    """vLLM refuses prompt + max_tokens over its context. The estimate (3 characters a token) is short of this
+    server's count (1.5), so max_tokens was not capped enough; the server says the prompt is 1,470 tokens, which
+    fits its 2,048: "stop" must not refuse it, but ask again for what the context leaves."""
+    fake_server.model_extras = {MODEL: {"max_model_len": 2048}}
+    fake_server.chat = context_limited(2048, chars_per_token=1.5)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    request = ChatRequest((Message("user", "x" * 2200),), sampling=SamplingParams(max_tokens=1024), overflow="stop")
+    assert engine.submit(request) is None
+    finished = event_log.finished(request.request_id, 30)
+    assert finished.reason == "stop" and finished.text == "ok", finished.error
+    first, again = fake_server.chats
+    assert first.body["max_tokens"] == 1024 and again.body["max_tokens"] == 2048 - 1470
+    assert again.body["messages"] == first.body["messages"]
+
+
+def test_the_first_estimate_does_not_cap_the_answer(fake_server, remote_engines, event_log):
+    """The first estimate errs long (4,000 characters: 1,358 estimated, 1,004 by the server): a cap from it would
+    cut the answer at 690 tokens where 1,044 are free. Uncalibrated, max_tokens goes as asked; when that is more
+    than the context leaves, the server's refusal gives its count, and the request is sent again capped by it."""
+    fake_server.model_extras = {MODEL: {"max_model_len": 2048}}
+    fake_server.chat = context_limited(2048)
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+
+    def send(max_tokens: int, text: str) -> Finished:
+        request = ChatRequest((Message("user", text),), sampling=SamplingParams(max_tokens=max_tokens))
+        assert engine.submit(request) is None
+        return event_log.finished(request.request_id, 30)
+
+    assert send(1024, "y" * 4000).reason == "stop"
+    assert [c.body["max_tokens"] for c in fake_server.chats] == [1024]
+    fake_server.seen.clear()
+    fresh = remote_engines(fake_server.url)  # uncalibrated again
+    engine = fresh
+    select(engine, event_log, MODEL)
+    finished = send(2000, "y" * 4000)
+    assert finished.reason == "stop" and finished.text == "ok", finished.error
+    assert [c.body["max_tokens"] for c in fake_server.chats] == [2000, 2048 - 1004]
+
+
+def test_a_guessed_size_is_lowered_when_it_is_refused_again(fake_server, remote_engines, event_log):
+    """A server that says no numbers, with a 600-token context: the first refusal guesses half the refused
+    prompt; a guess refused again must be lowered (it was only raised along with the estimate, so every later
+    turn failed twice). From the second turn the guess fits, and each turn is answered."""
+    fake_server.chat = context_limited(600, style="bare")
+    engine = remote_engines(fake_server.url)
+    select(engine, event_log, MODEL)
+    outcomes = [chat(engine, event_log, long_chat(20 + turn))[0].reason for turn in range(3)]
+    sent = len(fake_server.chats)
+    assert outcomes[1:] == ["stop", "stop"] and sent <= 4, (outcomes, sent)  # it was 3 errors, 6 requests
+    finished, _ = chat(engine, event_log, long_chat(23))
+    assert finished.reason == "stop" and len(fake_server.chats) == sent + 1
+
+
+@pytest.mark.parametrize("where", ["/props", "/v1/models", "chat error"])
+def test_json_nested_too_deep_is_garbage_not_a_crash(fake_server, remote_engines, event_log, where):
+    """`json` recurses: 50,000 brackets (well under the 64 KB read) raise RecursionError, which must read as any
+    other garbage: the model is selected with its size unknown, and a chat error is a plain error."""
+    from mlxchat.engine import ModelLoadFailed
+
+    from remote_fakes import error_response
+
+    deep = b"[" * 50000
+    if where == "/props":
+        fake_server.routes["/props"] = (200, deep)
+    elif where == "/v1/models":
+        fake_server.models_payload = deep
+    else:
+        fake_server.chat = error_response(400, deep)
+    engine = remote_engines(fake_server.url)
+    load = select(engine, event_log, MODEL)
+    assert load.reason == "stop", load.error
+    assert not [e for e in event_log.of(load.request_id) if isinstance(e, ModelLoadFailed)]
+    assert loaded_context(event_log) == 0
+    finished, _ = chat(engine, event_log, long_chat(1))
+    if where == "chat error":
+        assert finished.reason == "error" and "HTTP 400" in finished.error and "Recursion" not in finished.error
+    else:
+        assert finished.reason == "stop"
+
+
+def test_a_trickling_probe_is_cut_off(fake_server, remote_engines, event_log):
+    """A side endpoint that sends its answer a byte at a time gets each read within the timeout: only a total
+    deadline ends it. The model is selected (size unknown) while the trickle would last a minute more."""
+    from remote_fakes import trickle
+
+    fake_server.routes["/props"] = trickle()
+    engine = remote_engines(fake_server.url)
+    assert select(engine, event_log, MODEL, timeout_s=20).reason == "stop"
+    assert loaded_context(event_log) == 0
+
+
+def test_cancel_hangs_up_on_a_probe(fake_server, remote_engines, event_log, monkeypatch):
+    """With the probe's deadline a minute away, a cancel still ends the selection at once (it hangs up, as on a
+    stream); the next selection asks again."""
+    import time
+
+    from mlxchat.engine import LoadModel
+    from mlxchat.engine.remote import engine as remote_engine
+    from remote_fakes import trickle
+
+    monkeypatch.setattr(remote_engine, "PROBE_TIMEOUT_S", 60.0)
+    fake_server.routes["/props"] = trickle()
+    engine = remote_engines(fake_server.url)
+    load = LoadModel(MODEL)
+    assert engine.submit(load) is None
+    deadline = time.monotonic() + 10
+    while not any(r.path == "/props" for r in fake_server.seen):
+        assert time.monotonic() < deadline, "the probe was never made"
+        time.sleep(0.02)
+    time.sleep(0.2)  # the body is being read
+    assert engine.cancel(load.request_id)
+    assert event_log.finished(load.request_id, 10).reason == "cancelled"
+    fake_server.routes["/props"] = (200, {"default_generation_settings": {"n_ctx": 4096}})
+    select(engine, event_log, MODEL)
+    assert loaded_context(event_log) == 4096
+
+
 # ---- plain values ----------------------------------------------------------------------------------------------
 
 
@@ -329,6 +449,28 @@ def test_the_estimate_calibrates_from_the_servers_count():
     estimate.calibrate(request, 3)  # nonsense (below the fixed guesses) is ignored
     assert estimate.chars_per_token > DEFAULT_CHARS_PER_TOKEN
     assert TokenEstimate().text_tokens("日本語のテキスト") >= 8  # a token or more a character, not a quarter
+
+
+def test_tightening_scales_the_text_alone_and_stays_in_bounds(tmp_path):
+    """An image message estimated 1,168 (1,024 of it the image guess) that the server counts 300: the image guess
+    was long, not the text's ratio. The ratio stays within its bounds, and the text's estimate does not shrink
+    past what the server's count leaves it."""
+    from mlxchat.engine.remote.token_estimate import _RATIO_BOUNDS
+
+    image = tmp_path / "cat.png"
+    request = ChatRequest((Message("user", "describe this picture " * 16, images=(image,)),))
+    estimate = TokenEstimate()
+    estimate.tighten(request, 300)
+    assert _RATIO_BOUNDS[0] <= estimate.chars_per_token <= _RATIO_BOUNDS[1]
+    text = ChatRequest(long_chat(3))
+    estimate = TokenEstimate()
+    estimate.tighten(text, 10)  # a count below the fixed guesses says nothing of the text: ignored
+    assert estimate.chars_per_token == DEFAULT_CHARS_PER_TOKEN
+    estimate.tighten(text, 200)  # far fewer tokens than the text's characters allow: the bound holds
+    assert estimate.chars_per_token == _RATIO_BOUNDS[1]
+    estimate = TokenEstimate()
+    estimate.tighten(text, 2 * estimate.prompt_tokens(text))
+    assert estimate.prompt_tokens(text) >= 2 * TokenEstimate().prompt_tokens(text) - 1  # the count, with the margin
 
 
 # ---- the chat screen -------------------------------------------------------------------------------------------
@@ -393,3 +535,7 @@ def test_config_toml_remote_context_size(tmp_path):
     config = load_config(path)
     assert dict(config.remote_context_sizes) == {"mlx-community/Qwen3-8B-4bit": 40960, "*": 8192}
     assert len(config.problems) == 2 and all("remote_context_size" in problem for problem in config.problems)
+    path.write_text("[remote_context_size]\nhuge = 100000001\nfloat = 4096.0\nok = 100000000\n")
+    config = load_config(path)
+    assert dict(config.remote_context_sizes) == {"ok": 100_000_000}
+    assert len(config.problems) == 2 and all("from 256 to 100,000,000" in problem for problem in config.problems)

@@ -49,9 +49,11 @@ def valid_context(value: Any) -> int | None:
 
 
 def _json(body: bytes) -> Any:
+    """`body` decoded, or None when it is not JSON, or nested too deep to decode (`json` recurses: a hostile
+    `[[[[…` well under the size limit raises RecursionError)."""
     try:
         return json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -221,7 +223,11 @@ class ModelContexts:
         if configured:
             return configured
         if model_id not in self._discovered and probe is not None:
-            self._discovered[model_id] = _discover(model_id, listed or ListedContext(), probe)
+            try:
+                self._discovered[model_id] = _discover(model_id, listed or ListedContext(), probe)
+            except Exception:  # whatever a server answered, selecting the model must not fail for it: size unknown
+                log.warning("asking for the context size of %s failed; it stays unknown", model_id, exc_info=True)
+                self._discovered[model_id] = None
         if self._discovered.get(model_id):
             return self._discovered[model_id]
         refused = self._refused.get(model_id)
@@ -231,17 +237,32 @@ class ModelContexts:
             return max(self.estimate(model_id).prompt_tokens(refused) // 2, 1)
         return None
 
+    def guessing(self, model_id: str, name: str) -> bool:
+        """Whether the size `size` gives now is the guess from a refused prompt (nothing better is known)."""
+        return (
+            model_id not in self._stated
+            and not (self.configured.get(model_id) or self.configured.get(name) or self.configured.get("*"))
+            and not self._discovered.get(model_id)
+            and model_id in self._refused
+        )
+
+    def forget_discovery(self, model_id: str) -> None:
+        """Ask the server again at the next selection (the asking was cut short, by a cancel)."""
+        self._discovered.pop(model_id, None)
+
     def learn_refusal(
-        self, model_id: str, sent: ChatRequest, overflow: ServerOverflow, size_was_known: bool, guess: bool = True
+        self, model_id: str, sent: ChatRequest, overflow: ServerOverflow, *, estimate_short: bool, guess: bool
     ) -> None:
         """The server refused `sent` as too long. Keep the size it stated; count longer when the estimate was
-        short of its count (it said the count, or the size was known and the estimate thought `sent` fit); with
-        neither, remember `sent` for the guess in `size` (when `guess`)."""
-        if overflow.prompt_tokens or size_was_known:
+        short (the server said its count, or `estimate_short`: a size not guessed, and the estimate thought
+        `sent` and its answer fit); with no size stated, remember `sent` for the guess in `size` (when `guess`).
+        `sent` was fitted to any earlier guess, so a guess that was refused again is lowered by it: a guess never
+        learns from the estimate (it is the guess, not the count, that is in doubt)."""
+        if overflow.prompt_tokens or estimate_short:
             self.estimate(model_id).tighten(sent, overflow.prompt_tokens)
         if overflow.context_size:
             self._stated[model_id] = overflow.context_size
-        elif not size_was_known and guess:
+        elif guess:
             self._refused[model_id] = sent
 
 

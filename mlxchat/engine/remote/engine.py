@@ -17,7 +17,10 @@ same events, one `Finished` per accepted request, busy refusal while a request r
 - The conversation's overflow policy applies as on a local model (see `RemoteEngine`): the context size from
   config.toml or the server (`context_size`, asked once per model as it is selected), token counts estimated
   from characters (`token_estimate`), the shared rule (`prompt_fit`), and a `ContextWindow` after `Started`.
-  A server's own "prompt too long" becomes the typed refusal under "stop", else one retry with a tighter fit.
+  A server's own "prompt too long" for a prompt that fits by its count (vLLM counts max_tokens in) is one retry
+  with max_tokens capped by that count; else the typed refusal under "stop", else one retry with a tighter fit.
+  Before that, max_tokens is capped by the estimate only once it is calibrated (the first errs long).
+- A side endpoint asked for the context size gets `PROBE_TIMEOUT_S` in all, and a cancel hangs up on it.
 - The API key is read from the named environment variable for each request and sent only as a header. It is
   never stored on the engine, never put in an event, a message or a log line, and httpx's own exceptions (whose
   request carries the header) are never chained into ours.
@@ -37,7 +40,7 @@ from typing import Callable, Mapping
 
 import httpx
 
-from ..context_window import ContextOverflow, Window, describe_overflow
+from ..context_window import ContextOverflow, Window, answer_room, describe_overflow
 from ..control import RequestControl
 from ..core import EngineCore, Sink
 from ..errors import OverflowRefused, RequestError
@@ -102,11 +105,13 @@ class RemoteModel:
 
 
 class _ServerOverflowed(Exception):
-    """The server refused the prompt as longer than its context (raised inside `_stream`, handled in `_chat`)."""
+    """The server refused the prompt as longer than its context (raised inside `_stream`, handled in `_chat`).
+    `max_tokens` is what the refused request asked for the answer."""
 
-    def __init__(self, overflow: ServerOverflow) -> None:
+    def __init__(self, overflow: ServerOverflow, max_tokens: int) -> None:
         super().__init__(overflow.message)
         self.overflow = overflow
+        self.max_tokens = max_tokens
 
 
 class RemoteEngine(EngineCore):
@@ -203,8 +208,10 @@ class RemoteEngine(EngineCore):
             return Finished(rid, "error", error=message)
         if control.cancelled:
             return Finished(rid, "cancelled")
-        context = self._contexts.size(chosen.id, chosen.name, chosen.listed_context, self._probe)
+        probe = functools.partial(self._probe, control)
+        context = self._contexts.size(chosen.id, chosen.name, chosen.listed_context, probe)
         if control.cancelled:
+            self._contexts.forget_discovery(chosen.id)  # cut short: what the probes found is not the answer
             return Finished(rid, "cancelled")
         self._selected = chosen
         info = ModelInfo(chosen.name, chosen.id, "remote", "", 0, context or 0, endpoint=self.endpoint.display)
@@ -249,18 +256,26 @@ class RemoteEngine(EngineCore):
         contexts = listed_contexts(response.content)
         return [RemoteModel.from_id(model_id, owner, contexts.get(model_id)) for model_id, owner in listed]
 
-    def _probe(self, method: str, path: str, payload: dict | None) -> bytes | None:
-        """One short request to a side endpoint under the server's root (the API root less "/v1"); any failure
-        is None. The body is read up to `ERROR_BODY_LIMIT` bytes."""
+    def _probe(self, control: RequestControl, method: str, path: str, payload: dict | None) -> bytes | None:
+        """One short request to a side endpoint under the server's root (the API root less "/v1"); any failure,
+        and a cancel, is None. The body is read up to `ERROR_BODY_LIMIT` bytes and for `PROBE_TIMEOUT_S` in all
+        (the timeout alone bounds each read: a server trickling its answer would hold the selection forever).
+        A cancel hangs up on it at once, as on a stream."""
+        if control.cancelled:
+            return None
         root = self.endpoint.base_url.removesuffix("/").removesuffix("/v1")
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
         try:
             headers = self._auth_headers()
             with self._client.stream(method, root + path, json=payload, headers=headers, timeout=PROBE_TIMEOUT_S) as response:
-                if response.status_code != 200:
+                self._live_socket = _socket_of(response)
+                if control.cancelled or response.status_code != 200:
                     return None
-                return _read_bounded(response)
+                return _read_bounded(response, deadline)
         except (httpx.HTTPError, RequestError):
             return None
+        finally:
+            self._live_socket = None
 
     def _chat(self, request: ChatRequest, control: RequestControl) -> Finished:
         selected = self._selected
@@ -274,34 +289,84 @@ class RemoteEngine(EngineCore):
         clock = TurnClock(time.perf_counter(), 0, 0, 0)
         self._emit(Started(rid, 0, 0, "vision" if request.has_images else "text"))
         self._report_window(request, window, length, context)
+        # max_tokens is capped by the estimate only once the server's counts calibrated it: the first estimate
+        # errs long on purpose, and a cap from it would cut answers short. A server that then refuses prompt +
+        # max_tokens (vLLM) is asked again below, capped by its own count.
         try:
-            return self._stream(sent, length, context, headers, control, clock, estimate)
+            return self._stream(sent, length, context, headers, control, clock, estimate, cap=estimate.calibrated)
         except _ServerOverflowed as refused:
-            overflow = refused.overflow
-        # The server counted more than the estimate (or the size was unknown): keep what it said, count longer.
-        estimated = estimate.prompt_tokens(sent)
-        needed = overflow.prompt_tokens or estimated
-        # Under "stop" a refusal with no size says nothing to guess from: the next turn is sent whole again.
+            first = refused
         stop = request.overflow == "stop"
-        self._contexts.learn_refusal(selected.id, sent, overflow, context is not None, guess=not stop)
-        if stop:
-            known = self._contexts.size(selected.id, selected.name)
-            if known:  # the same rule decides: a last message too long even alone is a plain error, no offer
-                fit_messages(estimate, request, known, selected.name, estimate.prompt_tokens)
-            raise OverflowRefused(self._describe_refusal(overflow, needed, context, selected))
+        self._learn_refusal(selected, sent, length, context, first, stop)
         if control.cancelled:
             return Finished(rid, "cancelled")
         context = self._contexts.size(selected.id, selected.name)
-        sent, length, window = self._fit(request, estimate, context, selected)
-        self._report_window(request, window, length, context)
+        # The server's count of the prompt, else the estimate (longer now, if the refusal showed it short).
+        counted = first.overflow.prompt_tokens or estimate.prompt_tokens(sent)
+        # The prompt as sent fits by that count: only the answer's room was too large. Send it again with
+        # max_tokens capped by the count ("stop" reads everything, so any room will do; the other policies keep
+        # the room they leave the answer). Else "stop" refuses, and the others fit again, tighter.
+        free = 1 if stop or context is None else answer_room(context, request.sampling.max_tokens)
+        if context is not None and counted + free <= context:
+            length = counted
+        elif stop:
+            raise self._stop_refusal(request, first.overflow, counted, context, estimate, selected)
+        else:
+            sent, length, window = self._fit(request, estimate, context, selected)
+            self._report_window(request, window, length, context)
         try:
-            return self._stream(sent, length, context, headers, control, clock, estimate)
+            return self._stream(sent, length, context, headers, control, clock, estimate, cap=True)
         except _ServerOverflowed as again:
+            self._learn_refusal(selected, sent, length, context, again, stop)
+            context = self._contexts.size(selected.id, selected.name)
+            counted = again.overflow.prompt_tokens or estimate.prompt_tokens(sent)
+            if stop and (context is None or counted >= context):
+                raise self._stop_refusal(request, again.overflow, counted, context, estimate, selected) from None
             raise RequestError(
-                f"{self.endpoint} still finds the conversation too long for {selected.name} after turns were left "
-                f"out to fit (it said: “{again.overflow.message}”). Set the model's context size in config.toml "
-                "(remote_context_size), or start a new conversation."
+                f"{self.endpoint} still finds the conversation too long for {selected.name} after "
+                f"{'max_tokens was capped' if stop else 'turns were left out'} to fit (it said: "
+                f"“{again.overflow.message}”). Set the model's context size in config.toml (remote_context_size), "
+                "or start a new conversation."
             ) from None
+
+    def _learn_refusal(
+        self,
+        model: RemoteModel,
+        sent: ChatRequest,
+        length: int,
+        context: int | None,
+        refused: _ServerOverflowed,
+        stop: bool,
+    ) -> None:
+        """Tell `ModelContexts` the server refused `sent` (estimated `length`, fitted to `context`). The estimate
+        was shown short only when the size was not a guess and `sent` with the max_tokens it asked for fit by it
+        (a refusal of an uncapped max_tokens over the context is explained by that alone). Without a size, or
+        with a guessed one, the refused prompt is kept for the guess, except under "stop", which never guesses
+        (a refusal with no size says nothing it could use: the next turn is sent whole again)."""
+        guessed = self._contexts.guessing(model.id, model.name)
+        known = context is not None and not guessed
+        short = known and length + refused.max_tokens <= context
+        guess = not known and not stop
+        self._contexts.learn_refusal(model.id, sent, refused.overflow, estimate_short=short, guess=guess)
+
+    def _stop_refusal(
+        self,
+        request: ChatRequest,
+        overflow: ServerOverflow,
+        needed: int,
+        context: int | None,
+        estimate: TokenEstimate,
+        model: RemoteModel,
+    ) -> Exception:
+        """The "stop" policy's refusal of a prompt the server found too long (`needed` tokens by its count or the
+        estimate, at least the size when one is known), through the same rule as a local model's: a last message
+        too long even alone is a plain error (`fit_messages` raises it), with no offer."""
+        if context:
+            try:
+                fit_messages(estimate, request, context, model.name, estimate.prompt_tokens)
+            except (OverflowRefused, RequestError) as exc:
+                return exc
+        return OverflowRefused(self._describe_refusal(overflow, needed, context, model))
 
     def _fit(
         self, request: ChatRequest, estimate: TokenEstimate, context: int | None, model: RemoteModel
@@ -323,7 +388,7 @@ class RemoteEngine(EngineCore):
     def _describe_refusal(self, overflow: ServerOverflow, needed: int, context: int | None, model: RemoteModel) -> str:
         """The "stop" policy's refusal after the server refused the prompt, worded as for a local model."""
         context = overflow.context_size or context
-        if context:
+        if context and needed >= context:
             return describe_overflow(ContextOverflow(needed, context - 1, "stop"), model.name, context)
         return (
             f"The conversation is about {needed} tokens, more than {model.name} on {self.endpoint} reads (it said: "
@@ -341,14 +406,17 @@ class RemoteEngine(EngineCore):
         control: RequestControl,
         clock: TurnClock,
         estimate: TokenEstimate,
+        *,
+        cap: bool,
     ) -> Finished:
-        """Send `request` (already fitted; `length` its estimated prompt tokens) and read the answer. Raises
+        """Send `request` (already fitted; `length` its prompt tokens, estimated or the server's count) and read
+        the answer. With `cap`, max_tokens is at most what `length` leaves of `context`. Raises
         `_ServerOverflowed` when the server refuses the prompt as too long, before any answer text."""
         selected = self._selected
         clock.context_size = context or 0  # the status pane's meter: the server's counts against this size
         body = chat_body(request, selected.id or None)
         # vLLM refuses a prompt plus max_tokens over its context: ask for at most what the context leaves.
-        capped = context is not None and body["max_tokens"] > context - length
+        capped = cap and context is not None and body["max_tokens"] > context - length
         if capped:
             body["max_tokens"] = max(1, context - length)
         rid = request.request_id
@@ -365,7 +433,7 @@ class RemoteEngine(EngineCore):
                     error_body = _read_bounded(response)
                     overflow = _overflow_in(error_body)
                     if overflow is not None and not control.cancelled:
-                        raise _ServerOverflowed(overflow)
+                        raise _ServerOverflowed(overflow, body["max_tokens"])
                     failure, busy = self._http_failure(response, "/chat/completions", error_body)
                 elif "application/json" in content_type:  # the whole answer at once: the server ignored "stream"
                     failure = f"{self.endpoint} answered without streaming ({content_type}); it needs to stream."
@@ -391,7 +459,7 @@ class RemoteEngine(EngineCore):
         if said is not None and not reader.pieces and not control.cancelled:  # refused in-band, before any text
             overflow = server_overflow(said.message, said.code or said.type)
             if overflow is not None:
-                raise _ServerOverflowed(overflow)
+                raise _ServerOverflowed(overflow, body["max_tokens"])
         reader.apply_usage(clock)
         if reader.usage is not None and reader.done:
             estimate.calibrate(request, reader.usage.prompt_tokens)
@@ -477,13 +545,14 @@ def _overflow_in(body: bytes) -> ServerOverflow | None:
     return None if said is None else server_overflow(said.message, said.code or said.type, body)
 
 
-def _read_bounded(response: httpx.Response) -> bytes:
-    """At most `ERROR_BODY_LIMIT` bytes of an error response's body; a failure to read gives what came."""
+def _read_bounded(response: httpx.Response, deadline: float | None = None) -> bytes:
+    """At most `ERROR_BODY_LIMIT` bytes of a response's body, read until `deadline` (`time.monotonic`) at most;
+    a failure to read gives what came."""
     body = bytearray()
     try:
         for piece in response.iter_bytes():
             body += piece
-            if len(body) >= ERROR_BODY_LIMIT:
+            if len(body) >= ERROR_BODY_LIMIT or (deadline is not None and time.monotonic() > deadline):
                 break
     except httpx.HTTPError:
         pass

@@ -151,7 +151,7 @@ def parse_chunk(data: str) -> ChunkUpdate:
     """Read one `data:` payload (not `[DONE]`). Raises `MalformedStream` when it is not a completion chunk."""
     try:
         payload = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode (`json` recurses)
         raise MalformedStream(f"not JSON: {excerpt(data)}") from None
     if not isinstance(payload, dict):
         raise MalformedStream(f"not a JSON object: {excerpt(data)}")
@@ -226,7 +226,7 @@ def server_error_from_body(body: bytes) -> ServerError | None:
         return None
     try:
         payload = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ServerError(excerpt(text))
     return server_error_from(payload) or ServerError(excerpt(text))
 
@@ -235,7 +235,7 @@ def parse_model_list(body: bytes) -> list[tuple[str, str | None]]:
     """(id, owned_by) of each model in a `/v1/models` body. Raises `MalformedStream` when it is not one."""
     try:
         payload = json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise MalformedStream(f"the model list is not JSON: {excerpt(body.decode('utf-8', 'replace'))}") from None
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, list):

@@ -63,20 +63,37 @@ class TokenEstimate:
     def calibrate(self, sent: ChatRequest, prompt_tokens: int) -> None:
         """Learn the ratio from the server's `usage.prompt_tokens` for the prompt `sent`. Counts too small to
         tell, or that make no sense (the server's count is below the fixed guesses), are ignored."""
-        chars = sum(weighted_chars(message_text(m)) for m in sent.messages)
-        fixed = OVERHEAD_TOKENS + sum(FRAMING_TOKENS + IMAGE_TOKENS * len(m.images) for m in sent.messages)
-        text_tokens = prompt_tokens - fixed
-        if chars < MIN_CALIBRATION_CHARS or text_tokens <= 0:
+        chars, fixed = _text_chars_and_fixed(sent)
+        if chars < MIN_CALIBRATION_CHARS or prompt_tokens - fixed <= 0:
             return
-        low, high = _RATIO_BOUNDS
-        self.chars_per_token = min(high, max(low, chars / text_tokens * CALIBRATION_MARGIN))
+        self._set_ratio(chars / (prompt_tokens - fixed))
         self.calibrated = True
 
     def tighten(self, sent: ChatRequest, server_tokens: int | None = None) -> None:
         """The server refused `sent` as too long: set the ratio so the estimate of `sent` is the server's count
-        (when its error said one: the truth, even when lower than the estimate) or grows by a quarter."""
-        estimated = self.prompt_tokens(sent)
-        target = server_tokens if server_tokens else math.ceil(estimated * 1.25)
-        factor = estimated / target
-        self.chars_per_token = max(_RATIO_BOUNDS[0], self.chars_per_token * factor * CALIBRATION_MARGIN)
+        (when its error said one: the truth, even when lower than the estimate), or its text part grows by a
+        quarter. As in `calibrate`, only the text part is scaled (the fixed guesses for framing and images are
+        not the ratio's error) and the ratio stays in its bounds; a count below the fixed guesses tells nothing
+        of the text and is ignored."""
+        chars, fixed = _text_chars_and_fixed(sent)
+        if not chars:
+            return
+        if server_tokens:
+            if server_tokens - fixed <= 0:
+                return
+            self._set_ratio(chars / (server_tokens - fixed))
+            self.calibrated = True
+        else:
+            self._set_ratio(self.chars_per_token / 1.25)
 
+    def _set_ratio(self, chars_per_token: float) -> None:
+        """`chars_per_token` less the margin, within the bounds."""
+        low, high = _RATIO_BOUNDS
+        self.chars_per_token = min(high, max(low, chars_per_token * CALIBRATION_MARGIN))
+
+
+def _text_chars_and_fixed(sent: ChatRequest) -> tuple[int, int]:
+    """The weighted characters of `sent`'s text, and its fixed token guesses (overhead, framing, images)."""
+    chars = sum(weighted_chars(message_text(m)) for m in sent.messages)
+    fixed = OVERHEAD_TOKENS + sum(FRAMING_TOKENS + IMAGE_TOKENS * len(m.images) for m in sent.messages)
+    return chars, fixed

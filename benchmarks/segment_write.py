@@ -1,7 +1,8 @@
 """Saving a conversation's prompt cache after an answer: the whole file against a segment of the new positions
 (issue 15), and reading each back.
 
-    python benchmarks/segment_write.py [--tokens 2300,9400] [--new 120] [--rounds 9] [--kv-bits 8] [--json OUT]
+    python benchmarks/segment_write.py [--tokens 2300,9400] [--new 120] [--rounds 9] [--kv-bits 8] [--segments K]
+        [--shape demo8|1b] [--json OUT]
 
 The cache has the shape of the 8-layer demo-shaped model long_bench uses on the CPU (SmolLM2-135M's layers: 3 KV
 heads of 64; float32 as the CPU runs; bfloat16 on a GPU), filled through mlx-lm's `KVCache` with random keys and
@@ -30,21 +31,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-LAYERS, KV_HEADS, HEAD_SIZE = 8, 3, 64
+SHAPES = {"demo8": (8, 3, 64), "1b": (16, 8, 64)}
+"""Layers, KV heads, head size: "demo8" the 8-layer demo-shaped CPU model, "1b" the GPU runs' 1B bench model."""
 
 
-def filled_cache(tokens: int, kv_bits: int | None):
+def filled_cache(tokens: int, kv_bits: int | None, shape: str = "demo8"):
     import mlx.core as mx
     from mlx_lm.models.cache import KVCache
 
     from mlxchat.engine.local.prompt_cache import quantize_cache
 
     dtype = mx.float32 if mx.default_device() == mx.cpu else mx.bfloat16
-    cache = [KVCache() for _ in range(LAYERS)]
+    layers, kv_heads, head_size = SHAPES[shape]
+    cache = [KVCache() for _ in range(layers)]
     for entry in cache:
         for start in range(0, tokens, 512):  # in prefill-sized chunks, so the buffer grows as a turn's does
             count = min(512, tokens - start)
-            keys = mx.random.normal((1, KV_HEADS, count, HEAD_SIZE)).astype(dtype)
+            keys = mx.random.normal((1, kv_heads, count, head_size)).astype(dtype)
             entry.update_and_fetch(keys, keys * 0.5)
     quantize_cache(cache, kv_bits)
     mx.eval([entry.state for entry in cache])
@@ -56,11 +59,12 @@ def spread(values: list[float]) -> dict:
             "max_ms": round(max(values) * 1e3, 2), "n": len(values)}
 
 
-def measure(tokens: int, new: int, rounds: int, kv_bits: int | None, work: Path, segments: int = 1) -> dict:
+def measure(tokens: int, new: int, rounds: int, kv_bits: int | None, work: Path, segments: int = 1,
+            shape: str = "demo8") -> dict:
     from mlxchat.engine.local.prompt_cache import SavedPromptCaches
     from mlxchat.engine.saved_caches import SavedCacheFolder
 
-    cache = filled_cache(tokens, kv_bits)
+    cache = filled_cache(tokens, kv_bits, shape)
     ids = [1 + i % 4000 for i in range(tokens)]
     times: dict[str, list[float]] = {"whole": [], "segment": []}
     sizes = {}
@@ -94,7 +98,7 @@ def measure(tokens: int, new: int, rounds: int, kv_bits: int | None, work: Path,
             reads[side].append(time.perf_counter() - started)
             assert found is not None and len(found[0]) == tokens
     return {
-        "tokens": tokens, "new_tokens": new, "kv_bits": kv_bits, "segments": segments,
+        "tokens": tokens, "new_tokens": new, "kv_bits": kv_bits, "segments": segments, "shape": shape,
         "write_whole": spread(times["whole"]), "write_segment": spread(times["segment"]),
         "file_whole_mb": round(sizes["whole"] / 2**20, 2), "file_segment_mb": round(sizes["segment"] / 2**20, 2),
         "read_whole": spread(reads["whole"]), "read_base_and_segment": spread(reads["segment"]),
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--kv-bits", type=int, default=None)
     parser.add_argument("--segments", type=int, default=1, help="segments the segment side ends with (at most 8)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="demo8")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     import mlx.core as mx
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"device": str(mx.default_device()), "load_before": os.getloadavg(), "runs": []}
     with tempfile.TemporaryDirectory() as work:
         for tokens in (int(t) for t in args.tokens.split(",")):
-            run = measure(tokens, args.new, args.rounds, args.kv_bits, Path(work), args.segments)
+            run = measure(tokens, args.new, args.rounds, args.kv_bits, Path(work), args.segments, args.shape)
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
     results["load_after"] = os.getloadavg()

@@ -279,3 +279,21 @@ def test_the_last_prompt_saved_with_a_segment_is_read_from_the_headers(loaded, t
     assert len(folder.files_of("chat")) == 3
     assert SavedPromptCaches(folder).prompt_of("chat", "model") == PromptTokens("turn 2", tuple(tokens[:-5]))
     assert SavedPromptCaches(folder).load("chat", "model", None)[2] == PromptTokens("turn 2", tuple(tokens[:-5]))
+
+
+def test_a_cache_with_a_rotating_layer_is_rewritten_whole_and_its_plain_layers_get_room(loaded, tmp_path):
+    """A rotating window's positions move, so a saved copy of its first ones goes stale: never segmented."""
+    from mlx_lm.models.cache import KVCache, RotatingKVCache
+
+    from mlxchat.engine.local.prompt_cache import SavedPromptCaches
+
+    folder = SavedCacheFolder(tmp_path / "caches")
+    saved, tokens = SavedPromptCaches(folder), []
+    cache = [KVCache() for _ in range(len(loaded.layers) - 1)] + [RotatingKVCache(max_size=512)]
+    for added in THREE_TURNS:
+        grow(loaded, cache, added)
+        tokens += added
+        saved.save("chat", "model", tokens, cache, None)
+        assert names(folder) == ["safetensors"]
+    read, joined, _ = SavedPromptCaches(folder).load("chat", "model", None)
+    assert read == tokens and joined[0].keys.shape[2] == 486 and isinstance(joined[-1], RotatingKVCache)

@@ -300,6 +300,8 @@ class SavedPromptCaches:
                         prompt = _prompt(segment_metadata, tokens)
                     files.append(segment_path)
                 cache = [join_with_room(layer) for layer in parts]
+            else:  # a rotating window among the layers: never segmented; the plain layers still get room
+                with_room(cache)
             mx.eval([entry.state for entry in cache])
         except Exception as exc:  # any unreadable file: a cache is an optimisation, never a reason to fail
             log.warning("ignoring the unreadable saved prompt cache %s: %s", path, exc)

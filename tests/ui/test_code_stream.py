@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownFence
 
+import mlxchat.ui.widgets.code_stream as code_stream
 from mlxchat.ui.widgets.code_stream import (
     AnswerFence,
     AnswerMarkdown,
@@ -149,6 +150,7 @@ async def test_a_closed_block_is_highlighted_off_the_ui_thread_and_waits_for_the
         return original(cls, code, language, ansi, dark)
 
     monkeypatch.setattr(MarkdownFence, "highlight", classmethod(recording))
+    monkeypatch.setattr(code_stream, "_HIGHLIGHTED", code_stream.OrderedDict())  # not made by an earlier test
     app = AnswerApp(markdown_class=AnswerMarkdown)
     async with app.run_test(size=SIZE) as pilot:
         markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
@@ -306,3 +308,77 @@ def test_the_frame_interval_follows_reading_speed():
         stream.arrivals.note(400, now - 1 + step * 0.1)  # now 4 000 a second
     stream._cpu_mark = time.thread_time()
     assert stream._interval_s() == stream.fast_interval_s == 0.1
+
+
+async def test_the_lines_that_come_with_the_closing_fence_are_drawn_while_the_block_waits():
+    """The closing fence came with the rest of the last line, and nothing after it yet: the code view shows the
+    block complete ("return x", not "ret") until the Markdown takes it; stopped there, the answer is complete."""
+    app = AnswerApp(markdown_class=AnswerMarkdown)
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        await stream.write("```python\nx = 1\nret")
+        await settle(pilot, stream, len("```python\nx = 1\nret"))
+        assert code.partial.plain == "ret"
+        await stream.write("urn x\n```\n")
+        deadline = time.monotonic() + 5
+        while stream._highlight is None or not stream._highlight.done():
+            assert time.monotonic() < deadline, "the closed block's highlight"
+            await pilot.pause()
+        await pilot.pause(0.1)
+        assert markdown.source == "" and code.display, "no text after the fence yet: the code view stays"
+        assert [line.plain for line in code.lines] == ["x = 1", "return x"] and code.partial.plain == ""
+        await stream.stop()
+        await pilot.pause()
+        assert markdown.source == "```python\nx = 1\nreturn x\n```\n"
+        assert markdown.query_one(MarkdownFence).code == "x = 1\nreturn x" and not code.display
+
+
+async def test_a_block_highlighted_already_is_not_highlighted_again(monkeypatch):
+    """The same block twice (a retry, a repeated snippet): the second takes the kept highlight, no worker."""
+    calls: list[str] = []
+    original = code_stream.highlight_block
+
+    def counting(code, *rest):
+        calls.append(code)
+        return original(code, *rest)
+
+    monkeypatch.setattr(code_stream, "_HIGHLIGHTED", code_stream.OrderedDict())
+    monkeypatch.setattr(code_stream, "highlight_block", counting)
+    app = AnswerApp(markdown_class=AnswerMarkdown)
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        opened, closed = f"```python\n{CODE}", "```\n\nThen:\n\n"  # open at an update: the code view shows it
+        written = ""
+        for piece in (opened, closed, opened, closed + "Done."):
+            await stream.write(piece)
+            written += piece
+            await settle(pilot, stream, len(written))
+        await stream.stop()
+    assert calls == [CODE.rstrip("\n")]
+
+
+def test_a_kept_highlights_lines_leave_with_it(monkeypatch):
+    """Kept again under one key, then pushed out by others: no old highlight's lines stay behind."""
+    import gc
+    import weakref
+
+    from textual.content import Content
+
+    class Lines(list):  # a list that can be watched with a weak reference
+        pass
+
+    monkeypatch.setattr(code_stream, "_HIGHLIGHTED", code_stream.OrderedDict())
+    watched = []
+    keys = [("same", "python", False, True)] * 5 + [(f"other {n}", "python", False, True) for n in range(10)]
+    for key in keys:
+        content = Content(key[0])
+        lines = Lines([content])
+        watched.append(weakref.ref(lines))
+        code_stream.keep_highlight(key, content, lines)
+        assert code_stream.split_lines(content) is lines
+    del content, lines
+    gc.collect()
+    alive = [ref for ref in watched if ref() is not None]
+    assert len(alive) == code_stream._HIGHLIGHTS_KEPT == len(code_stream._HIGHLIGHTED)

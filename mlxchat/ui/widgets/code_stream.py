@@ -226,28 +226,36 @@ class CodeStream(Widget):
         return Strip(segments).crop_extend(0, width, style).simplify()
 
 
-_HIGHLIGHTED: OrderedDict[tuple[str, str, bool, bool], Content] = OrderedDict()
+HighlightKey = tuple[str, str, bool, bool]
+"""(code, info string, ansi, dark): what a fence's highlight depends on."""
+
+_HIGHLIGHTED: OrderedDict[HighlightKey, tuple[Content, list[Content] | None]] = OrderedDict()
+"""The last few highlights, each with its lines where they were made with it: evicted together, so nothing of an
+old highlight outlives it."""
 _HIGHLIGHTS_KEPT = 8
 
 
-_SPLIT: dict[int, tuple[Content, list[Content]]] = {}  # by id: a kept highlight and its lines
+def kept_highlight(key: HighlightKey) -> Content | None:
+    kept = _HIGHLIGHTED.get(key)
+    return kept[0] if kept is not None else None
 
 
-def keep_highlight(key: tuple[str, str, bool, bool], content: Content, lines: list[Content] | None = None) -> None:
-    """Keep `content`, the highlight of (code, info string, ansi, dark), for the next fence made of that block, and
-    its `lines` (`content.split("\\n")`) where they were made already."""
-    _HIGHLIGHTED[key] = content
+def keep_highlight(key: HighlightKey, content: Content, lines: list[Content] | None = None) -> None:
+    """Keep `content`, the highlight of `key`, for the next fence made of that block, and its `lines`
+    (`content.split("\\n")`) where they were made already (lines kept for the same content stay)."""
+    kept = _HIGHLIGHTED.get(key)
+    if lines is None and kept is not None and kept[0] is content:
+        lines = kept[1]
+    _HIGHLIGHTED[key] = (content, lines)
     _HIGHLIGHTED.move_to_end(key)
-    if lines is not None:
-        _SPLIT[id(content)] = (content, lines)
     while len(_HIGHLIGHTED) > _HIGHLIGHTS_KEPT:
-        _SPLIT.pop(id(_HIGHLIGHTED.popitem(last=False)[1]), None)
+        _HIGHLIGHTED.popitem(last=False)
 
 
 def split_lines(content: Content) -> list[Content]:
     """`content`'s lines: those made with its highlight on the worker thread, else split here."""
-    kept = _SPLIT.get(id(content))
-    return kept[1] if kept is not None and kept[0] is content else content.split("\n")
+    kept = next((lines for made, lines in _HIGHLIGHTED.values() if made is content and lines is not None), None)
+    return kept if kept is not None else content.split("\n")
 
 
 def highlight_block(code: str, info: str, ansi: bool, dark: bool) -> tuple[Content, list[Content]]:
@@ -316,7 +324,7 @@ class AnswerFence(MarkdownFence):
     @classmethod
     def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:
         key = (code, language, ansi, dark)
-        content = _HIGHLIGHTED.get(key)
+        content = kept_highlight(key)
         if content is None:
             content = super().highlight(code, language, ansi=ansi, dark=dark)
         keep_highlight(key, content)
@@ -477,7 +485,8 @@ class AnswerStream:
         if self._showing is not None and (final or fence is None or fence.start != self._showing.start):
             # The shown fence closed (or the answer ended inside it): the Markdown takes the whole block.
             if not await self._block_ready(final):
-                self._updated()  # the code view shows the block a little longer
+                self._draw_closed_block()  # the code view shows the whole block a little longer
+                self._updated()
                 return
             self._showing, self._highlight = None, None
             self._code_shown_upto = 0
@@ -500,6 +509,17 @@ class AnswerStream:
             self.shown_chars = self._to_markdown
         self._updated()
 
+    def _draw_closed_block(self) -> None:
+        """Draw the lines that came with the closing fence (the last one was the partial line) while the closed
+        block waits for its highlight and for the text after it: the code view shows the block complete."""
+        fence, text = self._showing, self.fences.text
+        code_end, after = self.fences.closings[fence.start]
+        shown = max(self._code_shown_upto, fence.body_start)
+        if code_end > shown or self.code.partial:
+            self.code.append_lines(text[shown:code_end].split("\n")[:-1] if code_end > shown else [], "")
+            self._code_shown_upto = max(shown, code_end)
+        self.shown_chars = max(self.shown_chars, after)
+
     def _updated(self) -> None:
         self.updates += 1
         if self.on_update is not None:
@@ -521,7 +541,11 @@ class AnswerStream:
             code = text[fence.body_start : closing[0]].rstrip()  # what markdown-it gives the fence, as it strips it
             info = text[fence.start + len(fence.marker) : fence.body_start - 1]
             key = (code, info, app.native_ansi_color, app.current_theme.dark)
-            self._highlight = asyncio.ensure_future(asyncio.to_thread(highlight_block, *key))
+            if (content := kept_highlight(key)) is not None:  # the same block again: made already, no worker
+                self._highlight = asyncio.get_running_loop().create_future()
+                self._highlight.set_result((content, None))
+            else:
+                self._highlight = asyncio.ensure_future(asyncio.to_thread(highlight_block, *key))
 
             def done(future: asyncio.Future) -> None:
                 if not future.cancelled() and future.exception() is None:

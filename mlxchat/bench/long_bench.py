@@ -233,6 +233,13 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
     saved_copy = work / "resume-saved.bin"
     saved_copy.write_bytes(saved.read_bytes())
 
+    def restore() -> None:
+        """The first engine's file back, without the segment the last resumed answer saved beside it (which
+        continues that file, so a read would join it and find the follow-up already cached)."""
+        for path in folder.files_of("resume"):
+            path.unlink()
+        saved.write_bytes(saved_copy.read_bytes())
+
     progress("resume: a fresh engine (a restart) answers the follow-up cold, resumed, and resumed after a hint")
     engine = Driver(saved=folder)
     engine.load(config.model)
@@ -249,7 +256,7 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
             # A hint runs after the last answer's save (which rewrites this very file), and leaves another
             # conversation's cache in memory (cold-0 always ran first, so it is saved); then the file is restored.
             engine.prepare("cold-0")
-            saved.write_bytes(saved_copy.read_bytes())
+            restore()
             if side == "prepared":
                 prepared = engine.prepare("resume")
                 prepare_s.append(prepared.seconds)
@@ -258,7 +265,7 @@ def measure_resume(config: LongBenchConfig, work: Path, progress) -> dict[str, A
     # is done once for all; every real follow-up has a shape of its own. One more each way, never asked before.
     other = follow_up[:-1] + [Message("user", "What did the keeper write about the fog, the rocks and the lamp?")]
     engine.prepare("cold-0")
-    saved.write_bytes(saved_copy.read_bytes())
+    restore()
     engine.prepare("resume")
     new_prepared = engine.ask(other, "resume", config.decode_tokens)
     new_cold = engine.ask(other, "cold-new", config.decode_tokens)

@@ -126,3 +126,31 @@ async def test_a_streaming_answer_tells_the_screen_each_time_it_updates():
         view.turn.text += " More words."
         await view.end_stream()
         await until(pilot, lambda: app.drawn >= 2, timeout_s=5, what="the last update")
+
+
+async def test_the_chat_screen_turns_the_status_on_each_frame_of_the_answer(staged_app, monkeypatch):
+    """Through the real `ChatScreen`: the streaming answer's updates reach its status bar
+    (`ChatScreen.on_message_view_answer_drawn`, a handler matched by its name only)."""
+    import staged
+
+    from conftest import SIZE
+
+    drawn: list[StatusBar] = []
+    original = StatusBar.answer_drawn
+
+    def counting(bar: StatusBar) -> None:
+        drawn.append(bar)
+        original(bar)
+
+    monkeypatch.setattr(StatusBar, "answer_drawn", counting)
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot)
+        assert not drawn, "no answer drawn yet"
+        staged.play_answer_start(engine, "Hello there.", 3)
+        await until(pilot, lambda: len(drawn) >= 1, timeout_s=5, what="the answer's first frame")
+        staged.play_answer_end(engine, "Hello there. More words.", 6)
+        await until(pilot, lambda: not app.chat.busy, timeout_s=5, what="the finish")
+        await until(pilot, lambda: len(drawn) >= 2, timeout_s=5, what="the answer's last frame")
+        assert all(bar is app.chat.status_bar for bar in drawn)

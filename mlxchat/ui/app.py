@@ -280,10 +280,18 @@ class MlxChatApp(App[int]):
         return run
 
     def on_unmount(self) -> None:
-        self.chat.store.close()
-        self.engine.close(timeout_s=10.0)
-        self._collector.stop()
-        self._switching.stop()
+        """Close the history and the engine; the process-wide policies (collector, switch interval) are given
+        back whatever closing raises, so a process that runs on (the test suite, a host app) keeps its own."""
+        try:
+            try:
+                self.chat.store.close()
+            finally:
+                self.engine.close(timeout_s=10.0)
+        finally:
+            try:
+                self._collector.stop()
+            finally:
+                self._switching.stop()
 
 
 def make_app(**options) -> MlxChatApp:

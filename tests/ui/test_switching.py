@@ -49,3 +49,30 @@ def test_the_policy_does_nothing_when_turned_off():
         assert sys.getswitchinterval() == before
     finally:
         SwitchIntervalPolicy.enabled = True
+
+
+async def test_the_policies_are_given_back_even_when_closing_fails(staged_app, monkeypatch):
+    """The history's close raises as the app ends: the engine is still closed, and the switch interval and the
+    collector's thresholds are the process's own again."""
+    import gc
+
+    from conftest import SIZE
+
+    before = sys.getswitchinterval(), gc.get_threshold()
+    app, engine = staged_app()
+
+    def failing_close() -> None:
+        raise OSError("disk gone")
+
+    closed: list[bool] = []
+    engine_close = engine.close
+    monkeypatch.setattr(engine, "close", lambda *args, **kwargs: closed.append(True) or engine_close(*args, **kwargs))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert sys.getswitchinterval() == pytest.approx(SwitchIntervalPolicy.interval_s)
+            monkeypatch.setattr(app.chat.store, "close", failing_close)
+    except OSError:
+        pass  # how Textual reports a handler's exception is its own affair; the policies are what is tested
+    assert closed, "the engine was closed"
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before

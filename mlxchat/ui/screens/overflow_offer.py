@@ -2,8 +2,9 @@
 
 `OverflowOfferScreen` asks what to do with a message the conversation can no longer take: switch the
 conversation's policy and send it again, start a new chat from a summary, or cancel (the message stays in the
-prompt). A refused retry or continue gets the same offer, and the way out retries or continues instead. `SummaryScreen` shows the summary as the model writes it; Esc stops it and nothing changes. The chat
-screen owns the request and decides; these screens only ask and show.
+prompt). A refused retry or continue gets the same offer, and the way out retries or continues instead.
+`SummaryScreen` shows the summary as the model writes it; Esc stops it and nothing changes. The chat screen owns
+the request and decides; these screens only ask and show.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ def test_a_damaged_segment_is_ignored_and_the_valid_prefix_kept(loaded, tmp_path
     else:
         data = second.read_bytes()
         second.write_bytes(data[: len(data) - 100] if damage == "truncate" else b"not a segment" * 10)
-    with caplog.at_level(logging.WARNING, logger="mlxchat.engine.local.prompt_cache"):
+    with caplog.at_level(logging.WARNING, logger="mlxchat.engine.local.saved_prompt_caches"):
         read, cache, _ = SavedPromptCaches(folder).load("chat", "model", None)
     assert read == tokens[:160] and cache[0].offset == 160
     if damage != "another prefix":

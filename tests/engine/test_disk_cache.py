@@ -74,7 +74,7 @@ def test_a_cache_saved_for_another_model_or_quantization_is_not_read_at_all(
     event_log, tiny_model, folder, tmp_path, monkeypatch, other
 ):
     """Its header says whom it was saved for: a mismatch is known without reading (and evaluating) the arrays."""
-    import mlxchat.engine.local.prompt_cache as prompt_cache
+    import mlxchat.engine.local.saved_prompt_caches as prompt_cache
     from mlxchat.models.random_weights import RandomLlamaSpec, build_random_llama
 
     turn(event_log, tiny_model, folder, HISTORY)
@@ -107,7 +107,7 @@ def test_a_corrupt_saved_cache_is_ignored_with_a_log_line(event_log, tiny_model,
     path = folder.file_for("chat-1")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a cache at all" * 10)
-    with caplog.at_level(logging.WARNING, logger="mlxchat.engine.local.prompt_cache"):
+    with caplog.at_level(logging.WARNING, logger="mlxchat.engine.local.saved_prompt_caches"):
         started, finished = turn(event_log, tiny_model, folder, HISTORY)
     assert started.cached_tokens == 0 and finished.text
     assert any("unreadable saved prompt cache" in record.getMessage() for record in caplog.records)

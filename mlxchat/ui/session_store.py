@@ -207,17 +207,22 @@ class SessionStore:
         self._partial_saved_at.pop(id(turn), None)
         self._enqueue(_Write("the answer", lambda: self._write_answer(session, turn), session))
 
-    def save_partial(self, session: ChatSession, turn: Turn) -> None:
+    def save_partial(self, session: ChatSession, turn: Turn, replacing: Turn | None = None) -> bool:
         """Called as an answer streams: saves it (as stopped) at most every `partial_every_s` seconds, and never
-        queues a second save of it while one is waiting."""
+        queues a second save of it while one is waiting. `replacing`, the stored answer a retry replaces, is
+        removed just before that save, in the same queue, never sooner: a crash in between keeps one of the two.
+        True when the save was queued (and `replacing` with it)."""
         if not self.enabled or turn.role != "assistant" or not turn.text:
-            return
+            return False
         now = self._clock()
         last = self._partial_saved_at.setdefault(id(turn), now)
         if now - last < self.partial_every_s or any(write.partial_of is turn for write in self._queue):
-            return
+            return False
         self._partial_saved_at[id(turn)] = now
+        if replacing is not None:
+            self.drop_from(replacing)
         self._enqueue(_Write("the answer so far", lambda: self._write_answer(session, turn), session, partial_of=turn))
+        return True
 
     def drop_from(self, turn: Turn) -> None:
         """Delete `turn` and the later turns of its conversation that this window shows or wrote (regenerate,

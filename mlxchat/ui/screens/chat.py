@@ -94,7 +94,7 @@ class Answering:
     message, and the way out chosen does it again."""
     replaced: Turn | None = None
     """The answer a retry replaces: it stays in the history until the new answer is first saved, and goes back
-    into the conversation if the "stop" policy refuses the retry (nothing was written)."""
+    into the conversation if the retry ends before writing anything (refused, failed, stopped)."""
 
 
 @dataclass
@@ -296,10 +296,13 @@ class ChatScreen(Screen):
             case ThinkingDone() if ours and awaited.kind == "chat":
                 self.answering.view.end_thinking(event)
             case TextDelta() if ours and awaited.kind == "chat":
-                await self.answering.view.append(event.text, event.tokens)
-                if not self.answering.deleted:
-                    self._forget_replaced(self.answering)
-                    self.store.save_partial(self.answering.session, self.answering.view.answer.turn)  # every few s
+                answering = self.answering
+                await answering.view.append(event.text, event.tokens)
+                # Every few s; the answer a retry replaces leaves the history with the first of these writes.
+                if not answering.deleted and self.store.save_partial(
+                    answering.session, answering.view.answer.turn, replacing=answering.replaced
+                ):
+                    answering.replaced = None
             case Finished() if ours:
                 await self._finished(event, awaited)
 
@@ -318,11 +321,16 @@ class ChatScreen(Screen):
             answering, self.answering = self.answering, None
             answering.session.context_used = self.status.context_used
             answer = await answering.view.finish(event, self.clock())
+            shown = answering.view is self.conversation
             if answering.deleted:
                 self._set_status(answer_deleted(self.status, answering.session.title))
-                if answering.view is not self.conversation:
+                if not shown:
                     await answering.view.remove()
-            elif answering.view is not self.conversation:  # written while the reader was elsewhere: saved, not shown
+            elif answering.replaced is not None and not (answer.text or answer.thinking) and not (
+                shown and event.overflow_refused
+            ):
+                await self._retry_came_to_nothing(event, answer, answering)
+            elif not shown:  # written while the reader was elsewhere: saved, not shown
                 self._forget_replaced(answering)
                 self.store.save_answer(answering.session, answer)
                 await answering.view.remove()
@@ -338,6 +346,24 @@ class ChatScreen(Screen):
             self.load_model(self.session.settings.model)  # the conversation now read, opened while it answered
         if self.model_after_drain is not None:
             self.use_model(self.model_after_drain)
+
+    async def _retry_came_to_nothing(self, event: Finished, answer: Turn, answering: Answering) -> None:
+        """A retry ended before it wrote any text or thinking (an error, a busy server, a "stop" refusal in a
+        conversation not on screen, Esc, quit): the answer it was to replace, still in the history, goes back in
+        its place and nothing is saved; the notice says what happened to the retry."""
+        turns = answering.session.turns
+        turns[position(turns, answer)] = answering.replaced
+        if answering.view is self.conversation:
+            await self.conversation.put_back(answering.replaced, label=self._assistant_label(), refused=answer)
+        else:
+            await answering.view.remove()
+        where = "" if answering.view is self.conversation else f" in '{answering.session.title}'"
+        if event.reason in ("cancelled", "shutdown"):
+            self.show_notice(f"The retry{where} was stopped before it wrote anything: the previous answer is kept.",
+                             "info")
+        else:
+            why = f": {event.error.rstrip('. ')}" if event.error else ""
+            self.show_notice(f"The retry{where} failed{why}. The previous answer is kept.", "warning")
 
     def _forget_replaced(self, answering: Answering) -> None:
         """The retry's answer is about to be saved: the answer it replaces leaves the history first (once)."""
@@ -535,6 +561,8 @@ class ChatScreen(Screen):
         self, request: ChatRequest, tokens_before: int = 0, redo: Redo | None = None, replaced: Turn | None = None
     ) -> None:
         self.active = Awaited(request.request_id, "chat", tokens_before)
+        if redo is not None:  # no fresh message to take back if it is refused (`_take_back`)
+            self.sent_question = None
         self.answering = Answering(self.session, self.conversation, redo=redo, replaced=replaced)
         self._set_status(answer_requested(self.status))
 

@@ -118,3 +118,16 @@ async def test_the_old_answer_leaves_the_history_only_with_the_new_answers_first
         await until(pilot, lambda: not app.chat.busy, what="the finish")
         await app.chat.store.flush()
     assert stored(history) == [("user", "Hello there"), ("assistant", "New answer")]
+
+
+async def test_quitting_while_a_retry_has_written_nothing_keeps_the_old_answer(staged_app, history):
+    """Ctrl+Q drains the retry (reason "shutdown") before the app exits: the empty retry used to be saved over
+    the old answer as a stopped answer with no text."""
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await answered_then_retried(pilot, engine)
+        await pilot.press("ctrl+q")
+        assert app.chat.status.phase == "draining"
+        engine.finish("shutdown")
+        await until(pilot, lambda: app.return_code is not None, what="the exit")
+    assert stored(history) == HELLO

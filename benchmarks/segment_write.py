@@ -16,6 +16,11 @@ values (a write's cost does not depend on the values). Each round, alternating w
 Then the reads (`SavedPromptCaches.load`, as a resume after a restart does: read, join, pad, evaluate) of the
 whole file and of the base plus its segments, alternating. Times are wall seconds on this thread; medians, with
 the min and max, and the load average before and after.
+
+Not yet run on the GPU (the machine was no longer lent on 1 Dec). The run to make there, from the repo root:
+
+    timeout 60 python3 benchmarks/segment_write.py --shape 1b --rounds 7 --json $OUT/segments/one.json
+    timeout 40 python3 benchmarks/segment_write.py --shape 1b --rounds 5 --segments 8 --json $OUT/segments/eight.json
 """
 
 from __future__ import annotations

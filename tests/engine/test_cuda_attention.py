@@ -41,8 +41,11 @@ def test_only_a_follow_ups_prefill_takes_the_plain_path():
     class Quantized:
         bits = 8
 
-    attention(mx.zeros((1, 4, 55, 64)), keys, keys, cache=Quantized(), scale=1.0, mask="causal")
+    quantized = mx.quantize(keys, group_size=64, bits=8)  # a quantized cache's keys: (data, scales, biases)
+    attention(mx.zeros((1, 4, 55, 64)), quantized, quantized, cache=Quantized(), scale=1.0, mask="causal")
     assert calls[-1] == 55  # a quantized cache keeps the library's (kv_attention's) path
+    # (before the fix, the shape test ran first and failed on the triple: "'list' object has no attribute
+    # 'shape'", which on the H200 failed every kv_bits 8 and 4 turn whose last prefill chunk was short)
 
 
 def test_installed_into_a_models_module_the_answer_is_unchanged(tiny_model, monkeypatch):

@@ -1,7 +1,8 @@
 """Attention over a quantized KV cache (issue 15): the formulation the engine uses on MLX's CUDA build gives what
 mlx-lm's and mlx-vlm's own quantized attention give, and the engine uses it for text and image turns there.
 
-This machine has no CUDA device: the engine tests fake `kv_attention.needed` (the CUDA check) and nothing else."""
+This machine has no CUDA device: the engine tests fake the CUDA checks (`kv_attention.needed`, and
+`cuda_attention.running_on_cuda` where both replacements are tested together) and nothing else."""
 
 from __future__ import annotations
 
@@ -188,6 +189,39 @@ def test_a_text_turn_at_kv_bits_8_attends_with_it_and_answers_as_mlx_lm_would(
     assert calls, "the turn attended over a quantized cache"
     monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", library_attention(base.__name__))
     assert answer(engine, event_log, messages, "theirs") == ours
+
+
+def test_a_follow_up_at_kv_bits_8_with_both_cuda_replacements_answers_as_mlx_lm_would(
+    engine, event_log, wide_llama, monkeypatch
+):
+    """On CUDA both replacements are installed: `cuda_attention` in the model's module (plain attention for a
+    short prefill) and this one in mlx-lm's base. A follow-up's few new tokens reach `cuda_attention` first with
+    the cache's quantized (data, scales, biases) keys. The H200 showed that order failing every kv_bits 8 and 4
+    turn with "'list' object has no attribute 'shape'"; here both are forced on (the CUDA check faked, nothing
+    else) and a two-turn conversation must answer as mlx-lm's own path does."""
+    import sys
+
+    import mlx_lm.models.base as base
+
+    from mlxchat.engine.local import cuda_attention
+
+    module = importlib.import_module("mlx_lm.models.llama")
+    monkeypatch.setattr(module, "scaled_dot_product_attention", module.scaled_dot_product_attention)
+    monkeypatch.setattr(kv_attention, "needed", lambda: True)
+    monkeypatch.setattr(cuda_attention, "running_on_cuda", lambda: True)
+    monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", base.quantized_scaled_dot_product_attention)
+
+    load(engine, event_log, wide_llama)
+    assert getattr(sys.modules["mlx_lm.models.llama"].scaled_dot_product_attention, "library", None) is not None
+    first = [Message("user", "Tell me about the lighthouse keeper's log. " * 20)]
+    follow_up = lambda reply: [*first, Message("assistant", reply), Message("user", "And the storm of 1911?")]
+    calls = counted(monkeypatch, base)
+    ours = answer(engine, event_log, first, "ours")
+    ours_next = answer(engine, event_log, follow_up(ours), "ours")
+    assert calls, "the turns attended over a quantized cache"
+    monkeypatch.setattr(base, "quantized_scaled_dot_product_attention", library_attention(base.__name__))
+    theirs = answer(engine, event_log, first, "theirs")
+    assert (theirs, answer(engine, event_log, follow_up(theirs), "theirs")) == (ours, ours_next)
 
 
 def test_an_image_turn_at_kv_bits_8_attends_with_it_and_answers_as_mlx_vlm_would(

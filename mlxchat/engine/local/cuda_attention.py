@@ -71,9 +71,10 @@ def attention_over(library: Callable) -> Callable:
 
     def attention(queries, keys, values, cache=None, scale: float = 1.0, mask=None, sinks=None):
         if (
-            plain_suits(queries, keys)
+            not hasattr(cache, "bits")  # a quantized cache: the library's (kv_attention's) path. Asked first:
+            # its keys are a (data, scales, biases) triple, which `plain_suits` cannot measure
             and sinks is None
-            and not hasattr(cache, "bits")  # a quantized cache: the library's (or kv_attention's) path
+            and plain_suits(queries, keys)
         ):
             return plain_attention(queries, keys, values, scale, mask)
         return library(queries, keys, values, cache=cache, scale=scale, mask=mask, sinks=sinks)

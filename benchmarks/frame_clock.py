@@ -11,7 +11,8 @@ paint-only one. `--long N` puts N finished realistic answers above the one that 
 
     python benchmarks/frame_clock.py --model /tmp/m/1b --tokens 3000 --rounds 2 --json out.json
 
-Not yet run on the GPU (issue 11, session of 1 Dec): on the H200, with the 1B bench model,
+Not yet run on the GPU (issue 11; round 5 spent its device time on the decode ratio, the switch interval and
+kv_bits first): on the H200, with the 1B bench model,
     timeout 115 python3 benchmarks/frame_clock.py --model /tmp/m/1b --variants before,after --rounds 2 --tokens 2000 --json OUT.json
 takes ~100 s and says whether the ~40 frames a second of the 1B's answer fall to ~10 there.
 """

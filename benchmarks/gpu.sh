@@ -10,9 +10,10 @@
 # follow-up probe (issue 15); SWITCH=1 compares the switch-interval policy on and off (benchmarks/gpu_switch_interval.sh,
 # 240 s); FRAMES=1 runs the status pane's frame-clock A/B (benchmarks/frame_clock.py, ~100 s); KV=1 times the
 # quantized-KV attention on CUDA (benchmarks/kv_attention_probe.py, ~25 s).
-# Left for the next session (written 1 Dec, when the machine stopped being lent mid-session), in two calls after the
-# wheels' call:  `BEFORE=0 UI_1B_S=290 UI_8B_S=130 LONG_S=180 KV=1 bash benchmarks/gpu.sh`, then
-# `EIGHT_B=0 BEFORE=0 UI_1B_S=0 LONG_S=0 SWITCH=1 FRAMES=1 bash benchmarks/gpu.sh` (≈ 9 + 6 minutes).
+# Round 5 (1 Dec) ran, each within one 600 s call: `BEFORE=0 UI_1B_S=290 EIGHT_B=0 LONG_S=180 KV=1` (500 s), then
+# `BEFORE=0 UI_1B_S=0 UI_8B_S=130 LONG_S=0 SWITCH=1` (346 s). Still to run: FRAMES=1. The 1B bench's launch probe
+# needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
+# machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.
 set -uo pipefail
 out=${OUT:-/tmp/out}
 mkdir -p "$out" /tmp/w

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# budget: 240 s. Not run yet: queued 2026-12-01, when the GPU was no longer lent.
+# budget: 240 s. Run on the H200 on 2026-12-01 (round 5, BENCHMARKS.md): 0.5 ms 0.908, off 0.734, 0.2 ms 0.697.
 # Issue 11: the app's switch-interval policy (mlxchat/ui/switching.py) on at 0.5 ms vs off (Python's 5 ms), then 0.2 ms
 # only if >= 80 s are left; then benchmarks/switch_interval.py (mlx-lm's generate_step on the GPU beside a Python busy
 # thread, no Textual) in what is left. Each ui_bench run: 1B TUI ÷ raw (2 rounds, 1500 tokens) and keypress → repaint

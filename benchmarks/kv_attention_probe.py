@@ -3,7 +3,8 @@
     python benchmarks/kv_attention_probe.py OUT.json [--decode-keys 16384] [--quick] [--attention-only]
         [--without-folded] [--attention-shapes prefill,decode,prefill-long] [--repeats N]
 
-Not yet run on the GPU with the engine's CUDA path (the machine was withdrawn). The next GPU session's fragment,
+Run on the H200 in round 5 (BENCHMARKS.md: the engine's CUDA path works there after a fix; mlx-lm's own path
+still fails at every shape). The GPU fragment,
 from the repo root, ~60-100 s on a fresh H200 (the import alone takes ~15 s there):
 
     timeout 75 python3 -m mlxchat.bench.long_bench --model /tmp/m/1b --sections memory --json $OUT/mem.json

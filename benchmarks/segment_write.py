@@ -17,7 +17,7 @@ Then the reads (`SavedPromptCaches.load`, as a resume after a restart does: read
 whole file and of the base plus its segments, alternating. Times are wall seconds on this thread; medians, with
 the min and max, and the load average before and after.
 
-Not yet run on the GPU (the machine was no longer lent on 1 Dec). The run to make there, from the repo root:
+Run on the H200 on 1 Dec (round 5, the first line below with --rounds 5; BENCHMARKS.md). The runs, from the repo root:
 
     timeout 60 python3 benchmarks/segment_write.py --shape 1b --rounds 7 --json $OUT/segments/one.json
     timeout 40 python3 benchmarks/segment_write.py --shape 1b --rounds 5 --segments 8 --json $OUT/segments/eight.json

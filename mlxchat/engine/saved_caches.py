@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ SUFFIX = ".safetensors"
 MAX_SEGMENTS = 8
 """Segments a conversation's cache may have before the next save rewrites it whole (a compaction): each one is
 another file to open and another part to join on a resume."""
+STALE_PARTIAL_AGE_S = 3600.0
+"""How long a temporary `.partial` file may go unmodified before eviction counts it as left over from an
+interrupted save and deletes it. Younger ones may be another mlxchat process's save in progress (its rename
+would fail if the file vanished); a save writes its file in one go, seconds even for gigabytes, so an hour
+without a write means nobody is writing it. Young ones are neither deleted nor counted toward the cap: each
+becomes a unit's file on its rename, and the process that renames it evicts then."""
 
 
 def default_folder() -> Path:
@@ -76,20 +83,24 @@ class SavedCacheFolder:
 
     def evict(self, keep: Path | None = None) -> list[Path]:
         """Delete the least recently used units (a base file with its segments) until the folder is within its
-        cap; the unit of `keep` (the file just written) goes last. Leftover temporary files from an interrupted
-        save go first. Returns what was removed."""
+        cap; the unit of `keep` (the file just written) goes last. Temporary files left over from an interrupted
+        save (unmodified for `STALE_PARTIAL_AGE_S`) go first; younger ones, perhaps another process's save in
+        progress, are left alone and not counted. Returns what was removed."""
         try:
             entries = [entry for entry in self.root.iterdir() if entry.is_file()]
         except OSError:
             return []
-        removed = [entry for entry in entries if entry.name.endswith(".partial" + SUFFIX)]
+        stale_before = time.time() - STALE_PARTIAL_AGE_S
+        removed: list[Path] = []
         units: dict[str, list] = {}
         for entry in entries:
-            if entry in removed:
-                continue
             try:
                 status = entry.stat()
             except OSError:
+                continue
+            if entry.name.endswith(".partial" + SUFFIX):
+                if status.st_mtime < stale_before:
+                    removed.append(entry)
                 continue
             unit = units.setdefault(_unit(entry), [False, 0.0, 0, []])
             unit[0] = unit[0] or (keep is not None and _unit(entry) == _unit(keep))

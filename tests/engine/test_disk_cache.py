@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import pytest
 
@@ -126,6 +127,32 @@ def test_the_folder_evicts_the_least_recently_used_beyond_its_cap(tmp_path):
     removed = folder.evict(keep=paths[2])
     assert removed == [paths[1]]
     assert paths[0].is_file() and paths[2].is_file()
+
+
+def test_eviction_deletes_only_stale_partial_files(tmp_path):
+    """A `.partial` file is another process's save in progress until it goes unmodified for
+    `STALE_PARTIAL_AGE_S`: eviction leaves a young one alone (its owner's rename must still succeed), even inside
+    a unit it evicts, does not count it toward the cap, and deletes a stale one."""
+    from mlxchat.engine.saved_caches import STALE_PARTIAL_AGE_S
+
+    folder = SavedCacheFolder(tmp_path, cap_bytes=2500)
+    old, new = folder.file_for("old"), folder.file_for("new")
+    for age, path in enumerate([old, new]):
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000 + age, 1000 + age))
+    in_progress = old.with_name(old.name.replace(".safetensors", ".partial.safetensors"))
+    in_progress.write_bytes(b"x" * 1000)  # another process writing "old" anew: just modified
+    abandoned = tmp_path / ("c" * 32 + ".partial.safetensors")  # a save that crashed long ago
+    abandoned.write_bytes(b"x" * 100)
+    stale = time.time() - STALE_PARTIAL_AGE_S - 60
+    os.utime(abandoned, (stale, stale))
+
+    assert folder.evict(keep=new) == [abandoned]  # 2,000 bytes of units: within the cap without the young one
+    assert in_progress.is_file() and old.is_file()
+    folder.file_for("newest").write_bytes(b"x" * 1000)
+    assert folder.evict(keep=new) == [old]  # "old" goes as the least recently used unit; its save in progress stays
+    assert in_progress.is_file()
+    os.replace(in_progress, old)  # the other process finishes its save
 
 
 def test_deleting_a_conversation_deletes_its_saved_cache(tmp_path):

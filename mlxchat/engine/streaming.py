@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, NamedTuple
 
-from .batching import TextBatcher
+from .batching import BATCH_INTERVAL_S, TextBatcher
 from .control import RequestControl
 from .events import Event, FinishReason, Stats, TextDelta, ThinkingDelta, ThinkingDone
 from .requests import ChatRequest
@@ -24,6 +24,10 @@ STATS_INTERVAL_S = 0.25
 
 THOUGHT = -1
 """The token id of a step whose text is thinking the producer already told apart (a server's `reasoning` field)."""
+
+QUIET = -2
+"""The token id of a step that carries nothing: the producer has had nothing new for a batch interval (a server
+gone silent), so text waiting in the batch goes out now. Not a token: counted nowhere."""
 
 
 class Decoded(NamedTuple):
@@ -87,7 +91,7 @@ def decode(
     emit: Emit,
     eos_token_ids: Iterable[int],
     on_first_token: Callable[[], None] = lambda: None,
-    batch_interval_s: float = 0.03,
+    batch_interval_s: float = BATCH_INTERVAL_S,
     stop_at_max_tokens: bool = True,
     thinking: ThinkingSplitter | None = None,
     thought_before: int = 0,
@@ -99,6 +103,10 @@ def decode(
     `ThinkingSplitter`) when the model has a thinking format. When thinking ends, `ThinkingDone` says how long it
     took. A cancel while thinking keeps what was thought in `Decoded.reasoning`. `thought_before` is the thinking
     tokens of a resumed answer from before it was stopped: `ThinkingDone` counts all of the answer's thinking.
+
+    A producer that can go silent for long (a server) yields `("", QUIET)` while it waits, at least once per
+    batch interval: text read just before a silence then reaches the consumer within the interval, not when the
+    next piece comes.
 
     The cancel flag is read after every step, so a cancel lands within one decode step. When `steps` simply
     runs out the reason is "length"; a caller whose steps end for other reasons (a server's finish reason)
@@ -145,6 +153,13 @@ def decode(
     iterator: Iterator[tuple[str, int]] = iter(steps)
     try:
         for text, token in iterator:
+            if token == QUIET:
+                thinking_batcher.flush_if_due()
+                batcher.flush_if_due()
+                if control.cancelled:
+                    reason = "cancelled"
+                    break
+                continue
             now = time.perf_counter()
             if clock.first_token_at is None:
                 clock.first_token_at = now

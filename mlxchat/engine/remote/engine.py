@@ -6,11 +6,13 @@ same events, one `Finished` per accepted request, busy refusal while a request r
 - The owner thread does all the HTTP of requests: `LoadModel` checks `/v1/models` and selects a model, a
   `ChatRequest` streams `/v1/chat/completions` (SSE) through `streaming.decode`, the loop the local routes use,
   so text batching, stats and cancel behave identically. TTFT and tok/s are measured here, on the client; the
-  server's token counts replace ours when it sends usage.
-- Cancel only raises the request's flag (`EngineCore.cancel` emits `Draining` at once). The owner thread reads
-  it between stream events (tokens and keep-alives), closes the response — which closes the connection, so the
-  server stops generating — and only then reports `Finished(cancelled)`. The read timeout bounds the wait when
-  the server goes silent.
+  server's token counts replace ours when it sends usage. Only the reading of the answer's bytes happens on a
+  helper thread (`stream._EventPump`), so that a silent server cannot hold back text already read: the owner
+  thread waits for its events with the batch interval as timeout and emits every event itself.
+- Cancel raises the request's flag (`EngineCore.cancel` emits `Draining` at once) and hangs up on the stream.
+  The owner thread reads the flag between stream events (tokens and keep-alives) and at least once per batch
+  interval while the server is silent, closes the response — which closes the connection, so the server stops
+  generating — and only then reports `Finished(cancelled)`.
 - Every failure is a `Finished(error)` that names the endpoint and keeps the partial text: HTTP errors (the
   server's own message quoted), a busy server (HTTP 503, or vllm-mlx's in-band `text_generation_busy` frame),
   connection refused, timeouts, a stream cut off before `[DONE]`, malformed SSE. The engine stays usable.
@@ -59,7 +61,7 @@ from ..events import (
 from .context_size import PROBE_TIMEOUT_S, ListedContext, ModelContexts, ServerOverflow, listed_contexts, server_overflow
 from .request import Endpoint, RemoteTimeouts, chat_body, redact
 from .sse import MalformedStream, parse_model_list, server_error_from_body
-from .stream import StreamReader, transport_failure
+from .stream import StreamReader, socket_of, transport_failure
 from .token_estimate import TokenEstimate
 from ..prompt_fit import fit_messages
 from ..requests import ChatRequest, LoadModel, Request
@@ -268,7 +270,7 @@ class RemoteEngine(EngineCore):
         try:
             headers = self._auth_headers()
             with self._client.stream(method, root + path, json=payload, headers=headers, timeout=PROBE_TIMEOUT_S) as response:
-                self._live_socket = _socket_of(response)
+                self._live_socket = socket_of(response)
                 if control.cancelled or response.status_code != 200:
                     return None
                 return _read_bounded(response, deadline)
@@ -425,7 +427,7 @@ class RemoteEngine(EngineCore):
         url = self.endpoint.url("/chat/completions")
         try:
             with self._client.stream("POST", url, json=body, headers=headers) as response:
-                self._live_socket = _socket_of(response)
+                self._live_socket = socket_of(response)
                 if control.cancelled:  # cancelled while the request was being sent
                     self._interrupt(control)
                 content_type = response.headers.get("Content-Type", "")
@@ -527,16 +529,6 @@ class RemoteEngine(EngineCore):
         if status == 404:
             return f"{self.endpoint} answered {phrase} for {path}{quoted}. Check the endpoint URL and the model name.", False
         return f"{self.endpoint} answered {phrase} for {path}{quoted}.", False
-
-
-def _socket_of(response: httpx.Response) -> socket.socket | None:
-    """The TCP socket under an HTTP/1.1 response, where httpx exposes it."""
-    stream = response.extensions.get("network_stream")
-    try:
-        live = stream.get_extra_info("socket") if stream is not None else None
-    except Exception:
-        return None
-    return live if isinstance(live, socket.socket) else None
 
 
 def _overflow_in(body: bytes) -> ServerOverflow | None:

@@ -4,12 +4,25 @@ failures (refused, timed out, cut off) for the remote backend.
 `StreamReader.segments` is the step iterator `streaming.decode` consumes, like the token iterators of the local
 routes. It never raises into `decode`: a failure mid-stream is noted on the reader and ends the iteration, so the
 text received so far survives into `Finished.text`. It reads the cancel flag at every stream event, keep-alive
-comments included, so a cancel lands at the next thing the server sends.
+comments included, and at least once per batch interval while the server is silent.
+
+Why a helper thread reads the socket: a read that blocks until the server speaks again cannot also notice that
+the batch interval has passed, and text read just before a silence (a stall, a slow tool, a long think) would wait
+in the batch until the stream goes on. A read timeout cannot help (httpx drops the connection when one fires), and
+waiting on the socket cannot see what httpx has already buffered. So `_EventPump` reads and parses the stream on
+its own thread, touching nothing else, and hands each server-sent event to the owner thread through a queue; the
+owner thread waits on the queue with the batch interval as timeout and says `QUIET` to `decode` when it passes.
+Every engine event is still emitted on the owner thread, in order, before the request's `Finished`.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import socket
+import threading
 import time
+from contextlib import closing
 from typing import Iterator
 
 import httpx
@@ -24,10 +37,17 @@ from .sse import (
     StreamTooLarge,
     bounded_lines,
     excerpt,
+    SseEvent,
     iter_sse,
     parse_chunk,
 )
-from ..streaming import THOUGHT, TurnClock
+from ..batching import BATCH_INTERVAL_S
+from ..streaming import QUIET, THOUGHT, TurnClock
+
+log = logging.getLogger(__name__)
+
+PUMP_JOIN_S = 5.0
+"""Longest wait for the reading thread after hanging up on it (shutting the socket down wakes it at once)."""
 
 
 class StreamReader:
@@ -36,9 +56,15 @@ class StreamReader:
     (the stream ended early without an error: the caller reports it)."""
 
     def __init__(
-        self, endpoint: Endpoint, control: RequestControl, timeouts: RemoteTimeouts, max_tokens: int | None = None
+        self,
+        endpoint: Endpoint,
+        control: RequestControl,
+        timeouts: RemoteTimeouts,
+        max_tokens: int | None = None,
+        quiet_after_s: float = BATCH_INTERVAL_S,
     ) -> None:
         self._endpoint = endpoint
+        self._quiet_after_s = quiet_after_s
         self._control = control
         self._timeouts = timeouts
         self._max_tokens = max_tokens
@@ -54,47 +80,10 @@ class StreamReader:
     def segments(self, response: httpx.Response) -> Iterator[tuple[str, int]]:
         """(text, 0) for each piece of answer text and (text, `THOUGHT`) for each piece of reasoning the server
         sends apart (`delta.reasoning` or `delta.reasoning_content`); the token id is unknown over HTTP and never
-        an end token."""
-        idle_since = time.monotonic()
+        an end token. `("", QUIET)` each time `quiet_after_s` passes with nothing from the server."""
         try:
-            for event in iter_sse(bounded_lines(response.iter_bytes())):
-                if self._control.cancelled:
-                    return
-                # Only answer text, reasoning or the finish is progress: keep-alives and empty chunks (a role,
-                # nothing else) keep the connection open without answering, and meet the idle timeout.
-                if time.monotonic() - idle_since > self._timeouts.idle_s:
-                    self.failure = (
-                        f"{self._endpoint} sent no answer text for over {self._timeouts.idle_s:g} s, only "
-                        "keep-alives (idle timeout); stopped waiting."
-                    )
-                    return
-                if event.data is None:  # a keep-alive: a chance to see the cancel flag and the idle clock
-                    continue
-                if event.data.strip() == DONE:
-                    self.done = True
-                    return
-                update = parse_chunk(event.data)
-                if update.error is not None:
-                    self.server_error = update.error
-                    self.failure = self._in_band_failure(update.error)
-                    return
-                self.usage = update.usage or self.usage
-                self.finish_reason = update.finish_reason or self.finish_reason
-                if update.reasoning or update.content or update.finish_reason:
-                    self.last_token_at = time.perf_counter()
-                    idle_since = time.monotonic()
-                if update.reasoning or update.content:
-                    self.pieces += 1
-                    if self._max_tokens is not None and self.pieces > self._max_tokens:
-                        self.failure = (
-                            f"{self._endpoint} kept sending past max_tokens ({self._max_tokens}); stopped reading "
-                            "there, and the answer so far is kept."
-                        )
-                        return
-                if update.reasoning:
-                    yield update.reasoning, THOUGHT
-                if update.content:
-                    yield update.content, 0
+            with closing(_EventPump(response).events(self._quiet_after_s)) as events:
+                yield from self._steps(events)
         except MalformedStream as exc:
             self.failure = f"{self._endpoint} sent a malformed stream event ({exc}); the answer is incomplete."
         except StreamTooLarge as exc:
@@ -111,6 +100,51 @@ class StreamReader:
         except httpx.HTTPError as exc:
             if not self._control.cancelled:
                 self.failure = transport_failure(self._endpoint, exc, self._timeouts, streaming=True)
+
+    def _steps(self, events: Iterator[SseEvent | None]) -> Iterator[tuple[str, int]]:
+        """`segments` from the stream's events (None: a batch interval of silence); parse errors propagate."""
+        idle_since = time.monotonic()
+        for event in events:
+            if self._control.cancelled:
+                return
+            if event is None:  # nothing new for a batch interval: what waits in the batch goes out
+                yield "", QUIET
+                continue
+            # Only answer text, reasoning or the finish is progress: keep-alives and empty chunks (a role,
+            # nothing else) keep the connection open without answering, and meet the idle timeout.
+            if time.monotonic() - idle_since > self._timeouts.idle_s:
+                self.failure = (
+                    f"{self._endpoint} sent no answer text for over {self._timeouts.idle_s:g} s, only "
+                    "keep-alives (idle timeout); stopped waiting."
+                )
+                return
+            if event.data is None:  # a keep-alive: a chance to see the cancel flag and the idle clock
+                continue
+            if event.data.strip() == DONE:
+                self.done = True
+                return
+            update = parse_chunk(event.data)
+            if update.error is not None:
+                self.server_error = update.error
+                self.failure = self._in_band_failure(update.error)
+                return
+            self.usage = update.usage or self.usage
+            self.finish_reason = update.finish_reason or self.finish_reason
+            if update.reasoning or update.content or update.finish_reason:
+                self.last_token_at = time.perf_counter()
+                idle_since = time.monotonic()
+            if update.reasoning or update.content:
+                self.pieces += 1
+                if self._max_tokens is not None and self.pieces > self._max_tokens:
+                    self.failure = (
+                        f"{self._endpoint} kept sending past max_tokens ({self._max_tokens}); stopped reading "
+                        "there, and the answer so far is kept."
+                    )
+                    return
+            if update.reasoning:
+                yield update.reasoning, THOUGHT
+            if update.content:
+                yield update.content, 0
 
     def apply_usage(self, clock: TurnClock) -> None:
         """Put the server's token counts (when it sent them) in place of the ones counted from the stream.
@@ -145,6 +179,74 @@ class StreamReader:
                 "It may be busy with another request: try again in a moment."
             )
         return f"{self._endpoint} reported an error{said}: “{error.message}”."
+
+
+class _EventPump:
+    """Reads one response's server-sent events on a thread of its own and hands them to the owner thread.
+
+    The thread only reads and parses: it emits nothing and touches no engine state. What it raises (a transport
+    error, a malformed or oversized stream) reaches the owner thread in order, after the events before it. When the
+    owner stops reading first ([DONE], a cancel, an error, max_tokens), it hangs up (shuts the socket down, which
+    wakes the blocked read at once) and waits for the thread before the response is closed: the response is never
+    used by two threads at once.
+    """
+
+    _END = object()
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._read, name="mlxchat-remote-read", daemon=True)
+
+    def events(self, quiet_after_s: float) -> Iterator[SseEvent | None]:
+        """The events as they come, and None each time `quiet_after_s` passes without one."""
+        self._thread.start()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=quiet_after_s)
+                except queue.Empty:
+                    yield None
+                    continue
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop()
+
+    def _read(self) -> None:
+        try:
+            for event in iter_sse(bounded_lines(self._response.iter_bytes())):
+                self._queue.put(event)
+        except Exception as exc:  # handed to the owner thread, which words it
+            self._queue.put(exc)
+        finally:
+            self._queue.put(self._END)
+
+    def _stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        live = socket_of(self._response)
+        if live is not None:
+            try:
+                live.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+        self._thread.join(PUMP_JOIN_S)
+        if self._thread.is_alive():
+            log.warning("the stream's reading thread is still in a read %.0f s after hanging up", PUMP_JOIN_S)
+
+
+def socket_of(response: httpx.Response) -> socket.socket | None:
+    """The TCP socket under an HTTP/1.1 response, where httpx exposes it."""
+    stream = response.extensions.get("network_stream")
+    try:
+        live = stream.get_extra_info("socket") if stream is not None else None
+    except Exception:
+        return None
+    return live if isinstance(live, socket.socket) else None
 
 
 def transport_failure(

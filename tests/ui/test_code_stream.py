@@ -10,6 +10,7 @@ import pytest
 
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownFence
 
@@ -282,6 +283,27 @@ async def test_the_code_view_grows_in_steps_and_asks_for_a_layout_only_per_step(
         assert heights == [1, 2, 3, 4, 5, 6, 7, 8] + [16] * 8 + [24] * 4  # a short block takes its exact height
         assert asked == [n < 9 or n == 16 for n in range(20)]
         assert [line.plain for line in code.lines] == [f"x{n} = {n}" for n in range(20)]
+
+
+async def test_an_append_within_the_reserved_room_repaints_only_the_rows_it_changed():
+    """The rows above the old partial line keep their rendered lines (a whole repaint re-rendered every visible
+    row each frame), and the screen is the one a whole repaint draws."""
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        code = app.query_one(CodeStream)
+        code.begin("python")
+        code.append_lines([f"x{n} = {n}" for n in range(10)], "y = ")
+        await pilot.pause()
+        asked: list[tuple[tuple, bool]] = []
+        refresh = code.refresh
+        code.refresh = lambda *regions, layout=False, **kwargs: asked.append((regions, layout)) or refresh(*regions, layout=layout, **kwargs)
+        code.append_lines(["y = 1"], "z")
+        await pilot.pause()
+        assert asked == [((Region(0, 10, code.size.width, 2),), False)]  # the old partial row and the new one
+        drawn = app.export_screenshot()
+        refresh()
+        await pilot.pause()
+        assert app.export_screenshot() == drawn
 
 
 def test_arrival_rate_is_the_characters_of_the_last_second():

@@ -39,6 +39,7 @@ from typing import Callable
 
 from textual.app import ComposeResult
 from textual.content import Content
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.visual import Visual
@@ -149,6 +150,7 @@ class CodeStream(Widget):
         self.partial = Content("")
         self._strips: dict[int, Strip] = {}
         self._strips_key: tuple | None = None
+        self._pass_key: tuple | None = None  # the line key while `render_lines` draws (one ancestor walk a frame)
         self.add_class("-idle")
 
     @property
@@ -170,10 +172,16 @@ class CodeStream(Widget):
         Each line is highlighted on its own, so what a line looks like depends on its text alone, never on how
         the stream happened to batch it (a construct spanning lines, like a docstring, is coloured right once the
         Markdown takes the finished block)."""
-        before = self._reserved_height()
+        before, first_changed = self._reserved_height(), len(self.lines)  # the old partial line's row
         self.lines.extend(self._highlight_line(line) for line in lines)
         self.partial = self._highlight_line(partial)
-        self.refresh(layout=self._reserved_height() != before)
+        layout, width = self._reserved_height() != before, self.size.width
+        if layout or not width:
+            self.refresh(layout=layout)
+        else:
+            # Only the rows from the old partial line to the new one changed: the others keep their rendered
+            # lines in the styles cache (a whole refresh re-rendered every visible row, each frame).
+            self.refresh(Region(0, first_changed, width, len(self.lines) + 1 - first_changed))
 
     def clear(self) -> None:
         """The fence closed and the Markdown shows it now."""
@@ -204,12 +212,22 @@ class CodeStream(Widget):
         drawn, step = self._drawn_lines(), self.reserve_lines
         return -(-drawn // step) * step if self.in_steps else drawn
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # `rich_style` walks every ancestor's styles: once per frame, not once per line.
+        self._pass_key = self._line_key()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_key = None
+
+    def _line_key(self) -> tuple:
+        return (self.size.width, self.rich_style, self.visual_style)
+
     def render_line(self, y: int) -> Strip:
         """A complete line is rendered once per width and style (cached): a frame after an append redraws the
-        visible lines, and only the new ones cost more than a lookup."""
-        width = self.size.width
-        style = self.rich_style
-        key = (width, style, self.visual_style)
+        rows that changed, and only the new lines cost more than a lookup."""
+        key = self._pass_key or self._line_key()
+        width, style = key[0], key[1]
         if key != self._strips_key:
             self._strips_key, self._strips = key, {}
         if y < len(self.lines):

@@ -1,4 +1,5 @@
-"""The text batcher: the first text goes out at once, later text at most once per interval, nothing is lost."""
+"""The text batcher: the first text goes out at once, later text at most once per interval, held text goes out when
+the producer goes quiet for an interval, nothing is lost."""
 
 from __future__ import annotations
 
@@ -25,3 +26,69 @@ def test_with_no_interval_every_piece_goes_out_alone():
     for piece in ("a", "b", "c"):
         batcher.add(piece)
     assert flushed == [("a", 1), ("b", 1), ("c", 1)]
+
+
+class FakeClock:
+    """`time` for the batcher: the interval passes when the test says so, with no sleep."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_flush_if_due_hands_on_held_text_once_the_interval_has_passed(monkeypatch):
+    from mlxchat.engine import batching
+
+    clock = FakeClock()
+    monkeypatch.setattr(batching, "time", clock)
+    flushed: list[tuple[str, int]] = []
+    batcher = TextBatcher(lambda text, tokens: flushed.append((text, tokens)), interval_s=0.03)
+    batcher.add("Once")
+    batcher.add(" upon")  # within the interval: held
+    batcher.flush_if_due()
+    assert flushed == [("Once", 1)]
+    clock.now += 0.03
+    batcher.flush_if_due()  # the producer found nothing new for an interval: the held text goes out
+    assert flushed == [("Once", 1), (" upon", 1)]
+    clock.now += 1
+    batcher.flush_if_due()  # nothing held: nothing sent
+    assert flushed == [("Once", 1), (" upon", 1)]
+
+
+def test_decode_flushes_held_text_at_a_quiet_step_and_counts_no_token(monkeypatch):
+    """A producer that goes silent (a server) says QUIET; text held in the batch goes out then, not at the end."""
+    from mlxchat.engine import batching
+    from mlxchat.engine.control import RequestControl
+    from mlxchat.engine.events import TextDelta
+    from mlxchat.engine.requests import ChatRequest, Message
+    from mlxchat.engine.streaming import QUIET, TurnClock, decode
+
+    clock = FakeClock()
+    monkeypatch.setattr(batching, "time", clock)
+    emitted: list = []
+    said_during_silence: list[str] = []
+
+    def steps():
+        yield "Once", 0
+        yield " upon", 0
+        clock.now += 0.03
+        yield "", QUIET
+        said_during_silence.append("".join(e.text for e in emitted if isinstance(e, TextDelta)))
+        yield " a time", 0
+
+    request = ChatRequest((Message("user", "story"),))
+    turn = TurnClock(0.0, 0, 0, 0)
+    decoded = decode(
+        steps(),
+        request=request,
+        control=RequestControl(request.request_id, "chat", "generating"),
+        clock=turn,
+        emit=emitted.append,
+        eos_token_ids=(),
+        stop_at_max_tokens=False,
+    )
+    assert said_during_silence == ["Once upon"]
+    assert decoded.text == "".join(e.text for e in emitted if isinstance(e, TextDelta)) == "Once upon a time"
+    assert turn.generated == 3 and len(decoded.tokens) == 3

@@ -123,9 +123,10 @@ def test_cancel_hangs_up_at_once_even_on_a_silent_server_and_finishes_cancelled_
     assert any(isinstance(e, Draining) for e in event_log.of(request.request_id))  # emitted before cancel returned
     finished = event_log.finished(request.request_id, timeout_s=5)
     assert time.monotonic() - cancelled_at < 1.0, "the socket is shut down; no waiting for the read timeout"
-    # " upon" may or may not have been read when the cancel came (the two pieces can arrive in one read or two, and
-    # a piece read just before a silence waits in the batch until the stream ends), so the partial text is either;
-    # what must hold is that it is all said, once: the deltas add up to the finished text.
+    # " upon" may or may not have been read when the cancel came (the cancel follows the first delta, and the two
+    # pieces can arrive in one read or two), so the partial text is either; what must hold is that it is all said,
+    # once: the deltas add up to the finished text. (That text read before a silence is shown during it:
+    # test_stream_silence.py.)
     assert finished.reason == "cancelled" and finished.text in ("Once", "Once upon")
     said = "".join(e.text for e in event_log.of(request.request_id) if isinstance(e, TextDelta))
     assert said == finished.text

@@ -411,7 +411,7 @@ class AnswerStream:
         self.markdown = markdown
         self.code = code
         self.on_update = on_update
-        """Called after each update, so what else the screen shows on the answer's clock goes out in its frame."""
+        """Called as each update begins, so what else the screen shows on the answer's clock goes out in its frame."""
         if frame_interval_s is not None:
             self.frame_interval_s = frame_interval_s
         self.fences = FenceTracker()
@@ -493,24 +493,45 @@ class AnswerStream:
         budget = max(self.frame_interval_s, self.fast_interval_s) if fast else self.frame_interval_s
         return max(budget, min(self.max_interval_s, 2 * busy_s))
 
+    settle_turns = 4
+    """Event-loop turns the batch is held after an update draws, so every widget it refreshed (and the status pane,
+    told at the start) has reported to the screen before the screen may draw: one frame, not two (issue 11)."""
+
     async def _update(self, *, final: bool) -> None:
+        """One update, drawn in one screen frame: the screen draws nothing while the Markdown mounts its blocks (a
+        half-made update was a frame of its own), and what else shows on the answer's clock (`on_update`) is told
+        first, so it is drawn with it instead of in a frame just after."""
         self._new_text.clear()
         if self._pending:
             self.fences.feed("".join(self._pending))
             self._pending.clear()
+        fence = self.fences.open
+        hand_over = self._showing is not None and (final or fence is None or fence.start != self._showing.start)
+        # The shown fence closed (or the answer ended inside it): the Markdown takes the whole block once it is
+        # highlighted, which the last update waits for, outside the batch (the screen keeps drawing meanwhile).
+        ready = await self._block_ready(final) if hand_over else False
+        if self.on_update is not None:
+            self.on_update()
+        app = self.markdown.app
+        with app.batch_update():
+            await self._draw(final, hand_over, ready)
+            for _ in range(self.settle_turns):
+                await asyncio.sleep(0)
+        with suppress(Exception):  # the screen resumes drawing when it next goes idle: now
+            self.markdown.screen.check_idle()
+        self.updates += 1
+
+    async def _draw(self, final: bool, hand_over: bool, ready: bool) -> None:
         fences, text = self.fences, self.fences.text
         fence = fences.open
-        if self._showing is not None and (final or fence is None or fence.start != self._showing.start):
-            # The shown fence closed (or the answer ended inside it): the Markdown takes the whole block.
-            if not await self._block_ready(final):
+        if hand_over:
+            if not ready:
                 self._draw_closed_block()  # the code view shows the whole block a little longer
-                self._updated()
                 return
             self._showing, self._highlight = None, None
             self._code_shown_upto = 0
-            with self.markdown.app.batch_update():
-                await self._to_markdown_upto(len(text) if final else fences.safe_end())
-                self.code.clear()
+            await self._to_markdown_upto(len(text) if final else fences.safe_end())
+            self.code.clear()
         end = len(text) if final else fences.safe_end()
         await self._to_markdown_upto(end)
         if fence is not None and not final:
@@ -525,7 +546,6 @@ class AnswerStream:
             self.shown_chars = len(text)
         else:
             self.shown_chars = self._to_markdown
-        self._updated()
 
     def _draw_closed_block(self) -> None:
         """Draw the lines that came with the closing fence (the last one was the partial line) while the closed
@@ -537,11 +557,6 @@ class AnswerStream:
             self.code.append_lines(text[shown:code_end].split("\n")[:-1] if code_end > shown else [], "")
             self._code_shown_upto = max(shown, code_end)
         self.shown_chars = max(self.shown_chars, after)
-
-    def _updated(self) -> None:
-        self.updates += 1
-        if self.on_update is not None:
-            self.on_update()
 
     async def _block_ready(self, final: bool) -> bool:
         """Whether the closed fence on show goes to the Markdown now (always at the end of the answer).

@@ -82,8 +82,9 @@ class MessageView(Vertical, can_focus=True):
     `get_content_height`)."""
 
     class AnswerDrawn(Message):
-        """The streaming answer has just updated (at most 25 times a second). The screen draws what it shows on
-        the answer's clock (the status pane's spinner and token count) now, so it shares the answer's frame."""
+        """The streaming answer is updating (at most 25 times a second). The screen draws what it shows on the
+        answer's clock (the status pane's spinner and token count) now: the update holds the screen's drawing until
+        this has reached it, so both share one frame."""
 
     def __init__(self, turn: Turn, *, label: str, **kwargs) -> None:
         super().__init__(classes=f"message -{turn.role}", **kwargs)

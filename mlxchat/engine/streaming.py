@@ -183,8 +183,9 @@ def decode(
                     steps_now, undecided = 1 + undecided, 0
                     if counted:
                         clock.reasoning_tokens += steps_now
-                    (thinking_batcher if counted else batcher).add("", steps_now)
+                    # The text first: an answer's first step ends the thinking before its count can go out.
                     route(pieces, counted, now)
+                    (thinking_batcher if counted else batcher).add("", steps_now)
                     if not thinking.thinking and was_thinking:
                         end_thinking(now)
             else:

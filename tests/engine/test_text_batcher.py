@@ -92,3 +92,44 @@ def test_decode_flushes_held_text_at_a_quiet_step_and_counts_no_token(monkeypatc
     assert said_during_silence == ["Once upon"]
     assert decoded.text == "".join(e.text for e in emitted if isinstance(e, TextDelta)) == "Once upon a time"
     assert turn.generated == 3 and len(decoded.tokens) == 3
+
+
+def test_no_answer_delta_goes_out_before_the_thinking_it_follows_is_closed(monkeypatch):
+    """Thinking a server sends apart (THOUGHT steps), then the answer after a pause of a batch interval: the first
+    answer step's token count must not go out (as an empty TextDelta, which ends the thinking block for `ask`)
+    before the held thinking text and `ThinkingDone`."""
+    from mlxchat.engine import batching
+    from mlxchat.engine.control import RequestControl
+    from mlxchat.engine.events import TextDelta, ThinkingDelta, ThinkingDone
+    from mlxchat.engine.requests import ChatRequest, Message
+    from mlxchat.engine.streaming import THOUGHT, TurnClock, decode
+    from mlxchat.engine.thinking import TAGGED_THINKING, ThinkingSplitter
+
+    clock = FakeClock()
+    monkeypatch.setattr(batching, "time", clock)
+    emitted: list = []
+
+    def steps():
+        yield "The user asks ", THOUGHT
+        yield "about France.", THOUGHT  # held: within the interval of the first thinking flush
+        clock.now += 0.03
+        yield "Paris", 0
+        yield " it is.", 0
+
+    request = ChatRequest((Message("user", "Capital?"),))
+    decode(
+        steps(),
+        request=request,
+        control=RequestControl(request.request_id, "chat", "generating"),
+        clock=TurnClock(0.0, 0, 0, 0),
+        emit=emitted.append,
+        eos_token_ids=(),
+        stop_at_max_tokens=False,
+        thinking=ThinkingSplitter(TAGGED_THINKING, trim_start=False),
+    )
+    kinds = [type(e).__name__ for e in emitted if isinstance(e, (TextDelta, ThinkingDelta, ThinkingDone))]
+    done = kinds.index("ThinkingDone")
+    assert set(kinds[:done]) == {"ThinkingDelta"} and set(kinds[done + 1 :]) == {"TextDelta"}, kinds
+    thought = "".join(e.text for e in emitted if isinstance(e, ThinkingDelta))
+    said = "".join(e.text for e in emitted if isinstance(e, TextDelta))
+    assert (thought, said) == ("The user asks about France.", "Paris it is.")

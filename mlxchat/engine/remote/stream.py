@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 PUMP_JOIN_S = 5.0
 """Longest wait for the reading thread after hanging up on it (shutting the socket down wakes it at once)."""
+PUMP_QUEUE_EVENTS = 1024
+"""Most events read ahead of the owner thread: a server flooding tiny events must not grow a backlog of objects
+(the stream's byte bound alone would allow millions); when full, the reading thread waits, as one reader would."""
+PUMP_PUT_WAIT_S = 0.05
+"""How often a reading thread waiting for room in the queue looks whether the owner has stopped reading."""
 
 
 class StreamReader:
@@ -195,7 +200,8 @@ class _EventPump:
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.Queue = queue.Queue(PUMP_QUEUE_EVENTS)
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._read, name="mlxchat-remote-read", daemon=True)
 
     def events(self, quiet_after_s: float) -> Iterator[SseEvent | None]:
@@ -219,13 +225,25 @@ class _EventPump:
     def _read(self) -> None:
         try:
             for event in iter_sse(bounded_lines(self._response.iter_bytes())):
-                self._queue.put(event)
+                if not self._hand_over(event):
+                    return
         except Exception as exc:  # handed to the owner thread, which words it
-            self._queue.put(exc)
+            self._hand_over(exc)
         finally:
-            self._queue.put(self._END)
+            self._hand_over(self._END)
+
+    def _hand_over(self, item: object) -> bool:
+        """Queue `item` once there is room; False when the owner has stopped reading."""
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=PUMP_PUT_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _stop(self) -> None:
+        self._stopping.set()
         if not self._thread.is_alive():
             return
         live = socket_of(self._response)

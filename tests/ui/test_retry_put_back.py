@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlxchat.engine import Started, ThinkingDelta, Usage
 from mlxchat.store import History
 from mlxchat.ui.widgets.message import MessageView
 
@@ -81,6 +82,37 @@ async def test_a_retry_that_writes_nothing_puts_the_old_answer_back(staged_app, 
     assert stored(history) == [("user", "Hello there"), ("assistant", "New answer")]
 
 
+@pytest.mark.parametrize("reason", ["cancelled", "shutdown", "length"])
+async def test_a_retry_that_only_thought_puts_the_old_answer_back(staged_app, history, reason):
+    """Esc, Ctrl+Q or max_tokens while the retry was still thinking: no answer text was written, so the old answer
+    never left the history (only answer text is saved as it streams). It used to be dropped from the conversation
+    and the history, replaced by a stopped thought with no answer."""
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await answered_then_retried(pilot, engine)
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 12, 0, "text"))
+        engine.emit(ThinkingDelta(rid, "The user greets me.", 5))
+        await until(pilot, lambda: app.chat.status.phase == "thinking", what="the thinking")
+        await app.chat.store.flush()
+        assert stored(history) == HELLO, "a thought is not an answer: nothing is written yet"
+        if reason == "cancelled":
+            await pilot.press("escape")
+        elif reason == "shutdown":
+            await pilot.press("ctrl+q")
+        engine.finish(reason, reasoning="The user greets me.", usage=Usage(12, 0, 5, 5))
+        if reason == "shutdown":
+            await until(pilot, lambda: app.return_code is not None, what="the exit")
+        else:
+            await until(pilot, lambda: "previous answer is kept" in app.chat.notice_text(), what="the put-back")
+            assert shown(app) == ["Hello there", OLD]
+            assert [(turn.text, turn.thinking) for turn in app.chat.session.turns] == [("Hello there", ""), (OLD, "")]
+            notice = app.chat.notice_text()
+            assert "while thinking, before any answer" in notice and "previous answer is kept" in notice, notice
+            await app.chat.store.flush()
+    assert stored(history) == HELLO
+
+
 async def test_a_retry_refused_while_another_conversation_is_read_keeps_its_old_answer(staged_app, history):
     """The "stop" policy refused the retry after the reader had opened a new chat: the refused retry's
     conversation is not on screen (no offer there), and the answer it was to replace stays, in memory and stored."""
@@ -130,4 +162,61 @@ async def test_quitting_while_a_retry_has_written_nothing_keeps_the_old_answer(s
         assert app.chat.status.phase == "draining"
         engine.finish("shutdown")
         await until(pilot, lambda: app.return_code is not None, what="the exit")
+    assert stored(history) == HELLO
+
+
+@pytest.fixture(scope="module")
+def thinking_model(tmp_path_factory):
+    from mlxchat.models.random_thinking import build_thinking_model
+
+    return build_thinking_model(tmp_path_factory.mktemp("models") / "qwen3-thinking", "qwen3")
+
+
+async def test_on_the_real_engine_esc_while_a_retry_thinks_keeps_the_old_answer(thinking_model, history):
+    """The same through the real engine and a tiny Qwen3-style model whose retry is scripted to think at length:
+    Esc while it thinks ends it (`Finished("cancelled")` with the thought and no text), and the old answer is
+    back on screen and still the stored one. The gate holds the owner thread while thinking, so Esc lands there."""
+    from mlxchat.engine import Engine, Finished
+    from mlxchat.settings import ChatSettings
+    from mlxchat.ui.app import make_app
+
+    from conftest import Gate
+
+    thought = "<think>\n" + "Let me think about this greeting once more. " * 60 + "\n</think>\n\nNew answer"
+    settings = ChatSettings(temperature=0.0, max_tokens=1000, model=str(thinking_model))
+    conversation = history.create_conversation("Greeting", settings=settings)
+    for role, text in HELLO:
+        history.add_message(conversation.id, role, text)
+    gate, events, engines = Gate(), [], []
+
+    def engine_factory(sink):
+        def tee(event) -> None:
+            events.append(event)
+            gate.pass_through(engines[0].owner_thread)
+            sink(event)
+
+        engines.append(Engine(tee, script=lambda request: thought))
+        return engines[0]
+
+    app = make_app(model=str(thinking_model), engine_factory=engine_factory, history=history,
+                   conversation=history.get_conversation(conversation.id), animate=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.chat.model is not None and not app.chat.busy, 60, "the model load")
+            await pilot.press("f5")
+            await until(pilot, lambda: app.chat.status.phase == "thinking", 60, "the retry thinking")
+            gate.close()
+            await until(pilot, gate.holding.is_set, what="the engine held mid-thought")
+            await pilot.press("escape")
+            gate.open()
+            await until(pilot, lambda: "previous answer is kept" in app.chat.notice_text(), 60, "the put-back")
+            finished = [event for event in events if isinstance(event, Finished)][-1]
+            assert (finished.reason, finished.text) == ("cancelled", "") and finished.reasoning
+            assert shown(app) == ["Hello there", OLD]
+            assert "while thinking, before any answer" in app.chat.notice_text(), app.chat.notice_text()
+            await app.chat.store.flush()
+    finally:
+        gate.open()
+        for engine in engines:
+            engine.close(timeout_s=30)
     assert stored(history) == HELLO

@@ -94,7 +94,8 @@ class Answering:
     message, and the way out chosen does it again."""
     replaced: Turn | None = None
     """The answer a retry replaces: it stays in the history until the new answer is first saved, and goes back
-    into the conversation if the retry ends before writing anything (refused, failed, stopped)."""
+    into the conversation if the retry ends before writing any answer text (refused, failed, stopped, only
+    thought)."""
 
 
 @dataclass
@@ -326,9 +327,7 @@ class ChatScreen(Screen):
                 self._set_status(answer_deleted(self.status, answering.session.title))
                 if not shown:
                     await answering.view.remove()
-            elif answering.replaced is not None and not (answer.text or answer.thinking) and not (
-                shown and event.overflow_refused
-            ):
+            elif answering.replaced is not None and not answer.text and not (shown and event.overflow_refused):
                 await self._retry_came_to_nothing(event, answer, answering)
             elif not shown:  # written while the reader was elsewhere: saved, not shown
                 self._forget_replaced(answering)
@@ -348,9 +347,10 @@ class ChatScreen(Screen):
             self.use_model(self.model_after_drain)
 
     async def _retry_came_to_nothing(self, event: Finished, answer: Turn, answering: Answering) -> None:
-        """A retry ended before it wrote any text or thinking (an error, a busy server, a "stop" refusal in a
-        conversation not on screen, Esc, quit): the answer it was to replace, still in the history, goes back in
-        its place and nothing is saved; the notice says what happened to the retry."""
+        """A retry ended before it wrote any answer text (an error, a busy server, a "stop" refusal in a
+        conversation not on screen, Esc, quit, or it only thought): the answer it was to replace, still in the
+        history (only answer text is saved as it streams), goes back in its place, and nothing is saved: a thought
+        with no answer does not replace an answer. The notice says what happened to the retry."""
         turns = answering.session.turns
         turns[position(turns, answer)] = answering.replaced
         if answering.view is self.conversation:
@@ -358,9 +358,11 @@ class ChatScreen(Screen):
         else:
             await answering.view.remove()
         where = "" if answering.view is self.conversation else f" in '{answering.session.title}'"
+        when = "while thinking, before any answer" if answer.thinking else "before it wrote anything"
         if event.reason in ("cancelled", "shutdown"):
-            self.show_notice(f"The retry{where} was stopped before it wrote anything: the previous answer is kept.",
-                             "info")
+            self.show_notice(f"The retry{where} was stopped {when}: the previous answer is kept.", "info")
+        elif event.reason in ("stop", "length"):  # the model ended (or hit max_tokens) with no answer
+            self.show_notice(f"The retry{where} ended {when}: the previous answer is kept.", "info")
         else:
             why = f": {event.error.rstrip('. ')}" if event.error else ""
             self.show_notice(f"The retry{where} failed{why}. The previous answer is kept.", "warning")

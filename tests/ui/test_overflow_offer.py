@@ -416,3 +416,28 @@ async def test_cancelling_a_refused_retry_leaves_the_stopped_answer_shown_and_st
         await app.chat.store.flush()
     assert stored(history, conversation_id) == before
     assert history.get_conversation(conversation_id).settings.overflow == "stop"
+
+
+async def test_a_continue_refused_while_another_conversation_is_read_stays_stopped(apps, history):
+    """The refusal reaches the conversation after the reader opened a new chat (no offer there): nothing was read,
+    so the answer is the stopped answer it was, on its session and in the history, where it used to be saved as
+    "error"; the notice says why it did not go on."""
+    conversation_id = long_conversation_ending_stopped(history, apps.model)
+    app = apps(history, conversation_id)
+    apps.delay = lambda event: isinstance(event, Finished) and event.overflow_refused
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        continued = app.chat.session
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: bool(apps.delayed), 60, "the refusal on its way")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.chat.session is not continued, what="the new chat")
+        apps.deliver_delayed()
+        await until(pilot, lambda: "was refused" in app.chat.notice_text(), 60, "the refusal")
+        assert f"The continue in '{TITLE}' was refused" in app.chat.notice_text(), app.chat.notice_text()
+        stopped = continued.turns[-1]
+        assert (stopped.status, stopped.text, stopped.error) == ("stopped", STOPPED, None)
+        assert not isinstance(app.screen, OverflowOfferScreen) and shown(app) == []
+        await app.chat.store.flush()
+    last = history.get_conversation(conversation_id).messages[-1]
+    assert (last.role, last.text, last.status) == ("assistant", STOPPED, "stopped")

@@ -330,6 +330,8 @@ class ChatScreen(Screen):
             elif answering.replaced is not None and not answer.text and not (shown and event.overflow_refused):
                 await self._retry_came_to_nothing(event, answer, answering)
             elif not shown:  # written while the reader was elsewhere: saved, not shown
+                if event.overflow_refused and answering.redo == "continue":
+                    self._continue_refused_elsewhere(event, answer, answering)
                 self._forget_replaced(answering)
                 self.store.save_answer(answering.session, answer)
                 await answering.view.remove()
@@ -366,6 +368,15 @@ class ChatScreen(Screen):
         else:
             why = f": {event.error.rstrip('. ')}" if event.error else ""
             self.show_notice(f"The retry{where} failed{why}. The previous answer is kept.", "warning")
+
+    def _continue_refused_elsewhere(self, event: Finished, answer: Turn, answering: Answering) -> None:
+        """The "stop" policy refused a continue while another conversation was read: nothing was read, so the
+        answer is the stopped answer it was (saved so, not as failed: it can still be continued), and the notice
+        says why it did not go on. The offer belongs on its conversation's screen, so none is shown here."""
+        answering.view.stopped_again(answer)
+        why = f": {event.error.rstrip('. ')}" if event.error else ""
+        self.show_notice(f"The continue in '{answering.session.title}' was refused{why}. The stopped answer is kept.",
+                         "warning")
 
     def _forget_replaced(self, answering: Answering) -> None:
         """The retry's answer is about to be saved: the answer it replaces leaves the history first (once)."""

@@ -72,12 +72,20 @@ class ThinkingBlock(Vertical):
     expanded: reactive[bool] = reactive(False, init=False)
     """True when the reader opened settled thinking (a click, or the show-thinking key)."""
 
+    tick_s = 0.1
+    """How often the live block's elapsed time is redrawn while no thinking arrives."""
+
+    give_way_s = 0.3
+    """The clock leaves the header to the thinking itself while it arrived within this time: each piece redraws
+    the header with the time, and a tick of its own between two pieces was a screen update more (issue 11)."""
+
     def __init__(self, turn: Turn, **kwargs) -> None:
         super().__init__(**kwargs)
         self.turn = turn
         self.clock = time.monotonic
         self.ticking = True
         self._ticker = None
+        self._drawn_at = float("-inf")  # clock time `show_turn` last drew the header
 
     def compose(self) -> ComposeResult:
         yield Label("", classes="thinking-header", markup=False)
@@ -108,11 +116,12 @@ class ThinkingBlock(Vertical):
             return
         live = turn.status == "streaming" and turn.thought_s is None
         if live and self._ticker is None and self.ticking:
-            self._ticker = self.set_interval(0.1, self._tick)
+            self._ticker = self.set_interval(self.tick_s, self._tick)
         elif not live and self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
-        self.query_one(".thinking-header", Label).update(thinking_header(turn, self.expanded, self.clock()))
+        self._drawn_at = self.clock()
+        self.query_one(".thinking-header", Label).update(thinking_header(turn, self.expanded, self._drawn_at))
         body = self.query_one(".thinking-body", Static)
         if live:
             body.update(visible("\n".join(turn.thinking.rstrip("\n").split("\n")[-LIVE_LINES:])))
@@ -121,4 +130,6 @@ class ThinkingBlock(Vertical):
         body.display = live or self.expanded or not is_settled(turn)
 
     def _tick(self) -> None:
-        self.query_one(".thinking-header", Label).update(thinking_header(self.turn, self.expanded, self.clock()))
+        now = self.clock()
+        if now - self._drawn_at >= self.give_way_s:
+            self.query_one(".thinking-header", Label).update(thinking_header(self.turn, self.expanded, now))

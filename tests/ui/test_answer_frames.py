@@ -79,3 +79,45 @@ async def test_an_answer_update_and_what_turns_on_its_clock_share_one_frame(monk
             assert frames.index(with_clock[0]) == 0, f"update {updates}: {frames.index(with_clock[0])} frames came first"
         await view.end_stream()
         await asyncio.sleep(0)
+
+
+async def test_updates_slower_than_their_budget_still_leave_the_screen_time_to_draw(monkeypatch):
+    """Each update holds the screen's drawing while it draws. When an update takes longer than its frame budget
+    (here each Markdown append blocks 0.1 s, as when the engine's thread holds the GIL) and text keeps coming, the
+    next update must not start at once: the screen needs a moment between them, or nothing is drawn, typed keys
+    included, until the answer ends. The review found 4.6–6.6 s without a single frame before the gap."""
+    import time
+
+    from mlxchat.ui.widgets import code_stream
+
+    append = code_stream.AnswerMarkdown.append
+
+    async def slow_append(self, fragment):
+        time.sleep(0.1)
+        return await append(self, fragment)
+
+    monkeypatch.setattr(code_stream.AnswerMarkdown, "append", slow_append)
+    app = StreamApp()
+    async with app.run_test(size=(80, 40)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(MessageView)
+        drawn: list[float] = []
+        display = app._display
+
+        def counting_display(screen, update) -> None:
+            drawn.append(time.perf_counter())
+            display(screen, update)
+
+        app._display = counting_display
+        started = time.perf_counter()
+        for word in range(120):  # a word every 20 ms for about 2.5 s (longer on a loaded machine)
+            view.turn.text += f"word{word} "
+            await view.sync()
+            await asyncio.sleep(0.02)
+        ended = time.perf_counter()
+        times = [started, *(t for t in drawn if t < ended), ended]
+        longest = max(later - earlier for earlier, later in zip(times, times[1:]))
+        assert len(times) - 2 >= 5, f"{len(times) - 2} screen updates in {ended - started:.1f} s of streaming"
+        assert longest < 1.5, f"{longest:.2f} s without a screen update while the answer streamed"
+        await view.end_stream()
+        await asyncio.sleep(0)

@@ -40,14 +40,14 @@ async def test_the_clock_ticks_only_while_no_thinking_arrives():
         header = block.query_one(".thinking-header", Label)
         block.show_turn()  # the first piece of thinking
         assert str(header.content) == "Thinking… 1.0 s · 3 tokens"
-        screen.now = 100.2  # thinking arrived 0.2 s ago: its own redraw keeps the time
+        screen.now = 100.1  # thinking arrived 0.1 s ago: its own redraw keeps the time
         block._tick()
         await pilot.pause()
         assert str(header.content) == "Thinking… 1.0 s · 3 tokens"
         block.turn.thinking += " what it needs."
         block.show_turn()  # a piece arrives: the header shows the time with it
-        assert str(header.content) == "Thinking… 1.2 s · 3 tokens"
-        screen.now = 100.6  # 0.4 s without thinking: the clock moves on its own
+        assert str(header.content) == "Thinking… 1.1 s · 3 tokens"
+        screen.now = 100.4  # 0.3 s without thinking: the clock moves on its own
         block._tick()
         await pilot.pause()
-        assert str(header.content) == "Thinking… 1.6 s · 3 tokens"
+        assert str(header.content) == "Thinking… 1.4 s · 3 tokens"

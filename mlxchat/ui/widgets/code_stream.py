@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from textual.app import ComposeResult
+from textual.constants import MAX_FPS
 from textual.content import Content
 from textual.geometry import Region
 from textual.strip import Strip
@@ -472,13 +473,15 @@ class AnswerStream:
                 await self._update(final=False)
             finally:
                 self._updating = False
-            # The frame budget: text that arrives now waits for the next update.
-            rest = self._interval_s() - (time.perf_counter() - started)
-            if rest > 0:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), rest)
-                except TimeoutError:
-                    pass
+            # The frame budget: text that arrives now waits for the next update. Never less than `screen_gap_s`:
+            # an update holds the screen's drawing (`_update`'s batch), so an update slower than its budget (the
+            # engine holding the GIL) followed at once by the next would leave the screen no moment to draw,
+            # typed keys included, until the answer ended.
+            rest = max(self.screen_gap_s, self._interval_s() - (time.perf_counter() - started))
+            try:
+                await asyncio.wait_for(self._stop.wait(), rest)
+            except TimeoutError:
+                pass
 
     def _interval_s(self) -> float:
         """The frame interval: `fast_interval_s` while text outpaces reading, else `frame_interval_s`; stretched
@@ -492,6 +495,10 @@ class AnswerStream:
         fast = self.arrivals.chars_per_s(time.perf_counter()) > self.fast_chars_per_s
         budget = max(self.frame_interval_s, self.fast_interval_s) if fast else self.frame_interval_s
         return max(budget, min(self.max_interval_s, 2 * busy_s))
+
+    screen_gap_s = 2 / MAX_FPS
+    """The least time between two updates, in which the screen may draw: two of its update periods (Textual's
+    screen timer runs at `MAX_FPS`), so one is due inside the gap whatever its phase."""
 
     settle_turns = 4
     """Event-loop turns the batch is held after an update draws, so every widget it refreshed (and the status pane,

@@ -75,7 +75,7 @@ class ThinkingBlock(Vertical):
     tick_s = 0.1
     """How often the live block's elapsed time is redrawn while no thinking arrives."""
 
-    give_way_s = 0.3
+    give_way_s = 0.15
     """The clock leaves the header to the thinking itself while it arrived within this time: each piece redraws
     the header with the time, and a tick of its own between two pieces was a screen update more (issue 11)."""
 

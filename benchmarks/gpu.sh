@@ -11,7 +11,12 @@
 # 240 s); FRAMES=1 runs the status pane's frame-clock A/B (benchmarks/frame_clock.py, ~100 s); KV=1 times the
 # quantized-KV attention on CUDA (benchmarks/kv_attention_probe.py, ~25 s).
 # Round 5 (1 Dec) ran, each within one 600 s call: `BEFORE=0 UI_1B_S=290 EIGHT_B=0 LONG_S=180 KV=1` (500 s), then
-# `BEFORE=0 UI_1B_S=0 UI_8B_S=130 LONG_S=0 SWITCH=1` (346 s). Still to run: FRAMES=1. The 1B bench's launch probe
+# `BEFORE=0 UI_1B_S=0 UI_8B_S=130 LONG_S=0 SWITCH=1` (346 s). Still to run, after round 5's frame and repaint changes
+# (after the wheels' call and /tmp/m/1b built): `UI_1B_S=290 EIGHT_B=1 BEFORE=0 LONG_S=0` (the ratios again), then
+# `timeout 150 python3 benchmarks/answer_frames.py --model /tmp/m/1b --variants before,after,single-layout --rounds 2`,
+# `timeout 100 python3 benchmarks/ui_profile.py --model /tmp/m/1b --tokens 1500`,
+# `timeout 200 python3 benchmarks/prefill_shapes.py --shape 1b` (each new row count compiles ~10-15 s), FRAMES=1.
+# The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.
 set -uo pipefail

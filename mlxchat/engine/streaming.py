@@ -207,8 +207,10 @@ def decode(
         if close is not None:
             close()
         if thinking is not None:
-            batcher.add("", undecided)  # held text that never became a marker is answer text
+            # Held text that never became a marker is answer text: routed before its tokens are counted, so an
+            # empty TextDelta (the count) cannot go out ahead of held thinking and its ThinkingDone.
             route(thinking.finish(), False, time.perf_counter())
+            batcher.add("", undecided)
         thinking_batcher.flush()
         batcher.flush()
     return Decoded(reason, "".join(parts), tokens, "".join(thought))

@@ -97,24 +97,46 @@ def test_decode_flushes_held_text_at_a_quiet_step_and_counts_no_token(monkeypatc
 def test_no_answer_delta_goes_out_before_the_thinking_it_follows_is_closed(monkeypatch):
     """Thinking a server sends apart (THOUGHT steps), then the answer after a pause of a batch interval: the first
     answer step's token count must not go out (as an empty TextDelta, which ends the thinking block for `ask`)
-    before the held thinking text and `ThinkingDone`."""
+    before the held thinking text and `ThinkingDone`; nor at the end, when the answer's first piece was held as
+    the possible start of a marker."""
     from mlxchat.engine import batching
-    from mlxchat.engine.control import RequestControl
     from mlxchat.engine.events import TextDelta, ThinkingDelta, ThinkingDone
-    from mlxchat.engine.requests import ChatRequest, Message
-    from mlxchat.engine.streaming import THOUGHT, TurnClock, decode
-    from mlxchat.engine.thinking import TAGGED_THINKING, ThinkingSplitter
+    from mlxchat.engine.streaming import THOUGHT
 
     clock = FakeClock()
     monkeypatch.setattr(batching, "time", clock)
     emitted: list = []
 
-    def steps():
+    def answered():
         yield "The user asks ", THOUGHT
         yield "about France.", THOUGHT  # held: within the interval of the first thinking flush
         clock.now += 0.03
         yield "Paris", 0
         yield " it is.", 0
+
+    def ended_on_a_held_marker_start():  # the answer's first "<" may start a marker: held until the end
+        yield "The user asks ", THOUGHT
+        yield "about France.", THOUGHT
+        clock.now += 0.03
+        yield "<", 0
+
+    for steps, answer in ((answered, "Paris it is."), (ended_on_a_held_marker_start, "<")):
+        emitted.clear()
+        run_decode(steps, emitted)
+        kinds = [type(e).__name__ for e in emitted if isinstance(e, (TextDelta, ThinkingDelta, ThinkingDone))]
+        done = kinds.index("ThinkingDone")
+        assert set(kinds[:done]) == {"ThinkingDelta"} and set(kinds[done + 1 :]) == {"TextDelta"}, (steps, kinds)
+        thought = "".join(e.text for e in emitted if isinstance(e, ThinkingDelta))
+        said = "".join(e.text for e in emitted if isinstance(e, TextDelta))
+        assert (thought, said) == ("The user asks about France.", answer)
+
+
+def run_decode(steps, emitted: list) -> None:
+    """Decode `steps()` as a remote thinking model's stream is decoded, emitting into `emitted`."""
+    from mlxchat.engine.control import RequestControl
+    from mlxchat.engine.requests import ChatRequest, Message
+    from mlxchat.engine.streaming import TurnClock, decode
+    from mlxchat.engine.thinking import TAGGED_THINKING, ThinkingSplitter
 
     request = ChatRequest((Message("user", "Capital?"),))
     decode(
@@ -127,9 +149,3 @@ def test_no_answer_delta_goes_out_before_the_thinking_it_follows_is_closed(monke
         stop_at_max_tokens=False,
         thinking=ThinkingSplitter(TAGGED_THINKING, trim_start=False),
     )
-    kinds = [type(e).__name__ for e in emitted if isinstance(e, (TextDelta, ThinkingDelta, ThinkingDone))]
-    done = kinds.index("ThinkingDone")
-    assert set(kinds[:done]) == {"ThinkingDelta"} and set(kinds[done + 1 :]) == {"TextDelta"}, kinds
-    thought = "".join(e.text for e in emitted if isinstance(e, ThinkingDelta))
-    said = "".join(e.text for e in emitted if isinstance(e, TextDelta))
-    assert (thought, said) == ("The user asks about France.", "Paris it is.")

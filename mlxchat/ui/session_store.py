@@ -212,7 +212,7 @@ class SessionStore:
         queues a second save of it while one is waiting. `replacing`, the stored answer a retry replaces, is
         removed just before that save, in the same queue, never sooner: a crash in between keeps one of the two.
         True when the save was queued (and `replacing` with it)."""
-        if not self.enabled or turn.role != "assistant" or not turn.text:
+        if not self.enabled or turn.role != "assistant" or not turn.text.strip():  # blank is no answer yet
             return False
         now = self._clock()
         last = self._partial_saved_at.setdefault(id(turn), now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlxchat.engine import Started, ThinkingDelta, Usage
+from mlxchat.engine import Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
 from mlxchat.store import History
 from mlxchat.ui.widgets.message import MessageView
 
@@ -110,6 +110,29 @@ async def test_a_retry_that_only_thought_puts_the_old_answer_back(staged_app, hi
             notice = app.chat.notice_text()
             assert "while thinking, before any answer" in notice and "previous answer is kept" in notice, notice
             await app.chat.store.flush()
+    assert stored(history) == HELLO
+
+
+@pytest.mark.parametrize("reason", ["cancelled", "stop"])
+async def test_a_retry_that_wrote_only_whitespace_puts_the_old_answer_back(staged_app, history, reason):
+    """A server with a reasoning parser often sends "\n\n" as the first answer text after the thinking. A retry
+    stopped (or ended) right there wrote no answer: the old one comes back, as after a thought alone. Before, the
+    blank answer replaced it on screen and in the history, and nothing was said (review of 0d74f64)."""
+    app, engine = staged_app(history=history)
+    async with app.run_test(size=SIZE) as pilot:
+        await answered_then_retried(pilot, engine)
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 12, 0, "text"))
+        engine.emit(ThinkingDelta(rid, "The user greets me.", 5))
+        engine.emit(ThinkingDone(rid, 5, 0.4))
+        engine.emit(TextDelta(rid, "\n\n", 1))
+        await until(pilot, lambda: app.chat.status.phase == "generating", what="the blank answer text")
+        if reason == "cancelled":
+            await pilot.press("escape")
+        engine.finish(reason, reasoning="The user greets me.", usage=Usage(12, 1, 5, 6))
+        await until(pilot, lambda: "previous answer is kept" in app.chat.notice_text(), what="the put-back")
+        assert shown(app) == ["Hello there", OLD]
+        await app.chat.store.flush()
     assert stored(history) == HELLO
 
 

@@ -327,7 +327,7 @@ class ChatScreen(Screen):
                 self._set_status(answer_deleted(self.status, answering.session.title))
                 if not shown:
                     await answering.view.remove()
-            elif answering.replaced is not None and not answer.text and not (shown and event.overflow_refused):
+            elif answering.replaced is not None and not answer.text.strip() and not (shown and event.overflow_refused):
                 await self._retry_came_to_nothing(event, answer, answering)
             elif not shown:  # written while the reader was elsewhere: saved, not shown
                 if event.overflow_refused and answering.redo == "continue":
@@ -350,7 +350,8 @@ class ChatScreen(Screen):
 
     async def _retry_came_to_nothing(self, event: Finished, answer: Turn, answering: Answering) -> None:
         """A retry ended before it wrote any answer text (an error, a busy server, a "stop" refusal in a
-        conversation not on screen, Esc, quit, or it only thought): the answer it was to replace, still in the
+        conversation not on screen, Esc, quit, or it only thought; blank text counts as none, since a server's
+        reasoning parser often sends "\n\n" first): the answer it was to replace, still in the
         history (only answer text is saved as it streams), goes back in its place, and nothing is saved: a thought
         with no answer does not replace an answer. The notice says what happened to the retry."""
         turns = answering.session.turns

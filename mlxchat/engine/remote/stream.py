@@ -192,8 +192,9 @@ class _EventPump:
     The thread only reads and parses: it emits nothing and touches no engine state. What it raises (a transport
     error, a malformed or oversized stream) reaches the owner thread in order, after the events before it. When the
     owner stops reading first ([DONE], a cancel, an error, max_tokens), it hangs up (shuts the socket down, which
-    wakes the blocked read at once) and waits for the thread before the response is closed: the response is never
-    used by two threads at once.
+    wakes the blocked read at once; not once the thread has read the response to its end) and waits for the
+    thread before the response is closed: the response is never used by two threads at once (where httpx exposes
+    no socket, the wait is `PUMP_JOIN_S` and that no longer holds; HTTP/1.1 always exposes one).
     """
 
     _END = object()
@@ -202,6 +203,9 @@ class _EventPump:
         self._response = response
         self._queue: queue.Queue = queue.Queue(PUMP_QUEUE_EVENTS)
         self._stopping = threading.Event()
+        self._read_all = threading.Event()
+        """Set when the thread has read the response to its end: httpx has then closed it, and a keep-alive
+        connection may already be back in the pool, serving the next request; its socket is not ours to hang up."""
         self._thread = threading.Thread(target=self._read, name="mlxchat-remote-read", daemon=True)
 
     def events(self, quiet_after_s: float) -> Iterator[SseEvent | None]:
@@ -227,6 +231,7 @@ class _EventPump:
             for event in iter_sse(bounded_lines(self._response.iter_bytes())):
                 if not self._hand_over(event):
                     return
+            self._read_all.set()
         except Exception as exc:  # handed to the owner thread, which words it
             self._hand_over(exc)
         finally:
@@ -246,7 +251,7 @@ class _EventPump:
         self._stopping.set()
         if not self._thread.is_alive():
             return
-        live = socket_of(self._response)
+        live = None if self._read_all.is_set() else socket_of(self._response)
         if live is not None:
             try:
                 live.shutdown(socket.SHUT_RDWR)

@@ -6,6 +6,8 @@ checked is read back from the real history store."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from mlxchat.engine import Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
@@ -211,12 +213,19 @@ async def test_on_the_real_engine_esc_while_a_retry_thinks_keeps_the_old_answer(
     for role, text in HELLO:
         history.add_message(conversation.id, role, text)
     gate, events, engines = Gate(), [], []
+    hold_after_first_thought = threading.Event()
 
     def engine_factory(sink):
         def tee(event) -> None:
             events.append(event)
             gate.pass_through(engines[0].owner_thread)
             sink(event)
+            # Closed from the owner thread itself, so the retry is held at its second event whatever the
+            # machine's speed: closing it from the test once the UI shows "thinking" raced a fast decode to
+            # max_tokens (CI: Finished("length") before Esc landed).
+            if isinstance(event, ThinkingDelta) and hold_after_first_thought.is_set():
+                hold_after_first_thought.clear()
+                gate.close()
 
         engines.append(Engine(tee, script=lambda request: thought))
         return engines[0]
@@ -226,10 +235,10 @@ async def test_on_the_real_engine_esc_while_a_retry_thinks_keeps_the_old_answer(
     try:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.chat.model is not None and not app.chat.busy, 60, "the model load")
+            hold_after_first_thought.set()
             await pilot.press("f5")
+            await until(pilot, gate.holding.is_set, 60, "the engine held mid-thought")
             await until(pilot, lambda: app.chat.status.phase == "thinking", 60, "the retry thinking")
-            gate.close()
-            await until(pilot, gate.holding.is_set, what="the engine held mid-thought")
             await pilot.press("escape")
             gate.open()
             await until(pilot, lambda: "previous answer is kept" in app.chat.notice_text(), 60, "the put-back")

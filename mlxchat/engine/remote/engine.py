@@ -61,7 +61,7 @@ from ..events import (
 from .context_size import PROBE_TIMEOUT_S, ListedContext, ModelContexts, ServerOverflow, listed_contexts, server_overflow
 from .request import Endpoint, RemoteTimeouts, chat_body, redact
 from .sse import MalformedStream, parse_model_list, server_error_from_body
-from .stream import StreamReader, socket_of, transport_failure
+from .stream import StreamReader, hang_up, socket_of, transport_failure
 from .token_estimate import TokenEstimate
 from ..prompt_fit import fit_messages
 from ..requests import ChatRequest, LoadModel, Request
@@ -485,12 +485,8 @@ class RemoteEngine(EngineCore):
         once (a server that sends nothing while it prefills would otherwise hold the drain until the read
         timeout). The owner thread then leaves the stream and closes the connection as usual."""
         live = self._live_socket
-        if live is None:
-            return
-        try:
-            live.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
+        if live is not None:
+            hang_up(live)
 
     def _auth_headers(self) -> dict[str, str]:
         if self.api_key_env is None:

@@ -253,10 +253,7 @@ class _EventPump:
             return
         live = None if self._read_all.is_set() else socket_of(self._response)
         if live is not None:
-            try:
-                live.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed
+            hang_up(live)
         self._thread.join(PUMP_JOIN_S)
         if self._thread.is_alive():
             log.warning("the stream's reading thread is still in a read %.0f s after hanging up", PUMP_JOIN_S)
@@ -270,6 +267,18 @@ def socket_of(response: httpx.Response) -> socket.socket | None:
     except Exception:
         return None
     return live if isinstance(live, socket.socket) else None
+
+
+def hang_up(live: socket.socket) -> None:
+    """Shut the connection's socket down from any thread, waking a read blocked on it (it then meets EOF and
+    httpx raises its own transport error). Over TLS only the file descriptor is shut: `SSLSocket.shutdown` would
+    first drop its TLS object (`self._sslobj = None`, CPython's Lib/ssl.py), and a reader between
+    `SSLSocket.read`'s None check and its `self._sslobj.read(...)` would then raise AttributeError (or ValueError
+    from `recv`), which httpcore does not turn into an httpx error."""
+    try:
+        socket.socket.shutdown(live, socket.SHUT_RDWR)  # the base class's: the fd, not the TLS layer
+    except OSError:
+        pass  # already closed
 
 
 def transport_failure(

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     def decode_steps(cache, last_token, steps=3):
         """Seconds to the first token (generate_step's first step and the pipelined second) and each next one."""
         times = []
-        generator = text_steps(model, tokenizer, last_token, cache, follow_request)
+        generator = text_steps(model, tokenizer, [last_token], cache, follow_request)
         sync()
         began = time.perf_counter()
         try:

@@ -175,17 +175,38 @@ def continue_text(detokenizer) -> None:
         detokenizer.offset = len(detokenizer.text)
 
 
+FIRST_TOKEN_ROWS = 64
+"""Most of the prompt's last tokens whose forward pass also gives the first answer token (`text_steps`); the
+rest is prefilled in chunks first. Their logits are computed for every row (a model's forward cannot be asked for
+the last row only), so the tail stays short: 64 rows of a 128k vocabulary are 16 MB of bfloat16."""
+
+
+def first_token_tail(prompt_todo: list[int], chunk_size: int) -> int:
+    """How many of the prompt's last uncached tokens `text_steps` runs itself: at most `FIRST_TOKEN_ROWS`, and
+    at most a prefill chunk, which is what keeps a cancel prompt (that forward cannot be interrupted)."""
+    return max(1, min(len(prompt_todo), FIRST_TOKEN_ROWS, chunk_size))
+
+
 def text_steps(
     model,
     tokenizer,
-    last_token: int,
+    tail: list[int],
     cache: list,
     request: ChatRequest,
     *,
     script: Script | None = None,
     budget=None,
+    kv_bits: int | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """(text segment, token) pairs from mlx-lm's `generate_step`, decoded with the streaming detokenizer.
+    """(text segment, token) pairs, decoded with the streaming detokenizer: the first from one forward pass over
+    `tail` (the prompt's last tokens, not in `cache` yet), the rest from mlx-lm's `generate_step`.
+
+    Why the first token is ours: `generate_step` runs its prompt's last token through the model on its own, so
+    a turn whose new tokens were prefilled first paid two forward passes before its first token, and on a GPU a
+    pass over a few dozen rows costs about what one over a single row does (launch-bound). A follow-up after a
+    resume (55 new tokens on the H200) spent 5-8 ms of its ~20 ms in that second pass (`resume_probe.py`).
+    The first token is chosen exactly as `generate_step` chooses every token (the processors, then the sampler
+    over the log-probabilities), and `generate_step` then starts from it.
 
     The request's sampling values must be resolved already (no None: see `Engine._chat`). `budget` is the
     thinking-budget processor; it runs after the script's, so at the budget the end of thinking wins.
@@ -203,21 +224,33 @@ def text_steps(
     detokenizer.reset()
     if request.continue_last or request.resume_thinking:
         continue_text(detokenizer)
-    generator = generate_step(
-        mx.array([last_token]),
-        model,
-        max_tokens=sampling.max_tokens,
-        sampler=sampler,
-        logits_processors=processors or None,
-        prompt_cache=cache,
-    )
-    try:
-        for token, _ in generator:
-            detokenizer.add_token(token)
-            yield detokenizer.last_segment, token
-        detokenizer.finalize()
-    finally:
-        generator.close()
+    if sampling.max_tokens < 1:
+        return
+    with mx.stream(generation_stream):
+        inputs = mx.array(tail)
+        logits = model(inputs[None], cache=cache)[:, -1, :]
+        for processor in processors:
+            logits = processor(inputs, logits)
+        quantize_cache(cache, kv_bits)
+        first = int(sampler(logits - mx.logsumexp(logits, keepdims=True)).item())
+    detokenizer.add_token(first)
+    yield detokenizer.last_segment, first
+    if sampling.max_tokens > 1:
+        generator = generate_step(
+            mx.array([first]),
+            model,
+            max_tokens=sampling.max_tokens - 1,
+            sampler=sampler,
+            logits_processors=processors or None,
+            prompt_cache=cache,
+        )
+        try:
+            for token, _ in generator:
+                detokenizer.add_token(token)
+                yield detokenizer.last_segment, token
+        finally:
+            generator.close()
+    detokenizer.finalize()
 
 
 def run_text_turn(
@@ -258,6 +291,7 @@ def run_text_turn(
     )
     emit(PrefillProgress(request_id, reuse.cached_tokens, len(prompt)))
     todo = prompt[reuse.cached_tokens :]
+    tail = first_token_tail(todo, loaded.chunker.size)
     generated: list[int] = []
     try:
         with wired_limit(loaded.text_model, [generation_stream]):
@@ -265,7 +299,7 @@ def run_text_turn(
                 prefill(
                     loaded.text_model,
                     reuse.cache,
-                    todo[:-1],
+                    todo[:-tail],
                     chunker=loaded.chunker,
                     control=control,
                     emit=emit,
@@ -283,7 +317,14 @@ def run_text_turn(
                 loaded.thinking, loaded.tokenizer, request, generation_prompt(loaded.tokenizer, request)
             )
             steps = text_steps(
-                loaded.text_model, loaded.tokenizer, todo[-1], reuse.cache, request, script=script, budget=budget
+                loaded.text_model,
+                loaded.tokenizer,
+                todo[-tail:],
+                reuse.cache,
+                request,
+                script=script,
+                budget=budget,
+                kv_bits=request.kv_bits,
             )
             reason, text, generated, reasoning = decode(
                 steps,

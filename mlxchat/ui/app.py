@@ -37,6 +37,7 @@ from .chat_model import ChatSession
 from .collector import CollectorPolicy
 from .session_store import SessionStore, session_from
 from .keys import ACTIONS, bindings, checked_keymap, keys_for
+from .lexer_setup import LexerWarmup
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
 from .switching import SwitchIntervalPolicy
@@ -110,6 +111,9 @@ class MlxChatApp(App[int]):
         """Lines for stderr once the screen has closed (what was not saved, where it was exported)."""
         self._collector = CollectorPolicy()
         self._switching = SwitchIntervalPolicy()
+        self.lexer_warmup = LexerWarmup()
+        """Builds the common fence languages' lexers on its own thread after the first frame, so the first code
+        block of an answer does not pay Pygments' setup on the UI thread (issue 11)."""
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
         self.session = ChatSession(settings=defaults)
@@ -156,6 +160,7 @@ class MlxChatApp(App[int]):
         self.engine.start()
         if self._load_model:
             self.chat.load_model(self.model_spec)
+        self.lexer_warmup.start()
 
     @on(ChatScreen.ModelPicked)
     def _model_picked(self, message: ChatScreen.ModelPicked) -> None:
@@ -282,6 +287,7 @@ class MlxChatApp(App[int]):
     def on_unmount(self) -> None:
         """Close the history and the engine; the process-wide policies (collector, switch interval) are given
         back whatever closing raises, so a process that runs on (the test suite, a host app) keeps its own."""
+        self.lexer_warmup.close()
         try:
             try:
                 self.chat.store.close()

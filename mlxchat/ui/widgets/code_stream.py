@@ -47,6 +47,8 @@ from textual.visual import Visual
 from textual.widgets import Label, Markdown
 from textual.widgets._markdown import MarkdownFence
 
+from ..lexer_setup import highlight_guarded
+
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
 
 
@@ -195,7 +197,7 @@ class CodeStream(Widget):
     def _highlight_line(self, line: str) -> Content:
         if not self.language or not line.strip():
             return Content(line)
-        highlighted = MarkdownFence.highlight(line, self.language, ansi=self.app.native_ansi_color, dark=self.app.current_theme.dark)
+        highlighted = highlight_guarded(line, self.language, self.app.native_ansi_color, self.app.current_theme.dark)
         return highlighted.split("\n")[0]
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -279,7 +281,7 @@ def split_lines(content: Content) -> list[Content]:
 
 def highlight_block(code: str, info: str, ansi: bool, dark: bool) -> tuple[Content, list[Content]]:
     """Textual's highlight of a fence's block and its lines: the work `AnswerStream` does on a worker thread."""
-    content = MarkdownFence.highlight(code, info, ansi=ansi, dark=dark)
+    content = highlight_guarded(code, info, ansi, dark)
     return content, content.split("\n")
 
 
@@ -345,7 +347,7 @@ class AnswerFence(MarkdownFence):
         key = (code, language, ansi, dark)
         content = kept_highlight(key)
         if content is None:
-            content = super().highlight(code, language, ansi=ansi, dark=dark)
+            content = highlight_guarded(code, language, ansi, dark)  # Textual's own, its lexer's first build guarded
         keep_highlight(key, content)
         return content
 

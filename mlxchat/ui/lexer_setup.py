@@ -1,0 +1,135 @@
+"""Provides `prepare_lexer` and `LexerWarmup`: Pygments' one-time setup for code fences, paid off the UI thread.
+
+The first line of a language's first fence used to pay Pygments' setup on the UI thread, in the middle of a
+streaming answer (BENCHMARKS.md, issue 11): 23–33 ms thread CPU for Python. Profiled, it is all the lexer class's
+first instantiation: `RegexLexerMeta.__call__` compiles the class's token table (about 110 regular expressions for
+Python, `re` compiling and `regexopt` building word lists), plus importing its module (`pygments.lexers.python`,
+`pygments.unistring`: 2 ms). Nothing else is first-time work: Textual's highlight theme is a table of style strings
+(no Pygments style or formatter is involved), and the first row's render costs 0.4 ms more than the next one's. A
+fence language Pygments does not know has a first-time cost of its own: the lookup falls through to the plug-in
+lexers, and the first scan of the installed packages' entry points (`importlib.metadata`, cached after) takes 15–20 ms.
+
+`LexerWarmup` pays this after the first frame on a thread of its own, for the languages answers use most, Python
+first; `prepare_lexer` is the one place a lexer is first built, whichever thread gets there first.
+
+Thread safety. What the setup fills, and why building it on another thread is safe:
+
+- module imports (`pygments.lexers.<module>`): guarded by the import system's per-module locks; a thread that
+  needs a module another is importing waits for it, and gets the one module object;
+- `pygments.lexers._lexer_cache` (lexer name -> class): a dict filled by single assignments of the same class;
+- `re`'s compile cache: written to be shared by threads (a lost eviction race only evicts nothing);
+- `pygments.plugin.iter_entry_points`: `functools.cache`, whose table is thread-safe (at worst computed twice);
+- a lexer class's token table (`cls._tokens`, `_all_tokens`, `_tmpname`): **not** safe to build twice at once.
+  `RegexLexerMeta.__call__` resets `_tmpname` and `_all_tokens` before building, and names combined states with the
+  counter, so a second thread starting the same class's build can make the first reuse a state name and keep a
+  wrong table for the life of the process. So every first build runs under `_SETUP_LOCK`: `prepare_lexer` takes it
+  for a language not yet prepared, and a fence without a language (whose lexer Pygments guesses, building any
+  class) is highlighted holding it (`highlight_guarded`). Once built, a table is only read.
+
+A thread that needs a language while the warm-up builds another waits for that one build (a few ms, 30 at most), and
+while it waits it does not hold the GIL. Lexers that tokenize embedded code with another lexer (Markdown's code
+blocks, HTML's scripts) build that one while tokenizing, outside the lock: a race that was there before, for
+classes the warm-up has mostly built already.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.content import Content
+
+WARM_LANGUAGES = (
+    "python", "py",
+    "bash", "sh", "shell", "console",
+    "json",
+    "javascript", "js", "typescript", "ts",
+    "rust", "rs",
+    "c", "cpp", "c++",
+    "go",
+    "yaml", "yml",
+    "toml",
+    "markdown", "md",
+    "text",
+    "plaintext",  # not a Pygments name: its first miss scans the plug-in entry points, cached after
+)  # fmt: skip
+"""The fence languages prepared at start, the commonest first (aliases of a prepared class cost a lookup)."""
+
+_SETUP_LOCK = threading.Lock()
+_prepared: set[str] = set()
+
+
+def prepare_lexer(language: str) -> None:
+    """Build `language`'s lexer class (import its module, compile its token table) unless it is built already.
+
+    The check is a set lookup without a lock; the first time, the build holds `_SETUP_LOCK` (module docstring)."""
+    key = language.lower()
+    if not key or key in _prepared:
+        return
+    with _SETUP_LOCK:
+        if key in _prepared:
+            return
+        from pygments.lexers import get_lexer_by_name
+        from pygments.util import ClassNotFound
+
+        try:
+            get_lexer_by_name(key)
+        except ClassNotFound:
+            pass  # Textual highlights it as "text"; the miss filled the entry-point cache
+        _prepared.add(key)
+
+
+def highlight_guarded(code: str, language: str, ansi: bool, dark: bool) -> Content:
+    """Textual's fence highlight (`MarkdownFence.highlight`), with the lexer's first build made safe to share."""
+    from textual.widgets._markdown import MarkdownFence
+
+    if language:
+        prepare_lexer(language)
+        return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
+    with _SETUP_LOCK:  # Pygments guesses the language, and may build any lexer class
+        return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
+
+
+class LexerWarmup:
+    """A thread that prepares the lexers of `WARM_LANGUAGES`, started after the app's first frame.
+
+    `close` asks it to stop after the language it is building and waits for it, so quitting at once leaves no
+    thread behind (at most one build, ~30 ms, is waited for)."""
+
+    join_timeout_s = 2.0
+
+    def __init__(self, languages: tuple[str, ...] = WARM_LANGUAGES) -> None:
+        self.languages = languages
+        self.done = threading.Event()
+        """Set when every language is prepared (or the warm-up stopped or failed)."""
+        self.error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="mlxchat-lexer-warmup", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """True from `start` until the thread has ended."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            for language in self.languages:
+                if self._stopping.is_set():
+                    return
+                prepare_lexer(language)
+        except Exception as exc:  # a broken Pygments shows at the first fence, as it did before
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(self.join_timeout_s)

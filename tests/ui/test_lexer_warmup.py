@@ -1,0 +1,120 @@
+"""Pygments' lexer setup for code fences is paid after the first frame on a thread of its own (`LexerWarmup`), so
+the first code block of an answer builds no lexer on the UI thread; quitting at once stops the warm-up cleanly.
+
+Each test runs a fresh interpreter: lexer classes and modules are built once per process, so in this one an earlier
+test may have built them already."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+
+FIRST_FENCE = textwrap.dedent(
+    """
+    import json, sys, threading
+    sys.path.insert(0, sys.argv[1])
+    from pygments.lexer import RegexLexerMeta
+
+    builds = []  # (lexer class, thread) for each first build of a lexer class's token table
+    original = RegexLexerMeta.__call__
+
+    def recording(cls, *args, **kwargs):
+        if "_tokens" not in cls.__dict__:
+            builds.append((cls.__name__, threading.current_thread().name))
+        return original(cls, *args, **kwargs)
+
+    RegexLexerMeta.__call__ = recording
+
+    from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    from mlxchat.ui.app import make_app
+
+    TEXT = "Here it is:\\n\\n```python\\ndef add(a, b):\\n    return a + b\\n"
+    holder = {}
+
+    def factory(sink):
+        holder["engine"] = StagedEngine(sink)
+        return holder["engine"]
+
+    app = make_app(engine_factory=factory, animate=False)
+    result = {}
+
+    async def user(pilot):
+        engine = holder["engine"]
+        warmup = getattr(app, "lexer_warmup", None)
+        if warmup is not None:
+            await until(pilot, warmup.done.is_set, 60, "the lexer warm-up")
+        await loaded_scene(pilot, engine)
+        await ask(pilot)
+        modules, built = set(sys.modules), len(builds)
+        play_answer_start(engine, TEXT, 20)
+        from mlxchat.ui.widgets.code_stream import CodeStream
+
+        await until(pilot, lambda: any(code.line_count >= 2 for code in app.screen.query(CodeStream)), 30, "the fence")
+        result["new_pygments_modules"] = sorted(m for m in set(sys.modules) - modules if m.startswith("pygments"))
+        result["builds_at_the_fence"] = builds[built:]
+        result["builds"] = builds
+        play_answer_end(engine, TEXT, 20)
+        await until(pilot, lambda: not app.chat.busy, 30, "the answer's end")
+        app.exit(0)
+
+    app.run(headless=True, auto_pilot=user, size=(100, 30))
+    print("RESULT " + json.dumps(result), flush=True)
+    """
+)
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=180)
+
+
+def test_the_first_fence_after_the_warm_up_builds_no_lexer_on_the_ui_thread():
+    """The engine is the staged one (a random-weight model writes no code fence); the app and its code view are
+    real. The fence's Python lexer was built by the warm-up thread, and the fence imports no Pygments module."""
+    result = run_script(FIRST_FENCE, str(TESTS))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert found["new_pygments_modules"] == []
+    assert found["builds_at_the_fence"] == []
+    assert ["PythonLexer", "mlxchat-lexer-warmup"] in found["builds"]
+    assert not [build for build in found["builds"] if build[1] == "MainThread"]
+
+
+QUIT_AT_ONCE = textwrap.dedent(
+    """
+    import sys, threading, time
+    from mlxchat.settings import ChatSettings
+    from mlxchat.ui.app import make_app
+
+    model = sys.argv[1]
+    app = make_app(model=model, chat_settings=ChatSettings(temperature=0.0, max_tokens=100, model=model))
+    warmup = app.lexer_warmup
+    running_at_quit = []
+
+    async def user(pilot):
+        deadline = time.monotonic() + 60
+        while not (warmup.running or warmup.done.is_set()):
+            assert time.monotonic() < deadline, "the warm-up never started"
+            await pilot.pause(0.005)
+        running_at_quit.append(warmup.running and not warmup.done.is_set())
+        await pilot.press("ctrl+q")
+
+    code = app.run(headless=True, auto_pilot=user, size=(100, 30))
+    left = [thread.name for thread in threading.enumerate() if thread.name == "mlxchat-lexer-warmup"]
+    print("exit", code, "running at quit", running_at_quit, "left", left, "error", warmup.error, flush=True)
+    sys.exit(code or 0)
+    """
+)
+
+
+def test_quitting_at_once_stops_the_warm_up_and_leaves_no_thread(tiny_model):
+    """The real app and engine: Ctrl+Q as soon as the warm-up has started (the model still loading). The app exits
+    0, the warm-up thread has ended by then, and nothing is printed to stderr."""
+    result = run_script(QUIT_AT_ONCE, str(tiny_model))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "exit 0 running at quit [True] left [] error None" in result.stdout
+    assert result.stderr == ""

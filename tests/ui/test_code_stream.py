@@ -19,10 +19,10 @@ from mlxchat.ui.widgets.code_stream import (
     AnswerFence,
     AnswerMarkdown,
     AnswerStream,
-    ArrivalRate,
     CodeStream,
     FenceTracker,
 )
+from mlxchat.ui.widgets.frame_budget import ArrivalRate, FrameBudget
 
 SIZE = (80, 60)
 BEFORE = "Here is the function you asked for, with a short test.\n\n"
@@ -255,13 +255,13 @@ async def test_a_long_fence_is_drawn_as_textual_draws_it(width, tab):
 
 def test_the_frame_interval_stretches_while_the_ui_thread_is_busy():
     """Twice the UI thread's CPU time since the last update, between the frame interval and its cap."""
-    stream = AnswerStream(None, None, frame_interval_s=0.04)
-    stream._cpu_mark = time.thread_time()
-    assert stream._interval_s() == 0.04  # idle: the plain budget
-    stream._cpu_mark = time.thread_time() - 0.05
-    assert 0.1 <= stream._interval_s() < 0.11  # 50 ms busy: 100 ms until the next update
-    stream._cpu_mark = time.thread_time() - 1.0
-    assert stream._interval_s() == stream.max_interval_s
+    budget = FrameBudget(frame_interval_s=0.04)
+    budget._cpu_mark = time.thread_time()
+    assert budget.interval_s() == 0.04  # idle: the plain budget
+    budget._cpu_mark = time.thread_time() - 0.05
+    assert 0.1 <= budget.interval_s() < 0.11  # 50 ms busy: 100 ms until the next update
+    budget._cpu_mark = time.thread_time() - 1.0
+    assert budget.interval_s() == budget.max_interval_s
 
 
 async def test_the_code_view_grows_in_steps_and_asks_for_a_layout_only_per_step():
@@ -320,16 +320,16 @@ def test_arrival_rate_is_the_characters_of_the_last_second():
 
 def test_the_frame_interval_follows_reading_speed():
     """25 updates a second while text arrives at about reading speed, 10 once it outpaces any reader."""
-    stream = AnswerStream(None, None)
+    budget = AnswerStream(None, None).budget  # the live thinking block's budget is the same `FrameBudget`
     now = time.perf_counter()
     for step in range(10):
-        stream.arrivals.note(20, now - 1 + step * 0.1)  # 200 characters a second, about 50 tok/s
-    stream._cpu_mark = time.thread_time()
-    assert stream._interval_s() == stream.frame_interval_s == 0.04
+        budget.arrivals.note(20, now - 1 + step * 0.1)  # 200 characters a second, about 50 tok/s
+    budget._cpu_mark = time.thread_time()
+    assert budget.interval_s() == budget.frame_interval_s == 0.04
     for step in range(10):
-        stream.arrivals.note(400, now - 1 + step * 0.1)  # now 4 000 a second
-    stream._cpu_mark = time.thread_time()
-    assert stream._interval_s() == stream.fast_interval_s == 0.1
+        budget.arrivals.note(400, now - 1 + step * 0.1)  # now 4 000 a second
+    budget._cpu_mark = time.thread_time()
+    assert budget.interval_s() == budget.fast_interval_s == 0.1
 
 
 async def test_the_lines_that_come_with_the_closing_fence_are_drawn_while_the_block_waits():

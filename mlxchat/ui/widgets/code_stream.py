@@ -8,11 +8,12 @@ needs between tokens.
 
 `AnswerStream` fixes both, with the same `write` / `stop` interface as `MarkdownStream`:
 
-- **A frame budget that follows reading speed.** Text is applied at most `frame_interval_s` apart (25 updates a
-  second) while it arrives at about reading speed, and `fast_interval_s` apart (10 a second) once it arrives
-  faster than `fast_chars_per_s` (about 100 tok/s), when nobody reads each word as it lands anyway; further apart
-  while the UI thread is busy (twice its CPU time since the last update, up to `max_interval_s`). Whatever
-  arrives in between is coalesced into the next update, and `stop` draws the last text at once.
+- **A frame budget that follows reading speed** (`FrameBudget`, frame_budget.py: the live thinking block follows
+  the same rule). Text is applied at most `frame_interval_s` apart (25 updates a second) while it arrives at about
+  reading speed, and `fast_interval_s` apart (10 a second) once it arrives faster than `fast_chars_per_s` (about
+  100 tok/s), when nobody reads each word as it lands anyway; further apart while the UI thread is busy (twice its
+  CPU time since the last update, up to `max_interval_s`). Whatever arrives in between is coalesced into the next
+  update, and `stop` draws the last text at once.
 - **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each new line
   once and draws only lines, so an update costs the new lines, not the block. When the closing fence
   arrives, the whole block is highlighted on a worker thread, and once that is done and the next block has
@@ -32,13 +33,12 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Callable
 
 from textual.app import ComposeResult
-from textual.constants import MAX_FPS
 from textual.content import Content
 from textual.geometry import Region
 from textual.strip import Strip
@@ -48,6 +48,7 @@ from textual.widgets import Label, Markdown
 from textual.widgets._markdown import MarkdownFence
 
 from ..lexer_setup import highlight_guarded
+from .frame_budget import FrameBudget
 
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
 
@@ -362,46 +363,11 @@ class AnswerMarkdown(Markdown):
     BLOCKS = {**Markdown.BLOCKS, "fence": AnswerFence}
 
 
-class ArrivalRate:
-    """How fast text arrives, in characters a second over the last `window_s` (0 until `min_span_s` is seen).
-
-    Characters, not tokens: what matters for the frame rate is how fast text outpaces a reader, and it needs no
-    tokenizer (3–4 characters make a token of English or code)."""
-
-    window_s = 1.0
-    min_span_s = 0.2
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._marks: deque[tuple[float, int]] = deque()
-
-    def note(self, chars: int, now: float) -> None:
-        self.total += chars
-        self._marks.append((now, self.total))
-        while len(self._marks) > 2 and now - self._marks[1][0] >= self.window_s:
-            self._marks.popleft()
-
-    def chars_per_s(self, now: float) -> float:
-        if not self._marks:
-            return 0.0
-        since, chars = self._marks[0]
-        span = now - since
-        return (self.total - chars) / span if span >= self.min_span_s else 0.0
-
-
 class AnswerStream:
     """Writes an answer into a `Markdown` and a `CodeStream` at a frame budget (see the module docstring).
 
     `shown_chars` is how much of the written text the widgets hold after the last update (the benchmark matches
     frames to it)."""
-
-    frame_interval_s = 0.04
-    """The frame budget while text arrives at about reading speed (25 updates a second)."""
-    fast_interval_s = 0.1
-    """The frame budget once text arrives faster than `fast_chars_per_s` (10 updates a second)."""
-    fast_chars_per_s = 400.0
-    """About 100 tok/s: several times faster than anyone reads, so fewer, larger updates look the same."""
-    max_interval_s = 0.2
 
     def __init__(
         self,
@@ -415,10 +381,9 @@ class AnswerStream:
         self.code = code
         self.on_update = on_update
         """Called as each update begins, so what else the screen shows on the answer's clock goes out in its frame."""
-        if frame_interval_s is not None:
-            self.frame_interval_s = frame_interval_s
+        self.budget = FrameBudget(frame_interval_s)
+        """When the next update may draw: the rule the live thinking block follows too."""
         self.fences = FenceTracker()
-        self.arrivals = ArrivalRate()
         self.shown_chars = 0
         self.updates = 0
         self._to_markdown = 0  # offset of the first character not yet handed to the Markdown
@@ -431,7 +396,6 @@ class AnswerStream:
         self._task: asyncio.Task | None = None
         self._stopped = False
         self._updating = False
-        self._cpu_mark = time.thread_time()
 
     async def write(self, fragment: str) -> None:
         if self._stopped:
@@ -439,7 +403,7 @@ class AnswerStream:
         if not fragment:
             return
         self._pending.append(fragment)
-        self.arrivals.note(len(fragment), time.perf_counter())
+        self.budget.note(len(fragment))
         self._new_text.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run())
@@ -475,32 +439,14 @@ class AnswerStream:
                 await self._update(final=False)
             finally:
                 self._updating = False
-            # The frame budget: text that arrives now waits for the next update. Never less than `screen_gap_s`:
+            # The frame budget: text that arrives now waits for the next update. Never less than the screen's gap:
             # an update holds the screen's drawing (`_update`'s batch), so an update slower than its budget (the
             # engine holding the GIL) followed at once by the next would leave the screen no moment to draw,
             # typed keys included, until the answer ended.
-            rest = max(self.screen_gap_s, self._interval_s() - (time.perf_counter() - started))
             try:
-                await asyncio.wait_for(self._stop.wait(), rest)
+                await asyncio.wait_for(self._stop.wait(), self.budget.rest_s(started))
             except TimeoutError:
                 pass
-
-    def _interval_s(self) -> float:
-        """The frame interval: `fast_interval_s` while text outpaces reading, else `frame_interval_s`; stretched
-        while this (the UI) thread is busy to twice the CPU time it spent since the last update, up to
-        `max_interval_s`, so drawing never takes more than about half the thread and the engine's owner thread
-        gets the GIL between tokens."""
-        now = time.thread_time()
-        busy_s, self._cpu_mark = now - self._cpu_mark, now
-        if not self.frame_interval_s:
-            return 0.0
-        fast = self.arrivals.chars_per_s(time.perf_counter()) > self.fast_chars_per_s
-        budget = max(self.frame_interval_s, self.fast_interval_s) if fast else self.frame_interval_s
-        return max(budget, min(self.max_interval_s, 2 * busy_s))
-
-    screen_gap_s = 2 / MAX_FPS
-    """The least time between two updates, in which the screen may draw: two of its update periods (Textual's
-    screen timer runs at `MAX_FPS`), so one is due inside the gap whatever its phase."""
 
     settle_turns = 4
     """Event-loop turns the batch is held after an update draws, so every widget it refreshed (and the status pane,

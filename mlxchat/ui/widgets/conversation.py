@@ -117,19 +117,22 @@ class ConversationView(VerticalScroll, can_focus=False):
     async def append(self, text: str, tokens: int) -> None:
         """Add streamed `text` (`tokens` of it) to the answer being written."""
         view = self.answer
+        if not view.turn.text and view.turn.thinking:
+            view.draw_thinking_due()  # the answer began: the thinking's last piece is not left for its frame
         view.turn.text += text
         view.turn.tokens += tokens
         await view.sync()
 
     def append_thinking(self, text: str, tokens: int, now: float) -> None:
-        """Add streamed thinking to the answer being written; its block shows at once, live."""
+        """Add streamed thinking to the answer being written; its block shows at once, live, and draws later pieces
+        at the answer's frame budget."""
         view = self.answer
         turn = view.turn
         if turn.thinking_since is None:
             turn.thinking_since = now
         turn.thinking += text
         turn.thinking_tokens += tokens
-        view.show_thinking()
+        view.thinking_arrived(len(text))
 
     def end_thinking(self, event: ThinkingDone) -> None:
         """The answer starts: the thinking block collapses to one line with its time and tokens."""

@@ -202,9 +202,19 @@ class MessageView(Vertical, can_focus=True):
         self.show_thinking()
 
     def show_thinking(self) -> None:
-        """Redraw the thinking block from the turn (new thinking, its end, the turn's end)."""
+        """Redraw the thinking block from the turn at once (its end, the turn's end)."""
         for block in self.query(ThinkingBlock):
             block.show_turn()
+
+    def thinking_arrived(self, chars: int) -> None:
+        """`chars` more characters of thinking are in the turn: the block draws them at its frame budget."""
+        for block in self.query(ThinkingBlock):
+            block.thinking_arrived(chars)
+
+    def draw_thinking_due(self) -> None:
+        """Draw at once the thinking that waits for its frame (the answer's first text came)."""
+        for block in self.query(ThinkingBlock):
+            block.draw_due()
 
     def _footer_for(self, hint: str) -> str:
         footer = self._static_footer()

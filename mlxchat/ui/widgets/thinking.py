@@ -1,7 +1,10 @@
 """Provides `ThinkingBlock`: a reasoning model's thinking, shown above its answer.
 
 While the model thinks the block is live at once: dim, streaming the newest lines, with the time so far and the
-tokens. When the answer starts it collapses to one line ("▸ Thought for 12.4 s · 380 tokens") that a click or the
+tokens. Thinking is drawn at the answer's frame budget (`FrameBudget`): the first piece at once, later pieces
+coalesced into at most one draw per frame interval, and the end of thinking (its end, a stop, an error, the
+answer's first text) at once and whole. A thinking model at 300 tok/s otherwise cost a screen update per engine
+batch (~30 a second), each holding the GIL the engine's thread needs (issue 11). When the answer starts it collapses to one line ("▸ Thought for 12.4 s · 380 tokens") that a click or the
 show-thinking key expands again. An answer stopped while thinking keeps its thinking open, and a thinking cut by
 the budget says so. The block owns this state; `MessageView` only tells it that the turn changed.
 """
@@ -13,14 +16,30 @@ import time
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Label, Static
 
 from mlxchat.terminal_text import visible
 
 from ..chat_model import Turn
+from .frame_budget import FrameBudget
 
 LIVE_LINES = 6
 """How many of the newest lines of thinking show while it streams (the whole of it once expanded)."""
+
+
+def live_tail(thinking: str, lines: int = LIVE_LINES) -> str:
+    """The newest `lines` lines of `thinking`, trailing newlines left out: found from the end, so a draw costs the
+    tail, not the whole thought (thousands of tokens of it were split on every draw)."""
+    end = len(thinking)
+    while end and thinking[end - 1] == "\n":
+        end -= 1
+    start = end
+    for _ in range(lines):
+        start = thinking.rfind("\n", 0, start)
+        if start < 0:
+            return thinking[:end]
+    return thinking[start + 1 : end]
 
 
 def thinking_header(turn: Turn, expanded: bool, now: float) -> str:
@@ -86,6 +105,10 @@ class ThinkingBlock(Vertical):
         self.ticking = True
         self._ticker = None
         self._drawn_at = float("-inf")  # clock time `show_turn` last drew the header
+        self.budget = FrameBudget()
+        """When live thinking may draw next: the answer's rule (`AnswerStream`), one rule for both."""
+        self._next_draw = float("-inf")  # `perf_counter` time the budget lets the next piece draw
+        self._due: Timer | None = None  # the draw that will show the pieces arrived since the last
 
     def compose(self) -> ComposeResult:
         yield Label("", classes="thinking-header", markup=False)
@@ -108,8 +131,33 @@ class ThinkingBlock(Vertical):
     def watch_expanded(self) -> None:
         self.show_turn()
 
+    def thinking_arrived(self, chars: int) -> None:
+        """`chars` more characters of thinking are in the turn. The first piece draws at once; later ones wait for
+        the frame budget and share one draw (`show_turn` draws at once, whatever is due)."""
+        self.budget.note(chars)
+        if self._due is not None:
+            return  # a draw is due: it shows this piece too
+        wait = self._next_draw - time.perf_counter()
+        if wait <= 0 or not self.is_mounted or not self.display:
+            self.show_turn()
+        else:
+            self._due = self.set_timer(wait, self._draw_due, name="thinking frame")
+
+    def draw_due(self) -> None:
+        """Draw now the thinking that waits for its frame, if any (the answer began: no more of it comes)."""
+        if self._due is not None:
+            self.show_turn()
+
+    def _draw_due(self) -> None:
+        self._due = None
+        self.show_turn()
+
     def show_turn(self) -> None:
         """Draw the turn's thinking as it stands now; a live block ticks its clock until the thinking ends."""
+        if self._due is not None:
+            self._due.stop()
+            self._due = None
+        started = time.perf_counter()
         turn = self.turn
         self.display = bool(turn.thinking or turn.thinking_tokens)
         if not self.is_mounted or not self.display:
@@ -124,12 +172,13 @@ class ThinkingBlock(Vertical):
         self.query_one(".thinking-header", Label).update(thinking_header(turn, self.expanded, self._drawn_at))
         body = self.query_one(".thinking-body", Static)
         if live:
-            body.update(visible("\n".join(turn.thinking.rstrip("\n").split("\n")[-LIVE_LINES:])))
+            body.update(visible(live_tail(turn.thinking)))
         else:
             body.update(visible(turn.thinking.strip("\n")))
         body.display = live or self.expanded or not is_settled(turn)
+        self._next_draw = time.perf_counter() + self.budget.rest_s(started)
 
     def _tick(self) -> None:
         now = self.clock()
-        if now - self._drawn_at >= self.give_way_s:
+        if self._due is None and now - self._drawn_at >= self.give_way_s:  # a due draw shows the time too
             self.query_one(".thinking-header", Label).update(thinking_header(self.turn, self.expanded, now))

@@ -112,7 +112,7 @@ class MlxChatApp(App[int]):
         self._collector = CollectorPolicy()
         self._switching = SwitchIntervalPolicy()
         self.lexer_warmup = LexerWarmup()
-        """Builds the common fence languages' lexers on its own thread after the first frame, so the first code
+        """Builds the common fence languages' lexers on its own thread once a model has loaded, so the first code
         block of an answer does not pay Pygments' setup on the UI thread (issue 11)."""
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
@@ -140,6 +140,9 @@ class MlxChatApp(App[int]):
         """Called on the engine's owner thread: enqueue on the chat screen and return at once."""
         if isinstance(event, ModelLoaded):
             self._collector.settle()  # the model's objects leave every later collection
+            # Started on the UI thread (`call_later` posts, never blocks): the engine is idle now, and no answer
+            # can have started yet; during the load the warm-up would compete with the engine's imports.
+            self.call_later(self.lexer_warmup.start)
         self.chat.post_message(EngineEvent(event))
 
     def get_default_screen(self) -> Screen:
@@ -160,7 +163,6 @@ class MlxChatApp(App[int]):
         self.engine.start()
         if self._load_model:
             self.chat.load_model(self.model_spec)
-        self.lexer_warmup.start()
 
     @on(ChatScreen.ModelPicked)
     def _model_picked(self, message: ChatScreen.ModelPicked) -> None:

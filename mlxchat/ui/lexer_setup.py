@@ -9,8 +9,11 @@ Python, `re` compiling and `regexopt` building word lists), plus importing its m
 fence language Pygments does not know has a first-time cost of its own: the lookup falls through to the plug-in
 lexers, and the first scan of the installed packages' entry points (`importlib.metadata`, cached after) takes 15–20 ms.
 
-`LexerWarmup` pays this after the first frame on a thread of its own, for the languages answers use most, Python
-first; `prepare_lexer` is the one place a lexer is first built, whichever thread gets there first.
+`LexerWarmup` pays this on a thread of its own for the languages answers use most, Python first, once the model has
+loaded: the engine is idle then and the user is still to press Enter (a prompt sent during the load is refused), so
+it delays neither the first frame nor the load (started after the first frame, it competed with the engine's
+`import mlx_lm` for the GIL: BENCHMARKS.md). `prepare_lexer` is the one place a lexer is first built, whichever
+thread gets there first.
 
 Thread safety. What the setup fills, and why building it on another thread is safe:
 
@@ -92,10 +95,10 @@ def highlight_guarded(code: str, language: str, ansi: bool, dark: bool) -> Conte
 
 
 class LexerWarmup:
-    """A thread that prepares the lexers of `WARM_LANGUAGES`, started after the app's first frame.
+    """A thread that prepares the lexers of `WARM_LANGUAGES`, started once (the app starts it when a model loads).
 
     `close` asks it to stop after the language it is building and waits for it, so quitting at once leaves no
-    thread behind (at most one build, ~30 ms, is waited for)."""
+    thread behind (at most one build, ~30 ms, is waited for); a `start` after `close` starts nothing."""
 
     join_timeout_s = 2.0
 
@@ -108,7 +111,7 @@ class LexerWarmup:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None or self._stopping.is_set():
             return
         self._thread = threading.Thread(target=self._run, name="mlxchat-lexer-warmup", daemon=True)
         self._thread.start()

@@ -1,5 +1,5 @@
-"""Pygments' lexer setup for code fences is paid after the first frame on a thread of its own (`LexerWarmup`), so
-the first code block of an answer builds no lexer on the UI thread; quitting at once stops the warm-up cleanly.
+"""Pygments' lexer setup for code fences is paid on a thread of its own once the model has loaded (`LexerWarmup`),
+so the first code block of an answer builds no lexer on the UI thread; quitting at once stops the warm-up cleanly.
 
 Each test runs a fresh interpreter: lexer classes and modules are built once per process, so in this one an earlier
 test may have built them already."""
@@ -45,10 +45,12 @@ FIRST_FENCE = textwrap.dedent(
 
     async def user(pilot):
         engine = holder["engine"]
+        await until(pilot, lambda: bool(engine.submitted), 30, "the load request")
+        result["lexers_before_the_load"] = "pygments.lexers" in sys.modules
+        await loaded_scene(pilot, engine)
         warmup = getattr(app, "lexer_warmup", None)
         if warmup is not None:
             await until(pilot, warmup.done.is_set, 60, "the lexer warm-up")
-        await loaded_scene(pilot, engine)
         await ask(pilot)
         modules, built = set(sys.modules), len(builds)
         play_answer_start(engine, TEXT, 20)
@@ -78,6 +80,7 @@ def test_the_first_fence_after_the_warm_up_builds_no_lexer_on_the_ui_thread():
     result = run_script(FIRST_FENCE, str(TESTS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     found = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert found["lexers_before_the_load"] is False  # the warm-up waits for the model: the load goes first
     assert found["new_pygments_modules"] == []
     assert found["builds_at_the_fence"] == []
     assert ["PythonLexer", "mlxchat-lexer-warmup"] in found["builds"]
@@ -112,8 +115,8 @@ QUIT_AT_ONCE = textwrap.dedent(
 
 
 def test_quitting_at_once_stops_the_warm_up_and_leaves_no_thread(tiny_model):
-    """The real app and engine: Ctrl+Q as soon as the warm-up has started (the model still loading). The app exits
-    0, the warm-up thread has ended by then, and nothing is printed to stderr."""
+    """The real app and engine: Ctrl+Q as soon as the warm-up has started (the model just loaded). The app exits 0,
+    the warm-up thread has ended by then, and nothing is printed to stderr."""
     result = run_script(QUIT_AT_ONCE, str(tiny_model))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "exit 0 running at quit [True] left [] error None" in result.stdout

@@ -1,0 +1,149 @@
+"""What the lexer warm-up (issue 11, `mlxchat/ui/lexer_setup.py`) buys and costs, each side alternating run by run.
+
+    python benchmarks/lexer_warmup.py fence --rounds 8
+    python benchmarks/lexer_warmup.py launch --rounds 8 --model /tmp/tiny before=/tmp/before after=.
+
+`fence`: a fresh interpreter per run runs the real app (the staged engine from tests/staged.py: a random-weight
+model writes no code fence) and, once the model has loaded and the warm-up is done (or with it switched off), streams an answer whose first
+fence is Python; prints the UI thread's CPU in the code view's first append (the first line's highlight), and in
+its second, for each side.
+
+`launch`: launch -> first frame and launch -> model ready of two source trees (`python -m mlxchat --model M` in a
+pseudo-terminal, bytecode cached, empty config and data folders), alternating launch by launch after one untimed
+launch per side; Ctrl+Q once the model is ready (and so the warm-up has started: it follows the load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+FENCE_RUN = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    warm = sys.argv[2] == "on"
+    from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    from mlxchat.engine import TextDelta
+    from mlxchat.ui.app import make_app
+    from mlxchat.ui.lexer_setup import LexerWarmup
+
+    if not warm:
+        LexerWarmup.start = lambda self: self.done.set()
+    from mlxchat.ui.widgets.code_stream import CodeStream
+
+    appends = []
+    original = CodeStream.append_lines
+
+    def timed(self, lines, partial):
+        started = time.thread_time()
+        original(self, lines, partial)
+        appends.append((time.thread_time() - started) * 1000)
+
+    CodeStream.append_lines = timed
+    holder = {}
+
+    def factory(sink):
+        holder["engine"] = StagedEngine(sink)
+        return holder["engine"]
+
+    app = make_app(engine_factory=factory, animate=False)
+    LINES = ["def add(a, b):", "    return a + b", "", "print(add(1, 2))"]
+
+    async def user(pilot):
+        engine = holder["engine"]
+        await loaded_scene(pilot, engine)
+        await until(pilot, app.lexer_warmup.done.is_set, 60, "the warm-up")
+        await ask(pilot)
+        text = "Here it is:\\n\\n```python\\n" + LINES[0] + "\\n"
+        play_answer_start(engine, text, 10)
+        await until(pilot, lambda: len(appends) >= 1, 30, "the first append")
+        for line in LINES[1:]:
+            text += line + "\\n"
+            engine.emit(TextDelta(engine.last_request_id, line + "\\n", 1))
+        await until(pilot, lambda: len(appends) >= 2, 30, "the second append")
+        play_answer_end(engine, text, 20)
+        await until(pilot, lambda: not app.chat.busy, 30, "the answer's end")
+        app.exit(0)
+
+    app.run(headless=True, auto_pilot=user, size=(100, 30))
+    print("RESULT " + json.dumps(appends[:2]), flush=True)
+    """
+)
+
+
+def fence(rounds: int) -> None:
+    numbers: dict[str, list[list[float]]] = {"off": [], "on": []}
+    for index in range(rounds):
+        for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
+            result = subprocess.run(
+                [sys.executable, "-c", FENCE_RUN, str(TESTS), side], capture_output=True, text=True, timeout=300
+            )
+            if result.returncode != 0 or "RESULT " not in result.stdout:
+                raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
+            numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    for side, runs in numbers.items():
+        first, second = [run[0] for run in runs], [run[1] for run in runs]
+        print(f"warm-up {side}: first append (first line) median {statistics.median(first):.2f} ms "
+              f"[{min(first):.2f}-{max(first):.2f}], second median {statistics.median(second):.2f} ms, "
+              f"n={len(runs)}: {' '.join(f'{v:.1f}' for v in first)}")
+
+
+def launch(rounds: int, model: str, sides: dict[str, str]) -> None:
+    from mlxchat.bench.pty_app import CTRL_Q, PtyApp, mlxchat_command
+    from mlxchat.bench.ui_probes import WELCOME_TEXT
+
+    first: dict[str, list[float]] = {name: [] for name in sides}
+    ready: dict[str, list[float]] = {name: [] for name in sides}
+    with tempfile.TemporaryDirectory(prefix="mlxchat-warmup-") as tmp:
+        for round_index in range(-1, rounds):
+            for name in list(sides) if round_index % 2 == 0 else list(reversed(sides)):
+                env = {
+                    "PYTHONPATH": os.pathsep.join([str(Path(sides[name]).resolve()), os.environ.get("PYTHONPATH", "")]),
+                    "MLXCHAT_CONFIG_DIR": f"{tmp}/config-{name}-{round_index}",
+                    "MLXCHAT_DATA_DIR": f"{tmp}/data-{name}-{round_index}",
+                    "PYTHONDONTWRITEBYTECODE": "",
+                    "PYTHONPYCACHEPREFIX": f"{tmp}/bytecode",
+                }
+                with PtyApp(mlxchat_command("--model", model), env=env, columns=100, rows=32, cwd=Path(tmp)) as app:
+                    first_s = app.wait_for(WELCOME_TEXT, 60) - app.started_at
+                    ready_s = app.wait_for("● ready", 300) - app.started_at
+                    app.send(CTRL_Q)
+                    app.wait(60)
+                if round_index >= 0:
+                    first[name].append(first_s * 1000)
+                    ready[name].append(ready_s * 1000)
+    for label, values in (("first frame", first), ("model ready", ready)):
+        for name, times in values.items():
+            print(f"{name} launch -> {label}: median {statistics.median(times):.0f} ms, min {min(times):.0f}, "
+                  f"max {max(times):.0f}, n={len(times)}: {' '.join(f'{v:.0f}' for v in times)}")
+        a, b = values
+        print(f"  {b} / {a} (medians): {statistics.median(values[b]) / statistics.median(values[a]):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("fence", "launch"))
+    parser.add_argument("sides", nargs="*", metavar="NAME=FOLDER", help="launch: two source trees to compare")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--model", help="launch: the model to load")
+    args = parser.parse_intermixed_args()
+    if args.mode == "fence":
+        fence(args.rounds)
+    else:
+        if len(args.sides) != 2 or not args.model:
+            parser.error("launch takes --model and two NAME=FOLDER sides")
+        launch(args.rounds, args.model, dict(side.split("=", 1) for side in args.sides))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,14 @@
 """Provides `ThinkingBlock`: a reasoning model's thinking, shown above its answer.
 
 While the model thinks the block is live at once: dim, streaming the newest lines, with the time so far and the
-tokens. Thinking is drawn at the answer's frame budget (`FrameBudget`): the first piece at once, later pieces
-coalesced into at most one draw per frame interval, and the end of thinking (its end, a stop, an error, the
-answer's first text) at once and whole. A thinking model at 300 tok/s otherwise cost a screen update per engine
-batch (~30 a second), each holding the GIL the engine's thread needs (issue 11). When the answer starts it collapses to one line ("▸ Thought for 12.4 s · 380 tokens") that a click or the
+tokens. When the answer starts it collapses to one line ("▸ Thought for 12.4 s · 380 tokens") that a click or the
 show-thinking key expands again. An answer stopped while thinking keeps its thinking open, and a thinking cut by
 the budget says so. The block owns this state; `MessageView` only tells it that the turn changed.
+
+Live thinking is drawn at the answer's frame budget (`FrameBudget`): the first piece at once, later pieces
+coalesced into at most one draw per frame interval, and the end of thinking (ThinkingDone, a stop, an error, the
+answer's first text) at once and whole. Drawn per piece, a thinking model at 300 tok/s cost a screen update per
+engine batch (~30 a second), each holding the GIL the engine's owner thread needs (issue 11).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ imports this module with `tests/` on its path: it is test code, not part of the 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +25,7 @@ from mlxchat.engine import (
     ModelLoaded,
     ModelLoading,
     PrefillProgress,
+    Silence,
     Started,
     Stats,
     TextDelta,
@@ -46,6 +47,15 @@ VISION_INFO = ModelInfo(
     quantization="4-bit",
     size_bytes=180_000_000,
     context_size=8192,
+)
+REMOTE_INFO = ModelInfo(
+    name="qwen3-8b",
+    path="qwen3-8b",
+    kind="remote",
+    quantization="",
+    size_bytes=0,
+    context_size=8192,
+    endpoint="http://127.0.0.1:8080/v1",
 )
 
 ANSWER = (
@@ -264,6 +274,19 @@ async def reading_elsewhere_scene(pilot, engine: StagedEngine) -> None:
     await streaming_scene(pilot, engine)
     await pilot.press("ctrl+n")
     await until(pilot, lambda: pilot.app.chat.status.answering_in is not None, what="the new chat")
+
+
+async def silent_server_scene(pilot, engine: StagedEngine) -> None:
+    """Half an answer from a server that has said nothing more for 4 s (a remote engine reports no memory)."""
+    await loaded_scene(pilot, engine, REMOTE_INFO)
+    await ask(pilot)
+    rid = engine.last_request_id
+    engine.phase = "generating"
+    engine.emit(Started(rid, 42, 0, "text"))
+    engine.emit(TextDelta(rid, half_of(ANSWER), 24))
+    engine.emit(replace(stats_for(rid, 24), peak_memory_bytes=0))
+    engine.emit(Silence(rid, 4.2))
+    await until(pilot, lambda: pilot.app.chat.status.silent_s is not None, what="the silence")
 
 
 async def answered_scene(pilot, engine: StagedEngine) -> None:

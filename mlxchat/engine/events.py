@@ -142,6 +142,16 @@ class ThinkingDone(Event):
 
 
 @dataclass(frozen=True)
+class Silence(Event):
+    """The answer has had no new text or thinking for `seconds`: a server gone quiet mid-answer (a stall, a slow
+    tool, a queue). Sent from a second of silence on, at most once a second while it lasts, so the UI can say
+    it is waiting rather than show a rate as if tokens still flowed; the next `TextDelta` or `ThinkingDelta`
+    ends it. Only a producer that can go silent sends it (the remote backend), never before the first token."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Stats(Event):
     """Measured on the owner thread. Emitted while generating (latest value wins) and once at the end."""
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from .batching import BATCH_INTERVAL_S, TextBatcher
 from .control import RequestControl
-from .events import Event, FinishReason, Stats, TextDelta, ThinkingDelta, ThinkingDone
+from .events import Event, FinishReason, Silence, Stats, TextDelta, ThinkingDelta, ThinkingDone
 from .requests import ChatRequest
 from .thinking import ThinkingSplitter
 
@@ -27,7 +27,11 @@ THOUGHT = -1
 
 QUIET = -2
 """The token id of a step that carries nothing: the producer has had nothing new for a batch interval (a server
-gone silent), so text waiting in the batch goes out now. Not a token: counted nowhere."""
+gone silent), or only something that is not text (a keep-alive), so text waiting in the batch goes out now. Not a
+token: counted nowhere."""
+
+SILENCE_NOTICE_S = 1.0
+"""After this long without text mid-answer, and then at most this often, `decode` says so with a `Silence`."""
 
 
 class Decoded(NamedTuple):
@@ -106,7 +110,8 @@ def decode(
 
     A producer that can go silent for long (a server) yields `("", QUIET)` while it waits, at least once per
     batch interval: text read just before a silence then reaches the consumer within the interval, not when the
-    next piece comes.
+    next piece comes. Once the answer has begun, a silence of `SILENCE_NOTICE_S` is told with a `Silence`, and
+    again at most once per `SILENCE_NOTICE_S` while it lasts.
 
     The cancel flag is read after every step, so a cancel lands within one decode step. When `steps` simply
     runs out the reason is "length"; a caller whose steps end for other reasons (a server's finish reason)
@@ -149,6 +154,8 @@ def decode(
         emit(ThinkingDone(request_id, thought_before + clock.reasoning_tokens, now - thinking_since, cut))
 
     last_stats = time.perf_counter()
+    last_step_at: float | None = None  # when the last text (or thinking) step came
+    silence_told_at: float | None = None  # when the current silence was last told, None while text flows
     reason: FinishReason = "length"
     iterator: Iterator[tuple[str, int]] = iter(steps)
     try:
@@ -159,8 +166,14 @@ def decode(
                 if control.cancelled:
                     reason = "cancelled"
                     break
+                now = time.perf_counter()
+                if last_step_at is not None and now - last_step_at >= SILENCE_NOTICE_S:
+                    if silence_told_at is None or now - silence_told_at >= SILENCE_NOTICE_S:
+                        silence_told_at = now
+                        emit(Silence(request_id, now - last_step_at))
                 continue
             now = time.perf_counter()
+            last_step_at, silence_told_at = now, None
             if clock.first_token_at is None:
                 clock.first_token_at = now
                 on_first_token()

@@ -10,6 +10,8 @@ The chat screen calls them and hands the result to the `StatusBar`, which only d
 - Events for a request the screen is not waiting on (a late event after a restart, say) change the model facts
   (loaded model, memory, context) at most, never the phase.
 - Stats, whether streamed or carried by `Finished`, update the numbers the same way (`with_stats`).
+- While a server is silent mid-answer (`Silence`), the pane says how long it has waited instead of a rate, as if
+  tokens still flowed; the next text or thinking ends it (`silent_s`).
 - The context meter warns from 80 % of the model's context and again from 95 % (`context_warning`), and says
   how many turns the overflow policy left out of the model's view (a `ContextWindow`).
 """
@@ -30,6 +32,7 @@ from mlxchat.engine import (
     ModelLoading,
     ModelUnloaded,
     PrefillProgress,
+    Silence,
     Started,
     Stats,
     TextDelta,
@@ -83,6 +86,9 @@ class EngineStatus:
     """The title of the conversation the awaited answer belongs to, when the reader is looking at another one."""
     turns_out_of_view: int = 0
     """Messages of the conversation the overflow policy left out of the last prompt (they stay in history)."""
+    silent_s: float | None = None
+    """How long the awaited answer has had no new text (a server gone quiet mid-answer), as the engine last told
+    it; None while text flows."""
 
     @property
     def context_warning(self) -> ContextWarning | None:
@@ -143,7 +149,7 @@ def load_requested(status: EngineStatus, label: str, now: float | None = None) -
 def answer_requested(status: EngineStatus, answering_in: str | None = None) -> EngineStatus:
     """A chat request was accepted: prefill starts, and the token count starts from zero."""
     return status.with_phase(
-        "prefill", detail="", prefill_done=0, prefill_total=0, tokens=0, answering_in=answering_in
+        "prefill", detail="", prefill_done=0, prefill_total=0, tokens=0, answering_in=answering_in, silent_s=None
     )
 
 
@@ -217,9 +223,15 @@ def after_event(
         case PrefillProgress() if ours and not draining:
             return status.with_phase("prefill", prefill_done=event.done, prefill_total=event.total)
         case ThinkingDelta() if ours and awaited.kind == "chat":
-            return status if draining else status.with_phase("thinking", tokens=status.tokens + event.tokens)
+            if draining:
+                return status
+            return status.with_phase("thinking", tokens=status.tokens + event.tokens, silent_s=None)
         case TextDelta() if ours and awaited.kind == "chat":
-            return status if draining else status.with_phase("generating", tokens=status.tokens + event.tokens)
+            if draining:
+                return status
+            return status.with_phase("generating", tokens=status.tokens + event.tokens, silent_s=None)
+        case Silence() if ours and awaited.kind == "chat" and status.phase in ("thinking", "generating"):
+            return replace(status, silent_s=event.seconds)
         case Stats():
             return status.with_stats(event)
         case Draining() if ours and not draining:  # the engine stopped it on its own (the cancel key sets it first)
@@ -232,7 +244,7 @@ def after_event(
 def _after_finished(status: EngineStatus, event: Finished, awaited: Awaited, keys: AnswerKeys) -> EngineStatus:
     if event.stats is not None:
         status = status.with_stats(event.stats)
-    elsewhere, status = status.answering_in, replace(status, answering_in=None)
+    elsewhere, status = status.answering_in, replace(status, answering_in=None, silent_s=None)
     if awaited.kind == "chat" and elsewhere is not None:  # the reader is in another conversation: say which one,
         ended = _ended(status, event, awaited, keys=None)  # without keys, which would act on the one on screen
         return replace(ended, detail=f"in '{elsewhere}': {ended.detail or 'answered, and saved'}")

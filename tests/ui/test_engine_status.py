@@ -11,8 +11,10 @@ from mlxchat.engine import (
     ModelLoading,
     ModelUnloaded,
     PrefillProgress,
+    Silence,
     Started,
     TextDelta,
+    ThinkingDelta,
 )
 from mlxchat.ui.engine_status import (
     AnswerKeys,
@@ -140,3 +142,20 @@ def test_an_answer_in_a_conversation_the_reader_left_says_where_it_is_and_where_
     stopped = run(status, Finished("chat-1", "cancelled"))
     assert stopped.detail == "in 'France trivia': after 2 tokens", "no keys: they would act on the chat on screen"
     assert reading_elsewhere(status, None).answering_in is None, "back in the answering conversation"
+
+
+def test_a_silent_server_is_waited_for_until_text_comes_again():
+    """A `Silence` mid-answer replaces the rate with how long the server has been quiet; the next text or thinking
+    ends it, and so does the answer's end. Before the answer, while draining or for another request, it is ignored."""
+    status = run(answer_requested(ready()), TextDelta("chat-1", "a", 1), stats_for("chat-1", 24))
+    status = run(status, Silence("chat-1", 1.02))
+    assert (status.phase, status.silent_s, status.tokens_per_s) == ("generating", 1.02, 48.2)
+    status = run(status, Silence("chat-1", 2.03), Silence("other", 9.0))
+    assert status.silent_s == 2.03
+    assert run(status, TextDelta("chat-1", "b", 1)).silent_s is None
+    assert run(status, ThinkingDelta("chat-1", "hm", 1)).silent_s is None
+    assert run(status, Finished("chat-1", "stop")).silent_s is None
+    assert answer_requested(status).silent_s is None
+    assert run(answer_requested(ready()), Silence("chat-1", 1.0)).silent_s is None  # prefill: no answer yet
+    draining = cancel_requested(run(answer_requested(ready()), TextDelta("chat-1", "a", 1)), "cancel", now=5.0)
+    assert run(draining, Silence("chat-1", 1.0)).silent_s is None

@@ -85,7 +85,9 @@ class StreamReader:
     def segments(self, response: httpx.Response) -> Iterator[tuple[str, int]]:
         """(text, 0) for each piece of answer text and (text, `THOUGHT`) for each piece of reasoning the server
         sends apart (`delta.reasoning` or `delta.reasoning_content`); the token id is unknown over HTTP and never
-        an end token. `("", QUIET)` each time `quiet_after_s` passes with nothing from the server."""
+        an end token. `("", QUIET)` each time `quiet_after_s` passes with nothing from the server, and for each
+        event that carries no text (a keep-alive, a role, usage), so a server that keeps the connection alive
+        without answering is still seen to be silent."""
         try:
             with closing(_EventPump(response).events(self._quiet_after_s)) as events:
                 yield from self._steps(events)
@@ -123,7 +125,8 @@ class StreamReader:
                     "keep-alives (idle timeout); stopped waiting."
                 )
                 return
-            if event.data is None:  # a keep-alive: a chance to see the cancel flag and the idle clock
+            if event.data is None:  # a keep-alive: a chance to see the cancel flag, the idle clock and a silence
+                yield "", QUIET
                 continue
             if event.data.strip() == DONE:
                 self.done = True
@@ -150,6 +153,8 @@ class StreamReader:
                 yield update.reasoning, THOUGHT
             if update.content:
                 yield update.content, 0
+            if not (update.reasoning or update.content):  # a role, usage, a finish: no text, the silence goes on
+                yield "", QUIET
 
     def apply_usage(self, clock: TurnClock) -> None:
         """Put the server's token counts (when it sent them) in place of the ones counted from the stream.

@@ -7,14 +7,16 @@ says where the answer goes ("answering in 'France trivia'").
 Draining has its own colour and a spinner with the time since the cancel key, because "I pressed Esc and it is
 still going" is the moment a user most needs to see the truth. The context meter on the right turns to the
 warning colour from 80 % of the model's context and to the error colour from 95 % (classes `-context-filling` and
-`-context-full`), and says how many turns are out of the model's view. The clock is injected so snapshot tests show a
-fixed elapsed time, and animation can be switched off for them.
+`-context-full`), and says how many turns are out of the model's view. While a server is silent mid-answer, the
+rate gives way to "waiting for 127.0.0.1:8080 · 4 s": a rate left standing would say tokens still flow. The clock
+is injected so snapshot tests show a fixed elapsed time, and animation can be switched off for them.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Callable
+from urllib.parse import urlsplit
 
 from rich.cells import cell_len
 from textual.app import ComposeResult
@@ -23,6 +25,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Label
 
+from mlxchat.engine import ModelInfo
 from mlxchat.terminal_text import visible
 
 from ..attachment_files import human_size
@@ -174,6 +177,8 @@ class StatusBar(Horizontal):
     def detail_text(self) -> str:
         status = self.status
         if status.phase in ("thinking", "generating") and not status.detail:
+            if status.silent_s is not None:
+                return f" {status.tokens} tokens · waiting for {server_name(status.model)} · {int(status.silent_s)} s"
             rate = f" · {status.tokens_per_s:.1f} tok/s" if status.tokens_per_s else ""
             return f" {status.tokens} tokens{rate}"
         if status.phase == "loading" and status.progress is not None:
@@ -211,6 +216,14 @@ def fit_model_facts(facts: str, room: int) -> str:
         if cell_len(text) <= room:
             return text
     return ""
+
+
+def server_name(model: ModelInfo | None) -> str:
+    """The answering server as the status names it: its host and port ("the server" for none known)."""
+    endpoint = model.endpoint if model is not None else None
+    if not endpoint:
+        return "the server"
+    return urlsplit(endpoint).netloc or endpoint
 
 
 def _shortened(title: str, limit: int = 24) -> str:

@@ -98,3 +98,40 @@ def test_keep_alives_are_silence_too(fake_server, remote_engines, event_log):
     assert engine.cancel(request.request_id)
     finished = event_log.finished(request.request_id, timeout_s=5)
     assert (finished.reason, finished.text) == ("cancelled", "Once upon")
+
+
+async def test_the_status_pane_waits_for_a_silent_server_then_shows_the_rate_again(fake_server, tmp_path):
+    """The real app on the remote engine: during the stall the status pane says how long it has waited for the
+    server, and once text comes again it shows the tokens and rate."""
+    from mlxchat.engine.remote import remote_engine_factory
+    from mlxchat.settings import ChatSettings
+    from mlxchat.store import History
+    from mlxchat.ui.app import make_app
+    from mlxchat.ui.widgets.status import StatusBar
+
+    scenario = PausingStream()
+    fake_server.chat = scenario
+    app = make_app(
+        engine_factory=remote_engine_factory(fake_server.url, None, "model-b"),
+        model="model-b",
+        history=History(tmp_path),
+        chat_settings=ChatSettings(temperature=0.0, model="model-b"),
+    )
+    host = fake_server.url.split("//", 1)[1].split("/", 1)[0]
+    async with app.run_test(size=(120, 30)) as pilot:
+        bar = app.chat.query_one(StatusBar)
+        await until(pilot, lambda: app.chat.model is not None and not app.chat.busy, "the model")
+        await pilot.press(*"A story", "enter")
+        await until(pilot, lambda: f"waiting for {host} · 1 s" in bar.detail_text(), "the first notice")
+        assert scenario.resumed_at is None
+        await until(pilot, lambda: f"waiting for {host} · 2 s" in bar.detail_text(), "the second notice")
+        await until(pilot, lambda: scenario.resumed_at is not None and "waiting" not in bar.detail_text(), "the text")
+        await until(pilot, lambda: not app.chat.busy, "the end")
+        assert "waiting" not in bar.detail_text()
+
+
+async def until(pilot, condition, what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)

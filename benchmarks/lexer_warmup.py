@@ -2,11 +2,16 @@
 
     python benchmarks/lexer_warmup.py fence --rounds 8
     python benchmarks/lexer_warmup.py launch --rounds 8 --model /tmp/tiny before=/tmp/before after=.
+    python benchmarks/lexer_warmup.py answer --rounds 8 --model /tmp/tiny
 
 `fence`: a fresh interpreter per run runs the real app (the staged engine from tests/staged.py: a random-weight
 model writes no code fence) and, once the model has loaded and the warm-up is done (or with it switched off), streams an answer whose first
 fence is Python; prints the UI thread's CPU in the code view's first append (the first line's highlight), and in
 its second, for each side.
+
+`answer`: the worst case for the warm-up's own cost: the real app and engine, the prompt sent the moment the model
+has loaded (so the warm-up runs beside the answer's start); the time from the load (as the app saw it) to the answer's
+first text and to its end (`--tokens`), warm-up on and off; the warm-up's thread CPU, and when it began and ended.
 
 `launch`: launch -> first frame and launch -> model ready of two source trees (`python -m mlxchat --model M` in a
 pseudo-terminal, bytecode cached, empty config and data folders), alternating launch by launch after one untimed
@@ -81,6 +86,86 @@ FENCE_RUN = textwrap.dedent(
 )
 
 
+ANSWER_RUN = textwrap.dedent(
+    """
+    import json, sys, time
+    from mlxchat.engine import Engine, Finished, TextDelta
+    from mlxchat.settings import ChatSettings
+    from mlxchat.ui.app import make_app
+    from mlxchat.ui.lexer_setup import LexerWarmup
+
+    model, warm, tokens = sys.argv[1], sys.argv[2] == "on", int(sys.argv[3])
+    cpu = []
+    original = LexerWarmup._run
+
+    def timed(self):
+        started, began = time.thread_time(), time.perf_counter()
+        original(self)
+        cpu.append(((time.thread_time() - started) * 1000, began, time.perf_counter()))
+
+    LexerWarmup._run = timed
+    if not warm:
+        LexerWarmup.start = lambda self: self.done.set()
+    events = []  # (time, event) on the engine's thread, as it emits them
+
+    def factory(sink):
+        def tee(event):
+            events.append((time.perf_counter(), event))
+            sink(event)
+
+        return Engine(tee)
+
+    settings = ChatSettings(temperature=0.0, max_tokens=tokens, model=model)
+    app = make_app(model=model, engine_factory=factory, chat_settings=settings, animate=False)
+    result = {}
+
+    async def until(pilot, condition, timeout_s=120.0):
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            await pilot.pause(0.002)
+
+    async def user(pilot):
+        await until(pilot, lambda: app.chat.model is not None and not app.chat.busy)
+        loaded = time.perf_counter()
+        count = len(events)
+        await pilot.press(*"code", "enter")
+        await until(pilot, lambda: any(isinstance(event, Finished) for _, event in events[count:]))
+        await until(pilot, app.lexer_warmup.done.is_set)
+        if cpu:
+            result["warm_cpu_ms"] = cpu[0][0]
+            result["warm_start_ms"], result["warm_end_ms"] = ((at - loaded) * 1000 for at in cpu[0][1:])
+        mine = events[count:]
+        first = next(at for at, event in mine if isinstance(event, TextDelta))
+        end = next(at for at, event in mine if isinstance(event, Finished))
+        result["first_text_ms"] = (first - loaded) * 1000
+        result["answer_ms"] = (end - loaded) * 1000
+        app.exit(0)
+
+    app.run(headless=True, auto_pilot=user, size=(100, 30))
+    print("RESULT " + json.dumps(result), flush=True)
+    """
+)
+
+
+def answer(rounds: int, model: str, tokens: int) -> None:
+    numbers: dict[str, list[dict]] = {"off": [], "on": []}
+    for index in range(rounds):
+        for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
+            result = subprocess.run(
+                [sys.executable, "-c", ANSWER_RUN, model, side, str(tokens)], capture_output=True, text=True, timeout=300
+            )
+            if result.returncode != 0 or "RESULT " not in result.stdout:
+                raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
+            numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    for side, runs in numbers.items():
+        line = f"warm-up {side}, n={len(runs)}:"
+        for key in ("first_text_ms", "answer_ms") + (("warm_cpu_ms", "warm_start_ms", "warm_end_ms") if side == "on" else ()):
+            values = [run[key] for run in runs]
+            line += f" {key} median {statistics.median(values):.0f} [{min(values):.0f}-{max(values):.0f}];"
+        print(line)
+
+
 def fence(rounds: int) -> None:
     numbers: dict[str, list[list[float]]] = {"off": [], "on": []}
     for index in range(rounds):
@@ -132,13 +217,18 @@ def launch(rounds: int, model: str, sides: dict[str, str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("fence", "launch"))
+    parser.add_argument("mode", choices=("fence", "answer", "launch"))
     parser.add_argument("sides", nargs="*", metavar="NAME=FOLDER", help="launch: two source trees to compare")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--model", help="launch: the model to load")
+    parser.add_argument("--model", help="launch, answer: the model to load")
+    parser.add_argument("--tokens", type=int, default=300, help="answer: the answer's length in tokens")
     args = parser.parse_intermixed_args()
     if args.mode == "fence":
         fence(args.rounds)
+    elif args.mode == "answer":
+        if not args.model:
+            parser.error("answer takes --model")
+        answer(args.rounds, args.model, args.tokens)
     else:
         if len(args.sides) != 2 or not args.model:
             parser.error("launch takes --model and two NAME=FOLDER sides")

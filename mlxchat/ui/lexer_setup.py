@@ -25,14 +25,15 @@ Thread safety. What the setup fills, and why building it on another thread is sa
 - a lexer class's token table (`cls._tokens`, `_all_tokens`, `_tmpname`): **not** safe to build twice at once.
   `RegexLexerMeta.__call__` resets `_tmpname` and `_all_tokens` before building, and names combined states with the
   counter, so a second thread starting the same class's build can make the first reuse a state name and keep a
-  wrong table for the life of the process. So every first build runs under `_SETUP_LOCK`: `prepare_lexer` takes it
-  for a language not yet prepared, and a fence without a language (whose lexer Pygments guesses, building any
-  class) is highlighted holding it (`highlight_guarded`). Once built, a table is only read.
+  wrong table for the life of the process. So a named language's first build runs under `_SETUP_LOCK`
+  (`prepare_lexer`, called by `highlight_guarded` before Textual's highlight); once built, a table is only read.
 
 A thread that needs a language while the warm-up builds another waits for that one build (a few ms, 30 at most), and
-while it waits it does not hold the GIL. Lexers that tokenize embedded code with another lexer (Markdown's code
-blocks, HTML's scripts) build that one while tokenizing, outside the lock: a race that was there before, for
-classes the warm-up has mostly built already.
+while it waits it does not hold the GIL. Two first builds stay outside the lock, as they were before: a fence without
+a language, whose lexer Pygments guesses (the guess imports every lexer module the first time, 230 ms, and then costs
+4–16 ms for 100–500 lines: holding the lock for it would let it stall the UI thread), and lexers that tokenize
+embedded code with another lexer (Markdown's code blocks, HTML's scripts). Both race only with a build of the same
+class at the same moment, and the commonest classes are built by the warm-up before any answer.
 """
 
 from __future__ import annotations
@@ -84,14 +85,11 @@ def prepare_lexer(language: str) -> None:
 
 
 def highlight_guarded(code: str, language: str, ansi: bool, dark: bool) -> Content:
-    """Textual's fence highlight (`MarkdownFence.highlight`), with the lexer's first build made safe to share."""
+    """Textual's fence highlight (`MarkdownFence.highlight`), a named language's lexer built first, under the lock."""
     from textual.widgets._markdown import MarkdownFence
 
-    if language:
-        prepare_lexer(language)
-        return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
-    with _SETUP_LOCK:  # Pygments guesses the language, and may build any lexer class
-        return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
+    prepare_lexer(language)
+    return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
 
 
 class LexerWarmup:

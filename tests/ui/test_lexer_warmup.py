@@ -121,3 +121,38 @@ def test_quitting_at_once_stops_the_warm_up_and_leaves_no_thread(tiny_model):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "exit 0 running at quit [True] left [] error None" in result.stdout
     assert result.stderr == ""
+
+
+ONE_BUILD = textwrap.dedent(
+    """
+    import threading, time
+    from pygments.lexer import RegexLexerMeta
+    from mlxchat.ui.lexer_setup import highlight_guarded, prepare_lexer
+
+    starts = []
+    original = RegexLexerMeta.__call__
+
+    def slow_first_build(cls, *args, **kwargs):
+        if "_tokens" not in cls.__dict__:
+            starts.append(cls.__name__)
+            time.sleep(0.05)  # widen the window in which a second thread could start the same build
+        return original(cls, *args, **kwargs)
+
+    RegexLexerMeta.__call__ = slow_first_build
+    threads = [threading.Thread(target=prepare_lexer, args=("rust",)) for _ in range(3)]
+    threads.append(threading.Thread(target=highlight_guarded, args=("fn main() {}", "rust", False, True)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    print("builds", starts.count("RustLexer"), flush=True)
+    """
+)
+
+
+def test_a_lexer_class_is_built_once_when_threads_ask_for_it_together():
+    """The warm-up thread, the UI thread and the block highlighter's worker may want the same language at once;
+    its token table is built by one of them (two builds at once can leave a wrong table: lexer_setup's docstring)."""
+    result = run_script(ONE_BUILD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "builds 1" in result.stdout

@@ -64,7 +64,7 @@ LOADED_AFTER_THE_FIRST_FRAME = (
     "mlxchat.ui.widgets.message",  # a new chat draws no message: its Markdown comes with the first one
     "textual.widgets._markdown",
     "markdown_it",
-    "pygments.lexers",  # the code fences' lexers are built on a thread of their own after the first frame
+    "pygments.lexers",  # the code fences' lexers are built on a thread of their own once the model has loaded
     "mlx",
     "mlx_lm",
 )

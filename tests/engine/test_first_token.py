@@ -28,14 +28,14 @@ def reference_tokens(model, prompt: list[int], count: int) -> list[int]:
     return [token for token, _ in steps]
 
 
-def engine_tokens(model, tokenizer, prompt: list[int], count: int, chunk: int) -> list[int]:
+def engine_tokens(model, tokenizer, prompt: list[int], count: int, chunk: int, rows: int) -> list[int]:
     """The engine's way: the head prefilled in chunks, then `text_steps` from the tail."""
     from mlx_lm.models.cache import make_prompt_cache
 
     from mlxchat.engine.control import RequestControl
 
     cache = make_prompt_cache(model)
-    tail = generation.first_token_tail(prompt, chunk)
+    tail = generation.first_token_tail(prompt, chunk, rows)
     generation.prefill(
         model, cache, prompt[:-tail], chunker=generation.PrefillChunker(size=chunk),
         control=RequestControl("t", "chat", "prefill"), emit=lambda _event: None, done_before=0, total=len(prompt),
@@ -45,26 +45,37 @@ def engine_tokens(model, tokenizer, prompt: list[int], count: int, chunk: int) -
 
 
 @pytest.mark.parametrize(
-    ("length", "chunk"),
-    [(1, 32), (40, 32), (55, 512), (300, 32), (300, 512)],
-    ids=["one-token", "tail-a-chunk", "tail-all-of-it", "chunks-then-tail", "a-64-token-tail"],
+    ("length", "chunk", "rows"),
+    [(1, 32, 64), (40, 32, 64), (55, 512, 64), (300, 32, 64), (300, 512, 64), (300, 512, 1)],
+    ids=["one-token", "tail-a-chunk", "tail-all-of-it", "chunks-then-tail", "a-64-token-tail", "the-cpu-tail"],
 )
-def test_the_answer_is_what_mlx_lm_chooses(loaded, length, chunk):
+def test_the_answer_is_what_mlx_lm_chooses(loaded, length, chunk, rows):
     model, tokenizer = loaded
     prompt = [(7 * index + 3) % 500 + 1 for index in range(length)]
-    assert engine_tokens(model, tokenizer, prompt, 8, chunk) == reference_tokens(model, prompt, 8)
+    assert engine_tokens(model, tokenizer, prompt, 8, chunk, rows) == reference_tokens(model, prompt, 8)
 
 
 def test_max_tokens_one_is_one_token(loaded):
     model, tokenizer = loaded
     prompt = list(range(1, 20))
-    assert engine_tokens(model, tokenizer, prompt, 1, 32) == reference_tokens(model, prompt, 1)
+    assert engine_tokens(model, tokenizer, prompt, 1, 32, 64) == reference_tokens(model, prompt, 1)
+
+
+def test_the_tail_is_shared_on_cuda_only(monkeypatch):
+    """On the CPU sharing the pass costs more than it saves (see `first_token_rows`)."""
+    assert generation.first_token_tail(list(range(55)), 512) == 1  # this machine: the CPU
+    monkeypatch.setattr(generation, "running_on_cuda", lambda: True)  # as on CUDA (not on this machine)
+    assert generation.first_token_tail(list(range(55)), 512) == 55
+    assert generation.first_token_tail(list(range(300)), 512) == 64
+    assert generation.first_token_tail(list(range(300)), 32) == 32
 
 
 def test_a_follow_up_pays_one_forward_pass_before_its_first_token(loaded_engine, event_log, monkeypatch):
-    """Through the engine: a follow-up whose few new tokens fit the tail runs the model once before its first
-    token (it ran twice: the new tokens but the last, then the last alone)."""
+    """Through the engine, with CUDA's rule: a follow-up whose few new tokens fit the tail runs the model once
+    before its first token (it ran twice: the new tokens but the last, then the last alone)."""
     from mlx_lm.models import llama
+
+    monkeypatch.setattr(generation, "first_token_rows", lambda: generation.FIRST_TOKEN_ROWS)  # CUDA's (see above)
 
     calls: list[int] = []
     original = llama.Model.__call__

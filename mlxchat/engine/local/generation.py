@@ -176,15 +176,30 @@ def continue_text(detokenizer) -> None:
 
 
 FIRST_TOKEN_ROWS = 64
-"""Most of the prompt's last tokens whose forward pass also gives the first answer token (`text_steps`); the
-rest is prefilled in chunks first. Their logits are computed for every row (a model's forward cannot be asked for
-the last row only), so the tail stays short: 64 rows of a 128k vocabulary are 16 MB of bfloat16."""
+"""On CUDA, most of the prompt's last tokens whose forward pass also gives the first answer token (`text_steps`);
+the rest is prefilled in chunks first. Their logits are computed for every row (a model's forward cannot be asked
+for the last row only), so the tail stays short: 64 rows of a 128k vocabulary are 16 MB of bfloat16."""
 
 
-def first_token_tail(prompt_todo: list[int], chunk_size: int) -> int:
-    """How many of the prompt's last uncached tokens `text_steps` runs itself: at most `FIRST_TOKEN_ROWS`, and
-    at most a prefill chunk, which is what keeps a cancel prompt (that forward cannot be interrupted)."""
-    return max(1, min(len(prompt_todo), FIRST_TOKEN_ROWS, chunk_size))
+def first_token_rows() -> int:
+    """How many of the prompt's last tokens may share the first token's forward pass on this device.
+
+    On CUDA a pass over a few dozen rows costs about what one over a single row does (launch-bound), so sharing
+    saves a whole pass before the first token (the H200's resumed follow-up spent 5-8 ms of ~20 ms in it,
+    `resume_probe.py`). On the CPU the pass is compute-bound and sharing costs more than it saves: a prefill
+    chunk skips the last layer's feed-forward and the output projection (only the cache is evaluated), the
+    shared pass computes both for every row (the tiny bench model: 54 ms against 26 ms,
+    `benchmarks/first_token.py`). So elsewhere the last token runs alone, as mlx-lm runs it; Metal was not
+    measured."""
+    return FIRST_TOKEN_ROWS if running_on_cuda() else 1
+
+
+def first_token_tail(prompt_todo: list[int], chunk_size: int, rows: int | None = None) -> int:
+    """How many of the prompt's last uncached tokens `text_steps` runs itself: at most `rows` (this device's
+    `first_token_rows`), and at most a prefill chunk, which is what keeps a cancel prompt (that forward cannot
+    be interrupted)."""
+    rows = first_token_rows() if rows is None else rows
+    return max(1, min(len(prompt_todo), rows, chunk_size))
 
 
 def text_steps(
@@ -201,12 +216,11 @@ def text_steps(
     """(text segment, token) pairs, decoded with the streaming detokenizer: the first from one forward pass over
     `tail` (the prompt's last tokens, not in `cache` yet), the rest from mlx-lm's `generate_step`.
 
-    Why the first token is ours: `generate_step` runs its prompt's last token through the model on its own, so
-    a turn whose new tokens were prefilled first paid two forward passes before its first token, and on a GPU a
-    pass over a few dozen rows costs about what one over a single row does (launch-bound). A follow-up after a
-    resume (55 new tokens on the H200) spent 5-8 ms of its ~20 ms in that second pass (`resume_probe.py`).
-    The first token is chosen exactly as `generate_step` chooses every token (the processors, then the sampler
-    over the log-probabilities), and `generate_step` then starts from it.
+    Why the first token is ours: `generate_step` runs its prompt's last token through the model on its own, so a
+    turn whose new tokens were prefilled first paid two forward passes before its first token; where one pass can
+    take the whole tail (`first_token_rows`) it now pays one. The first token is chosen exactly as
+    `generate_step` chooses every token (the processors, then the sampler over the log-probabilities), and
+    `generate_step` then starts from it.
 
     The request's sampling values must be resolved already (no None: see `Engine._chat`). `budget` is the
     thinking-budget processor; it runs after the script's, so at the budget the end of thinking wins.

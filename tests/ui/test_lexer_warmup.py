@@ -50,7 +50,7 @@ FIRST_FENCE = textwrap.dedent(
         await loaded_scene(pilot, engine)
         warmup = getattr(app, "lexer_warmup", None)
         if warmup is not None:
-            await until(pilot, warmup.done.is_set, 60, "the lexer warm-up")
+            await until(pilot, warmup.done.is_set, 120, "the lexer warm-up")
         await ask(pilot)
         modules, built = set(sys.modules), len(builds)
         play_answer_start(engine, TEXT, 20)
@@ -91,15 +91,23 @@ QUIT_AT_ONCE = textwrap.dedent(
     """
     import sys, threading, time
     from mlxchat.settings import ChatSettings
+    from mlxchat.ui import lexer_setup
     from mlxchat.ui.app import make_app
 
+    prepare = lexer_setup.prepare_lexer
+
+    def slow_prepare(language):  # each language 0.1 s longer (GIL released), so the quit surely lands mid-warm-up
+        time.sleep(0.1)
+        prepare(language)
+
+    lexer_setup.prepare_lexer = slow_prepare
     model = sys.argv[1]
     app = make_app(model=model, chat_settings=ChatSettings(temperature=0.0, max_tokens=100, model=model))
     warmup = app.lexer_warmup
     running_at_quit = []
 
     async def user(pilot):
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 150  # a model load in a fresh interpreter, on a loaded machine
         while not (warmup.running or warmup.done.is_set()):
             assert time.monotonic() < deadline, "the warm-up never started"
             await pilot.pause(0.005)

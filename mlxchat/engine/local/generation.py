@@ -240,11 +240,13 @@ def text_steps(
         continue_text(detokenizer)
     if sampling.max_tokens < 1:
         return
+    # The processors see the prompt's last token and then what was generated, at every step, whatever the tail's
+    # length: what they saw when `generate_step` started from that token (a repetition penalty's window).
+    seen = mx.array(tail[-1:])
     with mx.stream(generation_stream):
-        inputs = mx.array(tail)
-        logits = model(inputs[None], cache=cache)[:, -1, :]
+        logits = model(mx.array(tail)[None], cache=cache)[:, -1, :]
         for processor in processors:
-            logits = processor(inputs, logits)
+            logits = processor(seen, logits)
         quantize_cache(cache, kv_bits)
         first = int(sampler(logits - mx.logsumexp(logits, keepdims=True)).item())
     detokenizer.add_token(first)
@@ -255,7 +257,7 @@ def text_steps(
             model,
             max_tokens=sampling.max_tokens - 1,
             sampler=sampler,
-            logits_processors=processors or None,
+            logits_processors=[after(seen, processors)] if processors else None,
             prompt_cache=cache,
         )
         try:
@@ -265,6 +267,19 @@ def text_steps(
         finally:
             generator.close()
     detokenizer.finalize()
+
+
+def after(history: mx.array, processors: list):
+    """One logits processor running `processors` in order, each shown `history` before the tokens
+    `generate_step` hands it (which start at the token it was started from)."""
+
+    def process(tokens: mx.array, logits: mx.array) -> mx.array:
+        tokens = mx.concatenate([history, tokens])
+        for processor in processors:
+            logits = processor(tokens, logits)
+        return logits
+
+    return process
 
 
 def run_text_turn(

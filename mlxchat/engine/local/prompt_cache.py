@@ -157,14 +157,20 @@ class ConversationCache:
         """After a turn: note which tokens the KV state now holds.
 
         `tokens_fed` is every token the model may have seen (prompt + generated); the cache's own length says
-        how many of them it really holds (the last sampled token is never fed back).
+        how many of them it really holds (a first token that ended the answer was never fed back). It may also
+        hold more: mlx-lm's `generate_step` feeds each token before handing it out, so an answer that ended at
+        the end-of-sequence token (which the generated tokens leave out) left it in the cache. That surplus is
+        trimmed off, or the next turn's tokens would be written after it, one position late.
         """
         held = self._cache_length()
-        if held is None:
-            # A cache that cannot say its length cannot be reused safely.
+        surplus = 0 if held is None else held - len(tokens_fed)
+        if held is None or (surplus > 0 and not can_trim_prompt_cache(self.cache)):
+            # A cache that cannot say (or be cut to) what it holds cannot be reused safely.
             self.cache = None
             self.tokens = []
             return
+        if surplus > 0:
+            trim_prompt_cache(self.cache, surplus)
         self.tokens = list(tokens_fed[:held])
 
     def persist_later(self, on_disk: bool = True) -> None:

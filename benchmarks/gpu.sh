@@ -16,6 +16,9 @@
 # `timeout 150 python3 benchmarks/answer_frames.py --model /tmp/m/1b --variants before,after,single-layout --rounds 2`,
 # `timeout 100 python3 benchmarks/ui_profile.py --model /tmp/m/1b --tokens 1500`,
 # `timeout 200 python3 benchmarks/prefill_shapes.py --shape 1b` (each new row count compiles ~10-15 s), FRAMES=1.
+# Round 6 (2 Dec, no device time) added, still to run: `timeout 150 python3 benchmarks/first_token.py --model /tmp/m/1b
+# --history 2400 --new 55 --rounds 15` (the shared tail's pass, on CUDA only), then `LONG_S=180` with
+# `--sections resume` (the resume ratio with it), `timeout 120 python3 benchmarks/thinking_frames.py --tps 300`.
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

@@ -1,5 +1,5 @@
 """Screen updates and UI-thread CPU while a model thinks fast (issue 11): live thinking before and after its frame
-budget.
+budget, and the status pane on its own clock or on the thinking's.
 
 The real app, headless, on the staged engine (tests/staged.py: the engine's API and its real event types, no MLX,
 so the thinking arrives exactly as scripted whatever the machine's load). A producer thread posts `ThinkingDelta`
@@ -10,6 +10,7 @@ first piece to the last piece on screen:
 
   screen/s   screen updates a second (`Screen._on_timer_update` with something to draw and no batch holding it)
   layout/s   of them, those with a layout pass
+  status/s   of them, paint-only updates that drew only the status pane (its labels: spinner, token count)
   draws/s    redraws of the thinking block (`ThinkingBlock.show_turn`)
   dirty      the widget classes most often dirty in a paint-only screen update (what else draws)
   ui_cpu     the UI thread's CPU time over the window (`time.thread_time` on the event loop's thread), and its
@@ -18,9 +19,13 @@ first piece to the last piece on screen:
 Variants, flipped in one process so each round runs each on the same load:
   before  each piece redraws the block at once, and its live lines split the whole thought (as before the frame
           budget: `thinking_arrived` patched to `show_turn`, `live_tail` to the old split)
-  after   as shipped: the first piece at once, later ones at most one draw per `FrameBudget` interval
+  budget  the first piece at once, later ones at most one draw per `FrameBudget` interval, and the status pane's
+          spinner and token count on its own 10 Hz timer (the block does not tell it of its draws:
+          `ThinkingBlock._tell_drawn` patched to do nothing)
+  after   as shipped: the frame budget, and the status pane drawn in the block's draws (its timer gives way)
 
     python benchmarks/thinking_frames.py --tps 300 --seconds 8 --rounds 3
+    python benchmarks/thinking_frames.py --variants budget,after --tps 60 --seconds 8 --rounds 3
 """
 
 from __future__ import annotations
@@ -53,11 +58,12 @@ WORDS = (
     "cache and whether the template changes the prefix when thinking is switched off or on again later"
 ).split()
 
-state = {"counting": False, "screen": 0, "layout": 0, "draws": 0}
+state = {"counting": False, "screen": 0, "layout": 0, "status": 0, "draws": 0}
 dirty: Counter[str] = Counter()  # widget class -> paint-only screen updates it was dirty in
 _screen_update = Screen._on_timer_update
 _show_turn = ThinkingBlock.show_turn
 _shipped_arrived, _shipped_tail = ThinkingBlock.thinking_arrived, thinking_module.live_tail
+_shipped_tell = ThinkingBlock._tell_drawn
 
 
 def _counted_screen_update(self) -> None:
@@ -68,7 +74,13 @@ def _counted_screen_update(self) -> None:
         elif self._dirty_widgets or self._repaint_required:
             state["screen"] += 1
             dirty.update({_name(widget) for widget in self._dirty_widgets})
+            if self._dirty_widgets and all(_in_status(widget) for widget in self._dirty_widgets):
+                state["status"] += 1
     return _screen_update(self)
+
+
+def _in_status(widget) -> bool:
+    return any(node.id == "status" for node in (widget, *widget.ancestors))
 
 
 def _name(widget) -> str:
@@ -90,6 +102,7 @@ def _old_tail(thinking: str, lines: int = thinking_module.LIVE_LINES) -> str:
 def use(variant: str) -> None:
     before = variant == "before"
     ThinkingBlock.thinking_arrived = (lambda self, chars: self.show_turn()) if before else _shipped_arrived
+    ThinkingBlock._tell_drawn = _shipped_tell if variant == "after" else (lambda self, *, whole: None)
     thinking_module.live_tail = _old_tail if before else _shipped_tail
 
 
@@ -141,7 +154,7 @@ async def run_once(pieces: list[tuple[str, int]], batch_s: float) -> dict:
         last = thinking_module.live_tail(whole)
         block = app.chat.conversation.views()[-1].query_one(ThinkingBlock)
         body = block.query_one(".thinking-body")
-        state.update(counting=True, screen=0, layout=0, draws=0)
+        state.update(counting=True, screen=0, layout=0, status=0, draws=0)
         dirty.clear()
         cpu, wall = time.thread_time(), time.perf_counter()
         threading.Thread(target=produce, daemon=True).start()
@@ -152,6 +165,7 @@ async def run_once(pieces: list[tuple[str, int]], batch_s: float) -> dict:
         numbers = {
             "screen_per_s": state["screen"] / wall,
             "layout_per_s": state["layout"] / wall,
+            "status_per_s": state["status"] / wall,
             "draws_per_s": state["draws"] / wall,
             "pieces_per_s": len(pieces) / wall,
             "ui_cpu_s": cpu,
@@ -171,7 +185,7 @@ async def run_once(pieces: list[tuple[str, int]], batch_s: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="before,after")
+    parser.add_argument("--variants", default="before,budget,after")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tps", type=float, default=300.0, help="thinking tokens a second")
     parser.add_argument("--seconds", type=float, default=8.0)

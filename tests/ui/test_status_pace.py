@@ -138,9 +138,9 @@ async def test_the_chat_screen_turns_the_status_on_each_frame_of_the_answer(stag
     drawn: list[StatusBar] = []
     original = StatusBar.answer_drawn
 
-    def counting(bar: StatusBar) -> None:
+    def counting(bar: StatusBar, **kwargs) -> None:
         drawn.append(bar)
-        original(bar)
+        original(bar, **kwargs)
 
     monkeypatch.setattr(StatusBar, "answer_drawn", counting)
     app, engine = staged_app()

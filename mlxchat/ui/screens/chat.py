@@ -307,9 +307,9 @@ class ChatScreen(Screen):
             case Finished() if ours:
                 await self._finished(event, awaited)
 
-    def on_message_view_answer_drawn(self) -> None:
+    def on_message_view_answer_drawn(self, message) -> None:
         """`MessageView.AnswerDrawn`, handled by its name: the message view's module loads with the first message."""
-        self.status_bar.answer_drawn()
+        self.status_bar.answer_drawn(whole=message.whole)
 
     async def _finished(self, event: Finished, awaited: Awaited) -> None:
         self.active = None

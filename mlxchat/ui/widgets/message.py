@@ -82,9 +82,15 @@ class MessageView(Vertical, can_focus=True):
     `get_content_height`)."""
 
     class AnswerDrawn(Message):
-        """The streaming answer is updating (at most 25 times a second). The screen draws what it shows on the
-        answer's clock (the status pane's spinner and token count) now: the update holds the screen's drawing until
-        this has reached it, so both share one frame."""
+        """The streaming answer is updating, its text or its live thinking (at most 25 times a second). The screen
+        draws what it shows on the answer's clock (the status pane's spinner and token count) now, so both share one
+        frame: the text's update holds the screen's drawing until this has reached it, and the thinking's draw is in
+        the screen's queue just ahead of it."""
+
+        def __init__(self, whole: bool = False) -> None:
+            super().__init__()
+            self.whole = whole
+            """The thinking's last draw: what waits for the clock (the token count) is drawn now, whole."""
 
     def __init__(self, turn: Turn, *, label: str, **kwargs) -> None:
         super().__init__(classes=f"message -{turn.role}", **kwargs)
@@ -111,7 +117,7 @@ class MessageView(Vertical, can_focus=True):
                 names = " · ".join(path.name for path in self.turn.images)
                 yield Label(f"▣ {names}", classes="message-images", markup=False)
         else:
-            yield ThinkingBlock(self.turn)
+            yield ThinkingBlock(self.turn, on_draw=self._answer_drawn)
             self._written = len(self.turn.text)
             self._markdown = AnswerMarkdown(visible(self.turn.text), classes="message-body")
             yield self._markdown
@@ -154,11 +160,11 @@ class MessageView(Vertical, can_focus=True):
             self._stream = AnswerStream(markdown, self._code, on_update=self._answer_drawn)
         await self._stream.write(visible(new_text))
 
-    def _answer_drawn(self) -> None:
+    def _answer_drawn(self, whole: bool = False) -> None:
         """Tell the screen straight away, not by bubbling: each ancestor's queue is a hop, and the later the
         screen hears, the likelier the status goes out in a frame of its own after the answer's."""
         with suppress(NoScreen):  # a view being removed (its answer streamed into another conversation)
-            self.screen.post_message(self.AnswerDrawn())
+            self.screen.post_message(self.AnswerDrawn(whole))
 
     async def end_stream(self) -> None:
         """Flush what is pending into the document; later text (a continue) starts a new stream."""

@@ -54,14 +54,15 @@ class StatusBar(Horizontal):
 
     frame: reactive[int] = reactive(0, init=False, repaint=False)
     """Spinner frame, advanced while the engine works (frozen when animation is off): with the answer's own
-    updates while one streams (`answer_drawn`), else by a timer."""
+    draws while one streams, its live thinking or its text (`answer_drawn`), else by a timer."""
 
     tick_s = 0.1
     """How often the spinner turns (and a streaming answer's token count is drawn)."""
 
     give_way_s = 0.3
-    """The timer leaves the spinner to the answer while the answer updated within this time (its frame budget
-    stretches to 0.2 s while the UI thread is busy)."""
+    """The timer leaves the spinner to the answer while the answer drew within this time (its frame budget
+    stretches to 0.2 s while the UI thread is busy; a thinking block with no new thinking redraws its clock every
+    0.1 s). With nothing drawn for longer (a silent model), the timer turns it: the pane always shows life."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, animate: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -83,18 +84,21 @@ class StatusBar(Horizontal):
         self._draw()
 
     def tick(self) -> None:
-        """The timer's turn of the spinner. It gives way while an answer streams and turns it (`answer_drawn`):
-        two clocks a tenth of a second apart each cost the screen a frame, one clock costs one."""
+        """The timer's turn of the spinner. It gives way while an answer streams, thinking or text, and turns it
+        (`answer_drawn`): two clocks a tenth of a second apart each cost the screen a frame, one clock costs one."""
         now = self._clock()
         if self.status.phase in _ANIMATED and now - self._answer_at >= self.give_way_s:
             self._turn(now)
 
-    def answer_drawn(self) -> None:
-        """The streaming answer has just updated on screen: turn the spinner and draw the waiting token count
-        now, at most once a `tick_s` (give or take a quarter), so they go out in the answer's frame."""
+    def answer_drawn(self, *, whole: bool = False) -> None:
+        """The streaming answer (its live thinking, or its text) has just drawn: turn the spinner and draw the
+        waiting token count now, at most once a `tick_s` (give or take a quarter), so they go out in the answer's
+        frame. `whole`: the thinking's last draw (ThinkingDone), whose count is drawn now whatever the spinner."""
         now = self._answer_at = self._clock()
         if self._animate and self.status.phase in _ANIMATED and now - self._turned_at >= 0.75 * self.tick_s:
             self._turn(now)
+        elif whole:
+            self._draw()
 
     def _turn(self, now: float) -> None:
         self._turned_at = now

@@ -9,11 +9,16 @@ Live thinking is drawn at the answer's frame budget (`FrameBudget`): the first p
 coalesced into at most one draw per frame interval, and the end of thinking (ThinkingDone, a stop, an error, the
 answer's first text) at once and whole. Drawn per piece, a thinking model at 300 tok/s cost a screen update per
 engine batch (~30 a second), each holding the GIL the engine's owner thread needs (issue 11).
+
+What else shows on the thinking's clock (the status pane's spinner and token count) is told of each draw of a
+thinking that streams (`on_draw`), as `AnswerStream` tells it of the answer's, so it goes out in the block's screen
+update instead of one of its own on a timer.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -100,9 +105,12 @@ class ThinkingBlock(Vertical):
     """The clock leaves the header to the thinking itself while it arrived within this time: each piece redraws
     the header with the time, and a tick of its own between two pieces was a screen update more (issue 11)."""
 
-    def __init__(self, turn: Turn, **kwargs) -> None:
+    def __init__(self, turn: Turn, *, on_draw: Callable[[bool], None] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.turn = turn
+        self.on_draw = on_draw
+        """Told of each draw while the turn streams, first thing (so what it draws shares the block's frame); its
+        argument is True for the draw that ends the thinking."""
         self.clock = time.monotonic
         self.ticking = True
         self._ticker = None
@@ -170,6 +178,8 @@ class ThinkingBlock(Vertical):
         elif not live and self._ticker is not None:
             self._ticker.stop()
             self._ticker = None
+        if turn.status == "streaming":
+            self._tell_drawn(whole=not live)
         self._drawn_at = self.clock()
         self.query_one(".thinking-header", Label).update(thinking_header(turn, self.expanded, self._drawn_at))
         body = self.query_one(".thinking-body", Static)
@@ -183,4 +193,9 @@ class ThinkingBlock(Vertical):
     def _tick(self) -> None:
         now = self.clock()
         if self._due is None and now - self._drawn_at >= self.give_way_s:  # a due draw shows the time too
+            self._tell_drawn(whole=False)  # a silent model: the status's spinner turns with the clock shown here
             self.query_one(".thinking-header", Label).update(thinking_header(self.turn, self.expanded, now))
+
+    def _tell_drawn(self, *, whole: bool) -> None:
+        if self.on_draw is not None:
+            self.on_draw(whole)

@@ -336,6 +336,8 @@ def run_text_turn(
                     total=len(prompt),
                     kv_bits=request.kv_bits,
                 )
+                if control.cancelled:  # the tail's pass cannot be stopped, and may be all the new tokens (CUDA)
+                    raise CancelledByRequest
             except CancelledByRequest:
                 mx.synchronize(generation_stream)
                 cache.record(prompt)

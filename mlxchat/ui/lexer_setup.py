@@ -84,10 +84,20 @@ def prepare_lexer(language: str) -> None:
         _prepared.add(key)
 
 
+def fence_language(info: str) -> str:
+    """The language of a fence whose info string is `info`: its first word (CommonMark), "" for none. Textual's fence
+    looks the whole info string up, so "``` python" or "```python title=add.py" found no lexer and drew plain
+    once closed, though the code view streamed it coloured (it takes the first word)."""
+    words = info.split(maxsplit=1)
+    return words[0] if words else ""
+
+
 def highlight_guarded(code: str, language: str, ansi: bool, dark: bool) -> Content:
-    """Textual's fence highlight (`MarkdownFence.highlight`), a named language's lexer built first, under the lock."""
+    """Textual's fence highlight (`MarkdownFence.highlight`) in the language `fence_language` finds in `language`
+    (an info string), that language's lexer built first, under the lock."""
     from textual.widgets._markdown import MarkdownFence
 
+    language = fence_language(language)
     prepare_lexer(language)
     return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
 

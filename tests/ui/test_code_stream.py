@@ -404,3 +404,24 @@ def test_a_kept_highlights_lines_leave_with_it(monkeypatch):
     gc.collect()
     alive = [ref for ref in watched if ref() is not None]
     assert len(alive) == code_stream._HIGHLIGHTS_KEPT == len(code_stream._HIGHLIGHTED)
+
+
+@pytest.mark.parametrize("opening", ["``` python", "```python ", "```python title=add.py"])
+async def test_a_fence_keeps_its_colours_when_it_closes_whatever_follows_its_language(opening):
+    """The language is the info string's first word (CommonMark), as the code view streams it: a fence opened
+    "``` python" or "```python title=add.py" is coloured while it streams, and stays coloured once the Markdown
+    takes it (Textual's fence looked the whole info string up, found no lexer, and drew it plain)."""
+    app = AnswerApp(markdown_class=AnswerMarkdown)
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        await stream.write(f"{opening}\n{CODE}")
+        await settle(pilot, stream, len(f"{opening}\n{CODE}"))
+        streamed = [line.spans for line in code.lines]
+        assert streamed[0], "coloured while it streams"
+        await stream.write("```\n\nDone.\n")
+        await stream.stop()
+        await pilot.pause()
+        fence = markdown.query_one(MarkdownFence)
+        closed = fence._highlighted_code.split("\n")
+        assert [line.spans for line in closed[: len(streamed)]] == streamed, "coloured as it streamed"

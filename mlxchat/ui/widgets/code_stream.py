@@ -341,7 +341,8 @@ class AnswerFence(MarkdownFence):
     `MarkdownFence` highlights its whole block when it is made, on the UI thread, and `Markdown.append` makes it
     again whenever it re-parses the document's last block: 36–40 ms for a 500-line block (95 ms the first time).
     `AnswerStream` highlights a closed block on a worker thread before the Markdown gets it, and the last few
-    highlights are kept, so making the fence (again) costs a lookup. The content is Textual's own highlight."""
+    highlights are kept, so making the fence (again) costs a lookup. The content is Textual's own highlight, in the
+    info string's first word as the code view streamed it (`fence_language`: Textual looks up the whole string)."""
 
     @classmethod
     def highlight(cls, code: str, language: str, ansi: bool = False, dark: bool = False) -> Content:

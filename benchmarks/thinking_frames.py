@@ -63,7 +63,7 @@ dirty: Counter[str] = Counter()  # widget class -> paint-only screen updates it 
 _screen_update = Screen._on_timer_update
 _show_turn = ThinkingBlock.show_turn
 _shipped_arrived, _shipped_tail = ThinkingBlock.thinking_arrived, thinking_module.live_tail
-_shipped_tell = ThinkingBlock._tell_drawn
+_shipped_tell = getattr(ThinkingBlock, "_tell_drawn", None)  # None in a tree before it (a two-tree run)
 
 
 def _counted_screen_update(self) -> None:

@@ -75,6 +75,7 @@ from ..widgets.prompt_input import PromptInput
 from ..widgets.status import StatusBar
 
 if TYPE_CHECKING:
+    from ..widgets.message import MessageView
     from .overflow_offer import OverflowChoice, SummaryScreen
 
 NoticeKind = Literal["info", "warning", "error"]
@@ -307,7 +308,7 @@ class ChatScreen(Screen):
             case Finished() if ours:
                 await self._finished(event, awaited)
 
-    def on_message_view_answer_drawn(self, message) -> None:
+    def on_message_view_answer_drawn(self, message: MessageView.AnswerDrawn) -> None:
         """`MessageView.AnswerDrawn`, handled by its name: the message view's module loads with the first message."""
         self.status_bar.answer_drawn(whole=message.whole)
 

@@ -282,6 +282,16 @@ def after(history: mx.array, processors: list):
     return process
 
 
+def noting_last(last: list[int], steps: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+    """`steps` as they come, each one's token kept in `last` (its only item); closing this closes `steps`."""
+    try:
+        for step in steps:
+            last[:] = [step[1]]
+            yield step
+    finally:
+        steps.close()
+
+
 def run_text_turn(
     loaded,
     request: ChatRequest,
@@ -347,6 +357,7 @@ def run_text_turn(
             splitter, budget = thinking_setup(
                 loaded.thinking, loaded.tokenizer, request, generation_prompt(loaded.tokenizer, request)
             )
+            ended_by: list[int] = []  # the last token decode read: at a stop, the end token, which it leaves out
             steps = text_steps(
                 loaded.text_model,
                 loaded.tokenizer,
@@ -358,7 +369,7 @@ def run_text_turn(
                 kv_bits=request.kv_bits,
             )
             reason, text, generated, reasoning = decode(
-                steps,
+                noting_last(ended_by, steps),
                 request=request,
                 control=control,
                 clock=clock,
@@ -375,7 +386,10 @@ def run_text_turn(
     except BaseException:
         cache.invalidate()
         raise
-    cache.record(prompt + generated)
+    # mlx-lm feeds each token before handing it out, the end token too: recorded, the follow-up reuses it where
+    # its template ends the answer with it, rather than `record` trimming it off (a wrapped sliding-window cache
+    # cannot be trimmed, and would be dropped). A first token that ends the answer was never fed: `record` cuts.
+    cache.record(prompt + generated + (ended_by if reason == "stop" else []))
     if reason in ("stop", "length"):
         cache.persist_later(on_disk=request.save_cache)
     stats = clock.stats(request_id)

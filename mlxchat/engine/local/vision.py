@@ -26,7 +26,7 @@ from ..control import CancelledByRequest, RequestControl
 from ..errors import RequestError
 from ..prompt_fit import must_cut
 from ..events import ContextWindow, Finished, PrefillProgress, Started, Usage
-from .generation import Emit, TurnClock, decode, peak_memory
+from .generation import Emit, TurnClock, decode, noting_last, peak_memory
 from .chat_template import render_prompt, thinking_switch
 from .context_fit import fit_messages
 from .prompt_cache import ConversationCache, Reuse, kv_group_size
@@ -227,11 +227,12 @@ def run_vision_turn(
         **inputs,
     )
     tokens: list[int] = []
+    ended_by: list[int] = []  # the last token decode read: at a stop, the end token, which it leaves out
     try:
         with wired_limit(parts.model, [generation_stream]):
             try:
                 reason, text, tokens, reasoning = decode(
-                    _segments(generator, loaded.tokenizer),
+                    noting_last(ended_by, _segments(generator, loaded.tokenizer)),
                     request=request,
                     control=control,
                     clock=clock,
@@ -249,7 +250,7 @@ def run_vision_turn(
     finally:
         generator.close()
         mx.clear_cache()
-    cache.record(full_ids + list(tokens))
+    cache.record(full_ids + list(tokens) + (ended_by if reason == "stop" else []))  # as the text route records
     stats = clock.stats(request_id)
     emit(stats)
     usage = Usage(prompt_tokens, cached, clock.generated, clock.reasoning_tokens)

@@ -257,7 +257,7 @@ def text_steps(
             model,
             max_tokens=sampling.max_tokens - 1,
             sampler=sampler,
-            logits_processors=[after(seen, processors)] if processors else None,
+            logits_processors=[with_history(seen, processors)] if processors else None,
             prompt_cache=cache,
         )
         try:
@@ -269,7 +269,7 @@ def text_steps(
     detokenizer.finalize()
 
 
-def after(history: mx.array, processors: list):
+def with_history(history: mx.array, processors: list):
     """One logits processor running `processors` in order, each shown `history` before the tokens
     `generate_step` hands it (which start at the token it was started from)."""
 

@@ -46,3 +46,26 @@ def test_a_follow_up_after_a_stop_answers_as_if_read_from_scratch(scripted_engin
     fresh = answer(scripted_engine, event_log, follow, "another chat")
     assert fresh.usage.cached_tokens == 0
     assert reused.text == fresh.text
+
+
+@pytest.mark.parametrize("rows", [1, generation.FIRST_TOKEN_ROWS], ids=["cpu-rule", "cuda-rule"])
+def test_a_follow_up_after_an_answer_that_ended_at_once_answers_as_if_read_from_scratch(
+    event_log, tiny_model, monkeypatch, rows
+):
+    """The end token as the first token comes from the engine's own pass (`text_steps`) and is never fed to the
+    model: the cache holds the prompt alone, as recorded."""
+    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 64: CUDA's rule (not on this machine)
+    engine = Engine(event_log, script=lambda request: "" if len(request.messages) == 1 else None).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        assert engine.submit(load) is None
+        assert event_log.finished(load.request_id).reason == "stop"
+        first = answer(engine, event_log, [Message("user", "hi")], "chat")
+        assert (first.reason, first.text, first.usage.generation_tokens) == ("stop", "", 0)
+        follow = [Message("user", "hi"), Message("assistant", ""), Message("user", "And then?")]
+        reused = answer(engine, event_log, follow, "chat")
+        assert reused.usage.cached_tokens > 0
+        fresh = answer(engine, event_log, follow, "another chat")
+        assert reused.text == fresh.text
+    finally:
+        engine.close(timeout_s=30)

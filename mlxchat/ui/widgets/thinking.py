@@ -8,7 +8,9 @@ the budget says so. The block owns this state; `MessageView` only tells it that 
 Live thinking is drawn at the answer's frame budget (`FrameBudget`): the first piece at once, later pieces
 coalesced into at most one draw per frame interval, and the end of thinking (ThinkingDone, a stop, an error, the
 answer's first text) at once and whole. Drawn per piece, a thinking model at 300 tok/s cost a screen update per
-engine batch (~30 a second), each holding the GIL the engine's owner thread needs (issue 11).
+engine batch (~30 a second), each holding the GIL the engine's owner thread needs (issue 11). A live draw that
+keeps the block's size (the same rows, the same header width) is a repaint only (`steady_update`): every
+`Static.update` asked for a layout pass, which re-arranges the whole screen.
 
 What else shows on the thinking's clock (the status pane's spinner and token count) is told of each draw of a
 thinking that streams (`on_draw`), as `AnswerStream` tells it of the answer's, so it goes out in the block's screen
@@ -30,6 +32,7 @@ from mlxchat.terminal_text import visible
 
 from ..chat_model import Turn
 from .frame_budget import FrameBudget
+from .steady_update import steady_update
 
 LIVE_LINES = 6
 """How many of the newest lines of thinking show while it streams (the whole of it once expanded)."""
@@ -181,11 +184,13 @@ class ThinkingBlock(Vertical):
         if turn.status == "streaming":
             self._tell_drawn(whole=not live)
         self._drawn_at = self.clock()
-        self.query_one(".thinking-header", Label).update(thinking_header(turn, self.expanded, self._drawn_at))
+        header = self.query_one(".thinking-header", Label)
         body = self.query_one(".thinking-body", Static)
-        if live:
-            body.update(visible(live_tail(turn.thinking)))
+        if live:  # drawn many times a second: a repaint only while its size holds (issue 11)
+            steady_update(header, thinking_header(turn, self.expanded, self._drawn_at))
+            steady_update(body, visible(live_tail(turn.thinking)))
         else:
+            header.update(thinking_header(turn, self.expanded, self._drawn_at))
             body.update(visible(turn.thinking.strip("\n")))
         body.display = live or self.expanded or not is_settled(turn)
         self._next_draw = time.perf_counter() + self.budget.rest_s(started)
@@ -194,7 +199,7 @@ class ThinkingBlock(Vertical):
         now = self.clock()
         if self._due is None and now - self._drawn_at >= self.give_way_s:  # a due draw shows the time too
             self._tell_drawn(whole=False)  # a silent model: the status's spinner turns with the clock shown here
-            self.query_one(".thinking-header", Label).update(thinking_header(self.turn, self.expanded, now))
+            steady_update(self.query_one(".thinking-header", Label), thinking_header(self.turn, self.expanded, now))
 
     def _tell_drawn(self, *, whole: bool) -> None:
         if self.on_draw is not None:

@@ -22,10 +22,16 @@ Variants, flipped in one process so each round runs each on the same load:
   budget  the first piece at once, later ones at most one draw per `FrameBudget` interval, and the status pane's
           spinner and token count on its own 10 Hz timer (the block does not tell it of its draws:
           `ThinkingBlock._tell_drawn` patched to do nothing)
-  after   as shipped: the frame budget, and the status pane drawn in the block's draws (its timer gives way)
+  layout  the frame budget and the status pane in the block's draws, but each live draw lays the screen out (as
+          61f1825 shipped it: `steady_update` patched to `Static.update`, which asks for a layout)
+  after   as shipped: the frame budget, the status pane drawn in the block's draws (its timer gives way), and a
+          live draw that keeps the block's size a repaint only (`steady_update`)
 
     python benchmarks/thinking_frames.py --tps 300 --seconds 8 --rounds 3
     python benchmarks/thinking_frames.py --variants budget,after --tps 60 --seconds 8 --rounds 3
+    python benchmarks/thinking_frames.py --variants layout,after --tps 60 --seconds 8 --rounds 4
+
+`before` and `budget` lay out every live draw, as the code they stand for did.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ _screen_update = Screen._on_timer_update
 _show_turn = ThinkingBlock.show_turn
 _shipped_arrived, _shipped_tail = ThinkingBlock.thinking_arrived, thinking_module.live_tail
 _shipped_tell = getattr(ThinkingBlock, "_tell_drawn", None)  # None in a tree before it (a two-tree run)
+_shipped_steady = getattr(thinking_module, "steady_update", None)  # likewise
 
 
 def _counted_screen_update(self) -> None:
@@ -102,12 +109,19 @@ def _old_tail(thinking: str, lines: int = thinking_module.LIVE_LINES) -> str:
 def use(variant: str) -> None:
     before = variant == "before"
     ThinkingBlock.thinking_arrived = (lambda self, chars: self.show_turn()) if before else _shipped_arrived
-    ThinkingBlock._tell_drawn = _shipped_tell if variant == "after" else (lambda self, *, whole: None)
+    ThinkingBlock._tell_drawn = _shipped_tell if variant in ("layout", "after") else (lambda self, *, whole: None)
     thinking_module.live_tail = _old_tail if before else _shipped_tail
+    if _shipped_steady is not None:
+        thinking_module.steady_update = _shipped_steady if variant == "after" else _laid_out_update
 
 
-def thought(tps: float, seconds: float, batch_s: float) -> list[tuple[str, int]]:
-    """The pieces a model thinking at `tps` sends, one per engine batch: (text, tokens)."""
+def _laid_out_update(widget, text: str) -> None:
+    widget.update(text)  # Static.update: a layout pass with every draw
+
+
+def thought(tps: float, seconds: float, batch_s: float, line_chars: int = 80) -> list[tuple[str, int]]:
+    """The pieces a model thinking at `tps` sends, one per engine batch: (text, tokens), a line break past
+    `line_chars` characters."""
     per_batch, pieces, line, word = tps * batch_s, [], 0, 0
     owed = 0.0
     for _ in range(int(seconds / batch_s)):
@@ -118,8 +132,8 @@ def thought(tps: float, seconds: float, batch_s: float) -> list[tuple[str, int]]
             piece = WORDS[word % len(WORDS)]
             word += 1
             line += len(piece) + 1
-            text += piece + ("\n" if line > 80 else " ")
-            line = 0 if line > 80 else line
+            text += piece + ("\n" if line > line_chars else " ")
+            line = 0 if line > line_chars else line
         pieces.append((text, tokens))
     return pieces
 
@@ -190,12 +204,14 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=300.0, help="thinking tokens a second")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--batch-ms", type=float, default=30.0, help="the engine's event batching")
+    parser.add_argument("--line-chars", type=int, default=80, help="a line break past this many characters (longer "
+                        "than the live body is wide, a line wraps: a paragraph)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     Screen._on_timer_update = _counted_screen_update
     ThinkingBlock.show_turn = _counted_show_turn
     batch_s = args.batch_ms / 1000
-    pieces = thought(args.tps, args.seconds, batch_s)
+    pieces = thought(args.tps, args.seconds, batch_s, args.line_chars)
     names, results = args.variants.split(","), {}
     print(f"{len(pieces)} pieces, {sum(t for _, t in pieces)} tokens, {sum(len(p) for p, _ in pieces)} characters; load {os.getloadavg()}", flush=True)
     for round_ in range(args.rounds):

@@ -32,20 +32,28 @@ def body(app) -> Static:
 
 
 class LayoutPasses:
-    """Counts the screen updates with a layout pass once `counting`, as `benchmarks/thinking_frames.py` does (made
-    before the app: a screen binds its update timer's callback when it starts)."""
+    """Counts the screen updates with a layout pass, as `benchmarks/thinking_frames.py` does (made before the app:
+    a screen binds its update timer's callback when it starts)."""
 
     def __init__(self, monkeypatch) -> None:
         self.count = 0
-        self.counting = False
         screen_update = Screen._on_timer_update
 
         def counted(screen) -> None:
-            if self.counting and not screen.app._batch_count and screen.is_current:
+            if not screen.app._batch_count and screen.is_current:
                 self.count += bool(screen._layout_required or screen._scroll_required)
             return screen_update(screen)
 
         monkeypatch.setattr(Screen, "_on_timer_update", counted)
+
+    async def settle(self, pilot) -> None:
+        """Wait (bounded) for a tenth of a second without a layout pass, then count from zero."""
+        for _ in range(100):
+            before = self.count
+            await pilot.pause(0.1)
+            if self.count == before:
+                break
+        self.count = 0
 
 
 async def think(pilot, engine, rid: str, thought: str, piece: str, tokens: int = 1) -> str:
@@ -88,8 +96,7 @@ async def test_live_draws_at_an_unchanged_size_cause_no_layout_pass(staged_app, 
     async with app.run_test(size=SIZE) as pilot:
         first = "".join(f"line {n} of the thought\n" for n in range(LIVE_LINES + 1))
         rid, thought = await start(pilot, engine, first, 100)
-        await pilot.pause(0.3)  # the first draw's layout, and the one it asks for after
-        passes.counting = True
+        await passes.settle(pilot)  # the first draw's layout, and the one it asks for after
         draws = 0
         for n in range(12):
             thought = await think(pilot, engine, rid, thought, f"next {n}" if n % 2 == 0 else " more\n")

@@ -37,6 +37,7 @@ from mlxchat.engine import (
     Stats,
     TextDelta,
     ThinkingDelta,
+    ThinkingDone,
 )
 
 StatusPhase = Literal[
@@ -226,6 +227,10 @@ def after_event(
             if draining:
                 return status
             return status.with_phase("thinking", tokens=status.tokens + event.tokens, silent_s=None)
+        case ThinkingDone() if ours and awaited.kind == "chat" and not draining:
+            # The thinking is over and the answer is being written, though its first text may still be held (a
+            # model's "\n\n" after the marker): "thinking" would be a stale word for that moment.
+            return status.with_phase("generating", silent_s=None)
         case TextDelta() if ours and awaited.kind == "chat":
             if draining:
                 return status

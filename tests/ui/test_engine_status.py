@@ -15,6 +15,7 @@ from mlxchat.engine import (
     Started,
     TextDelta,
     ThinkingDelta,
+    ThinkingDone,
 )
 from mlxchat.ui.engine_status import (
     AnswerKeys,
@@ -159,3 +160,16 @@ def test_a_silent_server_is_waited_for_until_text_comes_again():
     assert run(answer_requested(ready()), Silence("chat-1", 1.0)).silent_s is None  # prefill: no answer yet
     draining = cancel_requested(run(answer_requested(ready()), TextDelta("chat-1", "a", 1)), "cancel", now=5.0)
     assert run(draining, Silence("chat-1", 1.0)).silent_s is None
+
+
+def test_the_end_of_thinking_is_the_answer_being_written_not_still_thinking():
+    """Between `ThinkingDone` and the answer's first text (held while it may be whitespace) the phase says the
+    answer is being written; the thinking tokens stay counted, and a drain keeps its word."""
+    thinking = run(answer_requested(ready()), Started("chat-1", 9, 0, "text"), ThinkingDelta("chat-1", "hm", 7))
+    assert thinking.phase == "thinking" and thinking.tokens == 7
+    done = run(thinking, ThinkingDone("chat-1", 7, 0.4))
+    assert done.phase == "generating" and done.tokens == 7
+    assert run(done, TextDelta("chat-1", "Hi", 1)).tokens == 8
+    draining = cancel_requested(thinking, "cancel", now=5.0)
+    assert run(draining, ThinkingDone("chat-1", 7, 0.4)).phase == "draining"
+    assert run(thinking, ThinkingDone("other", 7, 0.4)).phase == "thinking"

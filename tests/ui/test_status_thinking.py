@@ -137,8 +137,9 @@ async def test_a_silent_thinking_model_still_turns_the_spinner():
 
 
 async def test_the_status_is_whole_when_thinking_ends_and_the_answer_starts():
-    """In the screen update that collapses the block to "Thought …", the pane shows every thinking token; in the
-    one that shows "generating", the answer's tokens are counted too."""
+    """In the screen update that collapses the block to "Thought …", the pane shows every thinking token and that
+    the answer is being written ("generating": the thinking is over); once the answer's text comes, its tokens
+    are counted too."""
     app, holder = animated_app()
     async with app.run_test(size=SIZE) as pilot:
         engine = holder["engine"]
@@ -150,11 +151,11 @@ async def test_the_status_is_whole_when_thinking_ends_and_the_answer_starts():
         await until(pilot, lambda: any(h.startswith("▸ Thought") for h in frames.block_header), what="the collapse")
         collapsed = next(i for i, h in enumerate(frames.block_header) if h.startswith("▸ Thought"))
         shown_phase, shown_detail = frames.status[collapsed]
-        assert "thinking" in shown_phase
+        assert "generating" in shown_phase
         assert shown_detail == f" {sent + 3} tokens", "the whole count goes out with the collapsed block"
         engine.emit(TextDelta(rid, "The cache is kept.", 5))
-        await until(pilot, lambda: any("generating" in p for p, _ in frames.status), what="the answer")
-        assert next(d for p, d in frames.status if "generating" in p) == f" {sent + 8} tokens"
+        await until(pilot, lambda: any(d == f" {sent + 8} tokens" for _, d in frames.status), what="the answer")
+        assert all("generating" in p for p, d in frames.status[collapsed:] if d == f" {sent + 8} tokens")
         engine.finish("stop")
         await until(pilot, lambda: not app.chat.busy, what="the finish")
 

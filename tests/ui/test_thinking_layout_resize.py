@@ -1,0 +1,132 @@
+"""Live thinking drawn without a layout pass (`steady_update`, fa13b5e) must still be laid out right when the
+pane's width changes and changes back (a terminal resized and resized back, the conversation's scrollbar shown
+and hidden): Textual keeps each widget's box model per container size and each container's arrangement per size,
+and a layout pass at a width seen before takes them from there. A draw that kept the block's size at one width
+left the measures taken at the other width from the older text: back at that width the body had the older text's
+height, its last row cut off."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.cells import cell_len
+from textual.geometry import Region
+from textual.visual import visualize
+from textual.widgets import Static
+
+import staged
+from mlxchat.engine import PrefillProgress, Started, ThinkingDelta
+from mlxchat.terminal_text import visible
+from mlxchat.ui.widgets.thinking import ThinkingBlock, live_tail
+
+from conftest import SIZE, until
+
+QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+NARROW = (80, SIZE[1])
+
+
+def body(app) -> Static:
+    return app.chat.conversation.views()[-1].query_one(ThinkingBlock).query_one(".thinking-body", Static)
+
+
+async def think(pilot, engine, rid: str, thought: str, piece: str) -> str:
+    thought += piece
+    engine.emit(ThinkingDelta(rid, piece, 1))
+    shown = visible(live_tail(thought))
+    await until(pilot, lambda: str(body(pilot.app).content) == shown, what=f"the piece {piece[:12]!r} drawn")
+    await pilot.pause()
+    return thought
+
+
+def rows(widget: Static) -> tuple[int, list[str]]:
+    width, height = widget.size
+    return height, [strip.text for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
+async def resize(pilot, size: tuple[int, int]) -> None:
+    await pilot.resize_terminal(*size)
+    await until(pilot, lambda: pilot.app.size == size, what=f"the terminal at {size}")
+    for _ in range(3):
+        await pilot.pause()
+
+
+async def laid_out_afresh(pilot, widget: Static) -> tuple[int, list[str]]:
+    widget.refresh(layout=True)
+    await pilot.pause()
+    await pilot.pause()
+    return rows(widget)
+
+
+async def test_a_kept_size_draw_at_another_width_is_laid_out_afresh_back_at_the_first(staged_app):
+    """At the wide width the body shows six lines, one of them wrapping only at the narrow width. Narrowed, the
+    next piece pushes that line out and adds one that wraps at both widths: seven rows at the narrow width before
+    and after, so the draw keeps the size there. Widened again, the body must have the seven rows a fresh layout
+    gives (it kept the six measured for the older text)."""
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine, QWEN_INFO)
+        await staged.ask(pilot)
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 42, 0, "text"))
+        engine.emit(PrefillProgress(rid, 42, 42))
+        short = "".join(f"short line {n}\n" for n in range(5))
+        thought = await think(pilot, engine, rid, "", short)
+        wide = body(app).content_size.width
+        await resize(pilot, NARROW)
+        narrow = body(app).content_size.width
+        await resize(pilot, SIZE)
+        assert narrow < wide - 4, (narrow, wide)
+        # Six lines: one that wraps at the narrow width only, then the five short ones.
+        thought = await think(pilot, engine, rid, "", "x" * (narrow + 2) + "\n" + short.rstrip("\n"))
+        assert rows(body(app))[0] == 6
+        await resize(pilot, NARROW)
+        assert rows(body(app))[0] == 7
+        # The long line drops out of the newest six; one wrapping at both widths comes in: 7 rows at the narrow
+        # width still (a repaint), 7 at the wide width too.
+        thought = await think(pilot, engine, rid, thought, "\n" + "y" * (wide + 2))
+        assert rows(body(app))[0] == 7  # (no fresh layout here: it would clear the measures this test is about)
+        await resize(pilot, SIZE)
+        drawn = rows(body(app))
+        assert drawn == await laid_out_afresh(pilot, body(app)), "stale rows back at the wide width"
+
+
+def fresh_height(widget: Static) -> int:
+    """The height Textual gives the widget's text at its laid-out width, measured from a new visual (no cache)."""
+    return visualize(widget, widget.content, markup=False).get_height(widget.styles, widget.content_size.width)
+
+
+PIECES = [
+    "思考して", "いる。\n", "emoji 👍🏽 and 🧑‍🔬 ", "e\u0301 combining a\u0308\n", "\ttabbed\tline\t\n", "trailing   \n",
+    "\n", "\n\n", "word " * 17, "\n", "思" * 30, "x" * 200 + "\n", "short\n", "", "more words " * 9, "\n",
+]
+
+
+async def test_tricky_text_and_widths_keep_the_laid_out_height(staged_app):
+    """Pieces of wide, combining, tab and emoji text, blank lines and lines of exactly the body's width, drawn
+    while the terminal changes width by a cell or two (a scrollbar shown or hidden) and by more, and its height:
+    after every draw the header and body have the size a fresh measure of their text gives."""
+    app, engine = staged_app()
+    sizes = [SIZE, (98, SIZE[1]), (99, SIZE[1]), NARROW, (100, 20), SIZE, (61, 40)]
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine, QWEN_INFO)
+        await staged.ask(pilot)
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 42, 0, "text"))
+        engine.emit(PrefillProgress(rid, 42, 42))
+        thought = await think(pilot, engine, rid, "", "First line.\n")
+        header = app.chat.conversation.views()[-1].query_one(ThinkingBlock).query_one(".thinking-header")
+        for round_ in range(3):
+            for n, piece in enumerate(PIECES):
+                if n % 5 == 4:
+                    await resize(pilot, sizes[(round_ * 3 + n) % len(sizes)])
+                if n == 7:  # a line of exactly the body's width
+                    piece = "\n" + "w" * body(app).content_size.width + "\n"
+                if not piece:
+                    continue
+                thought = await think(pilot, engine, rid, thought, piece)
+                await pilot.pause()
+                where = f"round {round_}, piece {n} at {app.size}"
+                assert body(app).size.height == fresh_height(body(app)), where
+                room = header.parent.content_size.width
+                assert header.size.width == min(cell_len(str(header.content)), room), where
+                assert header.size.height == fresh_height(header), where

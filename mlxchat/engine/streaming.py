@@ -196,9 +196,15 @@ def decode(
                     steps_now, undecided = 1 + undecided, 0
                     if counted:
                         clock.reasoning_tokens += steps_now
-                    # The text first: an answer's first step ends the thinking before its count can go out.
+                    # The text first: an answer's first step ends the thinking before its count can go out. A step
+                    # counted as thinking that closes it ("…</think>\n\nHi") is counted first: ThinkingDone flushes
+                    # the count with the thinking, none of it comes after (it turned the status back to thinking).
+                    closes = counted and not thinking.thinking
+                    if closes:
+                        thinking_batcher.add("", steps_now)
                     route(pieces, counted, now)
-                    (thinking_batcher if counted else batcher).add("", steps_now)
+                    if not closes:
+                        (thinking_batcher if counted else batcher).add("", steps_now)
                     if not thinking.thinking and was_thinking:
                         end_thinking(now)
             else:

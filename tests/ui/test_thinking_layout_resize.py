@@ -130,3 +130,43 @@ async def test_tricky_text_and_widths_keep_the_laid_out_height(staged_app):
                 room = header.parent.content_size.width
                 assert header.size.width == min(cell_len(str(header.content)), room), where
                 assert header.size.height == fresh_height(header), where
+
+
+async def test_thinking_that_grew_out_of_sight_is_laid_out_afresh_when_the_reader_comes_back(staged_app, tmp_path):
+    """The reader leaves for a new chat while the answer thinks (its view streams on, hidden); the thinking grows
+    by wrapped and short lines out of sight; back in the answering conversation the block has the size a fresh
+    measure of its text gives (a draw while hidden has no size to keep: it is laid out, so no older measure is
+    left to be reused when it shows again)."""
+    from mlxchat.store import History
+    from mlxchat.ui.screens.conversations import ConversationsScreen
+
+    history = History(tmp_path / "data")
+    app, engine = staged_app(history=history)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await staged.loaded_scene(pilot, engine, QWEN_INFO)
+            await staged.ask(pilot, "France trivia")
+            answering = app.chat.session
+            rid = engine.last_request_id
+            engine.emit(Started(rid, 42, 0, "text"))
+            engine.emit(PrefillProgress(rid, 42, 42))
+            thought = await think(pilot, engine, rid, "", "".join(f"line {n}\n" for n in range(6)))
+            block_body = body(app)
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: app.chat.session is not answering, what="the new chat")
+            for piece in ("z" * 150, " more\n", "short\n", "w" * 40):
+                thought += piece
+                engine.emit(ThinkingDelta(rid, piece, 1))
+                shown = visible(live_tail(thought))
+                await until(pilot, lambda: str(block_body.content) == shown, what="the piece out of sight")
+            await pilot.press("f2")
+            await until(pilot, lambda: isinstance(app.screen, ConversationsScreen), what="the list")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.chat.session is answering, what="the switch back")
+            for _ in range(3):
+                await pilot.pause()
+            assert body(app) is block_body
+            assert block_body.size.height == fresh_height(block_body) > 6
+            assert rows(block_body) == await laid_out_afresh(pilot, block_body)
+    finally:
+        history.close()

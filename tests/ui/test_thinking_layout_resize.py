@@ -170,3 +170,25 @@ async def test_thinking_that_grew_out_of_sight_is_laid_out_afresh_when_the_reade
             assert rows(block_body) == await laid_out_afresh(pilot, block_body)
     finally:
         history.close()
+
+
+async def test_the_live_clocks_header_widens_from_9_9_to_10_0_seconds(staged_app):
+    """The live block's own clock (animation on) redraws the header without new thinking; at 10.0 s it is a cell
+    wider, and the header is laid out to its full text, not cut at the width "9.9 s" had."""
+    app, engine = staged_app(animate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine, QWEN_INFO)
+        await staged.ask(pilot)
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 42, 0, "text"))
+        engine.emit(PrefillProgress(rid, 42, 42))
+        await think(pilot, engine, rid, "", "A thought.\n")
+        header = app.chat.conversation.views()[-1].query_one(ThinkingBlock).query_one(".thinking-header")
+        start = app.test_clock[0]
+        for elapsed in (9.9, 10.0, 99.9, 100.0):
+            app.test_clock[0] = start + elapsed + 0.01
+            text = f"{elapsed:.1f} s"
+            await until(pilot, lambda: text in str(header.content), what=f"the header at {text}")
+            await until(pilot, lambda: header.size.width == cell_len(str(header.content)), what="the header laid out")
+            strip = header.render_lines(Region(0, 0, header.size.width, 1))[0]
+            assert strip.text == str(header.content)

@@ -1,0 +1,43 @@
+"""The status pane keeps moving while a thinking answer streams in a conversation the reader has left (its view
+hidden, its thinking block still drawing and telling the pane, 61f1825), and while the server is silent there,
+its "waiting for … · N s" counts on (8d46c58)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import staged
+from mlxchat.engine import PrefillProgress, Silence, Started, ThinkingDelta
+
+from conftest import SIZE, until
+
+QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+
+
+async def test_a_silent_server_thinking_out_of_sight_keeps_the_pane_counting(staged_app):
+    app, engine = staged_app(animate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine, QWEN_INFO)
+        await staged.ask(pilot, "France trivia")
+        answering = app.chat.session
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 42, 0, "text"))
+        engine.emit(PrefillProgress(rid, 42, 42))
+        engine.emit(ThinkingDelta(rid, "Let me think.\n", 3))
+        bar = app.chat.status_bar
+        await until(pilot, lambda: "thinking" in bar.phase_text(), what="thinking")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: app.chat.session is not answering, what="the new chat")
+        detail = bar.query_one("#status-detail")
+        for seconds in (1.0, 2.0, 3.0):
+            app.test_clock[0] += 1.0  # the app's clock, which the test sets, moves on as a real one would
+            engine.emit(Silence(rid, seconds))
+            text = f"waiting for the server · {int(seconds)} s"
+            await until(pilot, lambda: str(detail.content).endswith(text), what=f"{text!r} drawn, shown {detail.content!r}")
+        phase = bar.query_one("#status-phase")
+        shown = {str(phase.content)}
+        for _ in range(20):
+            app.test_clock[0] += 0.05
+            await pilot.pause(0.05)
+            shown.add(str(phase.content))
+        assert len(shown) >= 3 and all("answering in" in text for text in shown), shown

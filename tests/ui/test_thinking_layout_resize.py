@@ -192,3 +192,23 @@ async def test_the_live_clocks_header_widens_from_9_9_to_10_0_seconds(staged_app
             await until(pilot, lambda: header.size.width == cell_len(str(header.content)), what="the header laid out")
             strip = header.render_lines(Region(0, 0, header.size.width, 1))[0]
             assert strip.text == str(header.content)
+
+
+async def test_a_theme_change_while_thinking_streams_keeps_the_laid_out_height(staged_app):
+    """Themes switched while thinking streams (each a restyle of the screen) leave the body with the height a
+    fresh measure of its text gives after every later draw."""
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine, QWEN_INFO)
+        await staged.ask(pilot)
+        rid = engine.last_request_id
+        engine.emit(Started(rid, 42, 0, "text"))
+        engine.emit(PrefillProgress(rid, 42, 42))
+        thought = await think(pilot, engine, rid, "", "".join(f"line {n}\n" for n in range(6)))
+        themes = [name for name in app.available_themes if name != app.theme][:3]
+        for theme in themes:
+            app.theme = theme
+            for piece in ("v" * 120, "\nshort", " and more words " * 8 + "\n"):
+                thought = await think(pilot, engine, rid, thought, piece)
+                await pilot.pause()
+                assert body(app).size.height == fresh_height(body(app)), (theme, piece[:10])

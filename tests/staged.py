@@ -57,6 +57,8 @@ REMOTE_INFO = ModelInfo(
     context_size=8192,
     endpoint="http://127.0.0.1:8080/v1",
 )
+THINKING_INFO = replace(TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+"""A reasoning model: Qwen3-style `<think>` tags and a thinking switch."""
 
 ANSWER = (
     "Paris is the capital of France. Here is how you could look it up in Python:\n\n"
@@ -240,6 +242,16 @@ async def loaded_scene(pilot, engine: StagedEngine, info: ModelInfo = TINY_INFO)
 async def ask(pilot, text: str = QUESTION) -> None:
     await pilot.press(*text, "enter")
     await until(pilot, lambda: pilot.app.chat.busy and pilot.app.chat.active.kind == "chat", what="the send")
+
+
+async def prefilled_scene(pilot, engine: StagedEngine, info: ModelInfo = TINY_INFO, question: str = QUESTION) -> str:
+    """`question` asked of `info` and its 42-token prompt read; nothing generated yet. Returns the request id."""
+    await loaded_scene(pilot, engine, info)
+    await ask(pilot, question)
+    rid = engine.last_request_id
+    engine.emit(Started(rid, 42, 0, "text"))
+    engine.emit(PrefillProgress(rid, 42, 42))
+    return rid
 
 
 async def streaming_scene(pilot, engine: StagedEngine) -> None:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 import staged
-from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone
+from mlxchat.engine import TextDelta, ThinkingDelta, ThinkingDone
 from mlxchat.ui.app import make_app
 from mlxchat.ui.widgets.thinking import ThinkingBlock
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 
 BATCH_S = 0.03
 """The engine's event batching: a piece of thinking every 30 ms."""
@@ -76,11 +75,7 @@ class Frames:
 
 
 async def start_thinking(pilot, engine) -> str:
-    await staged.loaded_scene(pilot, engine, QWEN_INFO)
-    await staged.ask(pilot)
-    rid = engine.last_request_id
-    engine.emit(Started(rid, 42, 0, "text"))
-    engine.emit(PrefillProgress(rid, 42, 42))
+    rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
     await until(pilot, lambda: pilot.app.chat.status.phase == "prefill", what="the prefill")
     return rid
 

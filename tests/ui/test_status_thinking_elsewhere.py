@@ -4,25 +4,19 @@ its "waiting for … · N s" counts on (8d46c58)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import staged
-from mlxchat.engine import PrefillProgress, Silence, Started, ThinkingDelta
+from mlxchat.engine import Silence, ThinkingDelta
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 
 
 async def test_a_silent_server_thinking_out_of_sight_keeps_the_pane_counting(staged_app):
     app, engine = staged_app(animate=True)
     async with app.run_test(size=SIZE) as pilot:
-        await staged.loaded_scene(pilot, engine, QWEN_INFO)
-        await staged.ask(pilot, "France trivia")
+        rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO, "France trivia")
         answering = app.chat.session
-        rid = engine.last_request_id
-        engine.emit(Started(rid, 42, 0, "text"))
-        engine.emit(PrefillProgress(rid, 42, 42))
         engine.emit(ThinkingDelta(rid, "Let me think.\n", 3))
         bar = app.chat.status_bar
         await until(pilot, lambda: "thinking" in bar.phase_text(), what="thinking")

@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 
 import staged
-from mlxchat.engine import ChatRequest, Message, PrefillProgress, Started, ThinkingDelta, ThinkingDone
+from mlxchat.engine import ChatRequest, Message, ThinkingDelta, ThinkingDone
 from mlxchat.engine.control import RequestControl
 from mlxchat.engine.streaming import TurnClock, decode
 from mlxchat.engine.thinking import TAGGED_THINKING, ThinkingSplitter
@@ -21,7 +21,7 @@ from mlxchat.ui.widgets.thinking import ThinkingBlock
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 
 
 def decoded(steps: list[tuple[str, int]]) -> list:
@@ -55,11 +55,7 @@ def test_the_closing_steps_count_goes_out_with_the_thinking_before_thinking_done
 async def test_the_status_stays_generating_and_the_block_keeps_thinking_dones_count(staged_app):
     app, engine = staged_app()
     async with app.run_test(size=SIZE) as pilot:
-        await staged.loaded_scene(pilot, engine, QWEN_INFO)
-        await staged.ask(pilot)
-        rid = engine.last_request_id
-        engine.emit(Started(rid, 42, 0, "text"))
-        engine.emit(PrefillProgress(rid, 42, 42))
+        rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
         events = decoded(STEPS)
         for event in events:
             engine.emit(replace(event, request_id=rid))

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import replace
 
 import pytest
 from textual.widgets import Static
 
 import staged
-from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
+from mlxchat.engine import TextDelta, ThinkingDelta, ThinkingDone, Usage
 from mlxchat.terminal_text import visible
 from mlxchat.ui.widgets.frame_budget import FrameBudget
 from mlxchat.ui.widgets.thinking import LIVE_LINES, ThinkingBlock, live_tail
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 
 PIECES = 200
 """Pieces of thinking, in bursts of `BURST` with a short pause between: faster than the frame budget."""
@@ -46,11 +45,7 @@ def header(app) -> str:
 
 async def start_thinking(pilot, engine) -> str:
     """The model starts to think: the first piece is drawn at once. Returns the request id."""
-    await staged.loaded_scene(pilot, engine, QWEN_INFO)
-    await staged.ask(pilot)
-    rid = engine.last_request_id
-    engine.emit(Started(rid, 42, 0, "text"))
-    engine.emit(PrefillProgress(rid, 42, 42))
+    rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
     engine.emit(ThinkingDelta(rid, "Let me think.\n", 4))
     await until(pilot, lambda: str(body(pilot.app).content) == "Let me think.", what="the first piece drawn")
     return rid

@@ -6,21 +6,19 @@ the block looks exactly as a fresh layout draws it: wrapped long lines and wide 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Static
 
 import staged
-from mlxchat.engine import PrefillProgress, Started, ThinkingDelta
+from mlxchat.engine import ThinkingDelta
 from mlxchat.terminal_text import visible
 from mlxchat.ui.widgets.thinking import LIVE_LINES, ThinkingBlock, live_tail
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 
 
 def block(app) -> ThinkingBlock:
@@ -66,11 +64,7 @@ async def think(pilot, engine, rid: str, thought: str, piece: str, tokens: int =
 
 
 async def start(pilot, engine, first: str, tokens: int) -> tuple[str, str]:
-    await staged.loaded_scene(pilot, engine, QWEN_INFO)
-    await staged.ask(pilot)
-    rid = engine.last_request_id
-    engine.emit(Started(rid, 42, 0, "text"))
-    engine.emit(PrefillProgress(rid, 42, 42))
+    rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
     return rid, await think(pilot, engine, rid, "", first, tokens)
 
 

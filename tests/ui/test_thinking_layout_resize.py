@@ -7,21 +7,19 @@ height, its last row cut off."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from rich.cells import cell_len
 from textual.geometry import Region
 from textual.visual import visualize
 from textual.widgets import Static
 
 import staged
-from mlxchat.engine import PrefillProgress, Started, ThinkingDelta
+from mlxchat.engine import ThinkingDelta
 from mlxchat.terminal_text import visible
 from mlxchat.ui.widgets.thinking import ThinkingBlock, live_tail
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 NARROW = (80, SIZE[1])
 
 
@@ -64,11 +62,7 @@ async def test_a_kept_size_draw_at_another_width_is_laid_out_afresh_back_at_the_
     gives (it kept the six measured for the older text)."""
     app, engine = staged_app()
     async with app.run_test(size=SIZE) as pilot:
-        await staged.loaded_scene(pilot, engine, QWEN_INFO)
-        await staged.ask(pilot)
-        rid = engine.last_request_id
-        engine.emit(Started(rid, 42, 0, "text"))
-        engine.emit(PrefillProgress(rid, 42, 42))
+        rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
         short = "".join(f"short line {n}\n" for n in range(5))
         thought = await think(pilot, engine, rid, "", short)
         wide = body(app).content_size.width
@@ -108,11 +102,7 @@ async def test_tricky_text_and_widths_keep_the_laid_out_height(staged_app):
     app, engine = staged_app()
     sizes = [SIZE, (98, SIZE[1]), (99, SIZE[1]), NARROW, (100, 20), SIZE, (61, 40)]
     async with app.run_test(size=SIZE) as pilot:
-        await staged.loaded_scene(pilot, engine, QWEN_INFO)
-        await staged.ask(pilot)
-        rid = engine.last_request_id
-        engine.emit(Started(rid, 42, 0, "text"))
-        engine.emit(PrefillProgress(rid, 42, 42))
+        rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
         thought = await think(pilot, engine, rid, "", "First line.\n")
         header = app.chat.conversation.views()[-1].query_one(ThinkingBlock).query_one(".thinking-header")
         for round_ in range(3):
@@ -144,12 +134,8 @@ async def test_thinking_that_grew_out_of_sight_is_laid_out_afresh_when_the_reade
     app, engine = staged_app(history=history)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await staged.loaded_scene(pilot, engine, QWEN_INFO)
-            await staged.ask(pilot, "France trivia")
+            rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO, "France trivia")
             answering = app.chat.session
-            rid = engine.last_request_id
-            engine.emit(Started(rid, 42, 0, "text"))
-            engine.emit(PrefillProgress(rid, 42, 42))
             thought = await think(pilot, engine, rid, "", "".join(f"line {n}\n" for n in range(6)))
             block_body = body(app)
             await pilot.press("ctrl+n")
@@ -177,11 +163,7 @@ async def test_the_live_clocks_header_widens_from_9_9_to_10_0_seconds(staged_app
     wider, and the header is laid out to its full text, not cut at the width "9.9 s" had."""
     app, engine = staged_app(animate=True)
     async with app.run_test(size=SIZE) as pilot:
-        await staged.loaded_scene(pilot, engine, QWEN_INFO)
-        await staged.ask(pilot)
-        rid = engine.last_request_id
-        engine.emit(Started(rid, 42, 0, "text"))
-        engine.emit(PrefillProgress(rid, 42, 42))
+        rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
         await think(pilot, engine, rid, "", "A thought.\n")
         header = app.chat.conversation.views()[-1].query_one(ThinkingBlock).query_one(".thinking-header")
         start = app.test_clock[0]
@@ -199,11 +181,7 @@ async def test_a_theme_change_while_thinking_streams_keeps_the_laid_out_height(s
     fresh measure of its text gives after every later draw."""
     app, engine = staged_app()
     async with app.run_test(size=SIZE) as pilot:
-        await staged.loaded_scene(pilot, engine, QWEN_INFO)
-        await staged.ask(pilot)
-        rid = engine.last_request_id
-        engine.emit(Started(rid, 42, 0, "text"))
-        engine.emit(PrefillProgress(rid, 42, 42))
+        rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
         thought = await think(pilot, engine, rid, "", "".join(f"line {n}\n" for n in range(6)))
         themes = [name for name in app.available_themes if name != app.theme][:3]
         for theme in themes:

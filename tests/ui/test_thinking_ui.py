@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 import staged
-from mlxchat.engine import PrefillProgress, Started, TextDelta, ThinkingDelta, ThinkingDone, Usage
+from mlxchat.engine import TextDelta, ThinkingDelta, ThinkingDone, Usage
 from mlxchat.store import History
 from mlxchat.ui.chat_model import ChatSession, Turn
 from mlxchat.ui.widgets.thinking import ThinkingBlock, stopped_footer, thinking_header
 
 from conftest import SIZE, until
 
-QWEN_INFO = replace(staged.TINY_INFO, name="Qwen3-0.6B", thinking="<think> tags", thinking_switch=True)
+QWEN_INFO = staged.THINKING_INFO
 THOUGHT = "The user asks about MLX.\nIt is Apple's array framework for machine learning.\nKeep it short."
 
 
@@ -42,11 +42,7 @@ def body_shown(app) -> bool:
 
 async def thinking_scene(pilot, engine) -> None:
     """The model has thought for 2.5 s (three lines, 21 tokens) and not answered yet."""
-    await staged.loaded_scene(pilot, engine, QWEN_INFO)
-    await staged.ask(pilot)
-    rid = engine.last_request_id
-    engine.emit(Started(rid, 42, 0, "text"))
-    engine.emit(PrefillProgress(rid, 42, 42))
+    rid = await staged.prefilled_scene(pilot, engine, QWEN_INFO)
     engine.emit(ThinkingDelta(rid, THOUGHT, 21))
     await until(pilot, lambda: pilot.app.chat.status.phase == "thinking", what="thinking")
     pilot.app.test_clock[0] += 2.5

@@ -166,3 +166,25 @@ def test_the_follow_up_after_a_restart_reuses_the_saved_prompt_text(event_log, t
     cold, _ = one_turn(follow)
     assert resumed.prompt_tokens == cold.prompt_tokens
     assert resumed.cached_tokens > 0 and cold.cached_tokens == 0
+
+
+def test_a_model_without_thinking_renders_no_generation_prompt(event_log, tiny_model, monkeypatch):
+    """Whether a turn starts thinking is read from what the template appends to open the answer, which renders the
+    whole conversation twice more (2-4 ms of a resumed follow-up's first token on a GPU). A model with no thinking
+    format never needs it, so its turns do not render it."""
+    from mlxchat.engine.local import generation
+
+    rendered: list[ChatRequest] = []
+    original = generation.generation_prompt
+    monkeypatch.setattr(generation, "generation_prompt", lambda tokenizer, request: rendered.append(request) or original(tokenizer, request))
+    engine = Engine(event_log).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        assert event_log.finished(load.request_id).reason == "stop"
+        request = ChatRequest(tuple(history(2)), sampling=SamplingParams(temperature=0, max_tokens=3))
+        engine.submit(request)
+        assert event_log.finished(request.request_id).reason in ("stop", "length")
+    finally:
+        engine.close(timeout_s=30)
+    assert rendered == []

@@ -355,7 +355,7 @@ def run_text_turn(
             control.enter("generating")
             quantize_cache(reuse.cache, request.kv_bits)
             splitter, budget = thinking_setup(
-                loaded.thinking, loaded.tokenizer, request, generation_prompt(loaded.tokenizer, request)
+                loaded.thinking, loaded.tokenizer, request, lambda: generation_prompt(loaded.tokenizer, request)
             )
             ended_by: list[int] = []  # the last token decode read: at a stop, the end token, which it leaves out
             steps = text_steps(

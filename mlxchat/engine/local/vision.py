@@ -204,7 +204,9 @@ def run_vision_turn(
     emit(PrefillProgress(request_id, cached, prompt_tokens))
     chunk = loaded.chunker.size
     todo = prompt_tokens - cached
-    splitter, budget = thinking_setup(loaded.thinking, loaded.tokenizer, request, _generation_prompt(parts, request))
+    splitter, budget = thinking_setup(
+        loaded.thinking, loaded.tokenizer, request, lambda: _generation_prompt(parts, request)
+    )
 
     def after_chunk(done: int, _cache) -> None:
         emit(PrefillProgress(request_id, cached + done, prompt_tokens))

@@ -36,7 +36,7 @@ def answer(engine, event_log, messages, conversation_id: str, max_tokens: int = 
 
 @pytest.mark.parametrize("rows", [1, generation.FIRST_TOKEN_ROWS], ids=["cpu-rule", "cuda-rule"])
 def test_a_follow_up_after_a_stop_answers_as_if_read_from_scratch(scripted_engine, event_log, monkeypatch, rows):
-    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 64: CUDA's rule (not on this machine)
+    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 128: CUDA's rule (not on this machine)
     first = answer(scripted_engine, event_log, [Message("user", "hi")], "chat", max_tokens=50)
     assert (first.reason, first.text) == ("stop", ANSWER)
     follow = [Message("user", "hi"), Message("assistant", first.text), Message("user", "And then?")]
@@ -54,7 +54,7 @@ def test_a_follow_up_after_an_answer_that_ended_at_once_answers_as_if_read_from_
 ):
     """The end token as the first token comes from the engine's own pass (`text_steps`) and is never fed to the
     model: the cache holds the prompt alone, as recorded."""
-    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 64: CUDA's rule (not on this machine)
+    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 128: CUDA's rule (not on this machine)
     engine = Engine(event_log, script=lambda request: "" if len(request.messages) == 1 else None).start()
     try:
         load = LoadModel(str(tiny_model))

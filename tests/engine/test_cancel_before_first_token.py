@@ -32,7 +32,7 @@ class CancelAtPrefill:
 
 @pytest.mark.parametrize("rows", [1, generation.FIRST_TOKEN_ROWS], ids=["cpu-rule", "cuda-rule"])
 def test_a_cancel_before_the_first_pass_sends_no_text(event_log, tiny_model, monkeypatch, rows):
-    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 64: CUDA's rule (not on this machine)
+    monkeypatch.setattr(generation, "first_token_rows", lambda: rows)  # 128: CUDA's rule (not on this machine)
     sink = CancelAtPrefill(event_log)
     engine = sink.engine = Engine(sink).start()
     try:

@@ -60,8 +60,8 @@ def _old_tick(self) -> None:
 
 
 VARIANTS = {
-    "before": dict(repaint=True, tick=_old_tick, drawn=lambda self: None),
-    "norepaint": dict(repaint=False, tick=_old_tick, drawn=lambda self: None),
+    "before": dict(repaint=True, tick=_old_tick, drawn=lambda self, **_: None),
+    "norepaint": dict(repaint=False, tick=_old_tick, drawn=lambda self, **_: None),
     "after": dict(repaint=False, tick=_NEW_TICK, drawn=_NEW_DRAWN),
 }
 

@@ -19,6 +19,8 @@
 # Round 6 (2 Dec, no device time) added, still to run: `timeout 150 python3 benchmarks/first_token.py --model /tmp/m/1b
 # --history 2400 --new 55 --rounds 15` (the shared tail's pass, on CUDA only), then `LONG_S=180` with
 # `--sections resume` (the resume ratio with it), `timeout 120 python3 benchmarks/thinking_frames.py --tps 300`.
+# Round 7 (2 Dec 03:20-03:36) ran all of the above but the frame clock (its bench was broken, fixed in d2571a9) and
+# the 300 tok/s keypress probe (the 290 s limit ended during it): BENCHMARKS.md has the figures.
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

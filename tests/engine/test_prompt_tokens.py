@@ -176,7 +176,12 @@ def test_a_model_without_thinking_renders_no_generation_prompt(event_log, tiny_m
 
     rendered: list[ChatRequest] = []
     original = generation.generation_prompt
-    monkeypatch.setattr(generation, "generation_prompt", lambda tokenizer, request: rendered.append(request) or original(tokenizer, request))
+
+    def counted(tokenizer, request):
+        rendered.append(request)
+        return original(tokenizer, request)
+
+    monkeypatch.setattr(generation, "generation_prompt", counted)
     engine = Engine(event_log).start()
     try:
         load = LoadModel(str(tiny_model))

@@ -179,7 +179,7 @@ FIRST_TOKEN_ROWS = 128
 """On CUDA, most of the prompt's last tokens whose forward pass also gives the first answer token (`text_steps`);
 the rest is prefilled in chunks first. Why 128: on the H200 a 1B model's forward over a 2,400-token cache costs
 about the same from 24 to 128 rows (7.9–8.7 ms; 9.7 at 256, `prefill_shapes.py`), and a follow-up longer than the
-tail pays a second pass: at 64, a 71-token question took 27.9 ms to its first token against 14.4 for 55 tokens.
+tail pays a second pass: at 64, a 71-token question took 27.9 ms to its first token (one pass: 11.8 ms at 128).
 Most questions fit in 128. The logits are computed for every row (a model's forward cannot be asked for the last
 row only), so the tail stays bounded: 128 rows of a 262k vocabulary are 67 MB of bfloat16, for one pass."""
 

@@ -48,6 +48,7 @@ from textual.widgets import Label, Markdown
 from textual.widgets._markdown import MarkdownFence
 
 from ..lexer_setup import highlight_guarded
+from .answer_lists import AnswerBulletList, AnswerOrderedList
 from .frame_budget import FrameBudget
 
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
@@ -359,9 +360,15 @@ class AnswerFence(MarkdownFence):
 
 class AnswerMarkdown(Markdown):
     """An answer's Markdown: Textual's, with its code fences made by `AnswerFence` (highlighted ahead, drawn a line at
-    a time by `FenceCode`); it draws exactly what Textual's draws (tests/ui/test_code_stream.py compares screens)."""
+    a time by `FenceCode`) and its lists updated in place as they stream (answer_lists.py); it draws exactly what
+    Textual's draws (tests/ui/test_code_stream.py and tests/ui/test_answer_lists.py compare screens)."""
 
-    BLOCKS = {**Markdown.BLOCKS, "fence": AnswerFence}
+    BLOCKS = {
+        **Markdown.BLOCKS,
+        "fence": AnswerFence,
+        "bullet_list_open": AnswerBulletList,
+        "ordered_list_open": AnswerOrderedList,
+    }
 
 
 class AnswerStream:

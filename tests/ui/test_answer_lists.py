@@ -27,6 +27,13 @@ TEXTS = {
     "list after list": "- a\n- b\n\n* c\n* d\n\n1) e\n2) f\n\nText.\n",
     "turns into other blocks": "- a\n- b\nlazy continuation\n---\n\n- c\n\n    code after\n\n# Heading\n",
     "starts at seven": "7. seven\n8. eight\n9. nine\n10. ten\n11. eleven\n",
+    "items holding other blocks": (
+        "- a\n  > quoted\n  > more\n- b\n\n  | x | y |\n  |---|---|\n  | 1 | 2 |\n- c\n  # Head\n  text\n"
+        "- d\n  ```python\n  x = 1\n  ```\n- e\n  ---\n- f\n  ===\n- <div>\n  x\n  </div>\n- g\n"
+    ),
+    "three deep, then shallower": "- a\n  - b\n    - c1\n    - c2, longer text\n  - d\n- e\n  - f\n",
+    "markers and starts": "- a\n- b\n+ c\n* d\n\n0. zero\n1. one\n\n998) a\n999) b\n1000) c\n",
+    "empty first lines, lazy lines": "- a\n-\n  text\n- *em\n  spanning* and **strong\nlazy** line\n- b\n\n  loose\n",
 }
 
 
@@ -40,8 +47,8 @@ class MarkdownApp(App):
             yield self.markdown_class()
 
 
-async def streamed_screens(text: str, cuts: list[int]) -> list[str]:
-    """The answer's Markdown, the text appended a few characters at a time, drawn at each cut."""
+async def streamed_screens(text: str, cuts: list[int], step: int = 5) -> list[str]:
+    """The answer's Markdown, the text appended `step` characters at a time, drawn at each cut."""
     app = MarkdownApp(AnswerMarkdown)
     screens = []
     async with app.run_test(size=SIZE) as pilot:
@@ -49,9 +56,9 @@ async def streamed_screens(text: str, cuts: list[int]) -> list[str]:
         done = 0
         for cut in cuts:
             while done < cut:
-                step = min(cut, done + 5)
-                await markdown.append(text[done:step])
-                done = step
+                step_end = min(cut, done + step)
+                await markdown.append(text[done:step_end])
+                done = step_end
             await pilot.pause()
             screens.append(app.export_screenshot())
     return screens
@@ -75,6 +82,20 @@ async def test_a_streamed_list_looks_as_textual_draws_it_at_every_point(name):
     text = TEXTS[name]
     cuts = sorted({*range(9, len(text), max(9, len(text) // 12)), len(text)})
     assert await streamed_screens(text, cuts) == await whole_screens(text, cuts)
+
+
+async def test_a_link_definition_arriving_whole_links_the_rows_before_it():
+    """`[x]: url` makes `[x]` in an earlier item a link: the one way appended text changes a row before the last.
+    Typed a character at a time, the definition is first the last item's paragraph, and its vanishing already sent
+    the list back to Textual's way; an update that brings the whole definition at once (a fast model) kept the
+    first row's `[x]` literal, to the end of the answer."""
+    for text in (
+        "- see [x] here\n- more\n- [x]: https://example.com\n- end\n",
+        "- see [x] here\n- more\n\n  [x]: https://example.com\n\nAfter.\n",
+        "- see [x] here\n- more\n\n[x]: https://example.com\n\nAfter.\n",
+    ):
+        cuts = [text.index("\n- more") + 7, len(text)]
+        assert await streamed_screens(text, cuts, step=len(text)) == await whole_screens(text, cuts)
 
 
 async def test_the_rows_before_the_last_are_kept_while_a_list_streams():

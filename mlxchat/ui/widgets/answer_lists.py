@@ -11,9 +11,10 @@ Appended text can change only the last item of a list: a new item's marker close
 an item only its last block is open. So `update_in_place` keeps every row but the last, updates the last row's
 last block through that block's own `_update_from_block` (a paragraph's text, a nested list the same way, a
 fence), mounts the rows that are new, and sets the bullets again (an ordered list's numbers widen at 10, 100 …).
-Anything it does not expect (fewer items, the last item's blocks changed kind) goes back to Textual's way. The
-widgets are Textual's own, so the answer looks exactly as Textual's Markdown draws the same text
-(tests/ui/test_answer_lists.py compares screens).
+Anything it does not expect goes back to Textual's way: fewer items, the last item's blocks changed kind, and the
+one exception to the rule, a link reference definition (`[label]: url` turns `[label]` into a link in any item
+before it: `may_define_links`). The widgets are Textual's own, so the answer looks exactly as Textual's Markdown
+draws the same text (tests/ui/test_answer_lists.py compares screens).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def update_in_place(shown: MarkdownBlock, new: MarkdownBlock, symbols: lis
     bullets are `symbols`. False when it cannot (nothing has changed then): the caller builds the list again."""
     rows = [child for child in shown.children if isinstance(child, Horizontal)]
     items = [block for block in new._blocks if isinstance(block, MarkdownListItem)]
-    if not rows or len(items) < len(rows) or len(symbols) != len(items):
+    if not rows or len(items) < len(rows) or len(symbols) != len(items) or may_define_links(shown):
         return False
     last_row, last_item = rows[-1], items[len(rows) - 1]
     body = last_row.children[-1]
@@ -64,6 +65,20 @@ async def update_in_place(shown: MarkdownBlock, new: MarkdownBlock, symbols: lis
         await shown.mount_all(added)
     shown._token = new._token
     return True
+
+
+def may_define_links(shown: MarkdownBlock) -> bool:
+    """Whether the text from the list's first line to the end of the document may define a link reference
+    (`[label]: url`), which makes every `[label]` before it a link, in any item: the one way appended text changes
+    rows before the last. `Markdown.append` re-parses from the list's first line, so Textual's way draws those links;
+    kept rows would show `[label]` as it was (a fast model's update can bring a whole definition at once). Every
+    definition holds `]:`, so its absence rules them out; text that only looks like one costs a rebuild, not a
+    wrong screen.
+
+    The top-level list's range is the document's (`Markdown.append` sets it before the update); a nested list's
+    counts from its top-level list's first line, so the text searched starts earlier, never later."""
+    lines = shown._markdown.source.splitlines(keepends=True)
+    return "]:" in "".join(lines[shown.source_range[0] :])
 
 
 async def update_block(shown: MarkdownBlock, new: MarkdownBlock) -> None:

@@ -98,6 +98,22 @@ async def test_a_link_definition_arriving_whole_links_the_rows_before_it():
         assert await streamed_screens(text, cuts, step=len(text)) == await whole_screens(text, cuts)
 
 
+async def test_text_that_only_half_looks_like_a_link_definition_keeps_the_rows():
+    """`]:` in an item's code is common (`-> list[int]:`), as is `[` at an item's start (`- [x] done`); only both
+    together send the list back to Textual's way (answer_lists.may_define_links)."""
+    app = MarkdownApp(AnswerMarkdown)
+    async with app.run_test(size=SIZE) as pilot:
+        markdown = app.query_one(Markdown)
+        await markdown.append("- code: `def f() -> list[int]:`\n- `d[k]: int`\n- last")
+        await pilot.pause()
+        (shown,) = markdown.query(AnswerBulletList)
+        rows = list(shown.children)
+        await markdown.append(" item\n- one more")
+        await pilot.pause()
+        assert markdown.query_one(AnswerBulletList) is shown
+        assert list(shown.children)[: len(rows)] == rows
+
+
 async def test_the_rows_before_the_last_are_kept_while_a_list_streams():
     """The point of it: an update touches the last row, not every row (Textual's way removed and mounted the whole
     list at every update: 54 ms of UI-thread CPU an update for 4 items, 302 ms for 30)."""

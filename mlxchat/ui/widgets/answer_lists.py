@@ -19,6 +19,8 @@ draws the same text (tests/ui/test_answer_lists.py compares screens).
 
 from __future__ import annotations
 
+import re
+
 from textual.containers import Horizontal, Vertical
 from textual.widgets._markdown import (
     MarkdownBlock,
@@ -71,14 +73,22 @@ def may_define_links(shown: MarkdownBlock) -> bool:
     """Whether the text from the list's first line to the end of the document may define a link reference
     (`[label]: url`), which makes every `[label]` before it a link, in any item: the one way appended text changes
     rows before the last. `Markdown.append` re-parses from the list's first line, so Textual's way draws those links;
-    kept rows would show `[label]` as it was (a fast model's update can bring a whole definition at once). Every
-    definition holds `]:`, so its absence rules them out; text that only looks like one costs a rebuild, not a
-    wrong screen.
+    kept rows would show `[label]` as it was (a fast model's update can bring a whole definition at once).
+
+    A definition holds `]:`, and its first line starts with `[` after the markers of the quotes and items it is in:
+    without both there is none. Either alone is common (`-> list[int]:` in an item's code, `- [x] done`), and would
+    send every update of the list back to the slow way; both, without a definition, cost a rebuild, not a wrong
+    screen.
 
     The top-level list's range is the document's (`Markdown.append` sets it before the update); a nested list's
     counts from its top-level list's first line, so the text searched starts earlier, never later."""
     lines = shown._markdown.source.splitlines(keepends=True)
-    return "]:" in "".join(lines[shown.source_range[0] :])
+    text = "".join(lines[shown.source_range[0] :])
+    return "]:" in text and _DEFINITION_START.search(text) is not None
+
+
+_DEFINITION_START = re.compile(r"^(?:[ \t]*(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t])))*[ \t]*\[", re.MULTILINE)
+"""A line that starts with `[` after any markers of block quotes and list items: where a link definition can begin."""
 
 
 async def update_block(shown: MarkdownBlock, new: MarkdownBlock) -> None:

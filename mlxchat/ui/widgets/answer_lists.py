@@ -81,7 +81,8 @@ def may_define_links(shown: MarkdownBlock) -> bool:
     screen.
 
     The top-level list's range is the document's (`Markdown.append` sets it before the update); a nested list's
-    counts from its top-level list's first line, so the text searched starts earlier, never later."""
+    counts from the first line of the text parsed when it was made (at or before its top-level list's first line),
+    so the text searched starts earlier, never later, and the top-level list has been checked first anyway."""
     lines = shown._markdown.source.splitlines(keepends=True)
     text = "".join(lines[shown.source_range[0] :])
     return "]:" in text and _DEFINITION_START.search(text) is not None

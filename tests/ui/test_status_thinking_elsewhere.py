@@ -12,6 +12,19 @@ from conftest import SIZE, until
 QWEN_INFO = staged.THINKING_INFO
 
 
+def moving_clock(app, condition):
+    """`condition`, with the app's test clock moved on 10 ms each time it is asked, as a real clock moves while the
+    test waits. A new count is drawn at the spinner's next turn, and the spinner turns only as the clock moves: a
+    frozen clock left the count undrawn when the hidden thinking block's clock had turned the spinner just before
+    the `Silence` arrived (a CI run waited 30 s for it)."""
+
+    def check() -> bool:
+        app.test_clock[0] += 0.01
+        return condition()
+
+    return check
+
+
 async def test_a_silent_server_thinking_out_of_sight_keeps_the_pane_counting(staged_app):
     app, engine = staged_app(animate=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -27,7 +40,7 @@ async def test_a_silent_server_thinking_out_of_sight_keeps_the_pane_counting(sta
             app.test_clock[0] += 1.0  # the app's clock, which the test sets, moves on as a real one would
             engine.emit(Silence(rid, seconds))
             text = f"waiting for the server · {int(seconds)} s"
-            await until(pilot, lambda: str(detail.content).endswith(text), what=f"{text!r} drawn, shown {detail.content!r}")
+            await until(pilot, moving_clock(app, lambda: str(detail.content).endswith(text)), what=f"{text!r} drawn")
         phase = bar.query_one("#status-phase")
         shown = {str(phase.content)}
         for _ in range(20):

@@ -11,6 +11,8 @@ Each screen update (`Screen._on_timer_update` that drew) is put in one class by 
 Variants, flipped in one process so each round runs each on the same model and load:
   before        the answer update as it was before one-update-one-frame: unbatched, `on_update` at its end
   after         as shipped
+  paragraph-layout  after, with the answer's paragraphs laid out at every update as Textual's are (`AnswerParagraph`
+                takes streamed text as a repaint while its rows stay the same)
   single-layout after, and a layout pass's own size changes ask for no second pass (`Widget._size_updated` called
                 with layout=False, as Textual's scroll-only reflow already does): NOT shipped, a private Textual
                 method patched process-wide; it measures what the cascade costs
@@ -33,10 +35,11 @@ from statistics import median
 
 from textual.screen import Screen
 from textual.widget import Widget
+from textual.widgets._markdown import MarkdownParagraph
 
 from mlxchat.bench.realistic import REALISTIC_ANSWER, paced
 from mlxchat.bench.ui_probes import UIBenchConfig, tui_decode_once
-from mlxchat.ui.widgets.code_stream import AnswerStream
+from mlxchat.ui.widgets.code_stream import AnswerParagraph, AnswerStream
 
 state = {"streaming": False, "updates": 0, "all_updates": 0, "in_frame": False}
 asked: list[tuple[str, bool]] = []  # (what asked for a refresh, asked while a screen update ran)
@@ -156,8 +159,13 @@ def _size_updated_once(self, size, virtual_size, container_size, layout: bool = 
     return _size_updated(self, size, virtual_size, container_size, layout=False)
 
 
+_steady_paragraph = AnswerParagraph._update_from_block
+
+
 def use(variant: str) -> None:
     _variant_update[0] = _before_update if variant == "before" else _shipped_update
+    laid_out = variant == "paragraph-layout"
+    AnswerParagraph._update_from_block = MarkdownParagraph._update_from_block if laid_out else _steady_paragraph
     Widget._size_updated = _size_updated_once if variant == "single-layout" else _size_updated
 
 

@@ -24,6 +24,11 @@ def cache_dir() -> Path:
     return _from_env("MLXCHAT_CACHE_DIR") or Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+def engine_log() -> Path:
+    """What the engine's process wrote last time it ran (its log, MLX's own messages): rewritten at each start."""
+    return cache_dir() / "engine.log"
+
+
 def data_dir() -> Path:
     """Things users keep: history database, attachments, imported models."""
     return _from_env("MLXCHAT_DATA_DIR") or Path(platformdirs.user_data_dir(APP_NAME))

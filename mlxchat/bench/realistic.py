@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -201,9 +202,36 @@ def cpu_spec():
 # ---- forcing and pacing --------------------------------------------------------------------------------------
 
 
-def answer_script(text: str = REALISTIC_ANSWER):
-    """The `Engine(script=...)` function: every chat request is answered with `text`."""
-    return lambda request: text
+@dataclass(frozen=True)
+class AnswerScript:
+    """The `Engine(script=...)` function: every chat request is answered with `text`. A class, so that it pickles
+    into the engine's own process (`ProcessEngine`)."""
+
+    text: str
+
+    def __call__(self, request) -> str:
+        return self.text
+
+
+def answer_script(text: str = REALISTIC_ANSWER) -> AnswerScript:
+    return AnswerScript(text)
+
+
+@dataclass(frozen=True)
+class ForcedAnswerEngine:
+    """An engine factory for the benchmarks' engine process: the local `Engine`, forced to answer `text` (None:
+    the model answers freely), held to `tokens_per_s` (None: the model's own speed). It pickles, and it is called
+    in the child, so the pace it sets there lasts for that process: the benchmark's engine alone."""
+
+    text: str | None = None
+    tokens_per_s: float | None = None
+
+    def __call__(self, sink):
+        from mlxchat.engine import Engine
+
+        if self.tokens_per_s:
+            paced(self.tokens_per_s).__enter__()
+        return Engine(sink, script=AnswerScript(self.text) if self.text is not None else None)
 
 
 def forced_ids(tokenizer, text: str = REALISTIC_ANSWER) -> tuple[list[int], int]:
@@ -247,19 +275,30 @@ def paced_processor(processor, tokens_per_s: float | None):
 def paced(tokens_per_s: float | None) -> Iterator[None]:
     """Hold every forced answer of engines in this process to `tokens_per_s` (None: the model's own speed).
 
-    Benchmark only: it wraps `generation.forced_processor`, the name `text_steps` looks up at each request."""
+    Benchmark only: it wraps `generation.forced_processor`, the name `text_steps` looks up at each request. An engine
+    in its own process is paced by its factory (`ForcedAnswerEngine`), which `current_pace()` tells the rate."""
     from mlxchat.engine.local import generation
 
-    original = generation.forced_processor
+    original, outer = generation.forced_processor, _pace[0]
 
     def forced(script, request, tokenizer):
         return paced_processor(original(script, request, tokenizer), tokens_per_s)
 
     generation.forced_processor = forced
+    _pace[0] = tokens_per_s
     try:
         yield
     finally:
         generation.forced_processor = original
+        _pace[0] = outer
+
+
+_pace: list[float | None] = [None]
+
+
+def current_pace() -> float | None:
+    """The rate of the innermost `paced` context (None outside one, or unpaced)."""
+    return _pace[0]
 
 
 def count_tokens(tokenizer, text: str = REALISTIC_ANSWER) -> int:

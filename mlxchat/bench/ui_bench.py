@@ -53,6 +53,7 @@ from .ui_probes import (
     rate_label,
     stream_variant,
     tui_decode_once,
+    engine_kind,
 )
 
 __all__ = ["UIBenchConfig", "format_ui_table", "main", "run_ui_bench"]
@@ -81,16 +82,26 @@ def run_ui_bench(
         # Rounds of raw then TUI, back to back, after one untimed round: a shared machine's drift hits both sides
         # of each round's ratio alike. The raw copy of the model is released before memory is measured.
         raw = RawMlxLm(str(ref.path), config.answer)
-        raws, runs = [], []
+        raws, runs_by_engine = [], {kind: [] for kind in config.engines}
         for round_index in range(config.runs + 1):
             what = "warm-up round" if round_index == 0 else f"round {round_index}/{config.runs}"
-            progress(f"raw mlx-lm, then the TUI, on {label}: {what} …")
+            progress(f"raw mlx-lm, then the TUI ({', '.join(config.engines)}), on {label}: {what} …")
             raw_tps = raw.decode_tps(config.decode_tokens)
-            run = asyncio.run(tui_decode_once(model, config))
+            for kind, kind_runs in runs_by_engine.items():
+                with engine_kind(kind):
+                    run = asyncio.run(tui_decode_once(model, config))
+                if round_index:
+                    kind_runs.append(run)
             if round_index:
                 raws.append(raw_tps)
-                runs.append(run)
         raw.release()
+        runs = runs_by_engine[config.engines[0]]
+        numbers["engine"] = config.engines[0]
+        for kind, kind_runs in list(runs_by_engine.items())[1:]:  # beside the reported kind, same rounds
+            kind_rendered = [run["rendered_tps"] for run in kind_runs]
+            numbers[f"{kind}_tui_rendered_tps_runs"] = kind_rendered
+            numbers[f"{kind}_tui_over_raw"] = median([t / r for t, r in zip(kind_rendered, raws) if r])
+            numbers[f"{kind}_ui_busy_fraction"] = median([run["ui_busy_fraction"] for run in kind_runs])
         rendered = [run["rendered_tps"] for run in runs]
         numbers["tui_runs"] = runs
         best = max(runs, key=lambda run: run["rendered_tps"])
@@ -161,7 +172,7 @@ def format_ui_table(n: dict[str, Any]) -> str:
     lines = [f"UI benchmark · model {n['model']} · device {n['device']} · {n.get('stream_variant', 'code-stream')} · {switching}", "", _row("measure", "value", "target"), "-" * 80]
     lines.append(_row("raw mlx-lm decode (best)", f"{n['raw_decode_tps']:.1f} tok/s"))
     lines.append(_row("  raw runs (each just before a TUI run)", " / ".join(f"{v:.1f}" for v in n["raw_decode_tps_runs"])))
-    lines.append(_row("TUI decode, rendered (best)", f"{n['tui_rendered_tps']:.1f} tok/s"))
+    lines.append(_row(f"TUI decode, rendered (best; engine: {n.get('engine', 'thread')})", f"{n['tui_rendered_tps']:.1f} tok/s"))
     lines.append(_row("  TUI runs", " / ".join(f"{v:.1f}" for v in n["tui_rendered_tps_runs"])))
     lines.append(_row("  engine's own / events as emitted", f"{n['tui_engine_tps']:.1f} / {n['tui_events_tps']:.1f}"))
     ratio = n["tui_over_raw"]
@@ -170,6 +181,11 @@ def format_ui_table(n: dict[str, Any]) -> str:
     lines.append(_row("  tokens · frames · serialise p50", f"{n['tui_tokens']} · {n['tui_frames']} · {n['tui_frame_serialise_ms_p50']:.1f} ms"))
     lines.append(_row("  UI thread busy (CPU ÷ wall, median)", f"{n['ui_busy_fraction'] * 100:.0f} %"))
     lines.append(_row("  UI CPU per frame · per text event", f"{n['ui_cpu_ms_per_frame']:.2f} · {n['ui_cpu_ms_per_text_event']:.2f} ms", f"{n['tui_text_events']} events"))
+    for kind in ("process", "thread"):
+        if f"{kind}_tui_over_raw" in n:  # the same rounds with the engine elsewhere
+            runs = " / ".join(f"{v:.1f}" for v in n[f"{kind}_tui_rendered_tps_runs"])
+            lines.append(_row(f"  engine on a {kind}: TUI ÷ raw · runs", f"{n[f'{kind}_tui_over_raw']:.3f}", runs))
+            lines.append(_row(f"  engine on a {kind}: UI thread busy", f"{n[f'{kind}_ui_busy_fraction'] * 100:.0f} %"))
     lines.append(_row("  answer on screen = engine's text", "yes" if n["tui_text_matches"] else f"NO ({n['tui_missing_chars']} chars missing)", "yes", n["tui_text_matches"]))
     if "launch_first_frame_s" in n:
         first = n["launch_first_frame_s"]
@@ -234,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-collector", action="store_true", help="leave the app's garbage-collector policy off (what it buys)")
     parser.add_argument("--default-switch-interval", action="store_true", help="leave the app's switch-interval policy off (what it buys)")
     parser.add_argument("--switch-interval-ms", type=float, default=None, help="the app's switch interval while it runs (default: the policy's)")
+    parser.add_argument("--engines", default="process", help="where the app's engine runs, comma-separated: process (as shipped), thread (in the app's process)")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
@@ -258,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 launch_trials=args.launches,
                 key_max_tokens=args.key_tokens,
                 image_turn=not args.no_image,
+                engines=tuple(kind for kind in args.engines.split(",") if kind),
             )
             def checkpoint(numbers: dict[str, Any]) -> None:
                 if args.json:

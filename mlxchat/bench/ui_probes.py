@@ -13,10 +13,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .frames import FrameRecorder, SettledText
-from .realistic import REALISTIC_ANSWER, answer_script, code_fence_lines, forced_ids, paced
+from .realistic import (
+    REALISTIC_ANSWER,
+    ForcedAnswerEngine,
+    answer_script,
+    code_fence_lines,
+    current_pace,
+    forced_ids,
+    paced,
+)
 from .stats import median, percentile
 
 DECODE_PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
@@ -42,14 +50,35 @@ class UIBenchConfig:
     image_turn: bool = True
     key_max_tokens: int = 1_000_000
     """Tokens of the answer the keypress probe streams through (fewer: a shorter run on a slow model)."""
+    engines: tuple[str, ...] = ("process",)
+    """Where the app's engine runs in the decode rounds, each kind once a round: "process" (as `mlxchat` runs it)
+    and/or "thread" (an owner thread in the app's process). The first kind is the one reported and probed."""
 
 
 # ---- the app, with every engine event timestamped --------------------------------------------------------------
 
 
+ENGINE_PROCESS = [True]
+"""Whether the app's engine runs in its own process, as `mlxchat` runs it (`ProcessEngine`), or on an owner thread
+in the app's process (`ui_bench --engines process,thread`: what the process buys)."""
+
+
+@contextmanager
+def engine_kind(kind: str) -> Iterator[None]:
+    """Apps made inside run their engine in its own "process" or on a "thread" in theirs (`ENGINE_PROCESS`)."""
+    if kind not in ("process", "thread"):
+        raise ValueError(f"not an engine kind: {kind!r} (process or thread)")
+    outer, ENGINE_PROCESS[0] = ENGINE_PROCESS[0], kind == "process"
+    try:
+        yield
+    finally:
+        ENGINE_PROCESS[0] = outer
+
+
 class EventTee:
-    """An engine factory for `make_app` that keeps (perf_counter time, event) of everything the engine emits.
-    With `answer`, the engine forces that text through the model (`Engine(script=...)`)."""
+    """An engine factory for `make_app` that keeps (perf_counter time, event) of everything the engine emits, as
+    the app receives it. With `answer`, the engine forces that text through the model (`Engine(script=...)`); in
+    its own process it is paced by the innermost `realistic.paced` around the app's making."""
 
     def __init__(self, answer: str | None = None) -> None:
         self.events: list[tuple[float, Any]] = []
@@ -57,11 +86,14 @@ class EventTee:
 
     def __call__(self, sink):
         from mlxchat.engine import Engine
+        from mlxchat.engine.process import ProcessEngine
 
         def tee(event) -> None:
             self.events.append((time.perf_counter(), event))
             sink(event)
 
+        if ENGINE_PROCESS[0]:
+            return ProcessEngine(tee, ForcedAnswerEngine(self.answer, current_pace()))
         return Engine(tee, script=answer_script(self.answer) if self.answer is not None else None)
 
     def of(self, request_id: str, kind=object) -> list[tuple[float, Any]]:
@@ -366,13 +398,13 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
     and every part of the 500-line code block; each press is filed by the lines its open fence held then. Keys
     follow each other like a typist's: the next is sent 30–150 ms (random) after the last was painted."""
     tee = EventTee(config.answer)
-    app = _app(spec, config.key_max_tokens, tee)
     rng = random.Random(6)
     latencies: list[float] = []
     in_code: list[tuple[int, float]] = []  # (lines of the open fence at the press, latency)
     misses = 0
     answers = 0
     with paced(rate):
+        app = _app(spec, config.key_max_tokens, tee)  # in the pace: an engine process takes it when it is made
         async with app.run_test(size=config.size) as pilot:
             await _loaded(pilot, config.load_timeout_s)
             recorder = FrameRecorder(app)

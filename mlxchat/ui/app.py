@@ -417,9 +417,13 @@ def run_tui(
     else:  # conversations resume from their saved prompt caches (mlxchat -c after a restart, switching back)
         from functools import partial
 
+        from mlxchat.engine.process import process_engine_factory
         from mlxchat.settings import saved_cache_folder
 
-        remote["engine_factory"] = partial(Engine, saved_caches=saved_cache_folder(config))
+        # The engine runs in a process of its own, so the UI's frames never take the GIL its owner thread needs
+        # between tokens (engine/process.py).
+        local = partial(Engine, saved_caches=saved_cache_folder(config))
+        remote["engine_factory"] = process_engine_factory(local, log_path=paths.engine_log())
     app = make_app(
         **remote,
         model=model if conversation is not None else chat_settings.model,

@@ -45,11 +45,12 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.visual import Visual
 from textual.widgets import Label, Markdown
-from textual.widgets._markdown import MarkdownFence
+from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownParagraph
 
 from ..lexer_setup import highlight_guarded
 from .answer_lists import AnswerBulletList, AnswerOrderedList
 from .frame_budget import FrameBudget
+from .steady_update import steady_update
 
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
 
@@ -358,13 +359,32 @@ class AnswerFence(MarkdownFence):
         yield FenceCode(self._highlighted_code, id="code-content", expand=True)
 
 
+class AnswerParagraph(MarkdownParagraph):
+    """Textual's paragraph, which takes streamed text as a repaint while its rows stay the same (`steady_update`).
+
+    The paragraph an answer is writing is the Markdown's last block, and `Markdown.append` hands it the re-parsed
+    text at every update; `MarkdownParagraph` shows it with `Static.update`, which asks for a layout pass of the
+    whole screen each time. A paragraph gains a row every dozen or so tokens, so most of those passes laid out the
+    same sizes again: Python on the UI thread, holding the GIL the owner thread needs (issue 11)."""
+
+    async def _update_from_block(self, block: MarkdownBlock) -> None:
+        if isinstance(block, MarkdownParagraph):
+            self._content = block._content
+            steady_update(self, block._content)
+            self._copy_context(block)
+        else:
+            await super()._update_from_block(block)
+
+
 class AnswerMarkdown(Markdown):
     """An answer's Markdown: Textual's, with its code fences made by `AnswerFence` (highlighted ahead, drawn a line at
-    a time by `FenceCode`) and its lists updated in place as they stream (answer_lists.py); it draws exactly what
-    Textual's draws (tests/ui/test_code_stream.py and tests/ui/test_answer_lists.py compare screens)."""
+    a time by `FenceCode`), its lists updated in place as they stream (answer_lists.py) and its paragraphs repainted
+    where they keep their rows (`AnswerParagraph`); it draws exactly what Textual's draws (tests/ui/test_code_stream.py
+    and tests/ui/test_answer_lists.py compare screens)."""
 
     BLOCKS = {
         **Markdown.BLOCKS,
+        "paragraph_open": AnswerParagraph,
         "fence": AnswerFence,
         "bullet_list_open": AnswerBulletList,
         "ordered_list_open": AnswerOrderedList,

@@ -1,23 +1,25 @@
-"""Provides `steady_update`: new text for a `Static` (or `Label`) that is a repaint only while it keeps the widget's
-size.
+"""Provides `steady_update`: new content for a `Static` (a `Label`, a Markdown block) that is a repaint only while it
+keeps the widget's size.
 
 `Static.update` asks for a layout (`refresh(layout=True)`) on every call, and Textual's layout pass re-arranges the
 whole screen: Python on the UI thread, holding the GIL the engine's owner thread needs (issue 11). Text drawn many
-times a second (live thinking, its clock) mostly keeps its size: the same rows, the same width. `steady_update`
-measures the new text the way the layout pass does (`get_content_width`, `get_content_height` at the width laid
-out now) and asks for a layout only when the widget's size would change; otherwise the widget repaints where it
-stands. The widget itself is Textual's own, so it looks exactly as it did.
+times a second (live thinking, its clock, the paragraph an answer is writing) mostly keeps its size: the same rows,
+the same width. `steady_update` measures the new text the way the layout pass does (`get_content_width` for an
+auto width, `get_content_height` at the width laid out now) and asks for a layout only when the widget's size would
+change; otherwise the widget repaints where it stands. The widget itself is Textual's own, so it looks exactly as it
+did.
 """
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.widgets import Static
 
 
-def steady_update(widget: Static, text: str) -> None:
+def steady_update(widget: Static, text: str | Content) -> None:
     """Show `text` in `widget`: a repaint where it stands if the text keeps its size, a layout if not."""
-    if isinstance(widget.content, str) and widget.content == text:
-        return  # nothing new to draw
+    if isinstance(text, str) and isinstance(widget.content, str) and widget.content == text:
+        return  # nothing new to draw (a `Content` compares its plain text only, so it is always drawn)
     widget.update(text, layout=False)  # also clears the cached measures `keeps_size` reads
     if not keeps_size(widget):
         widget.refresh(layout=True)
@@ -26,7 +28,9 @@ def steady_update(widget: Static, text: str) -> None:
 def keeps_size(widget: Static) -> bool:
     """Whether the widget's content now has the size laid out, measured as the layout pass measures it: an auto
     width from the content (unless the parent's width caps it: the layout's to find), the height at the width laid
-    out. Not laid out yet, hidden, or any other size rule: False (a layout, as `update` would)."""
+    out. A width the layout gives (`1fr`, a percentage, cells: a Markdown block's) does not follow the content, so
+    only the height is measured. Not laid out yet, hidden, or a height that is not auto: False (a layout, as
+    `update` would)."""
     shown = widget.content_size
     parent = widget.parent
     if not widget.is_mounted or not widget.display or not shown or parent is None:
@@ -34,9 +38,7 @@ def keeps_size(widget: Static) -> bool:
     room, styles = parent.content_size, widget.styles
     if styles.height is None or not styles.height.is_auto:
         return False
-    if styles.width is not None:
-        if not styles.width.is_auto:
-            return False
+    if styles.width is not None and styles.width.is_auto:
         width = widget.get_content_width(room, widget.app.size)
         if width != shown.width or width >= room.width:
             return False

@@ -1,0 +1,357 @@
+"""Provides `ProcessEngine`: an engine in a child process of its own, driven through the same contract.
+
+Why a process: the engine's owner thread spends most of a fast model's step in Python, building the step's graph,
+and Python runs one thread at a time per process (the GIL). In one process the UI thread's frames (15 ms of
+Python each on the H200 while an answer streams) were taken out of decode: the 1B model reached 0.65–0.75 of raw
+mlx-lm inside the TUI however the frames were cut (issue 11, BENCHMARKS.md). In a process of its own the owner
+thread has a GIL of its own, and the UI draws as often as it likes.
+
+Nothing else about the engine changes. The child builds the engine from the factory it is given (the local
+`Engine`, pickled as a reference with its arguments) and starts it: one owner thread does every MLX call there,
+cancel drains as before, a busy engine refuses at once. Each call the contract names (`submit`, `cancel`, `state`,
+`waiting_on`, `close`) is a round trip over a socket answered by the child's main thread, never queued behind the
+owner thread; `prepare` is sent without waiting. Events come back in the order the engine emitted them and reach
+the sink on a reader thread here, so a `Draining` still arrives before `cancel` returns, and every accepted request
+still ends with one `Finished`: when the child dies (a GPU abort, the OOM killer), the requests it held end with an
+error that says so, and later calls raise `EngineClosed`. The child ends when this side closes it or goes away
+(its socket reads end-of-file), and it ignores the terminal's signals: the app decides when the engine stops.
+
+The child's output goes to a log file (`engine.log` in the cache folder), never to the terminal the TUI draws on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .client import EngineClient, EngineFactory
+from .core import EngineState, Sink
+from .errors import EngineClosed, describe_error
+from .events import Busy, Finished
+from .requests import PrepareConversation, Request
+
+log = logging.getLogger(__name__)
+
+CALLS = ("submit", "prepare", "cancel", "state", "waiting_on", "close")
+"""The engine methods the child answers: the `EngineClient` contract, nothing else."""
+
+
+@dataclass
+class _Call:
+    """A call waiting for the child's answer."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+
+class ProcessEngine(EngineClient):
+    """An `EngineClient` whose engine runs in a child process (see the module docstring).
+
+    `factory` builds the engine in the child from its sink (`partial(Engine, saved_caches=...)`); it must pickle,
+    so it is a class or module-level function with picklable arguments, not a lambda."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        factory: EngineFactory,
+        *,
+        log_path: Path | None = None,
+        answer_timeout_s: float = 30.0,
+    ) -> None:
+        """`log_path` takes the child's output (None: discarded). `answer_timeout_s` bounds a call's round trip: a
+        child that does not answer by then is treated as gone."""
+        self._sink = sink
+        self._factory = factory
+        self.log_path = log_path
+        self._answer_timeout_s = answer_timeout_s
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._calls: dict[int, _Call] = {}
+        self._numbers = itertools.count()
+        self._open: set[str] = set()  # accepted requests whose `Finished` has not come back
+        self._gone: str | None = None  # why the child can take no more calls
+        self._closing = False
+        self._conn: Connection | None = None
+        self.process: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+
+    # ---- the contract ---------------------------------------------------------------------------------------
+
+    def start(self) -> "ProcessEngine":
+        ours, theirs = socket.socketpair()
+        output = self._open_log()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlxchat.engine.process", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,  # the terminal's signals (Ctrl+C, a closed window) go to the app alone
+            )
+        finally:
+            theirs.close()
+            if output is not subprocess.DEVNULL:
+                output.close()
+        self._conn = Connection(ours.detach())
+        self._send(("start", self._factory))
+        self._reader = threading.Thread(target=self._read, name="mlxchat-engine-events", daemon=True)
+        self._reader.start()
+        return self
+
+    def submit(self, request: Request) -> Busy | None:
+        """While no request of ours is open the child is idle (it clears its active request before it emits the
+        `Finished` we saw), so it will accept: the request is sent without waiting, and a click never waits for
+        the child (nor for its start-up, the first load). Otherwise the child decides, and names what runs."""
+        with self._lock:
+            if self._gone is not None:
+                raise EngineClosed(self._gone)
+            if self._closing:
+                raise EngineClosed("The engine is closed.")
+            idle = not self._open
+            self._open.add(request.request_id)  # before the call: its Finished can come back before the answer
+        if idle:
+            self._post("submit", request)
+            return None
+        try:
+            refusal = self._call("submit", request)
+        except BaseException:
+            with self._lock:
+                self._open.discard(request.request_id)
+            raise
+        if refusal is not None:
+            with self._lock:
+                self._open.discard(request.request_id)
+        return refusal
+
+    def prepare(self, hint: PrepareConversation) -> None:
+        if self._gone is None:
+            self._post("prepare", hint)  # never waits: a hint is never refused and never blocks
+
+    def cancel(self, request_id: str | None = None, *, reason: str = "cancel") -> bool:
+        if self._gone is not None:
+            return False
+        return self._call("cancel", request_id, reason=reason)
+
+    def state(self) -> EngineState:
+        if self._gone is not None:
+            return EngineState("closed", None, None, 0.0, None)
+        return self._call("state")
+
+    def waiting_on(self) -> str | None:
+        return None if self._gone is not None else self._call("waiting_on")
+
+    def close(self, timeout_s: float = 30.0) -> bool:
+        with self._lock:
+            self._closing = True
+        parked = True
+        if self._gone is None and self.process is not None:
+            try:
+                parked = self._call("close", timeout_s, wait_s=timeout_s + self._answer_timeout_s)
+            except EngineClosed:
+                parked = False
+            self._post_raw(("exit",))
+        self._reap()
+        return parked
+
+    def _open_log(self):
+        """The child's output file, or nowhere when it cannot be written (a read-only or full disk): the engine
+        runs without its log rather than not at all."""
+        if self.log_path is None:
+            return subprocess.DEVNULL
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            return open(self.log_path, "wb")
+        except OSError as exc:
+            log.warning("the engine's log %s cannot be written (%s): its output is discarded", self.log_path, exc)
+            self.log_path = None
+            return subprocess.DEVNULL
+
+    # ---- this side --------------------------------------------------------------------------------------------
+
+    def _call(self, method: str, *args, wait_s: float | None = None, **kwargs) -> Any:
+        call = _Call()
+        with self._lock:
+            if self._gone is not None:
+                raise EngineClosed(self._gone)
+            number = next(self._numbers)
+            self._calls[number] = call
+        self._post_raw(("call", number, method, args, kwargs))
+        if not call.done.wait(wait_s or self._answer_timeout_s):
+            self._lost(f"The engine process did not answer {method} within {wait_s or self._answer_timeout_s:.0f} s.")
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    def _post(self, method: str, *args, **kwargs) -> None:
+        self._post_raw(("call", None, method, args, kwargs))
+
+    def _post_raw(self, message: tuple) -> None:
+        try:
+            self._send(message)
+        except OSError:
+            pass  # the reader sees the child gone and says why
+
+    def _send(self, message: tuple) -> None:
+        if self._conn is None:
+            raise EngineClosed("The engine process was never started.")
+        with self._send_lock:
+            self._conn.send(message)
+
+    def _read(self) -> None:
+        """The reader thread: events to the sink in the order the engine emitted them, answers to their calls."""
+        assert self._conn is not None
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                return self._lost(None)
+            if message[0] == "event":
+                event = message[1]
+                if isinstance(event, Finished):
+                    with self._lock:
+                        self._open.discard(event.request_id)
+                self._deliver(event)
+            elif message[0] == "answer":
+                _, number, ok, value = message
+                with self._lock:
+                    call = self._calls.pop(number, None)
+                if call is not None:
+                    call.value, call.error = (value, None) if ok else (None, value)
+                    call.done.set()
+
+    def _deliver(self, event) -> None:
+        try:
+            self._sink(event)
+        except Exception:  # a broken consumer must not stop the events after it
+            log.exception("event sink failed on %r", event)
+
+    def _lost(self, why: str | None) -> None:
+        """The child can take no more calls: fail the calls waiting, end the requests it held (unless closing)."""
+        with self._lock:
+            if self._gone is not None:
+                return
+            closing = self._closing
+            self._gone = why or self._why_gone()
+            calls, self._calls = list(self._calls.values()), {}
+            held, self._open = sorted(self._open), set()
+        for call in calls:
+            call.error = EngineClosed(self._gone)
+            call.done.set()
+        if closing:
+            return
+        log.error("%s", self._gone)
+        for request_id in held:
+            self._deliver(Finished(request_id, "error", error=self._gone))
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()  # it stopped answering: it cannot be trusted with the GPU any more
+
+    def _why_gone(self) -> str:
+        code = None
+        if self.process is not None:
+            try:
+                code = self.process.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                pass
+        if code is not None and code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        elif code is not None:
+            how = f"exit code {code}"
+        else:
+            how = "its connection closed"
+        where = f" Its log: {self.log_path}." if self.log_path is not None else ""
+        return f"The engine process stopped unexpectedly ({how}).{where}"
+
+    def _reap(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=5.0)
+        if self._conn is not None:
+            self._conn.close()
+
+
+def process_engine_factory(factory: EngineFactory, log_path: Path | None = None) -> EngineFactory:
+    """An engine factory (`sink → engine`) that runs `factory`'s engine in a child process."""
+
+    def build(sink: Sink) -> ProcessEngine:
+        return ProcessEngine(sink, factory, log_path=log_path)
+
+    return build
+
+
+# ---- the child -------------------------------------------------------------------------------------------------
+
+
+def serve(fd: int) -> None:
+    """The child's main thread: build and start the engine, answer calls until told to exit or the parent is gone,
+    then close the engine and leave without interpreter teardown (MLX threads and teardown do not mix: core.py)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    send_lock = threading.Lock()
+
+    def send(message: tuple) -> None:
+        with send_lock:
+            conn.send(message)
+
+    def sink(event) -> None:
+        send(("event", event))
+
+    engine = None
+    try:
+        kind, factory = conn.recv()
+        engine = factory(sink).start()
+        while True:
+            message = conn.recv()
+            if message[0] == "exit":
+                break
+            _, number, method, args, kwargs = message
+            try:
+                if method not in CALLS:
+                    raise AttributeError(f"not an engine call: {method}")
+                ok, value = True, getattr(engine, method)(*args, **kwargs)
+            except Exception as exc:
+                ok, value = False, exc
+                if number is None:  # sent without waiting: nobody reads an answer
+                    log.exception("engine call %s failed", method)
+                    if method == "submit":  # the request was counted as accepted: it still ends, once
+                        sink(Finished(args[0].request_id, "error", error=describe_error(exc)))
+            if number is not None:
+                try:
+                    send(("answer", number, ok, value))
+                except (TypeError, AttributeError, ValueError) as exc:  # an answer that does not pickle
+                    send(("answer", number, False, RuntimeError(f"{method}: {value!r} ({exc})")))
+    except (EOFError, OSError):
+        pass  # the parent is gone: stop as a close would
+    except Exception:
+        log.exception("the engine process failed")
+    finally:
+        if engine is not None:
+            engine.close(timeout_s=30.0)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(name)s: %(message)s")
+    serve(int(sys.argv[1]))

@@ -76,7 +76,7 @@ class ProcessEngine(EngineClient):
         self.log_path = log_path
         self._answer_timeout_s = answer_timeout_s
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        self._send_lock = threading.RLock()  # held from a submit's decision to its send (`submit`)
         self._calls: dict[int, _Call] = {}
         self._numbers = itertools.count()
         self._open: set[str] = set()  # accepted requests whose `Finished` has not come back
@@ -105,7 +105,13 @@ class ProcessEngine(EngineClient):
             if output is not subprocess.DEVNULL:
                 output.close()
         self._conn = Connection(ours.detach())
-        self._send(("start", self._factory))
+        try:
+            self._send(("start", self._factory))
+        except BaseException as exc:  # a factory that does not pickle: no engine, and no child left waiting for one
+            self._gone = f"The engine process could not start: {exc}"
+            self.process.kill()
+            self._reap()
+            raise
         self._reader = threading.Thread(target=self._read, name="mlxchat-engine-events", daemon=True)
         self._reader.start()
         return self
@@ -114,16 +120,17 @@ class ProcessEngine(EngineClient):
         """While no request of ours is open the child is idle (it clears its active request before it emits the
         `Finished` we saw), so it will accept: the request is sent without waiting, and a click never waits for
         the child (nor for its start-up, the first load). Otherwise the child decides, and names what runs."""
-        with self._lock:
-            if self._gone is not None:
-                raise EngineClosed(self._gone)
-            if self._closing:
-                raise EngineClosed("The engine is closed.")
-            idle = not self._open
-            self._open.add(request.request_id)  # before the call: its Finished can come back before the answer
-        if idle:
-            self._post("submit", request)
-            return None
+        with self._send_lock:  # decided and sent in one order: a submit decided after this one is sent after it
+            with self._lock:
+                if self._gone is not None:
+                    raise EngineClosed(self._gone)
+                if self._closing:
+                    raise EngineClosed("The engine is closed.")
+                idle = not self._open
+                self._open.add(request.request_id)  # before the call: its Finished can come back before the answer
+            if idle:
+                self._post("submit", request)
+                return None
         try:
             refusal = self._call("submit", request)
         except BaseException:
@@ -156,7 +163,12 @@ class ProcessEngine(EngineClient):
         with self._lock:
             self._closing = True
         parked = True
-        if self._gone is None and self.process is not None:
+        if self._reader is None:  # never started, or its start failed: nothing to ask
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+            self._reap()
+            return self.process is None or self.process.poll() is not None
+        if self._gone is None:
             try:
                 parked = self._call("close", timeout_s, wait_s=timeout_s + self._answer_timeout_s)
             except EngineClosed:

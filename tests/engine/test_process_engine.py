@@ -366,16 +366,6 @@ def test_submit_while_idle_never_waits_for_the_child_and_what_it_cannot_run_stil
     assert engine.state().phase == "idle"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "process.py bug: ProcessEngine.submit decides 'idle, post without waiting' under its lock but sends "
-        "after releasing it, so a submit from another thread can overtake it on the socket; the child then "
-        "accepts the overtaking request and answers the posted one with Busy, which serve() drops (nobody reads "
-        "a posted call's answer). The posted request was told it was accepted (None) yet gets no event, never a "
-        "Finished, and stays in ProcessEngine._open for good."
-    ),
-)
 def test_two_threads_submitting_at_once_each_get_busy_or_a_finished(loaded, event_log):
     """Two threads submit at once (the in-process engine's submit is atomic: one is accepted, the other gets
     Busy). The race is forced by delaying the posted submit's send by 0.5 s, as a preempted thread would be.
@@ -411,14 +401,6 @@ def _unpicklable_factory():
     return lambda sink: Engine(sink)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "process.py bug: when start() fails to send the factory (it does not pickle: a lambda), the reader thread "
-        "was never started, so close() sends its 'close' call and waits out timeout_s + answer_timeout_s (60 s "
-        "by default) for an answer nobody can read; the child meanwhile sits waiting for a factory until then."
-    ),
-)
 def test_close_after_a_failed_start_returns_at_once(event_log):
     """A factory that does not pickle makes `start` raise (the caller's mistake, said at once); the caller's
     `close` in its cleanup must then return at once and leave no child behind, not wait for an answer that no

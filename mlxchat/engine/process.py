@@ -157,7 +157,14 @@ class ProcessEngine(EngineClient):
         return self._call("state")
 
     def waiting_on(self) -> str | None:
-        return None if self._gone is not None else self._call("waiting_on")
+        """Asked while the person waits for a slow quit, on the UI thread: it waits a second at most, and a child
+        that is slow to say is not treated as gone (a close is already under way)."""
+        if self._gone is not None:
+            return None
+        try:
+            return self._call("waiting_on", wait_s=1.0, patient=True)
+        except TimeoutError:
+            return "the engine process, which has not answered for a second"
 
     def close(self, timeout_s: float = 30.0) -> bool:
         with self._lock:
@@ -192,7 +199,10 @@ class ProcessEngine(EngineClient):
 
     # ---- this side --------------------------------------------------------------------------------------------
 
-    def _call(self, method: str, *args, wait_s: float | None = None, **kwargs) -> Any:
+    def _call(self, method: str, *args, wait_s: float | None = None, patient: bool = False, **kwargs) -> Any:
+        """The child's answer to `method(*args, **kwargs)`. A child that does not answer within `wait_s` (default:
+        the answer timeout) is treated as gone, unless `patient`: then this raises `TimeoutError` and the answer,
+        when it comes, is dropped."""
         call = _Call()
         with self._lock:
             if self._gone is not None:
@@ -200,8 +210,13 @@ class ProcessEngine(EngineClient):
             number = next(self._numbers)
             self._calls[number] = call
         self._post_raw(("call", number, method, args, kwargs))
-        if not call.done.wait(wait_s or self._answer_timeout_s):
-            self._lost(f"The engine process did not answer {method} within {wait_s or self._answer_timeout_s:.0f} s.")
+        wait_s = wait_s or self._answer_timeout_s
+        if not call.done.wait(wait_s):
+            if patient:
+                with self._lock:
+                    self._calls.pop(number, None)
+                raise TimeoutError(f"the engine process did not answer {method} within {wait_s:g} s")
+            self._lost(f"The engine process did not answer {method} within {wait_s:.0f} s.")
         if call.error is not None:
             raise call.error
         return call.value

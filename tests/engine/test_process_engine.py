@@ -417,3 +417,21 @@ def test_close_after_a_failed_start_returns_at_once(event_log):
         if engine.process is not None and engine.process.poll() is None:
             engine.process.kill()
             engine.process.wait()
+
+
+def test_waiting_on_a_child_that_does_not_answer_waits_a_second_and_keeps_it(engines, event_log):
+    """`waiting_on` is asked on the UI thread while the person waits for a slow quit: with the child stopped it
+    must come back within about a second with words that say so, not hold the screen for the whole answer
+    timeout, and not treat the child as gone (a close is already under way): running again, it answers."""
+    engine = engines(event_log, Engine, answer_timeout_s=20.0)
+    assert engine.waiting_on() is None  # idle, and the child is up
+    os.kill(engine.process.pid, signal.SIGSTOP)
+    try:
+        started = time.perf_counter()
+        said = engine.waiting_on()
+        assert time.perf_counter() - started < 2.0
+        assert "not answered" in said
+    finally:
+        os.kill(engine.process.pid, signal.SIGCONT)
+    assert engine.waiting_on() is None
+    assert engine.state().phase == "idle"

@@ -67,6 +67,16 @@ def test_a_line_that_may_still_become_a_fence_is_held_back():
     assert tracker.safe_end() == len(tracker.text)
 
 
+def test_a_last_line_that_is_only_a_number_so_far_is_held_back():
+    """`2` may still become `2. ` (a numbered item's marker): held back until the line says more."""
+    for partial in ("2", "10", "   3"):
+        tracker = fed(f"1. First\n\n{partial}")
+        assert tracker.safe_end() == len("1. First\n\n"), partial
+    for partial in ("2.", "2 apples", "x2", ""):
+        tracker = fed(f"1. First\n\n{partial}")
+        assert tracker.safe_end() == len(tracker.text), partial
+
+
 def test_indented_and_inline_backticks_are_not_fences():
     assert fed("1. step\n   ```python\n   x = 1\n").open is None
     assert fed("Use ```a`` ` b``` here\n").open is None
@@ -226,6 +236,39 @@ async def test_the_finished_answer_renders_exactly_like_plain_markdown(markdown_
         await pilot.pause()
         plain_screen = plain.export_screenshot()
     assert streamed_screen == plain_screen
+
+
+async def test_a_loose_numbered_list_streamed_to_each_number_stays_one_list():
+    """A loose numbered list (a blank line between items: common in answers) with updates that end right after
+    each item's number, as a model sending `2` and `.` as two tokens does. Handed to the Markdown there, `2` was a
+    paragraph after the list and `Markdown.append` re-parsed from it on: `2. Second` and every item after it
+    became a list of its own, a blank row between each, to the end of the answer (it fails with the number's
+    hold-back removed from `FenceTracker.safe_end`). Every screen, and the finished one, is Textual's Markdown of
+    the same text."""
+    text = "1. **First**\n\n   text\n\n2. **Second**\n\n   more\n\n3. **Third**\n\n   end\n"
+    cuts = [text.index(f"\n\n{n}") + 3 for n in (2, 3)] + [len(text)]
+    streamed = AnswerApp(markdown_class=AnswerMarkdown)
+    screens = []
+    async with streamed.run_test(size=SIZE) as pilot:
+        stream = AnswerStream(streamed.query_one(Markdown), streamed.query_one(CodeStream), frame_interval_s=0)
+        done = 0
+        for cut in cuts:
+            await stream.write(text[done:cut])
+            done = cut
+            await settle(pilot, stream, cut - 1 if cut < len(text) else cut)
+            screens.append((stream.shown_chars, streamed.export_screenshot()))
+        await stream.stop()
+        await pilot.pause()
+        finished = streamed.export_screenshot()
+    for shown, screen in screens:
+        plain = AnswerApp(text[:shown])
+        async with plain.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert screen == plain.export_screenshot(), f"at {shown} characters"
+    plain = AnswerApp(text)
+    async with plain.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert finished == plain.export_screenshot()
 
 
 @pytest.mark.parametrize("width, tab", [(100, False), (50, False), (100, True)])

@@ -53,6 +53,8 @@ from .frame_budget import FrameBudget
 from .steady_update import steady_update
 
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
+_MARKER_SO_FAR = re.compile(r"[ \t]*\d{1,9}")
+"""A last line that is only a number so far: a numbered item's marker before its `.` or `)`."""
 
 
 @dataclass(frozen=True)
@@ -105,11 +107,18 @@ class FenceTracker:
 
     def safe_end(self) -> int:
         """How far the text can go to the Markdown now: up to an open fence, or else all of it except a last,
-        incomplete line that may still become a fence's opening line."""
+        incomplete line that may still become a fence's opening line or a numbered item's marker.
+
+        The marker: a loose numbered list streamed to `…\n\n2` makes `2` a paragraph after the list, and
+        `Markdown.append` then re-parses from that paragraph on, never from the list: `2. Second` becomes a list
+        of its own, and every item after it too, a blank row between each, until the answer is drawn again.
+        Models often send `2` and `.` as two tokens. Held back, the `2` reaches the Markdown with its `.`."""
         if self.open is not None:
             return self.open.start
         partial = self.partial_line
         if partial[:1] in ("`", "~") and partial == partial[:1] * min(len(partial), 3) + partial[3:]:
+            return self._scanned
+        if _MARKER_SO_FAR.fullmatch(partial):
             return self._scanned
         return len(self.text)
 

@@ -21,6 +21,12 @@
 # `--sections resume` (the resume ratio with it), `timeout 120 python3 benchmarks/thinking_frames.py --tps 300`.
 # Round 7 (2 Dec 03:20-03:36) ran all of the above but the frame clock (its bench was broken, fixed in d2571a9) and
 # the 300 tok/s keypress probe (the 290 s limit ended during it): BENCHMARKS.md has the figures.
+# Round 8 (2 Dec 06:35-07:02) measured the engine in its own process against it on a thread in the same rounds
+# (`ui_bench --engines process,thread --runs 5 --tokens 1500 --rates none --launches 0`, 200 s; the 8B shape with
+# `--tokens 800 --runs 3`, 240 s), `benchmarks/contention_probe.py --model /tmp/m/1b --tokens 1000 --rounds 3` (80 s),
+# and the keypress probes at 100 and 300 tok/s with the process (`--runs 1 --tokens 1000 --rates 100`, 90 s each).
+# Still to run: more rounds of the same (the host's raw mlx-lm swings 254-435 tok/s), `answer_frames.py` and
+# `ui_profile.py` with the process engine, FRAMES=1, and the resume figure (`LONG_S=180 --sections resume`).
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

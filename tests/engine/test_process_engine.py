@@ -368,16 +368,25 @@ def test_submit_while_idle_never_waits_for_the_child_and_what_it_cannot_run_stil
 
 def test_two_threads_submitting_at_once_each_get_busy_or_a_finished(loaded, event_log):
     """Two threads submit at once (the in-process engine's submit is atomic: one is accepted, the other gets
-    Busy). The race is forced by delaying the posted submit's send by 0.5 s, as a preempted thread would be.
+    Busy). The race is forced by delaying the posted submit's queueing by 0.5 s, as a preempted thread would be.
     Every submit that returned None must end with exactly one Finished; a Busy one gets no events."""
-    post = loaded._post
+    outbox = loaded._outbox
 
-    def slow_post(method, *args, **kwargs):
-        if method == "submit":
-            time.sleep(0.5)
-        post(method, *args, **kwargs)
+    class SlowOutbox:
+        """The engine's outbox, whose first `put` (the posted submit) takes half a second."""
 
-    loaded._post = slow_post
+        delayed = False
+
+        def put(self, message):
+            if not self.delayed:
+                self.delayed = True
+                time.sleep(0.5)
+            outbox.put(message)
+
+        def get(self):
+            return outbox.get()
+
+    loaded._outbox = SlowOutbox()
     first = ask("Keep talking", ENDLESS)
     second = ask("Me too", ENDLESS)
     answers: dict[str, object] = {}

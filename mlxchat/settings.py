@@ -13,6 +13,7 @@ looks like this::
     endpoint = "http://gpu-box:8000/v1"   # chat through this server instead of a local model
     api_key_env = "MY_SERVER_KEY"          # the environment variable holding its API key
     prompt_cache_mb = 4096                 # disk for saved prompt caches (resume a long chat at once); 0: off
+    engine = "process"                     # where the local model runs: its own process, or "thread" in the app's
     remote_context_size = 32768            # the server's context, where it does not say (or per model, below)
 
     [chat]
@@ -263,6 +264,10 @@ def _coerce(name: str, value: Any) -> Any:
     return float(value) if name in ("temperature", "top_p", "min_p", "repetition_penalty") and ok_number else value
 
 
+ENGINE_PLACES = ("process", "thread")
+"""Where the chat screen may run the local engine (`AppConfig.engine`)."""
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """What `config.toml` says, over the defaults. Build it with `load_config()`."""
@@ -291,6 +296,11 @@ class AppConfig:
     prompt_cache_mb: int = 4096
     """How much disk the saved prompt caches may use, in MiB (least recently used go first). A saved cache lets a
     long conversation resume after a restart without reading its history again. 0 switches saving off."""
+
+    engine: str = "process"
+    """Where the chat screen runs the local engine: "process" (a child process of its own, so the screen's drawing
+    never slows decoding: engine/process.py) or "thread" (an owner thread in the app's process, as `mlxchat ask`
+    runs it: for a system that does not let the app start processes)."""
 
     path: Path | None = None
     """The file these values came from, or None when there was none."""
@@ -352,7 +362,9 @@ def describe_toml_error(path: Path, exc: tomllib.TOMLDecodeError, text: str = ""
 
 def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
     problems: list[str] = []
-    known_top = ("chat", "theme", "keymap", "endpoint", "api_key_env", "prompt_cache_mb", "remote_context_size")
+    known_top = (
+        "chat", "theme", "keymap", "endpoint", "api_key_env", "prompt_cache_mb", "remote_context_size", "engine"
+    )
     for key in data:
         if key not in known_top:
             problems.append(f"{path}: unknown setting {key!r} ignored (known: {', '.join(known_top)}).")
@@ -412,9 +424,15 @@ def _config_from_data(data: dict[str, Any], path: Path) -> AppConfig:
 
     remote_context_sizes = _remote_context_sizes(data.get("remote_context_size"), path, problems)
 
+    engine = data.get("engine", AppConfig.engine)
+    if engine not in ENGINE_PLACES:
+        problems.append(f"{path}: engine = {engine!r} ignored: it must be \"process\" or \"thread\".")
+        engine = AppConfig.engine
+
     return AppConfig(
         chat=chat,
         prompt_cache_mb=prompt_cache_mb,
+        engine=engine,
         remote_context_sizes=remote_context_sizes,
         theme=theme,
         keymap=MappingProxyType(keymap),

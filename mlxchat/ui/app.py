@@ -31,7 +31,7 @@ from mlxchat import paths
 from mlxchat.engine import Engine, Event, ModelLoaded
 from mlxchat.engine.client import EngineClient, EngineFactory
 from mlxchat.exit import EXIT_OK
-from mlxchat.settings import ChatSettings
+from mlxchat.settings import AppConfig, ChatSettings
 
 from .chat_model import ChatSession
 from .collector import CollectorPolicy
@@ -366,6 +366,21 @@ def remember_model(spec: str) -> None:
     _remember("model", spec)
 
 
+def local_engine_factory(config: AppConfig) -> EngineFactory:
+    """The chat screen's local engine, as `config` places it. Conversations resume from their saved prompt caches
+    (mlxchat -c after a restart, switching back). In a process of its own (the default) the UI's frames never take
+    the GIL its owner thread needs between tokens (engine/process.py)."""
+    from functools import partial
+
+    from mlxchat.engine.process import process_engine_factory
+    from mlxchat.settings import saved_cache_folder
+
+    local = partial(Engine, saved_caches=saved_cache_folder(config))
+    if config.engine == "thread":
+        return local
+    return process_engine_factory(local, log_path=paths.engine_log())
+
+
 def run_tui(
     model: str | None = None,
     theme: str | None = None,
@@ -414,16 +429,8 @@ def run_tui(
         )
         warning = plain_http_key_warning(endpoint, api_key_env or config.api_key_env)
         notices += [warning] if warning else []
-    else:  # conversations resume from their saved prompt caches (mlxchat -c after a restart, switching back)
-        from functools import partial
-
-        from mlxchat.engine.process import process_engine_factory
-        from mlxchat.settings import saved_cache_folder
-
-        # The engine runs in a process of its own, so the UI's frames never take the GIL its owner thread needs
-        # between tokens (engine/process.py).
-        local = partial(Engine, saved_caches=saved_cache_folder(config))
-        remote["engine_factory"] = process_engine_factory(local, log_path=paths.engine_log())
+    else:
+        remote["engine_factory"] = local_engine_factory(config)
     app = make_app(
         **remote,
         model=model if conversation is not None else chat_settings.model,

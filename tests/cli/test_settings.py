@@ -123,3 +123,23 @@ def test_ask_with_a_malformed_config_warns_with_the_line_and_answers(run_mlxchat
     (warning,) = result.stderr.strip().splitlines()
     assert warning.startswith("mlxchat: warning: ") and "line 1" in warning
     assert not any(marker in result.stderr for marker in TRACEBACK_MARKERS)
+
+
+def test_the_engine_runs_in_its_own_process_unless_the_file_says_thread(write_config):
+    """`engine = "thread"` is the way back to an engine in the app's process (a system that refuses child
+    processes); anything else is named and the default stands. The chat screen's factory follows it: a
+    `ProcessEngine` by default, the local `Engine` itself for "thread" (made here, never started)."""
+    from mlxchat.engine import Engine
+    from mlxchat.engine.process import ProcessEngine
+    from mlxchat.ui.app import local_engine_factory
+
+    assert load_config().engine == "process"
+    assert isinstance(local_engine_factory(load_config())(lambda event: None), ProcessEngine)
+    write_config('engine = "thread"\n')
+    assert load_config().engine == "thread"
+    assert type(local_engine_factory(load_config())(lambda event: None)) is Engine
+    write_config('engine = "gpu"\n')
+    config = load_config()
+    assert config.engine == "process"
+    (problem,) = config.problems
+    assert "engine = 'gpu' ignored" in problem and '"thread"' in problem

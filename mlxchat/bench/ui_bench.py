@@ -7,7 +7,9 @@
   Raw: `mlx_lm.stream_generate` on this thread with the same forcing processor, the same prompt tokens, the same
   token count. Each round runs raw then the TUI back to back, after one untimed round; the
   ratio is the median of the rounds' ratios (a shared machine's drift hits both sides of a round alike), with
-  best ÷ best beside it. TUI: a fresh headless app (`App.run_test`) per run on the real engine; the prompt is typed into the real prompt and
+  best ÷ best beside it. TUI: a fresh headless app (`App.run_test`) per run on the real engine, in its own process
+  as `mlxchat` runs it (`--engines process,thread` adds, in the same rounds, the app with its engine on an owner
+  thread in the app's process: what the process buys); the prompt is typed into the real prompt and
   sent with Enter; the answer streams through `MarkdownStream` into the real widgets. Speed is tokens over the
   time between the first and the last *rendered* text: a text counts as rendered at the first frame composed
   after `Markdown.append` has put it into the block widgets (`frames.SettledText`), the frame serialised to

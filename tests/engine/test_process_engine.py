@@ -18,64 +18,25 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from events import EventLog
 from mlxchat.engine import (
     Busy,
-    ChatRequest,
     Draining,
     Engine,
     EngineClosed,
     Finished,
-    LoadModel,
-    Message,
     PrepareConversation,
-    SamplingParams,
     Started,
     TextDelta,
 )
 from mlxchat.engine.process import ProcessEngine
+from process_engines import ENDLESS, SHORT, ask, engines, load  # noqa: F401 (engines: a fixture)
 
-SHORT = SamplingParams(temperature=0.0, max_tokens=24)
-ENDLESS = SamplingParams(temperature=0.0, max_tokens=1_000_000)
 ROUND_TRIP_S = 1.0
 """A generous bound on one call across the socket while the child decodes (2 CPU cores, GIL shared there)."""
-
-
-def ask(text: str, sampling: SamplingParams = SHORT) -> ChatRequest:
-    return ChatRequest((Message("user", text),), sampling=sampling)
-
-
-@pytest.fixture
-def engines():
-    """Starts `ProcessEngine`s for a test and always closes them (and kills a child left behind) afterwards."""
-    made: list[ProcessEngine] = []
-
-    def start(sink, factory=Engine, **kwargs) -> ProcessEngine:
-        engine = ProcessEngine(sink, factory, **kwargs)
-        made.append(engine)
-        return engine.start()
-
-    try:
-        yield start
-    finally:
-        for engine in made:
-            try:
-                engine.close(timeout_s=10)
-            finally:
-                if engine.process is not None and engine.process.poll() is None:
-                    engine.process.kill()
-                    engine.process.wait()
-
-
-def load(engine, event_log: EventLog, model: Path) -> None:
-    request = LoadModel(str(model))
-    assert engine.submit(request) is None
-    finished = event_log.finished(request.request_id)
-    assert finished.reason == "stop", finished.error
 
 
 @pytest.fixture

@@ -15,67 +15,18 @@ import signal
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from events import EventLog
 from mlxchat.engine import (
-    ChatRequest,
     Engine,
     EngineClosed,
     Finished,
-    LoadModel,
-    Message,
     SamplingParams,
     TextDelta,
 )
-from mlxchat.engine.process import ProcessEngine
-
-SHORT = SamplingParams(temperature=0.0, max_tokens=24)
-ENDLESS = SamplingParams(temperature=0.0, max_tokens=1_000_000)
-READER = "mlxchat-engine-events"
-"""The name of `ProcessEngine`'s reader thread, the one that calls the sink."""
-
-
-def ask(text: str, sampling: SamplingParams = SHORT) -> ChatRequest:
-    return ChatRequest((Message("user", text),), sampling=sampling)
-
-
-@pytest.fixture
-def engines():
-    """Starts `ProcessEngine`s for a test and always closes them (and kills a child left behind) afterwards."""
-    made: list[ProcessEngine] = []
-
-    def start(sink, factory=Engine, **kwargs) -> ProcessEngine:
-        engine = ProcessEngine(sink, factory, **kwargs)
-        made.append(engine)
-        return engine.start()
-
-    try:
-        yield start
-    finally:
-        for engine in made:
-            if engine.process is not None and engine.process.poll() is None:
-                try:
-                    os.kill(engine.process.pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-            try:
-                engine.close(timeout_s=5)
-            except Exception:
-                pass
-            finally:
-                if engine.process is not None and engine.process.poll() is None:
-                    engine.process.kill()
-                    engine.process.wait()
-
-
-def load(engine, event_log: EventLog, model: Path) -> None:
-    request = LoadModel(str(model))
-    assert engine.submit(request) is None
-    finished = event_log.finished(request.request_id)
-    assert finished.reason == "stop", finished.error
+from process_engines import ENDLESS, READER, ask, engines, load  # noqa: F401 (engines: a fixture)
 
 
 def in_thread(fn, results: dict, name: str) -> threading.Thread:

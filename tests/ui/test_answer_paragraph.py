@@ -6,14 +6,12 @@ still lays it out, so the answer looks exactly as a fresh layout draws it."""
 from __future__ import annotations
 
 import pytest
-from textual.geometry import Region
-
 import staged
 from mlxchat.engine import TextDelta
 from mlxchat.ui.widgets.code_stream import AnswerParagraph
 
 from conftest import SIZE, until
-from test_thinking_layout import LayoutPasses
+from test_thinking_layout import LayoutPasses, laid_out_afresh, rows
 
 
 def paragraph(app) -> AnswerParagraph:
@@ -24,19 +22,6 @@ def shown(app) -> str | None:
     """The text of the answer's last paragraph, or None before it has one."""
     found = app.chat.conversation.views()[-1].query(AnswerParagraph)
     return found.last()._content.plain if found else None
-
-
-def rows(widget) -> tuple[int, list[str]]:
-    """The widget's height and the text of each of its rows, as drawn where it stands."""
-    width, height = widget.size
-    return height, [strip.text for strip in widget.render_lines(Region(0, 0, width, height))]
-
-
-async def laid_out_afresh(pilot, widget) -> tuple[int, list[str]]:
-    widget.refresh(layout=True)
-    await pilot.pause()
-    await pilot.pause()
-    return rows(widget)
 
 
 async def write(pilot, engine, rid: str, text: str, piece: str, tokens: int = 1) -> str:

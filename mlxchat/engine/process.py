@@ -10,10 +10,12 @@ Nothing else about the engine changes. The child builds the engine from the fact
 `Engine`, pickled as a reference with its arguments) and starts it: one owner thread does every MLX call there,
 cancel drains as before, a busy engine refuses at once. Each call the contract names (`submit`, `cancel`, `state`,
 `waiting_on`, `close`) is a round trip over a socket answered by the child's main thread, never queued behind the
-owner thread; `prepare` is sent without waiting. Events come back in the order the engine emitted them and reach
-the sink on a reader thread here, so a `Draining` still arrives before `cancel` returns, and every accepted request
-still ends with one `Finished`: when the child dies (a GPU abort, the OOM killer), the requests it held end with an
-error that says so, and later calls raise `EngineClosed`. The child ends when this side closes it or goes away
+owner thread; `prepare`, and a `submit` while none of ours is open (the child is idle then and will accept), are
+sent without waiting. Events come back in the order the engine emitted them and reach the sink on a reader thread
+here, so a `Draining` still arrives before `cancel` returns, and every accepted request still ends with one
+`Finished`: when the child dies (a GPU abort, the OOM killer), the requests it held end with an error that says
+so; later submits raise `EngineClosed` with it, and `cancel`, `state` and `waiting_on` answer as for a closed
+engine. The child ends when this side closes it or goes away
 (its socket reads end-of-file), and it ignores the terminal's signals: the app decides when the engine stops.
 
 The child's output goes to a log file (`engine.log` in the cache folder), never to the terminal the TUI draws on.

@@ -582,10 +582,16 @@ class AnswerStream:
             with suppress(Exception):
                 await self._highlight
             return True
-        return self._highlight.done() and bool(text[closing[1] :].strip())
+        return self._highlight.done() and bool(text[closing[1] : self.fences.safe_end()].strip())
 
     async def _to_markdown_upto(self, end: int) -> None:
         if end > self._to_markdown:
             fragment = self.fences.text[self._to_markdown : end]
-            self._to_markdown = end
-            await self.markdown.append(fragment)
+            first, self._to_markdown = self._to_markdown == 0, end
+            source = self.markdown.source
+            if first and _MARKER_SO_FAR.fullmatch(source[source.rfind("\n") + 1 :]):
+                # A continue after a stop at `…\n\n2`: the stop drew the held-back number as a paragraph, and
+                # `append` would re-parse from it on and split its list (`safe_end`); the whole text, once.
+                await self.markdown.update(source + fragment)
+            else:
+                await self.markdown.append(fragment)

@@ -225,10 +225,14 @@ class ForcedAnswerEngine:
 
     text: str | None = None
     tokens_per_s: float | None = None
+    warm_up: bool = True
+    """False: no decode warm-up after a load (`generation.WARM_UP_AT_LOAD`), to measure what it buys."""
 
     def __call__(self, sink):
         from mlxchat.engine import Engine
+        from mlxchat.engine.local import generation
 
+        generation.WARM_UP_AT_LOAD = self.warm_up
         if self.tokens_per_s:
             paced(self.tokens_per_s).__enter__()
         return Engine(sink, script=AnswerScript(self.text) if self.text is not None else None)

@@ -147,6 +147,13 @@ class Engine(EngineCore):
             message = describe_error(exc)
             self._emit(ModelLoadFailed(rid, label, message, None))
             return Finished(rid, "error", error=message)
+        if loaded.vision is None:
+            from .generation import warm_up_decode
+
+            try:
+                warm_up_decode(loaded.text_model)
+            except Exception:  # an optimisation: a model that cannot warm up is still loaded
+                log.exception("warming up the loaded model failed")
         self._loaded = loaded
         from ..saved_caches import model_fingerprint
 

@@ -234,7 +234,7 @@ class ForcedAnswerEngine:
 
         generation.WARM_UP_AT_LOAD = self.warm_up
         if self.tokens_per_s:
-            paced(self.tokens_per_s).__enter__()
+            hold_pace(self.tokens_per_s)  # for the rest of this process: the benchmark's engine alone
         return Engine(sink, script=AnswerScript(self.text) if self.text is not None else None)
 
 
@@ -275,12 +275,11 @@ def paced_processor(processor, tokens_per_s: float | None):
     return paced
 
 
-@contextmanager
-def paced(tokens_per_s: float | None) -> Iterator[None]:
-    """Hold every forced answer of engines in this process to `tokens_per_s` (None: the model's own speed).
+def hold_pace(tokens_per_s: float | None):
+    """Hold every forced answer of engines in this process to `tokens_per_s` (None: the model's own speed) until
+    the function returned is called, which restores the pace before.
 
-    Benchmark only: it wraps `generation.forced_processor`, the name `text_steps` looks up at each request. An engine
-    in its own process is paced by its factory (`ForcedAnswerEngine`), which `current_pace()` tells the rate."""
+    Benchmark only: it wraps `generation.forced_processor`, the name `text_steps` looks up at each request."""
     from mlxchat.engine.local import generation
 
     original, outer = generation.forced_processor, _pace[0]
@@ -290,11 +289,24 @@ def paced(tokens_per_s: float | None) -> Iterator[None]:
 
     generation.forced_processor = forced
     _pace[0] = tokens_per_s
+
+    def restore() -> None:
+        generation.forced_processor = original
+        _pace[0] = outer
+
+    return restore
+
+
+@contextmanager
+def paced(tokens_per_s: float | None) -> Iterator[None]:
+    """`hold_pace` for the block. An engine in its own process is paced by its factory (`ForcedAnswerEngine`),
+    which `current_pace()` tells the rate: the child's pace must outlive any block (round 8 entered this context
+    there without keeping it, so the child's pace ended at once and its "100 tok/s" ran at the model's speed)."""
+    restore = hold_pace(tokens_per_s)
     try:
         yield
     finally:
-        generation.forced_processor = original
-        _pace[0] = outer
+        restore()
 
 
 _pace: list[float | None] = [None]

@@ -60,3 +60,29 @@ def test_the_gpu_bench_models_are_built_at_a_real_checkpoints_precision(tmp_path
     weights = mx.load(str(folder / "model.safetensors"))
     floats = {str(array.dtype) for name, array in weights.items() if not name.endswith(".weight") or "norm" in name}
     assert floats == {"mlx.core.bfloat16"}, floats
+
+
+def test_an_engine_process_made_in_a_pace_keeps_it(tiny_model, tmp_path):
+    """The keypress probe's 100 and 300 tok/s (`ui_bench --rates`) pace the engine in its own process through its
+    factory. Round 8's factory entered the pace without keeping it, so the child's pace ended at once and both
+    rates ran at the model's own speed. Here the child must decode no faster than the pace (a sleep bounds it
+    from above; the tiny model on this CPU runs at several hundred tok/s unpaced)."""
+    from events import EventLog
+    from mlxchat.bench.realistic import ForcedAnswerEngine, paced, current_pace
+    from mlxchat.engine import ChatRequest, LoadModel, Message, SamplingParams
+    from mlxchat.engine.process import ProcessEngine
+
+    log = EventLog()
+    with paced(40):
+        engine = ProcessEngine(log, ForcedAnswerEngine(REALISTIC_ANSWER, current_pace())).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        assert log.finished(load.request_id).reason == "stop"
+        ask = ChatRequest((Message("user", "hi"),), sampling=SamplingParams(temperature=0.0, max_tokens=20))
+        engine.submit(ask)
+        stats = log.finished(ask.request_id).stats
+        assert stats.generation_tokens == 20
+        assert stats.decode_tps < 40 * 1.2
+    finally:
+        engine.close(timeout_s=30)

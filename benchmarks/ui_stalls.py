@@ -42,7 +42,8 @@ class StallWatch:
         self.serial = 0
         self.samples: dict[int, list[str]] = defaultdict(list)
         self.stalls: list[tuple[float, float, str, list[str]]] = []  # (at, seconds, callback, sampled stacks)
-        self.collections: list[tuple[int, float]] = []
+        self.collections: list[tuple[int, float, float]] = []  # (generation, seconds, start)
+        self.when: list[str] = []  # "streaming" (the app's collector holds full collections) or "other"
         self._gc_started = 0.0
         self._stop = threading.Event()
         self._original_run = asyncio.events.Handle._run
@@ -80,8 +81,10 @@ class StallWatch:
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "start":
             self._gc_started = time.perf_counter()
+            self._gc_while = "streaming" if gc.get_threshold()[2] >= 1_000_000 else "other"
         else:
-            self.collections.append((info["generation"], time.perf_counter() - self._gc_started))
+            self.collections.append((info["generation"], time.perf_counter() - self._gc_started, self._gc_started))
+            self.when.append(self._gc_while)
 
     def _sample(self) -> None:
         next_due: dict[int, float] = {}
@@ -137,14 +140,15 @@ def main() -> int:
         print(f"  {len(times):3d}× longest {max(times) * 1000:6.1f} ms  {where}")
     print("\nslowest 12, in order of time:")
     for at, took, callback, stacks in sorted(watch.stalls, key=lambda s: -s[1])[:12]:
-        print(f"  {took * 1000:6.1f} ms  {callback}")
+        in_gc = sum(t for _, t, started in watch.collections if at <= started <= at + took)
+        print(f"  {took * 1000:6.1f} ms  ({in_gc * 1000:.1f} ms of it collecting garbage)  {callback}")
         for stack in dict.fromkeys(stacks):
             print(f"      {stack}")
     gens = defaultdict(list)
-    for generation, took in watch.collections:
-        gens[generation].append(took)
+    for (generation, took, _), when in zip(watch.collections, watch.when):
+        gens[(when, generation)].append(took)
     print("\ngarbage collections: " + ", ".join(
-        f"gen {g}: {len(t)}, longest {max(t) * 1000:.1f} ms, total {sum(t) * 1000:.0f} ms" for g, t in sorted(gens.items())))
+        f"{g[0]} gen {g[1]}: {len(t)}, longest {max(t) * 1000:.1f} ms, total {sum(t) * 1000:.0f} ms" for g, t in sorted(gens.items())))
     return 0
 
 

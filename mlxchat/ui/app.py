@@ -28,7 +28,7 @@ from textual.reactive import Initialize, Reactive
 from textual.screen import Screen
 
 from mlxchat import paths
-from mlxchat.engine import Engine, Event, ModelLoaded
+from mlxchat.engine import Engine, Event, Finished, ModelLoaded, Started
 from mlxchat.engine.client import EngineClient, EngineFactory
 from mlxchat.exit import EXIT_OK
 from mlxchat.settings import AppConfig, ChatSettings
@@ -46,6 +46,10 @@ from .themes import DEFAULT_THEME, all_themes
 
 QUIT_SAVE_TIMEOUT_S = 8.0
 """At quit, how long the history's last writes may take (a lock held elsewhere, a retried write)."""
+
+
+COLLECT_AFTER_ANSWER_S = 1.0
+"""How long after an answer ends the full collection it held back runs (`CollectorPolicy`): past its last frames."""
 
 
 class MlxChatApp(App[int]):
@@ -138,6 +142,10 @@ class MlxChatApp(App[int]):
 
     def _engine_sink(self, event: Event) -> None:
         """Called on the engine's owner thread: enqueue on the chat screen and return at once."""
+        if isinstance(event, Started):
+            self._collector.answering(event.request_id)
+        elif isinstance(event, Finished) and self._collector.answered(event.request_id):
+            self.call_later(self.set_timer, COLLECT_AFTER_ANSWER_S, self._collector.collect_between_answers)
         if isinstance(event, ModelLoaded):
             self._collector.settle()  # the model's objects leave every later collection
             # Started on the UI thread (`call_later` posts, never blocks): the engine is idle now, and no answer

@@ -8,6 +8,12 @@ the screens make at start, and the model's modules made when it loads. `gc.freez
 collection, and larger thresholds make collections rarer (memory held by cycles waits a little longer: these
 apps' short-lived objects are strings and events, freed by reference counting, not by the collector).
 
+While an answer streams, full (gen-2) collections wait for its end: on this CPU they still took 70–97 ms each,
+three in a 15 s answer, and each one is a keypress that waits (`benchmarks/ui_stalls.py`, round 9). The young
+generations are still collected, in smaller and so shorter passes, so the answer's short-lived cycles are freed
+as it streams. A second
+after the answer ends, with no other answer streaming, one full collection runs: while the person reads.
+
 The policy lasts as long as the app: `stop` unfreezes and restores the thresholds, so a process that runs many
 apps (the tests) does not keep their objects out of collection.
 """
@@ -26,8 +32,14 @@ class CollectorPolicy:
     enabled = True
     """The UI benchmark turns it off to measure what it buys."""
 
+    ANSWERING_THRESHOLDS = (700, 10, 1_000_000)
+    """While an answer streams: no full collection, and Python's own young-generation thresholds, so a young
+    collection walks a few thousand objects at most. At (5000, 20) a gen-1 pass took 31–59 ms on this CPU while an
+    answer streamed; at (700, 10) the longest took 6–11 ms, for about the same total (`benchmarks/ui_stalls.py`)."""
+
     def __init__(self) -> None:
         self._saved: tuple[int, int, int] | None = None
+        self._answering: set[str] = set()
 
     def start(self) -> None:
         if not self.enabled or self._saved is not None:
@@ -46,7 +58,31 @@ class CollectorPolicy:
             gc.collect()
             gc.freeze()
 
+    def answering(self, request_id: str) -> None:
+        """An answer started streaming: full collections wait for `answered`."""
+        if self._saved is None:
+            return
+        self._answering.add(request_id)
+        gc.set_threshold(*self.ANSWERING_THRESHOLDS)
+
+    def answered(self, request_id: str) -> bool:
+        """An answer (or a request that never started one) ended. True when no answer streams any more: the caller
+        then runs `collect_between_answers` a little later."""
+        if self._saved is None or request_id not in self._answering:
+            return False
+        self._answering.discard(request_id)
+        if self._answering:
+            return False
+        gc.set_threshold(*self.THRESHOLDS)
+        return True
+
+    def collect_between_answers(self) -> None:
+        """The full collection the answer held back, unless another answer has started since."""
+        if self._saved is not None and not self._answering:
+            gc.collect()
+
     def stop(self) -> None:
+        self._answering.clear()
         if self._saved is None:
             return
         gc.unfreeze()

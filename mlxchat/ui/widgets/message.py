@@ -68,7 +68,8 @@ class MessageView(Vertical, can_focus=True):
     """
 
     status: reactive[TurnStatus] = reactive("complete")
-    """How the turn stands; shown as the class `-streaming`, `-complete`, `-stopped` or `-error`."""
+    """How the turn stands. A stopped or failed turn has the class `-stopped` or `-error` (its border says so); a
+    streaming one has `-streaming` on its header alone (see `watch_status`)."""
 
     footer: reactive[str] = reactive("")
     """The footer line: the answer's stats, "stopped" with the keys that continue or retry it, or the error."""
@@ -126,7 +127,7 @@ class MessageView(Vertical, can_focus=True):
         yield MessageFooter(classes="message-footer", markup=False).data_bind(text=MessageView.footer)
 
     async def on_mount(self) -> None:
-        self.set_class(True, f"-{self.status}")
+        self.watch_status(self.status)
         self.set_class(not self.in_view, "-out-of-view")
         await self.sync()
 
@@ -138,9 +139,16 @@ class MessageView(Vertical, can_focus=True):
     def _header(self) -> str:
         return self._label if self.in_view else f"{self._label}  · not in the model's view"
 
-    def watch_status(self, old: TurnStatus, new: TurnStatus) -> None:
-        self.remove_class(f"-{old}")
-        self.add_class(f"-{new}")
+    def watch_status(self, status: TurnStatus) -> None:
+        """A class on this view restyles every widget in it (Textual restyles a node's descendants with it, as a
+        selector may depend on the class): for a realistic answer (79 widgets) 68–77 ms on this CPU, one 62.5 ms
+        stall on the H200 host at the end of every answer (BENCHMARKS.md, round 9). So the view carries only the
+        classes that change its own look, which a turn takes rarely (a stop, an error), and the end of every answer
+        restyles its header alone."""
+        for shown in ("stopped", "error"):
+            self.set_class(status == shown, f"-{shown}")
+        for header in self.query_children(".message-header"):  # none before compose: `on_mount` shows it then
+            header.set_class(status == "streaming", "-streaming")
 
     async def sync(self) -> None:
         """Stream whatever part of the turn's text is not shown yet.

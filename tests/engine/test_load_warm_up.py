@@ -63,3 +63,19 @@ def test_no_warm_up_on_metal(tiny_model, monkeypatch):
     monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.gpu))
     monkeypatch.setattr(mx.metal, "is_available", lambda: True)
     assert not generation.warm_up_decode(model)
+
+
+def test_the_warm_up_leaves_the_random_state_as_it_was(tiny_model, monkeypatch):
+    """Its sampled steps draw random numbers; a session seeded with MLXCHAT_SEED must draw what it would have."""
+    import mlx.core as mx
+    from mlx_lm import load
+
+    from mlxchat.engine.local import generation
+
+    model, _ = load(str(tiny_model))
+    monkeypatch.setattr(generation, "running_on_cuda", lambda: True)  # as on CUDA (not on this machine)
+    mx.random.seed(7)
+    expected = mx.random.uniform(shape=(4,))
+    mx.random.seed(7)
+    assert generation.warm_up_decode(model)
+    assert mx.array_equal(mx.random.uniform(shape=(4,)), expected).item()

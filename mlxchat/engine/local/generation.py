@@ -160,9 +160,11 @@ WARM_UP_AT_LOAD = True
 
 
 def warm_up_decode(model) -> bool:
-    """On CUDA, right after a load: a few throwaway decode steps on a fresh cache, greedy and sampled, through
-    mlx-lm's own `generate_step`, so the first answer of a process does not pay MLX's first-use work for the
-    decode step's kernels while it streams. MLX's CUDA build loads (and on a new machine compiles) each kernel at
+    """On CUDA, right after a load: a few throwaway greedy decode steps on a fresh cache, through mlx-lm's own
+    `generate_step`, so the first answer of a process does not pay MLX's first-use work for the model's decode
+    kernels while it streams. Greedy only: a sampled step would draw from MLX's random state, which a session
+    seeded with MLXCHAT_SEED must find as the seed left it (the state cannot be put back); the sampler's own few
+    kernels load at the first sampled step. MLX's CUDA build loads (and on a new machine compiles) each kernel at
     its first use in a process; without this, a fresh engine process's first answer decoded slower than its
     second (BENCHMARKS.md, round 9). It runs inside the load, which the status pane already shows. Skipped on the
     CPU (nothing there is built per kernel) and on Metal (not measured there), as `warm_up` is. Returns whether
@@ -171,11 +173,9 @@ def warm_up_decode(model) -> bool:
 
     if not WARM_UP_AT_LOAD or not running_on_cuda():
         return False
-    prompt = mx.array([0] * 8)
-    for sampler in (None, make_sampler(temp=0.7, top_p=0.9)):
-        cache = make_prompt_cache(model)
-        for _, _ in zip(range(3), generate_step(prompt, model, max_tokens=3, sampler=sampler, prompt_cache=cache)):
-            pass
+    cache = make_prompt_cache(model)
+    for _, _ in zip(range(3), generate_step(mx.array([0] * 8), model, max_tokens=3, prompt_cache=cache)):
+        pass
     mx.synchronize(generation_stream)
     mx.clear_cache()
     return True

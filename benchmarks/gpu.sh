@@ -27,6 +27,14 @@
 # and the keypress probes at 100 and 300 tok/s with the process (`--runs 1 --tokens 1000 --rates 100`, 90 s each).
 # Still to run: more rounds of the same (the host's raw mlx-lm swings 254-435 tok/s), `answer_frames.py` and
 # `ui_profile.py` with the process engine, FRAMES=1, and the resume figure (`LONG_S=180 --sections resume`).
+# Round 9 (2 Dec 09:28-10:13) ran `benchmarks/engine_gap_probe.py --model /tmp/m/1b --tokens 1500 --rounds 2 --kinds
+# process,process-cold,thread` (one round finished in 270 s: each child start takes 14-18 s there), the same on the 8B
+# with `--tokens 600 --rounds 3 --kinds process,process-cold` (230 s), `ui_bench --engines process --runs 4 --tokens
+# 1500 --rates none --launches 0` (140 s), `LONG_S=170 --sections resume` (65 s), the 8B `ui_bench --engines process
+# --runs 3 --tokens 800` (125 s), and the keypress probes paced at last (`--runs 1 --tokens 1000 --rates 100,300
+# --key-tokens 2500`, 245 s) with `benchmarks/ui_stalls.py --rate 300 --tokens 2500` (40 s). Still to run: the
+# keypress probes after the status-restyle change (c2b59f8); `ui_stalls.py` on a fresh machine needs more than
+# 140 s (its first answer compiles the kernels): run it after another bench.
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

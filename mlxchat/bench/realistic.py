@@ -263,14 +263,15 @@ class Pace:
 
 
 def paced_processor(processor, tokens_per_s: float | None):
-    """`processor` that first waits for its step's due time; `processor` itself when there is no rate."""
-    if processor is None or not tokens_per_s:
+    """`processor` that first waits for its step's due time; `processor` itself when there is no rate. With a rate
+    and no processor (a free answer: nothing forced), a processor that only waits and leaves the logits alone."""
+    if not tokens_per_s:
         return processor
     pace = Pace(tokens_per_s)
 
     def paced(tokens, logits):
         pace.wait()
-        return processor(tokens, logits)
+        return processor(tokens, logits) if processor is not None else logits
 
     return paced
 

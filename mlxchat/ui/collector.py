@@ -21,6 +21,7 @@ apps (the tests) does not keep their objects out of collection.
 from __future__ import annotations
 
 import gc
+import threading
 
 
 class CollectorPolicy:
@@ -40,13 +41,17 @@ class CollectorPolicy:
     def __init__(self) -> None:
         self._saved: tuple[int, int, int] | None = None
         self._answering: set[str] = set()
+        self._lock = threading.RLock()  # a finaliser run by a collection may come back here
+        """`answering` and `answered` run on the engine's event thread, `start`, `settle` and `stop` elsewhere:
+        each reads the state and sets the collector under this lock, so a stop never lands in between."""
 
     def start(self) -> None:
-        if not self.enabled or self._saved is not None:
-            return
-        self._saved = gc.get_threshold()
-        gc.set_threshold(*self.THRESHOLDS)
-        gc.freeze()
+        with self._lock:
+            if not self.enabled or self._saved is not None:
+                return
+            self._saved = gc.get_threshold()
+            gc.set_threshold(*self.THRESHOLDS)
+            gc.freeze()
 
     def settle(self) -> None:
         """Called once a model has loaded: its modules and weights' wrappers live until it is unloaded.
@@ -54,37 +59,42 @@ class CollectorPolicy:
         Garbage is collected first: a frozen object is never collected again, so a cycle left by the model this
         load replaced (and the memory its arrays hold) must not be frozen with the rest. One full collection per
         model load, while the load's own seconds are on screen."""
-        if self._saved is not None:
-            gc.collect()
-            gc.freeze()
+        with self._lock:
+            if self._saved is not None:
+                gc.collect()
+                gc.freeze()
 
     def answering(self, request_id: str) -> None:
         """An answer started streaming: full collections wait for `answered`."""
-        if self._saved is None:
-            return
-        self._answering.add(request_id)
-        gc.set_threshold(*self.ANSWERING_THRESHOLDS)
+        with self._lock:
+            if self._saved is None:
+                return
+            self._answering.add(request_id)
+            gc.set_threshold(*self.ANSWERING_THRESHOLDS)
 
     def answered(self, request_id: str) -> bool:
         """An answer (or a request that never started one) ended. True when no answer streams any more: the caller
         then runs `collect_between_answers` a little later."""
-        if self._saved is None or request_id not in self._answering:
-            return False
-        self._answering.discard(request_id)
-        if self._answering:
-            return False
-        gc.set_threshold(*self.THRESHOLDS)
-        return True
+        with self._lock:
+            if self._saved is None or request_id not in self._answering:
+                return False
+            self._answering.discard(request_id)
+            if self._answering:
+                return False
+            gc.set_threshold(*self.THRESHOLDS)
+            return True
 
     def collect_between_answers(self) -> None:
         """The full collection the answer held back, unless another answer has started since."""
-        if self._saved is not None and not self._answering:
-            gc.collect()
+        with self._lock:
+            if self._saved is not None and not self._answering:
+                gc.collect()
 
     def stop(self) -> None:
-        self._answering.clear()
-        if self._saved is None:
-            return
-        gc.unfreeze()
-        gc.set_threshold(*self._saved)
-        self._saved = None
+        with self._lock:
+            self._answering.clear()
+            if self._saved is None:
+                return
+            gc.unfreeze()
+            gc.set_threshold(*self._saved)
+            self._saved = None

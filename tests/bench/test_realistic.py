@@ -86,3 +86,26 @@ def test_an_engine_process_made_in_a_pace_keeps_it(tiny_model, tmp_path):
         assert stats.decode_tps < 40 * 1.2
     finally:
         engine.close(timeout_s=30)
+
+
+def test_a_free_answer_engine_process_made_in_a_pace_keeps_it(tiny_model):
+    """ForcedAnswerEngine's docstring: text None lets the model answer freely, still held to `tokens_per_s`."""
+    from events import EventLog
+    from mlxchat.bench.realistic import ForcedAnswerEngine, current_pace, paced
+    from mlxchat.engine import ChatRequest, LoadModel, Message, SamplingParams
+    from mlxchat.engine.process import ProcessEngine
+
+    log = EventLog()
+    with paced(40):
+        engine = ProcessEngine(log, ForcedAnswerEngine(None, current_pace())).start()
+    try:
+        load = LoadModel(str(tiny_model))
+        engine.submit(load)
+        assert log.finished(load.request_id).reason == "stop"
+        ask = ChatRequest((Message("user", "hi"),), sampling=SamplingParams(temperature=0.0, max_tokens=20))
+        engine.submit(ask)
+        finished = log.finished(ask.request_id)
+        assert finished.reason == "length" and finished.stats.generation_tokens == 20  # free, but it ran
+        assert finished.stats.decode_tps < 40 * 1.2, f"{finished.stats.decode_tps:.0f} tok/s under a 40 tok/s pace"
+    finally:
+        engine.close(timeout_s=30)

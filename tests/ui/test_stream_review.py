@@ -192,3 +192,46 @@ async def test_a_continue_in_the_app_after_a_stop_at_a_number_keeps_a_loose_list
         assert markdown.source == text
         lists = [block for block in markdown.children if type(block).__name__ == "AnswerOrderedList"]
         assert len(lists) == 1, f"{len(lists)} numbered lists where the text has one"
+
+
+# ---- AnswerTable: the last row updated in place -------------------------------------------------------------------
+
+TABLE = (
+    "Intro.\n\n| query | structure | cost |\n|---|---|---|\n| by identifier | `dict[str, Item]` | O(1) |\n"
+    "| by tag | `dict[str, set[str]]` | O(1) + **O(k)** |\n| by price | sorted *list* | O(log n) |\n\nAfter the table.\n"
+)
+
+
+async def test_a_streaming_table_is_drawn_as_textual_draws_it_at_every_cut():
+    """Cuts inside cells (the last row grows in place), between cells (a new cell: Textual's way), at a row's end
+    and inside inline styles; each screen equals Textual's Markdown given the same text whole."""
+    cuts = [TABLE.index(mark) + len(mark) for mark in
+            ["| by", "| by ident", "`dict[", "Item]` |", " O(", "O(1) |\n", "| by tag |", "**O", "**O(k)**",
+             "| by price | so", "*list", "*list* |", "O(log", "n) |\n", "\n\nAf"]]
+    await assert_streams_as_whole([TABLE], cuts)
+
+
+async def test_a_streaming_table_row_mounts_no_widget_while_it_only_grows(monkeypatch):
+    """Textual's table removed and mounted its last row's cells at every update; in place, a row that keeps its
+    cells mounts nothing new."""
+    from textual.widgets._markdown import MarkdownTableContent
+
+    text = "| a | b |\n|---|---|\n| one two | three four five |\n"
+    app = AnswerApp(markdown_class=AnswerMarkdown)
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        first = text.index("three") + 2
+        await stream.write(text[:first])
+        await until(pilot, lambda: stream.shown_chars >= first - 3, timeout_s=5, what="the first update")
+        await pilot.pause()
+        cells = list(app.query_one(MarkdownTableContent).query_children(".cell"))
+        for cut in range(first + 1, len(text) - 2):
+            await stream.write(text[cut - 1:cut])
+            await until(pilot, lambda: stream.shown_chars >= cut - 3, timeout_s=5, what="the update")
+            await pilot.pause()
+        assert list(app.query_one(MarkdownTableContent).query_children(".cell")) == cells
+        await stream.write(text[len(text) - 2:])
+        await stream.stop()
+        await pilot.pause()
+        assert same(app.export_screenshot()) == await whole(text)

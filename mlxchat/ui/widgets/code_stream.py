@@ -45,7 +45,13 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.visual import Visual
 from textual.widgets import Label, Markdown
-from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownParagraph
+from textual.widgets._markdown import (
+    MarkdownBlock,
+    MarkdownFence,
+    MarkdownParagraph,
+    MarkdownTable,
+    MarkdownTableContent,
+)
 
 from ..lexer_setup import highlight_guarded
 from .answer_lists import AnswerBulletList, AnswerOrderedList
@@ -385,6 +391,35 @@ class AnswerParagraph(MarkdownParagraph):
             await super()._update_from_block(block)
 
 
+class AnswerTable(MarkdownTable):
+    """Textual's table, whose last row takes streamed text in place.
+
+    `Markdown.append` hands the table it is writing the re-parsed table at every update, and Textual's table then
+    removes its last row's cells and mounts them again, even when the row only gained a few characters: two layout
+    passes of the whole screen and a row of new widgets styled from nothing, at every update while a table streams
+    (ten a second at reading speed; the layout passes were the keypress tail's longest frames, issue 11). Here the
+    last row's cells are updated in place while the table keeps its rows and that row its cells; a new row, or a
+    new cell in the last row, goes Textual's way."""
+
+    async def _update_from_block(self, block: MarkdownBlock) -> None:
+        if isinstance(block, MarkdownTable) and self._rows:
+            _headers, rows = block._get_headers_and_rows()
+            last = rows[-1] if rows else None
+            if last is not None and len(rows) == len(self._rows) and len(last) == len(self._rows[-1]):
+                for content in self.query_children(MarkdownTableContent):
+                    cells = list(content.query_children(f".cell.row{content.last_row}"))
+                    if len(cells) != len(last):
+                        break
+                    for cell, text in zip(cells, last):
+                        cell.content = text  # not `update`: the grid's auto widths need the cell's size measured anew
+                        cell.tooltip = text
+                    content.refresh(layout=True)  # its keylines (the table's borders) follow the new column widths
+                    self._rows = rows
+                    self._copy_context(block)
+                    return
+        await super()._update_from_block(block)
+
+
 class AnswerMarkdown(Markdown):
     """An answer's Markdown: Textual's, with its code fences made by `AnswerFence` (highlighted ahead, drawn a line at
     a time by `FenceCode`), its lists updated in place as they stream (answer_lists.py) and its paragraphs repainted
@@ -394,6 +429,7 @@ class AnswerMarkdown(Markdown):
     BLOCKS = {
         **Markdown.BLOCKS,
         "paragraph_open": AnswerParagraph,
+        "table_open": AnswerTable,
         "fence": AnswerFence,
         "bullet_list_open": AnswerBulletList,
         "ordered_list_open": AnswerOrderedList,

@@ -62,50 +62,40 @@ def test_the_gpu_bench_models_are_built_at_a_real_checkpoints_precision(tmp_path
     assert floats == {"mlx.core.bfloat16"}, floats
 
 
-def test_an_engine_process_made_in_a_pace_keeps_it(tiny_model, tmp_path):
-    """The keypress probe's 100 and 300 tok/s (`ui_bench --rates`) pace the engine in its own process through its
-    factory. Round 8's factory entered the pace without keeping it, so the child's pace ended at once and both
-    rates ran at the model's own speed. Here the child must decode no faster than the pace (a sleep bounds it
-    from above; the tiny model on this CPU runs at several hundred tok/s unpaced)."""
-    from events import EventLog
-    from mlxchat.bench.realistic import ForcedAnswerEngine, paced, current_pace
-    from mlxchat.engine import ChatRequest, LoadModel, Message, SamplingParams
-    from mlxchat.engine.process import ProcessEngine
-
-    log = EventLog()
-    with paced(40):
-        engine = ProcessEngine(log, ForcedAnswerEngine(REALISTIC_ANSWER, current_pace())).start()
-    try:
-        load = LoadModel(str(tiny_model))
-        engine.submit(load)
-        assert log.finished(load.request_id).reason == "stop"
-        ask = ChatRequest((Message("user", "hi"),), sampling=SamplingParams(temperature=0.0, max_tokens=20))
-        engine.submit(ask)
-        stats = log.finished(ask.request_id).stats
-        assert stats.generation_tokens == 20
-        assert stats.decode_tps < 40 * 1.2
-    finally:
-        engine.close(timeout_s=30)
-
-
-def test_a_free_answer_engine_process_made_in_a_pace_keeps_it(tiny_model):
-    """ForcedAnswerEngine's docstring: text None lets the model answer freely, still held to `tokens_per_s`."""
+def paced_child_answer(model, text: str | None, rate: float = 40):
+    """A 20-token answer (`text` forced, None: free) from an engine process made inside `paced(rate)`."""
     from events import EventLog
     from mlxchat.bench.realistic import ForcedAnswerEngine, current_pace, paced
     from mlxchat.engine import ChatRequest, LoadModel, Message, SamplingParams
     from mlxchat.engine.process import ProcessEngine
 
     log = EventLog()
-    with paced(40):
-        engine = ProcessEngine(log, ForcedAnswerEngine(None, current_pace())).start()
+    with paced(rate):
+        engine = ProcessEngine(log, ForcedAnswerEngine(text, current_pace())).start()
     try:
-        load = LoadModel(str(tiny_model))
+        load = LoadModel(str(model))
         engine.submit(load)
         assert log.finished(load.request_id).reason == "stop"
         ask = ChatRequest((Message("user", "hi"),), sampling=SamplingParams(temperature=0.0, max_tokens=20))
         engine.submit(ask)
-        finished = log.finished(ask.request_id)
-        assert finished.reason == "length" and finished.stats.generation_tokens == 20  # free, but it ran
-        assert finished.stats.decode_tps < 40 * 1.2, f"{finished.stats.decode_tps:.0f} tok/s under a 40 tok/s pace"
+        return log.finished(ask.request_id)
     finally:
         engine.close(timeout_s=30)
+
+
+def test_an_engine_process_made_in_a_pace_keeps_it(tiny_model):
+    """The keypress probe's 100 and 300 tok/s (`ui_bench --rates`) pace the engine in its own process through its
+    factory. Round 8's factory entered the pace without keeping it, so the child's pace ended at once and both
+    rates ran at the model's own speed. Here the child must decode no faster than the pace (a sleep bounds it
+    from above; the tiny model on this CPU runs at several hundred tok/s unpaced)."""
+    stats = paced_child_answer(tiny_model, REALISTIC_ANSWER).stats
+    assert stats.generation_tokens == 20
+    assert stats.decode_tps < 40 * 1.2, f"{stats.decode_tps:.0f} tok/s under a 40 tok/s pace"
+
+
+def test_a_free_answer_engine_process_made_in_a_pace_keeps_it(tiny_model):
+    """`ForcedAnswerEngine(None, rate)`: the model answers freely (`ui_bench --free`), still held to the rate
+    (a review found the free answer unpaced: nothing was forced, so nothing waited)."""
+    finished = paced_child_answer(tiny_model, None)
+    assert finished.reason == "length" and finished.stats.generation_tokens == 20  # free, but it ran
+    assert finished.stats.decode_tps < 40 * 1.2, f"{finished.stats.decode_tps:.0f} tok/s under a 40 tok/s pace"

@@ -20,10 +20,17 @@ MOUSE_OFF = b"\x1b[?1000l"
 
 
 def rows(database: Path) -> list[tuple[str, str, str]]:
+    """The history's messages as another process sees them now: none while the app has not made the file, or has
+    made it but not its tables yet (a clean-clone CI run read it in that moment: "no such table: messages")."""
     if not database.exists():
         return []
     with sqlite3.connect(database) as connection:
-        return connection.execute("SELECT role, status, text FROM messages ORDER BY id").fetchall()
+        try:
+            return connection.execute("SELECT role, status, text FROM messages ORDER BY id").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
 
 
 def newest_id(database: Path) -> int:

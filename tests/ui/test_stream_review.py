@@ -32,12 +32,14 @@ async def whole(text: str, size: tuple[int, int] = SIZE) -> str:
         return same(app.export_screenshot())
 
 
-async def streamed(texts: list[str], cuts: list[int], size: tuple[int, int] = SIZE) -> list[tuple[int, str]]:
+async def streamed(
+    texts: list[str], cuts: list[int], size: tuple[int, int] = SIZE, markdown_class: type[Markdown] = AnswerMarkdown
+) -> list[tuple[int, str]]:
     """Each of `texts` written through an `AnswerStream` of its own into one `AnswerMarkdown` (one stream for an
     answer, a second for its continue: `MessageView.end_stream` then `sync`), drawn at each cut of the joined text
     and once more when the last stream has stopped. Returns (characters shown, screen) for each."""
     text = "".join(texts)
-    app = AnswerApp(markdown_class=AnswerMarkdown)
+    app = AnswerApp(markdown_class=markdown_class)
     screens = []
     async with app.run_test(size=size) as pilot:
         markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
@@ -59,9 +61,14 @@ async def streamed(texts: list[str], cuts: list[int], size: tuple[int, int] = SI
     return screens
 
 
-async def assert_streams_as_whole(texts: list[str], cuts: list[int]) -> None:
-    for shown, screen in await streamed(texts, cuts):
-        assert screen == await whole("".join(texts)[:shown]), f"at {shown} characters"
+async def assert_streams_as_whole(
+    texts: list[str], cuts: list[int], size: tuple[int, int] = SIZE, markdown_class: type[Markdown] = AnswerMarkdown
+) -> None:
+    text, drawn = "".join(texts), {}
+    for shown, screen in await streamed(texts, cuts, size, markdown_class):
+        if shown not in drawn:
+            drawn[shown] = await whole(text[:shown], size)
+        assert screen == drawn[shown], f"at {shown} characters"
 
 
 # ---- AnswerParagraph: the block changes kind, shrinks, sits in a list or a quote ---------------------------------

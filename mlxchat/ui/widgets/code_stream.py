@@ -399,11 +399,16 @@ class AnswerTable(MarkdownTable):
     passes of the whole screen and a row of new widgets styled from nothing, at every update while a table streams
     (ten a second at reading speed; the layout passes were the keypress tail's longest frames, issue 11). Here the
     last row's cells are updated in place while the table keeps its rows and that row its cells; a new row, or a
-    new cell in the last row, goes Textual's way."""
+    new cell in the last row, goes Textual's way. A table that lost a row (a line parsed as a row until more of it
+    came: `<` becoming `<div>`, a block after the table) is built anew: Textual's update raises on it
+    (`_update_rows([])`: UnboundLocalError), and the rest of the answer was never drawn."""
 
     async def _update_from_block(self, block: MarkdownBlock) -> None:
         if isinstance(block, MarkdownTable) and self._rows:
             _headers, rows = block._get_headers_and_rows()
+            if len(rows) < len(self._rows):
+                await MarkdownBlock._update_from_block(self, block)  # remove this table, mount the new one
+                return
             last = rows[-1] if rows else None
             if last is not None and len(rows) == len(self._rows) and len(last) == len(self._rows[-1]):
                 for content in self.query_children(MarkdownTableContent):

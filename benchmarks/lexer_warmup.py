@@ -1,4 +1,4 @@
-"""What the lexer warm-up (issue 11, `mlxchat/ui/lexer_setup.py`) buys and costs, each side alternating run by run.
+"""What the answer warm-up (issue 11, `mlxchat/ui/warmup.py`) buys and costs, each side alternating run by run.
 
     python benchmarks/lexer_warmup.py fence --rounds 8
     python benchmarks/lexer_warmup.py launch --rounds 8 --model /tmp/tiny before=/tmp/before after=.
@@ -6,7 +6,8 @@
 
 `fence`: a fresh interpreter per run runs the real app (the staged engine from tests/staged.py: a random-weight
 model writes no code fence) and, once the model has loaded and the warm-up is done (or with it switched off), streams an answer whose first
-fence is Python; prints the UI thread's CPU in the code view's first append (the first line's highlight), and in
+fence is Python; prints the UI thread's CPU in sending the first message (`ChatScreen.send`: the message view's
+and the store's imports without the warm-up), in the code view's first append (the first line's highlight), and in
 its second, for each side.
 
 `answer`: the worst case for the warm-up's own cost: the real app and engine, the prompt sent the moment the model
@@ -40,10 +41,10 @@ FENCE_RUN = textwrap.dedent(
     from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
     from mlxchat.engine import TextDelta
     from mlxchat.ui.app import make_app
-    from mlxchat.ui.lexer_setup import LexerWarmup
+    from mlxchat.ui.warmup import AnswerWarmup
 
     if not warm:
-        LexerWarmup.start = lambda self: self.done.set()
+        AnswerWarmup.start = lambda self: self.done.set()
     from mlxchat.ui.widgets.code_stream import CodeStream
 
     appends = []
@@ -55,6 +56,18 @@ FENCE_RUN = textwrap.dedent(
         appends.append((time.thread_time() - started) * 1000)
 
     CodeStream.append_lines = timed
+    from mlxchat.ui.screens.chat import ChatScreen
+
+    sends = []
+    original_send = ChatScreen.send
+
+    async def timed_send(self, text):
+        started = time.thread_time()
+        sent = await original_send(self, text)
+        sends.append((time.thread_time() - started) * 1000)
+        return sent
+
+    ChatScreen.send = timed_send
     holder = {}
 
     def factory(sink):
@@ -67,7 +80,7 @@ FENCE_RUN = textwrap.dedent(
     async def user(pilot):
         engine = holder["engine"]
         await loaded_scene(pilot, engine)
-        await until(pilot, app.lexer_warmup.done.is_set, 60, "the warm-up")
+        await until(pilot, app.answer_warmup.done.is_set, 60, "the warm-up")
         await ask(pilot)
         text = "Here it is:\\n\\n```python\\n" + LINES[0] + "\\n"
         play_answer_start(engine, text, 10)
@@ -81,7 +94,7 @@ FENCE_RUN = textwrap.dedent(
         app.exit(0)
 
     app.run(headless=True, auto_pilot=user, size=(100, 30))
-    print("RESULT " + json.dumps(appends[:2]), flush=True)
+    print("RESULT " + json.dumps({"send": sends[0], "appends": appends[:2]}), flush=True)
     """
 )
 
@@ -92,20 +105,20 @@ ANSWER_RUN = textwrap.dedent(
     from mlxchat.engine import Engine, Finished, TextDelta
     from mlxchat.settings import ChatSettings
     from mlxchat.ui.app import make_app
-    from mlxchat.ui.lexer_setup import LexerWarmup
+    from mlxchat.ui.warmup import AnswerWarmup
 
     model, warm, tokens = sys.argv[1], sys.argv[2] == "on", int(sys.argv[3])
     cpu = []
-    original = LexerWarmup._run
+    original = AnswerWarmup._run
 
     def timed(self):
         started, began = time.thread_time(), time.perf_counter()
         original(self)
         cpu.append(((time.thread_time() - started) * 1000, began, time.perf_counter()))
 
-    LexerWarmup._run = timed
+    AnswerWarmup._run = timed
     if not warm:
-        LexerWarmup.start = lambda self: self.done.set()
+        AnswerWarmup.start = lambda self: self.done.set()
     events = []  # (time, event) on the engine's thread, as it emits them
 
     def factory(sink):
@@ -131,7 +144,7 @@ ANSWER_RUN = textwrap.dedent(
         count = len(events)
         await pilot.press(*"code", "enter")
         await until(pilot, lambda: any(isinstance(event, Finished) for _, event in events[count:]))
-        await until(pilot, app.lexer_warmup.done.is_set)
+        await until(pilot, app.answer_warmup.done.is_set)
         if cpu:
             result["warm_cpu_ms"] = cpu[0][0]
             result["warm_start_ms"], result["warm_end_ms"] = ((at - loaded) * 1000 for at in cpu[0][1:])
@@ -167,7 +180,7 @@ def answer(rounds: int, model: str, tokens: int) -> None:
 
 
 def fence(rounds: int) -> None:
-    numbers: dict[str, list[list[float]]] = {"off": [], "on": []}
+    numbers: dict[str, list[dict]] = {"off": [], "on": []}
     for index in range(rounds):
         for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
             result = subprocess.run(
@@ -177,8 +190,10 @@ def fence(rounds: int) -> None:
                 raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
             numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
     for side, runs in numbers.items():
-        first, second = [run[0] for run in runs], [run[1] for run in runs]
-        print(f"warm-up {side}: first append (first line) median {statistics.median(first):.2f} ms "
+        sends = [run["send"] for run in runs]
+        first, second = [run["appends"][0] for run in runs], [run["appends"][1] for run in runs]
+        print(f"warm-up {side}: first send median {statistics.median(sends):.1f} ms [{min(sends):.1f}-{max(sends):.1f}]; "
+              f"first append (first line) median {statistics.median(first):.2f} ms "
               f"[{min(first):.2f}-{max(first):.2f}], second median {statistics.median(second):.2f} ms, "
               f"n={len(runs)}: {' '.join(f'{v:.1f}' for v in first)}")
 

@@ -37,7 +37,7 @@ from .chat_model import ChatSession
 from .collector import CollectorPolicy
 from .session_store import SessionStore, session_from
 from .keys import ACTIONS, bindings, checked_keymap, keys_for
-from .lexer_setup import LexerWarmup
+from .warmup import AnswerWarmup
 from .messages import EngineEvent
 from .screens.chat import ChatScreen
 from .switching import SwitchIntervalPolicy
@@ -115,7 +115,7 @@ class MlxChatApp(App[int]):
         """Lines for stderr once the screen has closed (what was not saved, where it was exported)."""
         self._collector = CollectorPolicy()
         self._switching = SwitchIntervalPolicy()
-        self.lexer_warmup = LexerWarmup()
+        self.answer_warmup = AnswerWarmup()
         """Builds the common fence languages' lexers on its own thread once a model has loaded, so the first code
         block of an answer does not pay Pygments' setup on the UI thread (issue 11)."""
         self.engine: EngineClient = engine_factory(self._engine_sink)
@@ -150,7 +150,7 @@ class MlxChatApp(App[int]):
             self._collector.settle()  # the model's objects leave every later collection
             # Started on the UI thread (`call_later` posts, never blocks): the engine is idle now, and no answer
             # can have started yet; during the load the warm-up would compete with the engine's imports.
-            self.call_later(self.lexer_warmup.start)
+            self.call_later(self.answer_warmup.start)
         self.chat.post_message(EngineEvent(event))
 
     def get_default_screen(self) -> Screen:
@@ -297,7 +297,7 @@ class MlxChatApp(App[int]):
     def on_unmount(self) -> None:
         """Close the history and the engine; the process-wide policies (collector, switch interval) are given
         back whatever closing raises, so a process that runs on (the test suite, a host app) keeps its own."""
-        self.lexer_warmup.close()
+        self.answer_warmup.close()
         try:
             try:
                 self.chat.store.close()

@@ -1,4 +1,4 @@
-"""Provides `prepare_lexer` and `LexerWarmup`: Pygments' one-time setup for code fences, paid off the UI thread.
+"""Provides `prepare_lexer`: Pygments' one-time setup for code fences, paid off the UI thread (by `AnswerWarmup`).
 
 The first line of a language's first fence used to pay Pygments' setup on the UI thread, in the middle of a
 streaming answer (BENCHMARKS.md, issue 11): 23–33 ms thread CPU for Python. Profiled, it is all the lexer class's
@@ -9,7 +9,7 @@ Python, `re` compiling and `regexopt` building word lists), plus importing its m
 fence language Pygments does not know has a first-time cost of its own: the lookup falls through to the plug-in
 lexers, and the first scan of the installed packages' entry points (`importlib.metadata`, cached after) takes 15–20 ms.
 
-`LexerWarmup` pays this on a thread of its own for the languages answers use most, Python first, once the model has
+`AnswerWarmup` (ui/warmup.py) pays this on a thread of its own for the languages answers use most, Python first, once the model has
 loaded: the engine is idle then and the user is still to press Enter (a prompt sent during the load is refused), so
 it delays neither the first frame nor the load (started after the first frame, it competed with the engine's
 `import mlx_lm` for the GIL: BENCHMARKS.md). `prepare_lexer` is the one place a lexer is first built, whichever
@@ -100,47 +100,3 @@ def highlight_guarded(code: str, language: str, ansi: bool, dark: bool) -> Conte
     language = fence_language(language)
     prepare_lexer(language)
     return MarkdownFence.highlight(code, language, ansi=ansi, dark=dark)
-
-
-class LexerWarmup:
-    """A thread that prepares the lexers of `WARM_LANGUAGES`, started once (the app starts it when a model loads).
-
-    `close` asks it to stop after the language it is building and waits for it, so quitting at once leaves no
-    thread behind (at most one build, ~30 ms, is waited for); a `start` after `close` starts nothing."""
-
-    join_timeout_s = 2.0
-
-    def __init__(self, languages: tuple[str, ...] = WARM_LANGUAGES) -> None:
-        self.languages = languages
-        self.done = threading.Event()
-        """Set when every language is prepared (or the warm-up stopped or failed)."""
-        self.error: BaseException | None = None
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None or self._stopping.is_set():
-            return
-        self._thread = threading.Thread(target=self._run, name="mlxchat-lexer-warmup", daemon=True)
-        self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        """True from `start` until the thread has ended."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            for language in self.languages:
-                if self._stopping.is_set():
-                    return
-                prepare_lexer(language)
-        except Exception as exc:  # a broken Pygments shows at the first fence, as it did before
-            self.error = exc
-        finally:
-            self.done.set()
-
-    def close(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(self.join_timeout_s)

@@ -1,5 +1,6 @@
-"""Pygments' lexer setup for code fences is paid on a thread of its own once the model has loaded (`LexerWarmup`),
-so the first code block of an answer builds no lexer on the UI thread; quitting at once stops the warm-up cleanly.
+"""The first message's imports and Pygments' lexer setup are paid on a thread of its own once the model has loaded
+(`AnswerWarmup`), so sending the first message imports nothing on the UI thread and the first code block of an
+answer builds no lexer there; quitting at once stops the warm-up cleanly.
 
 Each test runs a fresh interpreter: lexer classes and modules are built once per process, so in this one an earlier
 test may have built them already."""
@@ -48,10 +49,12 @@ FIRST_FENCE = textwrap.dedent(
         await until(pilot, lambda: bool(engine.submitted), 30, "the load request")
         result["lexers_before_the_load"] = "pygments.lexers" in sys.modules
         await loaded_scene(pilot, engine)
-        warmup = getattr(app, "lexer_warmup", None)
+        warmup = getattr(app, "answer_warmup", None)
         if warmup is not None:
-            await until(pilot, warmup.done.is_set, 120, "the lexer warm-up")
+            await until(pilot, warmup.done.is_set, 120, "the warm-up")
+        modules = set(sys.modules)
         await ask(pilot)
+        result["modules_at_the_first_send"] = sorted(set(sys.modules) - modules)
         modules, built = set(sys.modules), len(builds)
         play_answer_start(engine, TEXT, 20)
         from mlxchat.ui.widgets.code_stream import CodeStream
@@ -74,16 +77,19 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=180)
 
 
-def test_the_first_fence_after_the_warm_up_builds_no_lexer_on_the_ui_thread():
+def test_after_the_warm_up_the_first_send_imports_nothing_and_the_first_fence_builds_no_lexer():
     """The engine is the staged one (a random-weight model writes no code fence); the app and its code view are
-    real. The fence's Python lexer was built by the warm-up thread, and the fence imports no Pygments module."""
+    real. Sending the first message imports no module on the UI thread (without the warm-up: the message view's
+    and the store's, ~100 ms there); the fence's Python lexer was built by the warm-up thread, and the fence
+    imports no Pygments module."""
     result = run_script(FIRST_FENCE, str(TESTS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     found = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert found["modules_at_the_first_send"] == []
     assert found["lexers_before_the_load"] is False  # the warm-up waits for the model: the load goes first
     assert found["new_pygments_modules"] == []
     assert found["builds_at_the_fence"] == []
-    assert ["PythonLexer", "mlxchat-lexer-warmup"] in found["builds"]
+    assert ["PythonLexer", "mlxchat-answer-warmup"] in found["builds"]
     assert not [build for build in found["builds"] if build[1] == "MainThread"]
 
 
@@ -91,19 +97,19 @@ QUIT_AT_ONCE = textwrap.dedent(
     """
     import sys, threading, time
     from mlxchat.settings import ChatSettings
-    from mlxchat.ui import lexer_setup
+    from mlxchat.ui import warmup as answer_warmup
     from mlxchat.ui.app import make_app
 
-    prepare = lexer_setup.prepare_lexer
+    prepare = answer_warmup.prepare_lexer
 
     def slow_prepare(language):  # each language 0.1 s longer (GIL released), so the quit surely lands mid-warm-up
         time.sleep(0.1)
         prepare(language)
 
-    lexer_setup.prepare_lexer = slow_prepare
+    answer_warmup.prepare_lexer = slow_prepare
     model = sys.argv[1]
     app = make_app(model=model, chat_settings=ChatSettings(temperature=0.0, max_tokens=100, model=model))
-    warmup = app.lexer_warmup
+    warmup = app.answer_warmup
     running_at_quit = []
 
     async def user(pilot):
@@ -115,7 +121,7 @@ QUIT_AT_ONCE = textwrap.dedent(
         await pilot.press("ctrl+q")
 
     code = app.run(headless=True, auto_pilot=user, size=(100, 30))
-    left = [thread.name for thread in threading.enumerate() if thread.name == "mlxchat-lexer-warmup"]
+    left = [thread.name for thread in threading.enumerate() if thread.name == "mlxchat-answer-warmup"]
     print("exit", code, "running at quit", running_at_quit, "left", left, "error", warmup.error, flush=True)
     sys.exit(code or 0)
     """

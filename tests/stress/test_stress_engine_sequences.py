@@ -210,7 +210,7 @@ def models(tiny_model, tiny_vlm, corrupt_model, bad_files) -> Models:
     return Models(text=tiny_model, vision=tiny_vlm, corrupt=corrupt_model, images=bad_files)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(first_model=st.sampled_from(MODELS), script=scripts)
 def test_random_sequences_with_model_switches_and_bad_files(models, first_model, script):
     check_sequence(models, script, first_model)

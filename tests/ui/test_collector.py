@@ -94,7 +94,7 @@ def test_no_full_collection_while_an_answer_streams_and_one_after_it():
 async def test_the_app_holds_full_collections_during_an_answer_and_collects_after_it(real_app):
     from mlxchat.ui.app import COLLECT_AFTER_ANSWER_S
 
-    app = real_app()
+    app = real_app(max_tokens=40)  # an answer that ends soon: the test is about its start and end
     calls = []
     policy = app._collector
     for name in ("answering", "answered", "collect_between_answers"):

@@ -11,8 +11,8 @@ apps' short-lived objects are strings and events, freed by reference counting, n
 While an answer streams, full (gen-2) collections wait for its end: on this CPU they still took 70–97 ms each,
 three in a 15 s answer, and each one is a keypress that waits (`benchmarks/ui_stalls.py`, round 9). The young
 generations are still collected, in smaller and so shorter passes, so the answer's short-lived cycles are freed
-as it streams. A second
-after the answer ends, with no other answer streaming, one full collection runs: while the person reads.
+as it streams. A second after the answer ends, with no other answer streaming, one full collection runs: while the
+person reads.
 
 The policy lasts as long as the app: `stop` unfreezes and restores the thresholds, so a process that runs many
 apps (the tests) does not keep their objects out of collection.

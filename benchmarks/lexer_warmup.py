@@ -1,13 +1,18 @@
 """What the answer warm-up (issue 11, `mlxchat/ui/warmup.py`) buys and costs, each side alternating run by run.
 
+    python benchmarks/lexer_warmup.py send --rounds 8
     python benchmarks/lexer_warmup.py fence --rounds 8
     python benchmarks/lexer_warmup.py launch --rounds 8 --model /tmp/tiny before=/tmp/before after=.
     python benchmarks/lexer_warmup.py answer --rounds 8 --model /tmp/tiny
 
+`send`: a fresh interpreter per run runs the real app on the staged engine (tests/staged.py) with the history
+store imported first (as `run_tui` does) and, once the model has loaded and the warm-up is done (or with it switched
+off), sends the first message; prints the UI thread's CPU from the start to the end of `ChatScreen.send` (what else
+the event loop ran during its awaits included) and the modules the send imported, for each side.
+
 `fence`: a fresh interpreter per run runs the real app (the staged engine from tests/staged.py: a random-weight
 model writes no code fence) and, once the model has loaded and the warm-up is done (or with it switched off), streams an answer whose first
-fence is Python; prints the UI thread's CPU in sending the first message (`ChatScreen.send`: the message view's
-and the store's imports without the warm-up), in the code view's first append (the first line's highlight), and in
+fence is Python; prints the UI thread's CPU in the code view's first append (the first line's highlight), and in
 its second, for each side.
 
 `answer`: the worst case for the warm-up's own cost: the real app and engine, the prompt sent the moment the model
@@ -56,18 +61,6 @@ FENCE_RUN = textwrap.dedent(
         appends.append((time.thread_time() - started) * 1000)
 
     CodeStream.append_lines = timed
-    from mlxchat.ui.screens.chat import ChatScreen
-
-    sends = []
-    original_send = ChatScreen.send
-
-    async def timed_send(self, text):
-        started = time.thread_time()
-        sent = await original_send(self, text)
-        sends.append((time.thread_time() - started) * 1000)
-        return sent
-
-    ChatScreen.send = timed_send
     holder = {}
 
     def factory(sink):
@@ -94,7 +87,58 @@ FENCE_RUN = textwrap.dedent(
         app.exit(0)
 
     app.run(headless=True, auto_pilot=user, size=(100, 30))
-    print("RESULT " + json.dumps({"send": sends[0], "appends": appends[:2]}), flush=True)
+    print("RESULT " + json.dumps(appends[:2]), flush=True)
+    """
+)
+
+
+SEND_RUN = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    warm = sys.argv[2] == "on"
+    from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    import mlxchat.store  # as `run_tui` does before the app starts (it opens the history)
+    from mlxchat.ui.app import make_app
+    from mlxchat.ui.screens.chat import ChatScreen
+    from mlxchat.ui.warmup import AnswerWarmup
+
+    if not warm:
+        AnswerWarmup.start = lambda self: self.done.set()
+    sends = []
+    original = ChatScreen.send
+
+    async def timed(self, text):
+        started = time.thread_time()
+        sent = await original(self, text)
+        sends.append((time.thread_time() - started) * 1000)
+        return sent
+
+    ChatScreen.send = timed
+    holder = {}
+
+    def factory(sink):
+        holder["engine"] = StagedEngine(sink)
+        return holder["engine"]
+
+    app = make_app(engine_factory=factory, animate=False)
+    result = {}
+
+    async def user(pilot):
+        engine = holder["engine"]
+        await loaded_scene(pilot, engine)
+        await until(pilot, app.answer_warmup.done.is_set, 60, "the warm-up")
+        modules = set(sys.modules)
+        await ask(pilot)
+        result["imported"] = len(set(sys.modules) - modules)
+        play_answer_start(engine, "Hi.", 2)
+        play_answer_end(engine, "Hi.", 2)
+        await until(pilot, lambda: not app.chat.busy, 30, "the answer's end")
+        app.exit(0)
+
+    app.run(headless=True, auto_pilot=user, size=(100, 30))
+    result["send_ms"] = sends[0]
+    print("RESULT " + json.dumps(result), flush=True)
     """
 )
 
@@ -179,8 +223,25 @@ def answer(rounds: int, model: str, tokens: int) -> None:
         print(line)
 
 
-def fence(rounds: int) -> None:
+def send(rounds: int) -> None:
     numbers: dict[str, list[dict]] = {"off": [], "on": []}
+    for index in range(rounds):
+        for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
+            result = subprocess.run(
+                [sys.executable, "-c", SEND_RUN, str(TESTS), side], capture_output=True, text=True, timeout=300
+            )
+            if result.returncode != 0 or "RESULT " not in result.stdout:
+                raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
+            numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    for side, runs in numbers.items():
+        sends = [run["send_ms"] for run in runs]
+        print(f"warm-up {side}: the first send's UI CPU median {statistics.median(sends):.1f} ms "
+              f"[{min(sends):.1f}-{max(sends):.1f}], modules it imported {sorted({run['imported'] for run in runs})}, "
+              f"n={len(runs)}: {' '.join(f'{v:.1f}' for v in sends)}")
+
+
+def fence(rounds: int) -> None:
+    numbers: dict[str, list[list[float]]] = {"off": [], "on": []}
     for index in range(rounds):
         for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
             result = subprocess.run(
@@ -190,10 +251,8 @@ def fence(rounds: int) -> None:
                 raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
             numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
     for side, runs in numbers.items():
-        sends = [run["send"] for run in runs]
-        first, second = [run["appends"][0] for run in runs], [run["appends"][1] for run in runs]
-        print(f"warm-up {side}: first send median {statistics.median(sends):.1f} ms [{min(sends):.1f}-{max(sends):.1f}]; "
-              f"first append (first line) median {statistics.median(first):.2f} ms "
+        first, second = [run[0] for run in runs], [run[1] for run in runs]
+        print(f"warm-up {side}: first append (first line) median {statistics.median(first):.2f} ms "
               f"[{min(first):.2f}-{max(first):.2f}], second median {statistics.median(second):.2f} ms, "
               f"n={len(runs)}: {' '.join(f'{v:.1f}' for v in first)}")
 
@@ -232,13 +291,15 @@ def launch(rounds: int, model: str, sides: dict[str, str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("fence", "answer", "launch"))
+    parser.add_argument("mode", choices=("send", "fence", "answer", "launch"))
     parser.add_argument("sides", nargs="*", metavar="NAME=FOLDER", help="launch: two source trees to compare")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--model", help="launch, answer: the model to load")
     parser.add_argument("--tokens", type=int, default=300, help="answer: the answer's length in tokens")
     args = parser.parse_intermixed_args()
-    if args.mode == "fence":
+    if args.mode == "send":
+        send(args.rounds)
+    elif args.mode == "fence":
         fence(args.rounds)
     elif args.mode == "answer":
         if not args.model:

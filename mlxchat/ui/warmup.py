@@ -3,10 +3,9 @@
 Two one-time costs used to land on the UI thread at the worst moments, once per process:
 
 - **the first message.** The message view's module (Textual's Markdown, markdown-it and its rules, the answer's
-  code and table views) and the history store's (sqlite3, hashlib) are imported when the first message is shown,
-  which keeps them out of launch → first frame. Sending the first message then took 96–105 ms of UI-thread CPU on
-  the 2-core CI machine, 231 ms on the H200 host (`benchmarks/ui_stalls.py`, BENCHMARKS.md round 10): the prompt
-  froze right after Enter.
+  code and table views) is imported when the first message is shown, which keeps it out of launch → first frame;
+  the send then froze the prompt for the import (BENCHMARKS.md, round 10). (The history store's modules are
+  imported by `run_tui` before the app starts.)
 - **the first code fence of a language**: Pygments builds the lexer's token table (`lexer_setup.py`), 23–33 ms.
 
 The warm-up imports those modules first and then builds the commonest lexers, once the model has loaded: the
@@ -23,8 +22,8 @@ import threading
 
 from .lexer_setup import WARM_LANGUAGES, prepare_lexer
 
-FIRST_MESSAGE_MODULES = ("mlxchat.ui.widgets.message", "mlxchat.store")
-"""What showing and saving the first message imports (checked: tests/ui/test_answer_warmup.py)."""
+FIRST_MESSAGE_MODULES = ("mlxchat.ui.widgets.message",)
+"""What showing the first message imports (checked: tests/ui/test_answer_warmup.py)."""
 
 
 class AnswerWarmup:

@@ -32,6 +32,7 @@ FIRST_FENCE = textwrap.dedent(
     RegexLexerMeta.__call__ = recording
 
     from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    import mlxchat.store  # as `run_tui` does before the app starts (it opens the history)
     from mlxchat.ui.app import make_app
 
     TEXT = "Here it is:\\n\\n```python\\ndef add(a, b):\\n    return a + b\\n"
@@ -79,8 +80,8 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_after_the_warm_up_the_first_send_imports_nothing_and_the_first_fence_builds_no_lexer():
     """The engine is the staged one (a random-weight model writes no code fence); the app and its code view are
-    real. Sending the first message imports no module on the UI thread (without the warm-up: the message view's
-    and the store's, ~100 ms there); the fence's Python lexer was built by the warm-up thread, and the fence
+    real. Sending the first message imports no module on the UI thread (without the warm-up: the message view's,
+    Textual's Markdown and markdown-it); the fence's Python lexer was built by the warm-up thread, and the fence
     imports no Pygments module."""
     result = run_script(FIRST_FENCE, str(TESTS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

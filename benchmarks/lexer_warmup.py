@@ -43,9 +43,8 @@ FENCE_RUN = textwrap.dedent(
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
     warm = sys.argv[2] == "on"
-    from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    from staged import app_on_staged_engine, ask, loaded_scene, play_answer_end, play_answer_start, until
     from mlxchat.engine import TextDelta
-    from mlxchat.ui.app import make_app
     from mlxchat.ui.warmup import AnswerWarmup
 
     if not warm:
@@ -61,17 +60,10 @@ FENCE_RUN = textwrap.dedent(
         appends.append((time.thread_time() - started) * 1000)
 
     CodeStream.append_lines = timed
-    holder = {}
-
-    def factory(sink):
-        holder["engine"] = StagedEngine(sink)
-        return holder["engine"]
-
-    app = make_app(engine_factory=factory, animate=False)
+    app, engine = app_on_staged_engine()
     LINES = ["def add(a, b):", "    return a + b", "", "print(add(1, 2))"]
 
     async def user(pilot):
-        engine = holder["engine"]
         await loaded_scene(pilot, engine)
         await until(pilot, app.answer_warmup.done.is_set, 60, "the warm-up")
         await ask(pilot)
@@ -97,9 +89,8 @@ SEND_RUN = textwrap.dedent(
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
     warm = sys.argv[2] == "on"
-    from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    from staged import app_on_staged_engine, ask, loaded_scene, play_answer_end, play_answer_start, until
     import mlxchat.store  # as `run_tui` does before the app starts (it opens the history)
-    from mlxchat.ui.app import make_app
     from mlxchat.ui.screens.chat import ChatScreen
     from mlxchat.ui.warmup import AnswerWarmup
 
@@ -115,17 +106,10 @@ SEND_RUN = textwrap.dedent(
         return sent
 
     ChatScreen.send = timed
-    holder = {}
-
-    def factory(sink):
-        holder["engine"] = StagedEngine(sink)
-        return holder["engine"]
-
-    app = make_app(engine_factory=factory, animate=False)
+    app, engine = app_on_staged_engine()
     result = {}
 
     async def user(pilot):
-        engine = holder["engine"]
         await loaded_scene(pilot, engine)
         await until(pilot, app.answer_warmup.done.is_set, 60, "the warm-up")
         modules = set(sys.modules)

@@ -129,6 +129,22 @@ class StagedEngine:
         return self.submitted[-1].request_id
 
 
+def app_on_staged_engine(**options):
+    """(app, engine): the real app (`make_app(**options)`, animation off unless `options` say otherwise) on a
+    `StagedEngine`, which the app makes as it is built."""
+    from mlxchat.ui.app import make_app
+
+    made: list[StagedEngine] = []
+
+    def factory(sink) -> StagedEngine:
+        made.append(StagedEngine(sink))
+        return made[-1]
+
+    options.setdefault("animate", False)
+    app = make_app(engine_factory=factory, **options)
+    return app, made[0]
+
+
 def kind_of(request) -> str:
     return "chat" if type(request).__name__ == "ChatRequest" else "load"
 

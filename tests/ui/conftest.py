@@ -14,7 +14,7 @@ import pytest
 from mlxchat.engine import Engine, Event
 from mlxchat.settings import ChatSettings
 from mlxchat.ui.app import MlxChatApp, make_app
-from staged import StagedEngine, loaded_scene, sample_images, until  # noqa: F401 (re-exported)
+from staged import StagedEngine, app_on_staged_engine, loaded_scene, sample_images, until  # noqa: F401 (re-exported)
 
 SIZE = (100, 32)
 
@@ -108,17 +108,10 @@ def staged_app():
     test sets (`app.test_clock[0]`)."""
 
     def build(**options) -> tuple[MlxChatApp, StagedEngine]:
-        holder: dict[str, StagedEngine] = {}
-
-        def factory(sink):
-            holder["engine"] = StagedEngine(sink)
-            return holder["engine"]
-
         clock_value = [100.0]
-        options.setdefault("animate", False)
-        app = make_app(engine_factory=factory, clock=lambda: clock_value[0], **options)
+        app, engine = app_on_staged_engine(clock=lambda: clock_value[0], **options)
         app.test_clock = clock_value
-        return app, holder["engine"]
+        return app, engine
 
     return build
 

@@ -31,22 +31,14 @@ FIRST_FENCE = textwrap.dedent(
 
     RegexLexerMeta.__call__ = recording
 
-    from staged import StagedEngine, ask, loaded_scene, play_answer_end, play_answer_start, until
+    from staged import app_on_staged_engine, ask, loaded_scene, play_answer_end, play_answer_start, until
     import mlxchat.store  # as `run_tui` does before the app starts (it opens the history)
-    from mlxchat.ui.app import make_app
 
     TEXT = "Here it is:\\n\\n```python\\ndef add(a, b):\\n    return a + b\\n"
-    holder = {}
-
-    def factory(sink):
-        holder["engine"] = StagedEngine(sink)
-        return holder["engine"]
-
-    app = make_app(engine_factory=factory, animate=False)
+    app, engine = app_on_staged_engine()
     result = {}
 
     async def user(pilot):
-        engine = holder["engine"]
         await until(pilot, lambda: bool(engine.submitted), 30, "the load request")
         result["lexers_before_the_load"] = "pygments.lexers" in sys.modules
         await loaded_scene(pilot, engine)

@@ -35,6 +35,12 @@
 # --key-tokens 2500`, 245 s) with `benchmarks/ui_stalls.py --rate 300 --tokens 2500` (40 s). Still to run: the
 # keypress probes after the status-restyle change (c2b59f8); `ui_stalls.py` on a fresh machine needs more than
 # 140 s (its first answer compiles the kernels): run it after another bench.
+# Round 10 (2 Dec 12:11-12:17 and 12:29-12:43) ran the keypress probes (`--runs 1 --tokens 1000 --rates 100,300
+# --key-tokens 2500`, 245 s; then `--key-tokens 5400`, the whole 500-line fence, 223 s with the resume section),
+# `ui_stalls.py --rate 300 --tokens 2500`, `long_bench --sections resume --resume-rounds 7` (the cold side's first two
+# rounds are slow: 3 rounds are too few), the 1B ratio (`--runs 3 --tokens 1500`, 112 s) and the 8B's (`--runs 4
+# --tokens 800`, 151 s; `--runs 3` 190 s with the model's build). A 1B run with `--runs 4 --launches 3` needs more
+# than 250 s. Still to run: the launch probe on the H200 (`--runs 1 --launches 3`), more 8B rounds.
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

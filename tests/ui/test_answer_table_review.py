@@ -106,3 +106,47 @@ async def test_a_row_that_turns_into_a_block_after_the_table_is_dropped(markdown
             await markdown.append(part)
             await pilot.pause()
         assert same(app.export_screenshot()) == await whole(text)
+
+
+# ---- links in streamed rows ---------------------------------------------------------------------------------------
+
+TEXTUAL_MOUNTS_STATICS = pytest.mark.xfail(
+    strict=True,
+    reason="Textual's own table (8.2.8): `MarkdownTableContent._update_rows` mounts streamed rows (and the row before "
+    "them, again) as plain `Static`s, which have no `action_link`, so their links do nothing when clicked.",
+)
+
+
+class LinkApp(AnswerApp):
+    """Records the links a click would open."""
+
+    def __init__(self, markdown_class: type[Markdown]) -> None:
+        super().__init__(markdown_class=markdown_class)
+        self.opened: list[str] = []
+
+    def open_url(self, url: str, *, new_tab: bool = True) -> None:
+        self.opened.append(url)
+
+
+@pytest.mark.parametrize(
+    "markdown_class",
+    [AnswerMarkdown, pytest.param(TextualTables, marks=TEXTUAL_MOUNTS_STATICS)],
+    ids=["AnswerTable", "textual-table"],
+)
+async def test_links_in_a_streamed_table_open_when_clicked(markdown_class):
+    """Every row streamed in after the table began, a cell at a time: the link in each row opens when clicked, as in
+    a table shown whole (an answer read back from the history)."""
+    hrefs = [f"http://row{n}.example" for n in range(1, 4)]
+    text = H + "".join(f"| [row {n}]({href}) | {n} |\n" for n, href in enumerate(hrefs, 1))
+    app = LinkApp(markdown_class)
+    async with app.run_test(size=(60, 20)) as pilot:
+        markdown = app.query_one(Markdown)
+        for cut in range(len(H) + 3, len(text) + 7, 7):
+            await markdown.append(text[len(markdown.source) : cut])
+            await pilot.pause()
+        links = [cell for cell in markdown.query(".cell") if str(cell.content).startswith("row ")]
+        assert [str(cell.content) for cell in links] == ["row 1", "row 2", "row 3"]
+        for cell in links:
+            await pilot.click(cell, offset=(1, 0))
+            await pilot.pause()
+        assert app.opened == hrefs

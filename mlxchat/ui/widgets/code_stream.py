@@ -50,6 +50,7 @@ from textual.widgets._markdown import (
     MarkdownFence,
     MarkdownParagraph,
     MarkdownTable,
+    MarkdownTableCellContents,
     MarkdownTableContent,
 )
 
@@ -391,6 +392,28 @@ class AnswerParagraph(MarkdownParagraph):
             await super()._update_from_block(block)
 
 
+class AnswerTableContent(MarkdownTableContent):
+    """Textual's table content, whose rows added while the table streams are cells like the ones it composes.
+
+    Textual's `_update_rows` mounts the streamed rows (and the last row again, with them) as plain `Static`s, which
+    have no `action_link`: a link in a table did nothing when clicked in any answer that streamed it (a table
+    starts with its first row, and every row after re-mounts the one before), and opened once the chat was read
+    back from the history. Here they are `MarkdownTableCellContents`, named and tipped as `compose` makes them."""
+
+    async def _update_rows(self, updated_rows: list[list[Content]]) -> None:
+        self.styles.grid_size_columns = len(self.headers)
+        await self.query_children(f".cell.row{self.last_row}").remove()
+        cells: list[MarkdownTableCellContents] = []
+        row_index = self.last_row
+        for row_index, row in enumerate(updated_rows, self.last_row):
+            for cell_index, cell in enumerate(row, 1):
+                name = f"cell{row_index}.{cell_index}"
+                contents = MarkdownTableCellContents(cell, classes=f"row{row_index} cell", name=name)
+                cells.append(contents.with_tooltip(cell.plain))
+        self.last_row = row_index
+        await self.mount_all(cells)
+
+
 class AnswerTable(MarkdownTable):
     """Textual's table, whose last row takes streamed text in place.
 
@@ -401,7 +424,12 @@ class AnswerTable(MarkdownTable):
     last row's cells are updated in place while the table keeps its rows and that row its cells; a new row, or a
     new cell in the last row, goes Textual's way. A table that lost a row (a line parsed as a row until more of it
     came: `<` becoming `<div>`, a block after the table) is built anew: Textual's update raises on it
-    (`_update_rows([])`: UnboundLocalError), and the rest of the answer was never drawn."""
+    (`_update_rows([])`: UnboundLocalError), and the rest of the answer was never drawn. Rows that stream in are
+    mounted by `AnswerTableContent`, as cells whose links open."""
+
+    def compose(self) -> ComposeResult:
+        self._headers, self._rows = self._get_headers_and_rows()
+        yield AnswerTableContent(self._headers, self._rows)
 
     async def _update_from_block(self, block: MarkdownBlock) -> None:
         if isinstance(block, MarkdownTable) and self._rows:

@@ -6,8 +6,8 @@ overflows its context, and the KV cache's memory with and without quantization.
 Measured through the engine, as the chat screen uses it (TTFT is the engine's own `Stats.ttft_s`):
 
 - **resume**: a conversation of about `history_tokens` is answered by one engine, which saves its prompt cache;
-  a fresh engine (a restart: its own owner thread, nothing in memory) answers the follow-up from the saved
-  cache, and another fresh engine without saved caches answers it cold. Target: resumed ≤ 10 % of cold.
+  another engine answers the follow-up cold (no saved cache), from the saved cache, and from it after a hint,
+  the model loaded afresh before each turn (a restart: nothing in memory). Target: resumed ≤ 10 % of cold.
 - **image follow-up**: the first turn of an image chat, then a text follow-up about the image. Target ≤ 20 %.
 - **long chat**: a scripted chat on a copy of the model that reads at most `overflow_context` tokens, run until
   the truncate-middle window has moved twice; TTFT of each turn, the turns right after a move marked.

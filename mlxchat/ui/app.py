@@ -116,8 +116,8 @@ class MlxChatApp(App[int]):
         self._collector = CollectorPolicy()
         self._switching = SwitchIntervalPolicy()
         self.answer_warmup = AnswerWarmup()
-        """Builds the common fence languages' lexers on its own thread once a model has loaded, so the first code
-        block of an answer does not pay Pygments' setup on the UI thread (issue 11)."""
+        """Imports the message view's modules and builds the common fence languages' lexers on its own thread once a
+        model has loaded, so neither the first send nor the first code block pays them on the UI thread (issue 11)."""
         self.engine: EngineClient = engine_factory(self._engine_sink)
         defaults = chat_settings or ChatSettings(model=model)
         self.session = ChatSession(settings=defaults)

@@ -445,7 +445,7 @@ class AnswerTable(MarkdownTable):
                         break
                     for cell, text in zip(cells, last):
                         cell.content = text  # not `update`: the grid's auto widths need the cell's size measured anew
-                        cell.tooltip = text
+                        cell.tooltip = text.plain  # as Textual's compose tips its cells
                     content.refresh(layout=True)  # its keylines (the table's borders) follow the new column widths
                     self._rows = rows
                     self._copy_context(block)

@@ -38,17 +38,22 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
-FENCE_RUN = textwrap.dedent(
+STAGED_RUN = textwrap.dedent(
     """
     import json, sys, time
     sys.path.insert(0, sys.argv[1])
-    warm = sys.argv[2] == "on"
     from staged import app_on_staged_engine, ask, loaded_scene, play_answer_end, play_answer_start, until
-    from mlxchat.engine import TextDelta
     from mlxchat.ui.warmup import AnswerWarmup
 
-    if not warm:
+    if sys.argv[2] != "on":  # the warm-up switched off: it only says it is done
         AnswerWarmup.start = lambda self: self.done.set()
+    """
+)
+"""The start of a run on the staged engine (`python -c SCRIPT TESTS on|off`)."""
+
+FENCE_RUN = STAGED_RUN + textwrap.dedent(
+    """
+    from mlxchat.engine import TextDelta
     from mlxchat.ui.widgets.code_stream import CodeStream
 
     appends = []
@@ -84,18 +89,11 @@ FENCE_RUN = textwrap.dedent(
 )
 
 
-SEND_RUN = textwrap.dedent(
+SEND_RUN = STAGED_RUN + textwrap.dedent(
     """
-    import json, sys, time
-    sys.path.insert(0, sys.argv[1])
-    warm = sys.argv[2] == "on"
-    from staged import app_on_staged_engine, ask, loaded_scene, play_answer_end, play_answer_start, until
     import mlxchat.store  # as `run_tui` does before the app starts (it opens the history)
     from mlxchat.ui.screens.chat import ChatScreen
-    from mlxchat.ui.warmup import AnswerWarmup
 
-    if not warm:
-        AnswerWarmup.start = lambda self: self.done.set()
     sends = []
     original = ChatScreen.send
 

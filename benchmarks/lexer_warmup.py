@@ -187,16 +187,22 @@ ANSWER_RUN = textwrap.dedent(
 )
 
 
-def answer(rounds: int, model: str, tokens: int) -> None:
-    numbers: dict[str, list[dict]] = {"off": [], "on": []}
+def alternating(rounds: int, script: str, first: str, *rest: str) -> dict[str, list]:
+    """Each side's RESULTs of `python -c script first on|off *rest`, a fresh interpreter per run, warm-up off and
+    on alternating which goes first."""
+    numbers: dict[str, list] = {"off": [], "on": []}
     for index in range(rounds):
         for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
-            result = subprocess.run(
-                [sys.executable, "-c", ANSWER_RUN, model, side, str(tokens)], capture_output=True, text=True, timeout=300
-            )
+            command = [sys.executable, "-c", script, first, side, *rest]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
             if result.returncode != 0 or "RESULT " not in result.stdout:
                 raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
             numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    return numbers
+
+
+def answer(rounds: int, model: str, tokens: int) -> None:
+    numbers = alternating(rounds, ANSWER_RUN, model, str(tokens))
     for side, runs in numbers.items():
         line = f"warm-up {side}, n={len(runs)}:"
         for key in ("first_text_ms", "answer_ms") + (("warm_cpu_ms", "warm_start_ms", "warm_end_ms") if side == "on" else ()):
@@ -206,15 +212,7 @@ def answer(rounds: int, model: str, tokens: int) -> None:
 
 
 def send(rounds: int) -> None:
-    numbers: dict[str, list[dict]] = {"off": [], "on": []}
-    for index in range(rounds):
-        for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
-            result = subprocess.run(
-                [sys.executable, "-c", SEND_RUN, str(TESTS), side], capture_output=True, text=True, timeout=300
-            )
-            if result.returncode != 0 or "RESULT " not in result.stdout:
-                raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
-            numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    numbers = alternating(rounds, SEND_RUN, str(TESTS))
     for side, runs in numbers.items():
         sends = [run["send_ms"] for run in runs]
         print(f"warm-up {side}: the first send's UI CPU median {statistics.median(sends):.1f} ms "
@@ -223,15 +221,7 @@ def send(rounds: int) -> None:
 
 
 def fence(rounds: int) -> None:
-    numbers: dict[str, list[list[float]]] = {"off": [], "on": []}
-    for index in range(rounds):
-        for side in ("off", "on") if index % 2 == 0 else ("on", "off"):
-            result = subprocess.run(
-                [sys.executable, "-c", FENCE_RUN, str(TESTS), side], capture_output=True, text=True, timeout=300
-            )
-            if result.returncode != 0 or "RESULT " not in result.stdout:
-                raise SystemExit(result.stdout[-2000:] + result.stderr[-3000:])
-            numbers[side].append(json.loads(result.stdout.split("RESULT ", 1)[1]))
+    numbers = alternating(rounds, FENCE_RUN, str(TESTS))
     for side, runs in numbers.items():
         first, second = [run[0] for run in runs], [run[1] for run in runs]
         print(f"warm-up {side}: first append (first line) median {statistics.median(first):.2f} ms "

@@ -144,8 +144,11 @@ class MlxChatApp(App[int]):
         """Called on the engine's owner thread: enqueue on the chat screen and return at once."""
         if isinstance(event, Started):
             self._collector.answering(event.request_id)
-        elif isinstance(event, Finished) and self._collector.answered(event.request_id):
-            self.call_later(self.set_timer, COLLECT_AFTER_ANSWER_S, self._collector.collect_between_answers)
+            self.answer_warmup.hold()
+        elif isinstance(event, Finished):
+            self.answer_warmup.release()
+            if self._collector.answered(event.request_id):
+                self.call_later(self.set_timer, COLLECT_AFTER_ANSWER_S, self._collector.collect_between_answers)
         if isinstance(event, ModelLoaded):
             self._collector.settle()  # the model's objects leave every later collection
             # Started on the UI thread (`call_later` posts, never blocks): the engine is idle now, and no answer

@@ -31,6 +31,12 @@ class AnswerWarmup:
     """A thread that imports `modules`, then prepares the lexers of `languages`; started once (the app starts it
     when a model loads).
 
+    While an answer is being written (`hold` until `release`; the app holds at `Started`, releases at `Finished`)
+    it builds no lexer: sent the instant the model had loaded, a first answer's start shared the two cores with the
+    builds (its first text 345 → 572 ms after the load on the CI machine, BENCHMARKS.md round 10). The imports go on
+    while held: the first message needs them anyway. A fence in a language not built yet builds it where it is
+    drawn, as before the warm-up existed.
+
     `close` asks it to stop after the step it is in and waits for it, so quitting at once leaves no thread behind
     (at most one import or lexer build, tens of ms, is waited for); a `start` after `close` starts nothing."""
 
@@ -46,6 +52,8 @@ class AnswerWarmup:
         """Set when every module is imported and every language prepared (or the warm-up stopped or failed)."""
         self.error: BaseException | None = None
         self._stopping = threading.Event()
+        self._free = threading.Event()  # clear while an answer is being written (`hold`)
+        self._free.set()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -59,11 +67,20 @@ class AnswerWarmup:
         """True from `start` until the thread has ended."""
         return self._thread is not None and self._thread.is_alive()
 
+    def hold(self) -> None:
+        """Build no more lexers until `release` (an answer is being written). Safe from any thread."""
+        self._free.clear()
+
+    def release(self) -> None:
+        self._free.set()
+
     def _run(self) -> None:
-        steps = [(importlib.import_module, name) for name in self.modules]
-        steps += [(prepare_lexer, language) for language in self.languages]
+        steps = [(importlib.import_module, name, False) for name in self.modules]
+        steps += [(prepare_lexer, language, True) for language in self.languages]
         try:
-            for step, argument in steps:
+            for step, argument, waits_for_answers in steps:
+                if waits_for_answers:
+                    self._free.wait()
                 if self._stopping.is_set():
                     return
                 step(argument)
@@ -74,5 +91,6 @@ class AnswerWarmup:
 
     def close(self) -> None:
         self._stopping.set()
+        self._free.set()  # a held warm-up wakes to stop
         if self._thread is not None:
             self._thread.join(self.join_timeout_s)

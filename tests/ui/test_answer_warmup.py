@@ -163,3 +163,37 @@ def test_a_lexer_class_is_built_once_when_threads_ask_for_it_together():
     result = run_script(ONE_BUILD)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "builds 1" in result.stdout
+
+
+def test_while_an_answer_is_written_the_warm_up_imports_but_builds_no_lexer(monkeypatch):
+    """Held (the app holds it from an answer's `Started` to its `Finished`), the warm-up does the imports the first
+    message needs and waits before the lexers; released, it builds them; closed while held, it ends at once."""
+    import threading
+    import time
+
+    from mlxchat.ui import warmup as answer_warmup
+
+    built: list[str] = []
+    monkeypatch.setattr(answer_warmup, "prepare_lexer", built.append)
+    imported: list[str] = []
+    monkeypatch.setattr(answer_warmup.importlib, "import_module", imported.append)
+
+    held = answer_warmup.AnswerWarmup(modules=("some.module",), languages=("python", "rust"))
+    held.hold()
+    held.start()
+    deadline = time.monotonic() + 10
+    while not imported:
+        assert time.monotonic() < deadline, "the import never ran"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert imported == ["some.module"] and built == [] and not held.done.is_set()
+    held.release()
+    assert held.done.wait(10) and built == ["python", "rust"] and held.error is None
+
+    closed = answer_warmup.AnswerWarmup(modules=(), languages=("go",))
+    closed.hold()
+    closed.start()
+    started = time.monotonic()
+    closed.close()
+    assert time.monotonic() - started < 1.0 and not closed.running and built == ["python", "rust"]
+    assert not [t for t in threading.enumerate() if t.name == answer_warmup.AnswerWarmup.thread_name]

@@ -5,12 +5,13 @@
 - **Decode through the TUI ÷ raw mlx-lm**, on realistic text (`realistic.py`: paragraphs, a list, a table and a
   500-line code block, forced through the real model by `ForcedTokens`, so each token costs a full forward pass).
   Raw: `mlx_lm.stream_generate` on this thread with the same forcing processor, the same prompt tokens, the same
-  token count. Each round runs raw then the TUI back to back, after one untimed round; the
-  ratio is the median of the rounds' ratios (a shared machine's drift hits both sides of a round alike), with
-  best ÷ best beside it. TUI: a fresh headless app (`App.run_test`) per run on the real engine, in its own process
-  as `mlxchat` runs it (`--engines process,thread` adds, in the same rounds, the app with its engine on an owner
-  thread in the app's process: what the process buys); the prompt is typed into the real prompt and
-  sent with Enter; the answer streams through `MarkdownStream` into the real widgets. Speed is tokens over the
+  token count. Each round runs raw then the TUI back to back, after one untimed round; the ratio is the median
+  of the rounds' ratios (a shared machine's drift hits both sides of a round alike), with best ÷ best beside it.
+  TUI: a fresh headless app (`App.run_test`) per run on the real engine, in its own process as `mlxchat` runs it
+  (`--engines process,thread` adds, in the same rounds, the app with its engine on an owner thread in the app's
+  process: what the process buys; `--one-launch` puts every round's TUI answer in one app, each in a new
+  conversation, so a round's raw run comes seconds before its TUI run, not a child start); the prompt is typed
+  into the real prompt and sent with Enter; the answer streams into the real widgets. Speed is tokens over the
   time between the first and the last *rendered* text: a text counts as rendered at the first frame composed
   after `Markdown.append` has put it into the block widgets (`frames.SettledText`), the frame serialised to
   escape sequences (`frames.FrameRecorder`). tok/s = (tokens − tokens already shown in the first frame) ÷
@@ -55,6 +56,7 @@ from .ui_probes import (
     rate_label,
     stream_variant,
     tui_decode_once,
+    tui_decode_rounds,
     engine_kind,
 )
 
@@ -85,7 +87,23 @@ def run_ui_bench(
         # of each round's ratio alike. The raw copy of the model is released before memory is measured.
         raw = RawMlxLm(str(ref.path), config.answer)
         raws, runs_by_engine = [], {kind: [] for kind in config.engines}
-        for round_index in range(config.runs + 1):
+        if config.one_launch:
+            # Every round in one app: each raw run just before its TUI answer, in a new conversation.
+            (kind,) = config.engines
+
+            def raw_round(round_index: int):
+                def run() -> float:
+                    what = "warm-up round" if round_index == 0 else f"round {round_index}/{config.runs}"
+                    progress(f"raw mlx-lm, then the TUI ({kind}, one launch), on {label}: {what} …")
+                    return raw.decode_tps(config.decode_tokens)
+
+                return run
+
+            with engine_kind(kind):
+                rounds = asyncio.run(tui_decode_rounds(model, config, [raw_round(i) for i in range(config.runs + 1)]))
+            raws = [raw_tps for raw_tps, _ in rounds[1:]]
+            runs_by_engine[kind] = [run for _, run in rounds[1:]]
+        for round_index in range(0 if config.one_launch else config.runs + 1):
             what = "warm-up round" if round_index == 0 else f"round {round_index}/{config.runs}"
             progress(f"raw mlx-lm, then the TUI ({', '.join(config.engines)}), on {label}: {what} …")
             raw_tps = raw.decode_tps(config.decode_tokens)
@@ -254,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switch-interval-ms", type=float, default=None, help="the app's switch interval while it runs (default: the policy's)")
     parser.add_argument("--engines", default="process", help="where the app's engine runs, comma-separated: process (as shipped), thread (in the app's process)")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
+    parser.add_argument("--one-launch", action="store_true", help="every round's TUI answer in one app launch, each in a new conversation (one engine kind)")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
@@ -278,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 key_max_tokens=args.key_tokens,
                 image_turn=not args.no_image,
                 engines=tuple(kind for kind in args.engines.split(",") if kind),
+                one_launch=args.one_launch,
             )
             def checkpoint(numbers: dict[str, Any]) -> None:
                 if args.json:

@@ -53,6 +53,8 @@ class UIBenchConfig:
     engines: tuple[str, ...] = ("process",)
     """Where the app's engine runs in the decode rounds, each kind once a round: "process" (as `mlxchat` runs it)
     and/or "thread" (an owner thread in the app's process). The first kind is the one reported and probed."""
+    one_launch: bool = False
+    """Every decode round's TUI answer in one app launch (one engine kind), not a launch per round."""
 
 
 # ---- the app, with every engine event timestamped --------------------------------------------------------------
@@ -145,6 +147,18 @@ class DrawnText:
             return sum(stream.shown_chars for stream in self.streams)
         return sum(tracker.settled_chars for tracker in self.markdowns.values())
 
+    def mark(self) -> tuple[int, int]:
+        """Where the next answer starts: `chars_since(mark)` counts its characters alone."""
+        return len(self.streams), sum(tracker.settled_chars for tracker in self.markdowns.values())
+
+    def chars_since(self, mark: tuple[int, int]) -> int:
+        streams, markdown_chars = mark
+        if len(self.streams) > streams:
+            return sum(stream.shown_chars for stream in self.streams[streams:])
+        if self.streams:
+            return 0
+        return sum(tracker.settled_chars for tracker in self.markdowns.values()) - markdown_chars
+
 
 @contextmanager
 def _drawn_text():
@@ -224,55 +238,95 @@ def stream_variant(name: str):
 
 
 async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, Any]:
-    from mlxchat.engine import Finished, TextDelta
+    """One answer through a freshly launched app (see `tui_decode_rounds`)."""
+    ((_, run),) = await tui_decode_rounds(spec, config, [lambda: None])
+    return run
+
+
+async def tui_decode_rounds(spec: str | None, config: UIBenchConfig, befores: list) -> list[tuple[Any, dict[str, Any]]]:
+    """One app launch, one answer per callable in `befores`, each in a new conversation: `before()` runs first
+    (the raw run of a round, on this thread: the app waits idle meanwhile), then the prompt is typed and sent.
+    Returns (what `before` returned, the answer's measures) per round.
+
+    One launch for many rounds (`ui_bench --one-launch`) puts each round's raw run seconds, not a child start
+    (14-18 s on the H200 host), before its TUI run, and fits twice the rounds in the same device time."""
+    from mlxchat.engine import Finished
 
     tee = EventTee(config.answer)
     app = _app(spec, config.decode_tokens, tee)
+    rounds: list[tuple[Any, dict[str, Any]]] = []
     with _drawn_text() as drawn:
         async with app.run_test(size=config.size) as pilot:
             await _loaded(pilot, config.load_timeout_s)
-            recorder = FrameRecorder(app)
-            shown: list[tuple[float, int]] = []  # (frame time, characters of the answer drawn by then)
+            for index, before in enumerate(befores):
+                if index:
+                    await app.chat.action_new_conversation()
+                    await pilot.pause()
+                earlier = {e.request_id for _, e in tee.events if isinstance(e, Finished)}
+                before_result = before()
+                run = await _answer_once(app, pilot, drawn, config)
+                request_id = next(
+                    e.request_id for _, e in tee.events
+                    if isinstance(e, Finished) and e.request_id.startswith("chat") and e.request_id not in earlier
+                )
+                run.update(_engine_measures(tee, request_id, run.pop("_shown"), run.pop("_text")))
+                run["ui_cpu_ms_per_text_event"] = run["ui_cpu_s"] * 1000 / max(1, run["text_events"])
+                rounds.append((before_result, run))
+    return rounds
 
-            def on_frame(at: float, _frame: str) -> bool:
-                chars = drawn.chars
-                if not shown or chars > shown[-1][1]:
-                    shown.append((at, chars))
-                return False
 
-            recorder.watch(on_frame)
-            app.chat.prompt.insert(DECODE_PROMPT)
-            # CPU time of this (the UI) thread while the answer streams: Python here holds the GIL the owner
-            # thread needs between tokens.
-            ui_cpu_started, wall_started = time.thread_time(), time.perf_counter()
-            await pilot.press("enter")
-            await _until(pilot, lambda: not app.chat.busy, config.load_timeout_s, "the answer")
-            ui_cpu_s, wall_s = time.thread_time() - ui_cpu_started, time.perf_counter() - wall_started
-            answer = app.chat.session.turns[-1]
-            await _until(pilot, lambda: shown and shown[-1][1] >= len(answer.text), 10, "the last frame")
-            recorder.close()
-            model = app.chat.model  # the status pane holds it: read it while the app runs
-    request_id = next(e.request_id for _, e in tee.events if isinstance(e, Finished) and e.request_id.startswith("chat"))
+async def _answer_once(app, pilot, drawn: "DrawnText", config: UIBenchConfig) -> dict[str, Any]:
+    """Send the decode prompt and follow its answer to the last frame that draws it."""
+    mark = drawn.mark()
+    recorder = FrameRecorder(app)
+    shown: list[tuple[float, int]] = []  # (frame time, characters of the answer drawn by then)
+
+    def on_frame(at: float, _frame: str) -> bool:
+        chars = drawn.chars_since(mark)
+        if not shown or chars > shown[-1][1]:
+            shown.append((at, chars))
+        return False
+
+    recorder.watch(on_frame)
+    app.chat.prompt.insert(DECODE_PROMPT)
+    # CPU time of this (the UI) thread while the answer streams: Python here holds the GIL the owner
+    # thread needs between tokens.
+    ui_cpu_started, wall_started = time.thread_time(), time.perf_counter()
+    await pilot.press("enter")
+    await _until(pilot, lambda: not app.chat.busy, config.load_timeout_s, "the answer")
+    ui_cpu_s, wall_s = time.thread_time() - ui_cpu_started, time.perf_counter() - wall_started
+    answer = app.chat.session.turns[-1]
+    await _until(pilot, lambda: shown and shown[-1][1] >= len(answer.text), 10, "the last frame")
+    recorder.close()
+    model = app.chat.model  # the status pane holds it: read it while the app runs
+    return {
+        "frames": len(recorder.frames),
+        "ui_cpu_s": ui_cpu_s,
+        "ui_busy_fraction": ui_cpu_s / wall_s if wall_s else float("nan"),
+        "ui_cpu_ms_per_frame": ui_cpu_s * 1000 / max(1, len(recorder.frames)),
+        "serialise_ms_p50": median(recorder.serialise_s) * 1000,
+        "model_size_bytes": model.size_bytes,
+        "model_name": model.name,
+        "model_path": model.path,
+        "_shown": shown,
+        "_text": answer.text,
+    }
+
+
+def _engine_measures(tee: EventTee, request_id: str, shown: list[tuple[float, int]], shown_text: str) -> dict[str, Any]:
+    from mlxchat.engine import Finished, TextDelta
+
     finished = tee.of(request_id, Finished)[0][1]
-    deltas = [e for _, e in tee.of(request_id, TextDelta)]
     emitted = [(at, e) for at, e in tee.of(request_id, TextDelta)]
+    deltas = [e for _, e in emitted]
     return {
         **_rendered_speed(deltas, shown, finished.text),
         "events_tps": _event_speed(emitted),
         "engine_tps": finished.stats.decode_tps,
         "tokens": finished.stats.generation_tokens,
         "peak_memory_bytes": finished.stats.peak_memory_bytes,
-        "frames": len(recorder.frames),
         "text_events": len(deltas),
-        "ui_cpu_s": ui_cpu_s,
-        "ui_busy_fraction": ui_cpu_s / wall_s if wall_s else float("nan"),
-        "ui_cpu_ms_per_frame": ui_cpu_s * 1000 / max(1, len(recorder.frames)),
-        "ui_cpu_ms_per_text_event": ui_cpu_s * 1000 / max(1, len(deltas)),
-        "serialise_ms_p50": median(recorder.serialise_s) * 1000,
-        "model_size_bytes": model.size_bytes,
-        "model_name": model.name,
-        "model_path": model.path,
-        "shown_text_matches": answer.text == finished.text,
+        "shown_text_matches": shown_text == finished.text,
     }
 
 

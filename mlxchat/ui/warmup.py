@@ -75,15 +75,16 @@ class AnswerWarmup:
         self._free.set()
 
     def _run(self) -> None:
-        steps = [(importlib.import_module, name, False) for name in self.modules]
-        steps += [(prepare_lexer, language, True) for language in self.languages]
         try:
-            for step, argument, waits_for_answers in steps:
-                if waits_for_answers:
-                    self._free.wait()
+            for name in self.modules:  # imported even while an answer is written: its first message needs them
                 if self._stopping.is_set():
                     return
-                step(argument)
+                importlib.import_module(name)
+            for language in self.languages:
+                self._free.wait()
+                if self._stopping.is_set():
+                    return
+                prepare_lexer(language)
         except Exception as exc:  # a broken install shows where the module or lexer is used, as it did before
             self.error = exc
         finally:

@@ -234,6 +234,31 @@ def stream_variant(name: str):
         message.AnswerStream = original
 
 
+@contextmanager
+def layout_echo(on: bool = True):
+    """With `on`, the widgets that declare `laid_out_virtual_size` take Textual's own `virtual_size` back while the
+    block is active: a layout pass that resizes them asks for another, as before round 11 (`ui_bench
+    --layout-echo`: what the change bought, measured beside it)."""
+    from textual.widget import Widget
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    textual_own = Widget.__dict__["virtual_size"]
+    changed = [cls for cls in set(subclasses(Widget)) if "virtual_size" in cls.__dict__ and not cls.__dict__["virtual_size"]._layout]
+    originals = {cls: cls.__dict__["virtual_size"] for cls in changed}
+    if on:
+        for cls in changed:
+            cls.virtual_size = textual_own
+    try:
+        yield [cls.__name__ for cls in changed]
+    finally:
+        for cls, reactive_ in originals.items():
+            cls.virtual_size = reactive_
+
+
 # ---- decode through the TUI ---------------------------------------------------------------------------------
 
 
@@ -243,10 +268,13 @@ async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, 
     return run
 
 
-async def tui_decode_rounds(spec: str | None, config: UIBenchConfig, befores: list) -> list[tuple[Any, dict[str, Any]]]:
+async def tui_decode_rounds(
+    spec: str | None, config: UIBenchConfig, befores: list, after_each=lambda before_result, run: None
+) -> list[tuple[Any, dict[str, Any]]]:
     """One app launch, one answer per callable in `befores`, each in a new conversation: `before()` runs first
     (the raw run of a round, on this thread: the app waits idle meanwhile), then the prompt is typed and sent.
-    Returns (what `before` returned, the answer's measures) per round.
+    Returns (what `before` returned, the answer's measures) per round, each also handed to `after_each` as it ends
+    (a run cut short keeps its rounds).
 
     One launch for many rounds (`ui_bench --one-launch`) puts each round's raw run seconds, not a child start
     (14-18 s on the H200 host), before its TUI run, and fits twice the rounds in the same device time."""
@@ -272,6 +300,7 @@ async def tui_decode_rounds(spec: str | None, config: UIBenchConfig, befores: li
                 run.update(_engine_measures(tee, request_id, run.pop("_shown"), run.pop("_text")))
                 run["ui_cpu_ms_per_text_event"] = run["ui_cpu_s"] * 1000 / max(1, run["text_events"])
                 rounds.append((before_result, run))
+                after_each(before_result, run)
     return rounds
 
 

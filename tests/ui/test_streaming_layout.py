@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from textual.widgets import Markdown
 
 import staged
@@ -86,3 +88,47 @@ async def test_a_long_open_code_fence_reserves_its_room_once(staged_app):
                 assert 0 <= code.size.height - code.line_count < CodeStream.reserve_lines
                 assert view.content_region.bottom == code.region.bottom + code.styles.margin.bottom
         assert code.in_steps
+
+
+async def test_a_layout_pass_that_grows_the_answer_asks_for_no_second_one(staged_app, monkeypatch):
+    """Textual's layout pass gives each widget it resized its virtual size through a reactive that asks for a layout
+    pass, so every pass that grew an answer asked for a second, which moved nothing: half the passes while a code
+    block streamed (`laid_out_virtual_size`). Here the answer's widgets ask for no layout during a pass as its
+    paragraphs, list and open fence grow past several steps; the conversation asks once, when its scrollbar appears."""
+    from textual.screen import Screen
+    from textual.widget import Widget
+
+    in_pass = [False]
+    asked_in_pass: Counter[str] = Counter()
+    real_pass, real_refresh = Screen._refresh_layout, Widget.refresh
+
+    def watched_pass(screen, size=None, scroll=False):
+        in_pass[0] = True
+        try:
+            real_pass(screen, size, scroll)
+        finally:
+            in_pass[0] = False
+
+    def watched_refresh(widget, *regions, layout=False, **options):
+        if layout and in_pass[0]:
+            asked_in_pass[type(widget).__name__] += 1
+        return real_refresh(widget, *regions, layout=layout, **options)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", watched_pass)
+    monkeypatch.setattr(Widget, "refresh", watched_refresh)
+    app, engine = staged_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await staged.loaded_scene(pilot, engine)
+        await staged.ask(pilot)
+        for n in range(6):
+            await stream(pilot, engine, f"Paragraph {n} has a few words.\n\n")
+        for n in range(4):
+            await stream(pilot, engine, f"- item {n}\n")
+        await stream(pilot, engine, "\n```python\n")
+        for n in range(4 * CodeStream.reserve_lines):
+            await stream(pilot, engine, f"value_{n} = {n} * 2\n")
+        code = app.chat.conversation.answer.query_one(CodeStream)
+        assert code.line_count == 4 * CodeStream.reserve_lines and code.in_steps
+    answer = {"MessageView", "CodeStream", "AnswerMarkdown", "AnswerParagraph", "AnswerBulletList"}
+    assert not {name: asked_in_pass[name] for name in answer if asked_in_pass[name]}
+    assert asked_in_pass["ConversationView"] <= 1, asked_in_pass

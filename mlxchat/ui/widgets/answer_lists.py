@@ -32,6 +32,8 @@ from textual.widgets._markdown import (
     MarkdownParagraph,
 )
 
+from .steady_update import laid_out_virtual_size
+
 
 async def update_in_place(shown: MarkdownBlock, new: MarkdownBlock, symbols: list[str]) -> bool:
     """Make the mounted list `shown` show `new` (a freshly parsed list of the same kind, not mounted), whose items'
@@ -108,6 +110,8 @@ async def update_block(shown: MarkdownBlock, new: MarkdownBlock) -> None:
 class AnswerBulletList(MarkdownBulletList):
     """Textual's bullet list, updated in place while an answer streams (see the module docstring)."""
 
+    virtual_size = laid_out_virtual_size()
+
     async def _update_from_block(self, block: MarkdownBlock) -> None:
         if type(block) is type(self):
             symbols = [item.bullet for item in block._blocks if isinstance(item, MarkdownListItem)]
@@ -118,6 +122,8 @@ class AnswerBulletList(MarkdownBulletList):
 
 class AnswerOrderedList(MarkdownOrderedList):
     """Textual's ordered list, updated in place while an answer streams (see the module docstring)."""
+
+    virtual_size = laid_out_virtual_size()
 
     async def _update_from_block(self, block: MarkdownBlock) -> None:
         if type(block) is type(self) and await update_in_place(self, block, ordered_symbols(block._blocks)):

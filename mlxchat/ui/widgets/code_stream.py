@@ -57,7 +57,7 @@ from textual.widgets._markdown import (
 from ..lexer_setup import highlight_guarded
 from .answer_lists import AnswerBulletList, AnswerOrderedList
 from .frame_budget import FrameBudget
-from .steady_update import steady_update
+from .steady_update import laid_out_virtual_size, steady_update
 
 _OPENING = re.compile(r"(`{3,}|~{3,})([^\n]*)$")
 _MARKER_SO_FAR = re.compile(r"[ \t]*\d{1,9}")
@@ -146,6 +146,8 @@ class CodeStream(Widget):
 
     reserve_lines = 8
     """Lines of room the view reserves at a time once the open fence is longer than this (0: never)."""
+
+    virtual_size = laid_out_virtual_size()
 
     DEFAULT_CSS = """
     CodeStream {
@@ -383,6 +385,8 @@ class AnswerParagraph(MarkdownParagraph):
     whole screen each time. A paragraph gains a row every dozen or so tokens, so most of those passes laid out the
     same sizes again: Python on the UI thread, holding the GIL the owner thread needs (issue 11)."""
 
+    virtual_size = laid_out_virtual_size()
+
     async def _update_from_block(self, block: MarkdownBlock) -> None:
         if isinstance(block, MarkdownParagraph):
             self._content = block._content
@@ -399,6 +403,8 @@ class AnswerTableContent(MarkdownTableContent):
     have no `action_link`: a link in a table did nothing when clicked in any answer that streamed it (a table
     starts with its first row, and every row after re-mounts the one before), and opened once the chat was read
     back from the history. Here they are `MarkdownTableCellContents`, named and tipped as `compose` makes them."""
+
+    virtual_size = laid_out_virtual_size()
 
     async def _update_rows(self, updated_rows: list[list[Content]]) -> None:
         self.styles.grid_size_columns = len(self.headers)
@@ -458,6 +464,8 @@ class AnswerMarkdown(Markdown):
     a time by `FenceCode`), its lists updated in place as they stream (answer_lists.py) and its paragraphs repainted
     where they keep their rows (`AnswerParagraph`); it draws exactly what Textual's draws (tests/ui/test_code_stream.py
     and tests/ui/test_answer_lists.py compare screens)."""
+
+    virtual_size = laid_out_virtual_size()
 
     BLOCKS = {
         **Markdown.BLOCKS,

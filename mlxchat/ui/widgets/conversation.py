@@ -24,6 +24,7 @@ from mlxchat.engine import Finished, ThinkingDone
 
 from ..chat_model import Turn, TurnStatus, can_continue
 from ..engine_status import AnswerKeys
+from .steady_update import laid_out_virtual_size
 from .thinking import ThinkingBlock
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ def answer_hint(turn: Turn, reason: str | None, keys: AnswerKeys, context_full: 
 
 class ConversationView(VerticalScroll, can_focus=False):
     """The scrolling list of one conversation's `MessageView`s, and the answer streaming into it, if any."""
+
+    virtual_size = laid_out_virtual_size()
 
     def __init__(self, *, keys: AnswerKeys, **kwargs) -> None:
         super().__init__(**kwargs)

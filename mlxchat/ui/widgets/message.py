@@ -28,6 +28,7 @@ from mlxchat.terminal_text import visible  # model text may hold ESC, BEL, CSI: 
 from ..chat_model import Turn, TurnStatus
 from .code_stream import AnswerMarkdown, AnswerStream, CodeStream
 from .thinking import ThinkingBlock, stopped_footer
+from .steady_update import laid_out_virtual_size
 
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 
@@ -77,6 +78,8 @@ class MessageView(Vertical, can_focus=True):
     in_view: reactive[bool] = reactive(True, init=False)
     """False when the model no longer reads this turn (the overflow policy left it out): the class
     `-out-of-view` and a note in the header say so; the turn stays in the conversation and its history."""
+
+    virtual_size = laid_out_virtual_size()
 
     reserve_lines = 8
     """While an answer streams below the fold, its view grows in steps of this many lines (see

@@ -1,5 +1,6 @@
 """Provides `steady_update`: new content for a `Static` (a `Label`, a Markdown block) that is a repaint only while it
-keeps the widget's size.
+keeps the widget's size; and `laid_out_virtual_size`, for widgets whose resize by a layout pass must not ask for
+another.
 
 `Static.update` asks for a layout (`refresh(layout=True)`) on every call, and Textual's layout pass re-arranges the
 whole screen: Python on the UI thread, holding the GIL the engine's owner thread needs (issue 11). Text drawn many
@@ -13,6 +14,8 @@ did.
 from __future__ import annotations
 
 from textual.content import Content
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Static
 
 
@@ -43,3 +46,16 @@ def keeps_size(widget: Static) -> bool:
         if width != shown.width or width >= room.width:
             return False
     return widget.get_content_height(room, widget.app.size, shown.width) == shown.height
+
+
+def laid_out_virtual_size() -> Reactive[Size]:
+    """`Widget.virtual_size` for a widget whose virtual size only Textual's layout pass sets (a container: its
+    children's extent; the open code fence's view: its reserved height), without the layout it asks for.
+
+    The pass hands each widget it resized its new virtual size through this reactive, which Textual declares
+    `layout=True`: so each pass that grows the answer asked for a second one, which found nothing to move. While
+    a code block streamed, half the layout passes were these echoes (38 of 76 over the fence's last 300 lines:
+    the code view, its message view and the conversation, once each per step). A scrollable widget still gets
+    its scrollbars and scroll limits: `_size_updated` updates those itself, and the anchor is kept by the pass.
+    Declared per class (`virtual_size = laid_out_virtual_size()`): a reactive is named by the class it is in."""
+    return Reactive(Size(0, 0), layout=False)

@@ -32,7 +32,7 @@ from mlxchat.terminal_text import visible
 
 from ..chat_model import Turn
 from .frame_budget import FrameBudget
-from .steady_update import steady_update
+from .steady_update import laid_out_virtual_size, steady_update
 
 LIVE_LINES = 6
 """How many of the newest lines of thinking show while it streams (the whole of it once expanded)."""
@@ -91,6 +91,8 @@ def is_settled(turn: Turn) -> bool:
 
 class ThinkingBlock(Vertical):
     """The thinking of one assistant turn. Hidden while the turn has none."""
+
+    virtual_size = laid_out_virtual_size()
 
     DEFAULT_CSS = """
     ThinkingBlock { height: auto; color: $text-muted; margin-bottom: 1; }

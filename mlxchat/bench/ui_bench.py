@@ -270,6 +270,7 @@ def set_app_policies(default_collector: bool, default_switch_interval: bool, swi
 def main(argv: list[str] | None = None) -> int:
     """`python -m mlxchat.bench.ui_bench [--model M | --tiny] [--tokens N] [--json PATH]`."""
     import argparse
+    import importlib
     import json
     import os
 
@@ -320,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.json:
                     args.json.write_text(json.dumps({**numbers, **policies}, indent=2, default=str))
 
-            import mlxchat.ui.app  # noqa: F401  the screen's and the answer's widget classes, for `layout_echo`
-            import mlxchat.ui.widgets.message  # noqa: F401
+            for name in ("mlxchat.ui.app", "mlxchat.ui.widgets.message"):  # the widget classes `layout_echo` finds
+                importlib.import_module(name)
 
             with stream_variant(args.variant), layout_echo(args.layout_echo):
                 numbers = run_ui_bench(

@@ -41,6 +41,12 @@
 # rounds are slow: 3 rounds are too few), the 1B ratio (`--runs 3 --tokens 1500`, 112 s) and the 8B's (`--runs 4
 # --tokens 800`, 151 s; `--runs 3` 190 s with the model's build). A 1B run with `--runs 4 --launches 3` needs more
 # than 250 s. Still to run: the launch probe on the H200 (`--runs 1 --launches 3`), more 8B rounds.
+# Round 11 (2 Dec 15:16-15:34, 16:13-16:22) ran `ui_bench --one-launch` (new: every round's TUI answer in one app;
+# 1B `--runs 10 --tokens 1500`, 153 s; 8B `--runs 12 --tokens 400`, 117 s: `--runs 10 --tokens 800` needed more than
+# 220 s), the launch probe (`--runs 1 --tokens 200 --launches 3`, 106 s), the keypress probe at 300 tok/s over the
+# whole fence (`--runs 1 --tokens 1000 --rates 300 --key-tokens 5400`, 117 s) and `long_bench --model /tmp/m/8b
+# --sections resume --resume-rounds 5` (143 s). Still to run: the keypress A/B of the layout change, `--layout-echo`
+# against none, alternating; give each run 150 s (three runs with 105 s each ran out in their keypress probes).
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

@@ -294,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
+    if args.one_launch and len([kind for kind in args.engines.split(",") if kind]) != 1:
+        parser.error("--one-launch measures one engine kind: give --engines process or --engines thread")
     rc = 0
     policies = {"stream_variant": args.variant, "layout_echo": args.layout_echo, **set_app_policies(args.default_collector, args.default_switch_interval, args.switch_interval_ms)}
     try:

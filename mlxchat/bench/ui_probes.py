@@ -238,7 +238,8 @@ def stream_variant(name: str):
 def layout_echo(on: bool = True):
     """With `on`, the widgets that declare `laid_out_virtual_size` take Textual's own `virtual_size` back while the
     block is active: a layout pass that resizes them asks for another, as before round 11 (`ui_bench
-    --layout-echo`: what the change bought, measured beside it)."""
+    --layout-echo`: what the change bought, measured beside it). Apps in this process only: the launch probe's
+    `mlxchat` runs in a process of its own, as shipped."""
     from textual.widget import Widget
 
     def subclasses(cls):

@@ -50,12 +50,16 @@ def keeps_size(widget: Static) -> bool:
 
 def laid_out_virtual_size() -> Reactive[Size]:
     """`Widget.virtual_size` for a widget whose virtual size only Textual's layout pass sets (a container: its
-    children's extent; the open code fence's view: its reserved height), without the layout it asks for.
+    children's extent; the open code fence's view: its reserved height), without the layout and the repaint it
+    asks for.
 
     The pass hands each widget it resized its new virtual size through this reactive, which Textual declares
-    `layout=True`: so each pass that grows the answer asked for a second one, which found nothing to move. While
-    a code block streamed, half the layout passes were these echoes (38 of 76 over the fence's last 300 lines:
-    the code view, its message view and the conversation, once each per step). A scrollable widget still gets
-    its scrollbars and scroll limits: `_size_updated` updates those itself, and the anchor is kept by the pass.
-    Declared per class (`virtual_size = laid_out_virtual_size()`): a reactive is named by the class it is in."""
-    return Reactive(Size(0, 0), layout=False)
+    `layout=True` (and repaint): so each pass that grew the answer asked for a second one, which found nothing to
+    move, and then a frame that drew the resized widgets again. While a code block streamed, half the layout
+    passes were these echoes (38 of 76 over the fence's last 300 lines: the code view, its message view and the
+    conversation, once each per step). The pass needs neither: it marks every region whose geometry changed for
+    drawing (`Compositor.reflow`), a widget whose size changed is redrawn (`_size_updated`), and a scrollable one
+    gets its scrollbars and scroll limits there too; a scrollbar that appears asks for its own pass, and the
+    anchor is kept by the pass. Declared per class (`virtual_size = laid_out_virtual_size()`): a reactive is named
+    by the class it is in."""
+    return Reactive(Size(0, 0), layout=False, repaint=False)

@@ -47,24 +47,28 @@
 # whole fence (`--runs 1 --tokens 1000 --rates 300 --key-tokens 5400`, 117 s) and `long_bench --model /tmp/m/8b
 # --sections resume --resume-rounds 5` (143 s). Still to run: the keypress A/B of the layout change, `--layout-echo`
 # against none, alternating; give each run 150 s (three runs with 105 s each ran out in their keypress probes).
+# Round 12 (2 Dec, evening) added KEY_AB (that A/B, in the order given) and the bracketed ratio of `--one-launch` (each TUI
+# run against the mean of the raw runs before and after it).
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.
 set -uo pipefail
 out=${OUT:-/tmp/out}
 mkdir -p "$out" /tmp/w
-cat /tmp/w/cuda.part.aa .gpu/b/cuda.part.ab > /tmp/w/"$(cat .gpu/b/wheel-name)" && cp .gpu/b/*.whl .whl/*.whl /tmp/w/
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/w/*.whl || exit 1
+if [ ! -d /tmp/site/mlx ]; then  # a second call on the same warm machine reuses the install and the models
+  cat /tmp/w/cuda.part.aa .gpu/b/cuda.part.ab > /tmp/w/"$(cat .gpu/b/wheel-name)" && cp .gpu/b/*.whl .whl/*.whl /tmp/w/
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/w/*.whl || exit 1
+fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MLXCHAT_CACHE_DIR=/tmp/mlxchat-cache MLXCHAT_DATA_DIR=/tmp/mlxchat-data
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import mlx.core as mx; print('mlx', mx.__version__, mx.default_device())"
-  timeout 120 python3 -m mlxchat.bench.realistic /tmp/m/1b --shape 1b
+  [ -f /tmp/m/1b/config.json ] || timeout 120 python3 -m mlxchat.bench.realistic /tmp/m/1b --shape 1b
 } 2>&1 | tee "$out/gpu.txt"
 [ "${UI_1B_S:-290}" = 0 ] || timeout ${UI_1B_S:-290} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --rates ${RATES_1B:-100,300} --launches 3 \
   --no-image --json "$out/gpu-ui-1b.json" 2>&1 | tee "$out/gpu-ui-1b.txt"
 if [ "${EIGHT_B:-1}" = 1 ]; then
-  timeout 100 python3 -m mlxchat.bench.realistic /tmp/m/8b --shape 8b 2>&1 | tee -a "$out/gpu.txt"
+  [ -f /tmp/m/8b/config.json ] || timeout 100 python3 -m mlxchat.bench.realistic /tmp/m/8b --shape 8b 2>&1 | tee -a "$out/gpu.txt"
   timeout ${UI_8B_S:-130} python3 -m mlxchat.bench.ui_bench --model /tmp/m/8b --tokens ${TOKENS_8B:-800} --rates ${RATES_8B:-none} \
     --key-tokens ${KEY_TOKENS_8B:-2500} --launches 0 --no-image --json "$out/gpu-ui-8b.json" 2>&1 | tee "$out/gpu-ui-8b.txt"
 fi
@@ -91,6 +95,17 @@ if [ "${KV:-0}" = 1 ]; then  # issue 15: does the dequantizing attention run on 
 fi
 if [ "${SWITCH:-0}" = 1 ]; then  # issue 11: the switch-interval policy, on at 0.5 ms / off / 0.2 ms
   OUT="$out" timeout 270 bash benchmarks/gpu_switch_interval.sh 2>&1 | tee "$out/gpu-switch.txt"
+fi
+if [ -n "${KEY_AB:-}" ]; then  # issue 11: keypress → repaint over the whole fence at 300 tok/s, Textual's virtual_size
+  # (echo) against laid_out_virtual_size (none), in the order given, e.g. KEY_AB="none echo none echo"
+  i=0
+  for variant in $KEY_AB; do
+    i=$((i + 1)); flag=; [ "$variant" = echo ] && flag=--layout-echo
+    timeout ${KEY_AB_S:-160} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --runs 1 --tokens 300 --one-launch \
+      --rates 300 --key-tokens 5400 --launches 0 --no-image $flag --json "$out/gpu-key-$i-$variant.json" \
+      > "$out/gpu-key-$i-$variant.txt" 2>&1
+    grep -E "keypress|p99|fence at" "$out/gpu-key-$i-$variant.txt" | sed "s/^/$i $variant: /"
+  done
 fi
 if [ "${FRAMES:-0}" = 1 ]; then  # issue 11: the status pane's frame clock, before / after
   timeout 115 python3 benchmarks/frame_clock.py --model /tmp/m/1b --variants before,after --rounds 2 --tokens 2000 \

@@ -270,12 +270,13 @@ async def tui_decode_once(spec: str | None, config: UIBenchConfig) -> dict[str, 
 
 
 async def tui_decode_rounds(
-    spec: str | None, config: UIBenchConfig, befores: list, after_each=lambda before_result, run: None
+    spec: str | None, config: UIBenchConfig, befores: list, after_each=lambda before_result, run: None, closing=None
 ) -> list[tuple[Any, dict[str, Any]]]:
     """One app launch, one answer per callable in `befores`, each in a new conversation: `before()` runs first
     (the raw run of a round, on this thread: the app waits idle meanwhile), then the prompt is typed and sent.
     Returns (what `before` returned, the answer's measures) per round, each also handed to `after_each` as it ends
-    (a run cut short keeps its rounds).
+    (a run cut short keeps its rounds). `closing()`, if given, runs after the last answer with the app still open
+    (the raw run that brackets the last round from after).
 
     One launch for many rounds (`ui_bench --one-launch`) puts each round's raw run seconds, not a child start
     (14-18 s on the H200 host), before its TUI run, and fits twice the rounds in the same device time."""
@@ -302,6 +303,8 @@ async def tui_decode_rounds(
                 run["ui_cpu_ms_per_text_event"] = run["ui_cpu_s"] * 1000 / max(1, run["text_events"])
                 rounds.append((before_result, run))
                 after_each(before_result, run)
+            if closing is not None:
+                closing()
     return rounds
 
 

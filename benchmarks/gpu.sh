@@ -48,7 +48,8 @@
 # --sections resume --resume-rounds 5` (143 s). Still to run: the keypress A/B of the layout change, `--layout-echo`
 # against none, alternating; give each run 150 s (three runs with 105 s each ran out in their keypress probes).
 # Round 12 (2 Dec, evening) added KEY_AB (that A/B, in the order given) and the bracketed ratio of `--one-launch` (each TUI
-# run against the mean of the raw runs before and after it).
+# run against the mean of the raw runs before and after it). Round 13 (3 Dec) added KEY_RATE: the same probe at 100 tok/s
+# over the whole fence (`KEY_AB="none none none" KEY_RATE=100 KEY_AB_S=200`), not yet run after the layout change.
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.
@@ -96,15 +97,15 @@ fi
 if [ "${SWITCH:-0}" = 1 ]; then  # issue 11: the switch-interval policy, on at 0.5 ms / off / 0.2 ms
   OUT="$out" timeout 270 bash benchmarks/gpu_switch_interval.sh 2>&1 | tee "$out/gpu-switch.txt"
 fi
-if [ -n "${KEY_AB:-}" ]; then  # issue 11: keypress → repaint over the whole fence at 300 tok/s, Textual's virtual_size
-  # (echo) against laid_out_virtual_size (none), in the order given, e.g. KEY_AB="none echo none echo"
+if [ -n "${KEY_AB:-}" ]; then  # issue 11: keypress → repaint over the whole fence at KEY_RATE tok/s (300), Textual's
+  # virtual_size (echo) against laid_out_virtual_size (none), in the order given, e.g. KEY_AB="none echo none echo"
   i=0
   for variant in $KEY_AB; do
     i=$((i + 1)); flag=; [ "$variant" = echo ] && flag=--layout-echo
     timeout ${KEY_AB_S:-160} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --runs 1 --tokens 300 --one-launch \
-      --rates 300 --key-tokens 5400 --launches 0 --no-image $flag --json "$out/gpu-key-$i-$variant.json" \
+      --rates ${KEY_RATE:-300} --key-tokens 5400 --launches 0 --no-image $flag --json "$out/gpu-key-$i-$variant.json" \
       > "$out/gpu-key-$i-$variant.txt" 2>&1
-    grep -E "keypress|p99|fence at" "$out/gpu-key-$i-$variant.txt" | sed "s/^/$i $variant: /"
+    grep -E "keypress|p99|fence at" "$out/gpu-key-$i-$variant.txt" | sed "s/^/$i $variant ${KEY_RATE:-300}: /"
   done
 fi
 if [ "${FRAMES:-0}" = 1 ]; then  # issue 11: the status pane's frame clock, before / after

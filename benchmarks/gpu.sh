@@ -49,7 +49,9 @@
 # against none, alternating; give each run 150 s (three runs with 105 s each ran out in their keypress probes).
 # Round 12 (2 Dec, evening) added KEY_AB (that A/B, in the order given) and the bracketed ratio of `--one-launch` (each TUI
 # run against the mean of the raw runs before and after it). Round 13 (3 Dec) added KEY_RATE: the same probe at 100 tok/s
-# over the whole fence (`KEY_AB="none none none" KEY_RATE=100 KEY_AB_S=200`), not yet run after the layout change.
+# over the whole fence (`KEY_AB="none none none" KEY_RATE=100 KEY_AB_S=170`); it ran that (383 s; the first run, a fresh
+# machine's, ran out in its probe), `KEY_AB="none none none" KEY_AB_S=165` (290 s), and by hand the launch probe
+# (`--runs 1 --tokens 200 --rates none --launches 3`) and the 8B `--one-launch --runs 12 --tokens 400` (171 s together).
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.

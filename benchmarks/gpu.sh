@@ -101,6 +101,10 @@ if [ "${SWITCH:-0}" = 1 ]; then  # issue 11: the switch-interval policy, on at 0
 fi
 if [ -n "${KEY_AB:-}" ]; then  # issue 11: keypress → repaint over the whole fence at KEY_RATE tok/s (300), Textual's
   # virtual_size (echo) against laid_out_virtual_size (none), in the order given, e.g. KEY_AB="none echo none echo"
+  # A fresh machine compiles its kernels during its first app, which ran one probe in eight past 50 ms (round 13):
+  # one short unmeasured answer first, unless KEY_WARM=0.
+  [ "${KEY_WARM:-1}" = 0 ] || timeout 120 python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --runs 1 --tokens 300 \
+    --one-launch --rates none --launches 0 --no-image > "$out/gpu-key-warm.txt" 2>&1
   i=0
   for variant in $KEY_AB; do
     i=$((i + 1)); flag=; [ "$variant" = echo ] && flag=--layout-echo

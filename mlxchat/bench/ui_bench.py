@@ -265,6 +265,8 @@ def format_ui_table(n: dict[str, Any]) -> str:
         lines.append(_row(f"  in the code block p50 · p99 (n={n[f'{k}_code_probes']})", f"{n[f'{k}_code_p50_ms']:.1f} · {code_p99:.1f} ms", "< 50 ms", code_p99 < 50))
         for name in ("0-49", "50-199", "200+"):
             lines.append(_row(f"    fence at {name} lines (n={n[f'{k}_code_{name}_probes']})", f"{n[f'{k}_code_{name}_p50_ms']:.1f} · {n[f'{k}_code_{name}_p99_ms']:.1f} ms"))
+        for latency_ms, where in n.get(f"{k}_slowest", []):
+            lines.append(_row(f"    slow press: {where}", f"{latency_ms:.1f} ms"))
     if "image_turn_s" in n:
         lines.append(_row("image turn (Enter → answer drawn)", f"{n['image_turn_s'] * 1000:.0f} ms", f"{n['vision_model']}"))
         lines.append(_row("  image TTFT · decode", f"{n['image_ttft_s'] * 1000:.0f} ms · {n['image_decode_tps']:.1f} tok/s"))
@@ -314,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="process", help="where the app's engine runs, comma-separated: process (as shipped), thread (in the app's process)")
     parser.add_argument("--runs", type=int, default=3, help="TUI decode runs, each between two raw runs")
     parser.add_argument("--layout-echo", action="store_true", help="the answer's widgets with Textual's own virtual_size: a pass that resizes them asks for another (what laid_out_virtual_size bought)")
+    parser.add_argument("--no-give-way", action="store_true", help="stream updates never wait for a typed key's frame (what typing first buys)")
     parser.add_argument("--one-launch", action="store_true", help="every round's TUI answer in one app launch, each in a new conversation (one engine kind)")
     parser.add_argument("--probes", type=int, default=20, help="keypresses timed while an answer streams")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
@@ -321,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one_launch and len([kind for kind in args.engines.split(",") if kind]) != 1:
         parser.error("--one-launch measures one engine kind: give --engines process or --engines thread")
     rc = 0
-    policies = {"stream_variant": args.variant, "layout_echo": args.layout_echo, **set_app_policies(args.default_collector, args.default_switch_interval, args.switch_interval_ms)}
+    policies = {"stream_variant": args.variant, "layout_echo": args.layout_echo, "give_way": not args.no_give_way, **set_app_policies(args.default_collector, args.default_switch_interval, args.switch_interval_ms)}
     try:
         with tempfile.TemporaryDirectory(prefix="mlxchat-tiny-") as tmp:
             model = args.model
@@ -350,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("mlxchat.ui.app", "mlxchat.ui.widgets.message"):  # the widget classes `layout_echo` finds
                 importlib.import_module(name)
 
+            if args.no_give_way:
+                from mlxchat.ui.widgets.code_stream import AnswerStream
+
+                AnswerStream.give_way_s = 0.0
             with stream_variant(args.variant), layout_echo(args.layout_echo):
                 numbers = run_ui_bench(
                     model, config, progress=lambda line: print(line, file=sys.stderr, flush=True), checkpoint=checkpoint

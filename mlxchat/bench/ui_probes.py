@@ -478,6 +478,20 @@ class KeyProbe:
         return latency[0]
 
 
+SLOWEST_PRESSES = 5
+"""How many of the slowest presses the keypress probe reports with where they landed: a p99 over ~200 presses is
+the second slowest, so these say which part of the answer sets it."""
+
+
+def answer_place(text: str, fence_lines: int | None) -> str:
+    """Where in the streamed answer a press landed: in the open fence (its lines so far), or before or after fences,
+    by the characters streamed (a press just after a long fence closes waits behind its handover to the Markdown)."""
+    if fence_lines is not None:
+        return f"fence at {fence_lines} lines"
+    closed = sum(1 for line in text.split("\n") if line.startswith(("```", "~~~"))) // 2
+    return f"{'after' if closed else 'before'} the fence, {len(text)} chars"
+
+
 async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: float | None = None) -> dict[str, Any]:
     """Keypress → repaint while answers stream at `rate` tok/s (None: the model's own speed), by `KeyProbe`.
 
@@ -488,6 +502,7 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
     rng = random.Random(6)
     latencies: list[float] = []
     in_code: list[tuple[int, float]] = []  # (lines of the open fence at the press, latency)
+    placed: list[tuple[float, str]] = []  # (latency, where in the answer the press landed): the slowest are reported
     misses = 0
     answers = 0
     with paced(rate):
@@ -518,12 +533,14 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
                     break
                 if len(probe.typed) >= config.size[0] // 2:
                     probe.clear()
-                fence_lines = code_fence_lines(chat.session.turns[-1].text) if chat.session.turns else None
+                text = chat.session.turns[-1].text if chat.session.turns else ""
+                fence_lines = code_fence_lines(text)
                 latency = await probe.press(rng.choice(PROBE_LETTERS))
                 if latency is None:
                     misses += 1
                 else:
                     latencies.append(latency)
+                    placed.append((latency, answer_place(text, fence_lines)))
                     if fence_lines is not None:
                         in_code.append((fence_lines, latency))
                 await asyncio.sleep(rng.uniform(0.03, 0.15))
@@ -546,6 +563,7 @@ async def keypress_latencies(spec: str | None, config: UIBenchConfig, rate: floa
         f"key_{label}_code_p50_ms": percentile([lat for _, lat in in_code], 50) * 1000,
         f"key_{label}_code_p99_ms": percentile([lat for _, lat in in_code], 99) * 1000,
         f"key_{label}_code_probes": len(in_code),
+        f"key_{label}_slowest": [[round(lat * 1000, 1), where] for lat, where in sorted(placed, reverse=True)[:SLOWEST_PRESSES]],
     }
     for low, high in CODE_BUCKETS:
         bucket = [lat for lines, lat in in_code if low <= lines < high]

@@ -6,13 +6,27 @@ from __future__ import annotations
 import asyncio
 
 from mlxchat.bench.frames import FrameRecorder
-from mlxchat.bench.ui_probes import KeyProbe, frame_rows
+from mlxchat.bench.realistic import REALISTIC_ANSWER, code_fence_lines
+from mlxchat.bench.ui_probes import KeyProbe, answer_place, frame_rows
 from mlxchat.ui.app import make_app
 
 
 def test_frame_rows_files_text_under_the_cursor_move_before_it():
     frame = "\x1b[3;5Hab\x1b[1mcd\x1b[0m\x1b[4;1Hxyz\x1b[3;40Hef"
     assert frame_rows(frame) == {2: "abcdef", 3: "xyz"}
+
+
+def test_a_press_is_placed_before_in_or_after_the_answers_fence():
+    opened = REALISTIC_ANSWER.index("```")
+    closed = REALISTIC_ANSWER.index("```", opened + 3) + 4
+    places = [answer_place(text, code_fence_lines(text)) for text in (
+        REALISTIC_ANSWER[:100],
+        REALISTIC_ANSWER[: opened + 200],
+        REALISTIC_ANSWER[: closed + 10],
+    )]
+    assert places[0] == "before the fence, 100 chars"
+    assert places[1].startswith("fence at ") and places[1].endswith(" lines") and places[1] != "fence at 0 lines"
+    assert places[2] == f"after the fence, {closed + 10} chars"
 
 
 async def test_each_key_is_timed_to_the_first_frame_that_shows_the_typed_line():

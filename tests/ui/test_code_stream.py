@@ -3,6 +3,7 @@ to the Markdown when they close, and the finished answer renders exactly like pl
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -11,10 +12,12 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.geometry import Region
-from textual.widgets import Markdown
+from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownFence
 
 import mlxchat.ui.widgets.code_stream as code_stream
+from mlxchat.bench.frames import FrameRecorder
+from mlxchat.bench.ui_probes import frame_rows
 from mlxchat.ui.widgets.code_stream import (
     AnswerFence,
     AnswerMarkdown,
@@ -215,6 +218,70 @@ async def test_text_is_applied_at_the_frame_budget():
         await stream.stop()
         assert stream.updates == 2
         assert markdown.source == ANSWER + " "
+
+
+class TypingApp(AnswerApp):
+    """The answer's widgets and a line standing for the prompt, which a typed key repaints."""
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        yield Static("", id="typed")
+
+
+async def test_a_typed_key_is_drawn_in_a_frame_of_its_own_before_the_next_update():
+    """`give_way`: the update that follows a key waits until the screen has drawn the key, so the key's frame
+    repaints the prompt alone instead of the answer's update as well."""
+    app = TypingApp()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        first, second = "First paragraph.\n\n", "Second paragraph."
+        await stream.write(first)
+        await settle(pilot, stream, len(first))
+        frames: list[str] = []
+        recorder = FrameRecorder(app)
+        recorder.watch(lambda _at, frame: frames.append(" ".join(frame_rows(frame).values())) and False)
+
+        stream.give_way()  # as the chat screen does when a key reaches the prompt
+        assert stream.giving_way
+        app.query_one("#typed", Static).update("typed-key")
+        await stream.write(second)
+        await settle(pilot, stream, len(first) + len(second))
+        recorder.close()
+        await stream.stop()
+
+    assert not stream.giving_way
+    keyed = next(index for index, frame in enumerate(frames) if "typed-key" in frame)
+    assert "Second paragraph" not in frames[keyed], "the update was drawn in the key's frame"
+    assert any("Second paragraph" in frame for frame in frames[keyed + 1 :])
+
+
+async def test_a_held_key_delays_each_update_by_one_give_way_at_most():
+    """A key held down repeats faster than the screen's frames; each update still waits `give_way_s` at most."""
+    app = AnswerApp()
+    async with app.run_test(size=SIZE) as pilot:
+        markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
+        stream = AnswerStream(markdown, code, frame_interval_s=0)
+        stream.give_way_s = 0.05
+        typing = True
+
+        async def hold_a_key() -> None:
+            while typing:
+                stream.give_way()
+                await asyncio.sleep(0.005)
+
+        repeating = asyncio.create_task(hold_a_key())
+        words = [f"word{index} " for index in range(8)]
+        started = time.monotonic()
+        for word in words:
+            await stream.write(word)
+            await settle(pilot, stream, sum(map(len, words[: words.index(word) + 1])))
+        elapsed = time.monotonic() - started
+        typing = False
+        await repeating
+        await stream.stop()
+    assert stream.updates >= len(words)
+    assert elapsed < 2.0, f"{len(words)} updates took {elapsed:.2f} s under a held key"
 
 
 @pytest.mark.parametrize("markdown_class", [Markdown, AnswerMarkdown])

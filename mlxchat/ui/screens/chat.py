@@ -512,6 +512,11 @@ class ChatScreen(Screen):
 
     # ---- sending --------------------------------------------------------------------------------------------
 
+    @on(PromptInput.Typed)
+    def _prompt_typed(self, message: PromptInput.Typed) -> None:
+        message.stop()
+        self.conversation.give_way()
+
     @on(PromptInput.Submitted)
     async def _prompt_submitted(self, message: PromptInput.Submitted) -> None:
         message.stop()

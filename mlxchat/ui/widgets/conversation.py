@@ -117,6 +117,11 @@ class ConversationView(VerticalScroll, can_focus=False):
         answer.status, answer.error = "stopped", None
         self._view_of(answer).refresh_from_turn(answer_hint(answer, None, self.keys))
 
+    def give_way(self) -> None:
+        """A key was typed: the answer streaming here, if any, draws after the key's frame, not in it."""
+        if self.answer is not None:
+            self.answer.give_way()
+
     async def append(self, text: str, tokens: int) -> None:
         """Add streamed `text` (`tokens` of it) to the answer being written."""
         view = self.answer

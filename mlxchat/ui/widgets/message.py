@@ -171,6 +171,11 @@ class MessageView(Vertical, can_focus=True):
             self._stream = AnswerStream(markdown, self._code, on_update=self._answer_drawn)
         await self._stream.write(visible(new_text))
 
+    def give_way(self) -> None:
+        """A key was typed in the prompt: the answer's next update waits for the screen to draw it (`AnswerStream`)."""
+        if self._stream is not None:
+            self._stream.give_way()
+
     def _answer_drawn(self, whole: bool = False) -> None:
         """Tell the screen straight away, not by bubbling: each ancestor's queue is a hop, and the later the
         screen hears, the likelier the status goes out in a frame of its own after the answer's."""

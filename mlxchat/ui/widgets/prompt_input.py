@@ -45,6 +45,10 @@ class PromptInput(TextArea):
         prompt: "PromptInput"
         found: FoundPaths
 
+    class Typed(Message):
+        """A key reached the prompt. The screen lets a streaming answer's next update wait until the key has been
+        drawn: typing is answered in a frame of its own (issue 11)."""
+
     def __init__(self, *, prompt_history: list[str] | None = None, **kwargs) -> None:
         kwargs.setdefault("soft_wrap", True)
         kwargs.setdefault("show_line_numbers", False)
@@ -57,6 +61,7 @@ class PromptInput(TextArea):
         self._escape_at = float("-inf")  # when the last Escape key came (see `_on_key`)
 
     async def _on_key(self, event: events.Key) -> None:
+        self.post_message(self.Typed())
         now = monotonic()
         if event.key == "escape":
             self._escape_at = now

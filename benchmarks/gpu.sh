@@ -52,6 +52,11 @@
 # over the whole fence (`KEY_AB="none none none" KEY_RATE=100 KEY_AB_S=170`); it ran that (383 s; the first run, a fresh
 # machine's, ran out in its probe), `KEY_AB="none none none" KEY_AB_S=165` (290 s), and by hand the launch probe
 # (`--runs 1 --tokens 200 --rates none --launches 3`) and the 8B `--one-launch --runs 12 --tokens 400` (171 s together).
+# Round 14 (3 Dec) added the warm-up before the keypress probes (KEY_WARM=0 leaves it out) and ran, in window A,
+# `KEY_AB=none KEY_RATE=100 KEY_AB_S=170` and `KEY_AB="none none" KEY_RATE=300 KEY_AB_S=120`, and by hand the 8B
+# `--one-launch --runs 12 --tokens 400` twice (200 s ran out in round 11; 290 s is enough on a warm machine); in a
+# fresh window B the same 300 tok/s pair twice and the 8B once more. Still to run: the typing-first A/B, measured
+# on the CPU only: `KEY_AB="none nogive nogive none none nogive" KEY_AB_S=120`.
 # The 1B bench's launch probe
 # needs more than UI_1B_S=290 leaves it. Wheels: not huggingface_hub 2.x (it needs httpx2, absent there); the
 # machine's huggingface_hub serves. gpu.sh writes more than the 8 files that come back: tar $OUT.
@@ -100,14 +105,15 @@ if [ "${SWITCH:-0}" = 1 ]; then  # issue 11: the switch-interval policy, on at 0
   OUT="$out" timeout 270 bash benchmarks/gpu_switch_interval.sh 2>&1 | tee "$out/gpu-switch.txt"
 fi
 if [ -n "${KEY_AB:-}" ]; then  # issue 11: keypress → repaint over the whole fence at KEY_RATE tok/s (300), Textual's
-  # virtual_size (echo) against laid_out_virtual_size (none), in the order given, e.g. KEY_AB="none echo none echo"
+  # virtual_size (echo) against laid_out_virtual_size (none), in the order given, e.g. KEY_AB="none echo none echo";
+  # nogive: stream updates that never wait for a typed key's frame (`ui_bench --no-give-way`)
   # A fresh machine compiles its kernels during its first app, which ran one probe in eight past 50 ms (round 13):
   # one short unmeasured answer first, unless KEY_WARM=0.
   [ "${KEY_WARM:-1}" = 0 ] || timeout 120 python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --runs 1 --tokens 300 \
     --one-launch --rates none --launches 0 --no-image > "$out/gpu-key-warm.txt" 2>&1
   i=0
   for variant in $KEY_AB; do
-    i=$((i + 1)); flag=; [ "$variant" = echo ] && flag=--layout-echo
+    i=$((i + 1)); flag=; [ "$variant" = echo ] && flag=--layout-echo; [ "$variant" = nogive ] && flag=--no-give-way
     timeout ${KEY_AB_S:-160} python3 -m mlxchat.bench.ui_bench --model /tmp/m/1b --runs 1 --tokens 300 --one-launch \
       --rates ${KEY_RATE:-300} --key-tokens 5400 --launches 0 --no-image $flag --json "$out/gpu-key-$i-$variant.json" \
       > "$out/gpu-key-$i-$variant.txt" 2>&1

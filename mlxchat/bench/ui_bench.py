@@ -62,6 +62,7 @@ from .ui_probes import (
     tui_decode_rounds,
     engine_kind,
     layout_echo,
+    typing_first,
 )
 
 __all__ = ["UIBenchConfig", "format_ui_table", "main", "run_ui_bench"]
@@ -353,11 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("mlxchat.ui.app", "mlxchat.ui.widgets.message"):  # the widget classes `layout_echo` finds
                 importlib.import_module(name)
 
-            if args.no_give_way:
-                from mlxchat.ui.widgets.code_stream import AnswerStream
-
-                AnswerStream.give_way_s = 0.0
-            with stream_variant(args.variant), layout_echo(args.layout_echo):
+            with stream_variant(args.variant), layout_echo(args.layout_echo), typing_first(not args.no_give_way):
                 numbers = run_ui_bench(
                     model, config, progress=lambda line: print(line, file=sys.stderr, flush=True), checkpoint=checkpoint
                 )

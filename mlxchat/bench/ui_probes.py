@@ -260,6 +260,21 @@ def layout_echo(on: bool = True):
             cls.virtual_size = reactive_
 
 
+@contextmanager
+def typing_first(on: bool = True):
+    """With `on` off, the answer's updates never wait for a typed key's frame while the block is active
+    (`AnswerStream.key_frame_s` 0: `ui_bench --no-give-way`, what typing first buys, measured beside it)."""
+    from mlxchat.ui.widgets.code_stream import AnswerStream
+
+    shipped = AnswerStream.key_frame_s
+    if not on:
+        AnswerStream.key_frame_s = 0.0
+    try:
+        yield
+    finally:
+        AnswerStream.key_frame_s = shipped
+
+
 # ---- decode through the TUI ---------------------------------------------------------------------------------
 
 

@@ -243,26 +243,26 @@ async def test_a_typed_key_is_drawn_in_a_frame_of_its_own_before_the_next_update
         recorder.watch(lambda _at, frame: frames.append(" ".join(frame_rows(frame).values())) and False)
 
         stream.give_way()  # as the chat screen does when a key reaches the prompt
-        assert stream.giving_way
+        assert stream.key_frame_left_s() > 0
         app.query_one("#typed", Static).update("typed-key")
         await stream.write(second)
         await settle(pilot, stream, len(first) + len(second))
         recorder.close()
         await stream.stop()
 
-    assert not stream.giving_way
+    assert stream.key_frame_left_s() == 0
     keyed = next(index for index, frame in enumerate(frames) if "typed-key" in frame)
     assert "Second paragraph" not in frames[keyed], "the update was drawn in the key's frame"
     assert any("Second paragraph" in frame for frame in frames[keyed + 1 :])
 
 
 async def test_a_held_key_delays_each_update_by_one_give_way_at_most():
-    """A key held down repeats faster than the screen's frames; each update still waits `give_way_s` at most."""
+    """A key held down repeats faster than the screen's frames; each update still waits `key_frame_s` at most."""
     app = AnswerApp()
     async with app.run_test(size=SIZE) as pilot:
         markdown, code = app.query_one(Markdown), app.query_one(CodeStream)
         stream = AnswerStream(markdown, code, frame_interval_s=0)
-        stream.give_way_s = 0.05
+        stream.key_frame_s = 0.05
         typing = True
 
         async def hold_a_key() -> None:
@@ -281,7 +281,7 @@ async def test_a_held_key_delays_each_update_by_one_give_way_at_most():
         await repeating
         await stream.stop()
     assert stream.updates >= len(words)
-    assert elapsed < 2.0, f"{len(words)} updates took {elapsed:.2f} s under a held key"
+    assert elapsed < 5.0, f"{len(words)} updates took {elapsed:.2f} s under a held key"  # starved: settle times out
 
 
 @pytest.mark.parametrize("markdown_class", [Markdown, AnswerMarkdown])

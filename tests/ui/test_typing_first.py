@@ -1,8 +1,11 @@
-"""Typing while an answer streams: each key that reaches the prompt makes the shown answer's next update wait for
-the key's frame (`AnswerStream.give_way`, tests/ui/test_code_stream.py), so the key is drawn in a frame of its own;
-an answer streaming into a conversation the reader has left is not held. On the staged engine."""
+"""Typing while an answer streams, the wiring: each key or paste that reaches the prompt tells the shown answer's
+stream (`AnswerStream.give_way`), whose next update then waits for the key's frame (that the key is drawn in a frame
+of its own is tested in tests/ui/test_code_stream.py); an answer streaming into a conversation the reader has left is
+not told. On the staged engine."""
 
 from __future__ import annotations
+
+from textual import events
 
 import staged
 from mlxchat.engine import TextDelta
@@ -20,7 +23,7 @@ async def streaming_view(pilot, engine, text: str = "Paris "):
     return view
 
 
-async def test_a_key_typed_while_an_answer_streams_holds_its_next_update_for_the_keys_frame(staged_app):
+async def test_keys_and_pastes_typed_while_an_answer_streams_reach_its_stream(staged_app):
     app, engine = staged_app()
     async with app.run_test(size=SIZE) as pilot:
         view = await streaming_view(pilot, engine)
@@ -32,13 +35,17 @@ async def test_a_key_typed_while_an_answer_streams_holds_its_next_update_for_the
         assert first > float("-inf")
         await pilot.press("h")
         assert stream.typed_at > first
+        second = stream.typed_at
+        app.post_message(events.Paste("o"))  # as the terminal sends a paste
+        await until(pilot, lambda: app.chat.prompt.text == "who", what="the paste")
+        assert stream.typed_at > second
 
         engine.emit(TextDelta(engine.last_request_id, "is the capital.", 4))  # the answer goes on after the keys
         await until(pilot, lambda: stream.shown_chars >= len("Paris is the capital."), what="the next update")
         staged.play_answer_end(engine, "Paris is the capital.", 5)
         await until(pilot, lambda: not app.chat.busy, what="the finish")
-        await pilot.press("o")  # nothing streams now: a key is only a key
-        assert app.chat.prompt.text == "who"
+        await pilot.press("m")  # nothing streams now: a key is only a key
+        assert app.chat.prompt.text == "whom"
 
 
 async def test_keys_typed_in_another_conversation_do_not_hold_the_answer_streaming_elsewhere(staged_app):

@@ -199,7 +199,9 @@ class ChatScreen(Screen):
         yield self.conversation
         yield AttachmentPane(id="attachments")
         yield Label("", id="notice", markup=False)
-        prompt = PromptInput(id="prompt", prompt_history=self.prompt_history, placeholder="Ask anything…")
+        prompt = PromptInput(
+            id="prompt", prompt_history=self.prompt_history, placeholder="Ask anything…", on_typed=self._typed
+        )
         prompt.cursor_blink = self.animate
         yield prompt
         yield ModelDownload(id="model-download")
@@ -512,9 +514,8 @@ class ChatScreen(Screen):
 
     # ---- sending --------------------------------------------------------------------------------------------
 
-    @on(PromptInput.Typed)
-    def _prompt_typed(self, message: PromptInput.Typed) -> None:
-        message.stop()
+    def _typed(self) -> None:
+        """A key or paste reached the prompt: the answer shown, if streaming, draws after the key's frame."""
         self.conversation.give_way()
 
     @on(PromptInput.Submitted)

@@ -14,10 +14,11 @@ needs between tokens.
   100 tok/s), when nobody reads each word as it lands anyway; further apart while the UI thread is busy (twice its
   CPU time since the last update, up to `max_interval_s`). Whatever arrives in between is coalesced into the next
   update, and `stop` draws the last text at once.
-- **Typing first** (`give_way`). A key typed in the prompt makes the next update wait until the screen has drawn
-  it: a frame that draws an update repaints much of the conversation (25–45 ms on a slow CPU), and a key that
-  lands just before one waited for that frame, and the one before it, instead of taking a frame of its own of a
-  few ms. The update follows one screen frame later, coalescing what arrived meanwhile.
+- **Typing first** (`give_way`). A key or paste in the prompt makes the next update wait one screen gap, in
+  which the screen draws it: a frame that draws an update repaints much of the conversation (25–45 ms on a slow
+  CPU), and a key that landed just before an update waited for that frame instead of taking a frame of its own
+  of a few ms. The update follows, coalescing what arrived meanwhile. (The live thinking block draws on its own
+  clock and does not give way.)
 - **Open fences stream into a `CodeStream`**, a line-API widget below the Markdown that highlights each new line
   once and draws only lines, so an update costs the new lines, not the block. When the closing fence
   arrives, the whole block is highlighted on a worker thread, and once that is done and the next block has
@@ -517,21 +518,21 @@ class AnswerStream:
         self.typed_at = float("-inf")
         """`perf_counter` when a key was last typed (`give_way`)."""
 
-    give_way_s = FrameBudget.screen_gap_s
+    key_frame_s = FrameBudget.screen_gap_s
     """How long after a typed key the next update waits (`give_way`): two of the screen's update periods, so the
-    key's frame falls due inside it whatever the timer's phase, and is drawn (on this same thread) before the update
-    begins. Counted once per update, so keys typed meanwhile (a held key repeating) delay an update by this much at
-    most. 0: updates never give way (`ui_bench --no-give-way`: what typing first buys)."""
+    key's frame falls due inside it whatever the timer's phase and is drawn (on this same thread) before the update
+    begins, unless the UI thread's queue is slower than that. Counted once per update, so keys typed meanwhile (a
+    held key repeating) delay an update by this much at most. 0: updates never give way (`ui_bench --no-give-way`:
+    what typing first buys)."""
 
     def give_way(self) -> None:
         """A key was typed: the next update waits for the screen to draw it (see the module docstring). An update
         already drawing is not interrupted; its frame shows the key."""
         self.typed_at = time.perf_counter()
 
-    @property
-    def giving_way(self) -> bool:
-        """Whether an update due now would wait for a typed key's frame."""
-        return time.perf_counter() < self.typed_at + self.give_way_s
+    def key_frame_left_s(self) -> float:
+        """How long an update due now waits for a typed key's frame (0: none)."""
+        return max(0.0, min(self.typed_at + self.key_frame_s - time.perf_counter(), self.key_frame_s))
 
     async def write(self, fragment: str) -> None:
         if self._stopped:
@@ -567,7 +568,7 @@ class AnswerStream:
     async def _run(self) -> None:
         while not self._stop.is_set():
             await self._new_text.wait()
-            wait_s = min(self.typed_at + self.give_way_s - time.perf_counter(), self.give_way_s)
+            wait_s = self.key_frame_left_s()
             if wait_s > 0:  # typing first: the key's frame is drawn before this update
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), wait_s)

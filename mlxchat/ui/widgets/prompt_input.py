@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from time import monotonic
+from typing import Callable
 
 from textual import events
 from textual.message import Message
@@ -45,11 +46,9 @@ class PromptInput(TextArea):
         prompt: "PromptInput"
         found: FoundPaths
 
-    class Typed(Message):
-        """A key reached the prompt. The screen lets a streaming answer's next update wait until the key has been
-        drawn: typing is answered in a frame of its own (issue 11)."""
-
-    def __init__(self, *, prompt_history: list[str] | None = None, **kwargs) -> None:
+    def __init__(
+        self, *, prompt_history: list[str] | None = None, on_typed: Callable[[], None] | None = None, **kwargs
+    ) -> None:
         kwargs.setdefault("soft_wrap", True)
         kwargs.setdefault("show_line_numbers", False)
         kwargs.setdefault("tab_behavior", "focus")
@@ -59,9 +58,14 @@ class PromptInput(TextArea):
         self._recall_index: int | None = None
         self._draft = ""
         self._escape_at = float("-inf")  # when the last Escape key came (see `_on_key`)
+        self.on_typed = on_typed
+        """Called as each key or paste reaches the prompt, before it is handled: the screen lets a streaming answer's
+        next update wait for the key's frame (issue 11). A call, not a message: a message reaches the screen hops
+        later, and an update that begins meanwhile is drawn in the key's frame."""
 
     async def _on_key(self, event: events.Key) -> None:
-        self.post_message(self.Typed())
+        if self.on_typed is not None:
+            self.on_typed()
         now = monotonic()
         if event.key == "escape":
             self._escape_at = now
@@ -80,6 +84,8 @@ class PromptInput(TextArea):
             event.prevent_default()
 
     async def _on_paste(self, event: events.Paste) -> None:
+        if self.on_typed is not None:
+            self.on_typed()
         found = find_paths(event.text)
         if found:
             event.prevent_default()

@@ -28,7 +28,7 @@ from ..paths_in_text import FoundPaths, find_paths
 
 
 class PromptInput(TextArea):
-    """The prompt. The screen listens for `Submitted` and `PathsDropped`; it sets `prompt_history` down."""
+    """The prompt. The screen listens for `Submitted` and `PathsDropped`; it sets `prompt_history` and `on_typed` down."""
 
     BINDINGS = [spec.binding() for spec in ACTIONS if spec.id in ("send", "newline")]
 
